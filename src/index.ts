@@ -1,0 +1,7 @@
+/** xverse-ts public API. */
+export { XverseError } from "./errors.js";
+export * from "./tensor.js";
+export * from "./config.js";
+export type { Backend, Weight, WeightFormat, AttentionParams } from "./backend/backend.js";
+export type { TensorSource, TensorInfo } from "./io/source.js";
+export type { Tokenizer, Encoding, EncodeOptions, DecodeOptions, StreamDecoder } from "./tokenizer/types.js";
