@@ -1,0 +1,157 @@
+/**
+ * A checkpoint directory as one TensorSource, in the layouts Hugging Face repositories use:
+ *   model.safetensors | model.safetensors.index.json + shards | pytorch_model.bin.index.json + shards | pytorch_model.bin
+ * (first match wins). Shards are opened on first use and stay open until close(). Stale RoPE buffers that older
+ * modeling code saved (rotary_emb.inv_freq / cos_cached / sin_cached) are hidden on purpose: the model recomputes them.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { XverseError } from "../errors.js";
+import type { Tensor } from "../tensor.js";
+import { openSafetensors } from "./safetensors.js";
+import type { TensorInfo, TensorSource } from "./source.js";
+import { openTorchBin } from "./torch-bin.js";
+
+/** Tensors a loader skips on purpose (XVERSE v1 saved the RoPE inverse frequencies as a persistent buffer). */
+export function isSkippedTensor(name: string): boolean {
+  return /(^|\.)rotary_emb\.(inv_freq|cos_cached|sin_cached)$/.test(name);
+}
+
+/** Which layout a directory uses, and the files that matter. */
+export interface CheckpointLayout {
+  kind: "safetensors" | "safetensors-sharded" | "bin-sharded" | "bin";
+  /** The weights file, or the index file for sharded layouts. */
+  file: string;
+}
+
+const CANDIDATES: Array<[CheckpointLayout["kind"], string]> = [
+  ["safetensors", "model.safetensors"],
+  ["safetensors-sharded", "model.safetensors.index.json"],
+  ["bin-sharded", "pytorch_model.bin.index.json"],
+  ["bin", "pytorch_model.bin"],
+];
+
+export function detectCheckpoint(dir: string): CheckpointLayout {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new XverseError("not_found", `checkpoint directory ${dir} does not exist; pass a directory holding config.json and the weights`);
+  }
+  if (!st.isDirectory()) throw new XverseError("not_found", `${dir} is not a directory; pass the checkpoint directory`);
+  for (const [kind, name] of CANDIDATES) {
+    const file = join(dir, name);
+    if (existsSync(file)) return { kind, file };
+  }
+  throw new XverseError("not_found",
+    `no model.safetensors, model.safetensors.index.json, pytorch_model.bin.index.json or pytorch_model.bin in ${dir}; ` +
+    `is this a Hugging Face checkpoint directory (with the weights downloaded)?`);
+}
+
+/** Opens one weights file by its extension. */
+export function openWeightsFile(file: string): TensorSource {
+  return file.endsWith(".safetensors") ? openSafetensors(file) : openTorchBin(file);
+}
+
+/** Hides skipped tensors from a single-file source. */
+function filtered(src: TensorSource, file: string): TensorSource {
+  const names = src.names().filter((n) => !isSkippedTensor(n));
+  const keep = new Set(names);
+  const check = (name: string) => {
+    if (!keep.has(name)) throw new XverseError("missing_tensor", `${file}: no tensor named "${name}"`);
+  };
+  return {
+    names: () => names.slice(),
+    has: (name) => keep.has(name),
+    info: (name) => { check(name); return src.info(name); },
+    read: (name) => { check(name); return src.read(name); },
+    metadata: src.metadata ? () => src.metadata!() : undefined,
+    close: () => src.close(),
+  };
+}
+
+function readIndex(indexFile: string): Map<string, string> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(indexFile, "utf8"));
+  } catch (e) {
+    throw new XverseError("bad_checkpoint", `${indexFile}: cannot read the shard index (${(e as Error).message}); re-download it`, { cause: e });
+  }
+  const wm = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof wm !== "object" || wm === null || Array.isArray(wm)) {
+    throw new XverseError("bad_checkpoint", `${indexFile}: no "weight_map" object; this is not a Hugging Face shard index`);
+  }
+  const map = new Map<string, string>();
+  for (const [name, shard] of Object.entries(wm as Record<string, unknown>)) {
+    // A shard must be a plain file name next to the index: no paths that could point elsewhere.
+    if (typeof shard !== "string" || shard === "" || shard !== basename(shard) || shard === "." || shard === "..") {
+      throw new XverseError("bad_checkpoint", `${indexFile}: weight_map["${name}"] is ${JSON.stringify(shard)}, not a shard file name`);
+    }
+    map.set(name, shard);
+  }
+  return map;
+}
+
+/** A sharded checkpoint resolved through its index's weight_map. */
+function openSharded(dir: string, indexFile: string): TensorSource {
+  const weightMap = readIndex(indexFile);
+  for (const shard of new Set(weightMap.values())) {
+    if (!existsSync(join(dir, shard))) {
+      throw new XverseError("not_found",
+        `${indexFile} names shard ${shard}, which is missing from ${dir}; download the missing file (or fix the index)`);
+    }
+  }
+  const names = [...weightMap.keys()].filter((n) => !isSkippedTensor(n));
+  const shards = new Map<string, TensorSource>();
+  let open = true;
+  const shardFor = (name: string): TensorSource => {
+    if (!open) throw new XverseError("closed", `${dir}: checkpoint used after close()`);
+    const shard = weightMap.get(name);
+    if (shard === undefined || isSkippedTensor(name)) {
+      throw new XverseError("missing_tensor", `${dir}: no tensor named "${name}" in ${basename(indexFile)}`);
+    }
+    let src = shards.get(shard);
+    if (!src) {
+      src = openWeightsFile(join(dir, shard));
+      shards.set(shard, src);
+    }
+    if (!src.has(name)) {
+      throw new XverseError("bad_checkpoint",
+        `${basename(indexFile)} says tensor "${name}" is in ${shard}, but ${join(dir, shard)} does not contain it; the index and shards do not match`);
+    }
+    return src;
+  };
+  return {
+    names: () => names.slice(),
+    has: (name) => weightMap.has(name) && !isSkippedTensor(name),
+    info: (name): TensorInfo => shardFor(name).info(name),
+    read: (name): Tensor => shardFor(name).read(name),
+    metadata: () => {
+      const m = (JSON.parse(readFileSync(indexFile, "utf8")) as { metadata?: Record<string, unknown> }).metadata;
+      return { ...(m ?? {}) };
+    },
+    close: () => {
+      open = false;
+      for (const s of shards.values()) s.close();
+      shards.clear();
+    },
+  };
+}
+
+/**
+ * Opens the weights of a checkpoint directory (or a single .safetensors / .bin file) as a lazy TensorSource.
+ * Nothing but headers and the pickle are read here; `read(name)` loads one tensor.
+ */
+export function openCheckpoint(dirOrFile: string): TensorSource {
+  const path = resolve(dirOrFile);
+  if (existsSync(path) && statSync(path).isFile()) return filtered(openWeightsFile(path), path);
+  const layout = detectCheckpoint(path);
+  switch (layout.kind) {
+    case "safetensors":
+    case "bin":
+      return filtered(openWeightsFile(layout.file), layout.file);
+    case "safetensors-sharded":
+    case "bin-sharded":
+      return openSharded(path, layout.file);
+  }
+}
