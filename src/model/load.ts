@@ -1,0 +1,87 @@
+/**
+ * loadModel(): a model directory (config.json + weights + tokenizer) or a .gguf file → model, tokenizer and
+ * generation config, on the chosen backend, optionally quantized while loading.
+ */
+import { existsSync, statSync } from "node:fs";
+import type { Backend } from "../backend/backend.js";
+import { tsBackend } from "../backend/ts/index.js";
+import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, type ConfigOverrides, type GenerationConfig, type XverseConfig } from "../config.js";
+import { XverseError } from "../errors.js";
+import { openCheckpoint } from "../io/checkpoint.js";
+import { openGgufModel } from "../io/gguf-model.js";
+import type { TensorSource } from "../io/source.js";
+import { projectionLoader } from "../quant/load.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { loadTokenizer } from "../tokenizer/load.js";
+import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
+import { defaultModelDir } from "./embedded.js";
+import { XverseModel } from "./xverse.js";
+
+export interface LoadModelOptions {
+  /** "auto" (native kernels when they load, else TypeScript), "ts", "native", or a Backend. Default "auto". */
+  backend?: "auto" | "ts" | "native" | Backend;
+  /** Native thread count (default: physical cores). */
+  threads?: number;
+  /** Config overrides, e.g. XVERSE-13B-256K's rope_theta 500000 + dynamic NTK ×2 (see XVERSE_256K_ROPE). */
+  overrides?: ConfigOverrides;
+  /** Quantize the seven projections while loading (XVERSE's int8 / int4 scheme). */
+  quantize?: 0 | 4 | 8;
+  /** int4 group size (32 / 64 / 128); 0 = one scale per row. */
+  groupSize?: number;
+  /** Warnings (unused tensors, backend fallback) go here; default: stderr. */
+  onWarning?: (message: string) => void;
+}
+
+export interface LoadedModel {
+  model: XverseModel;
+  tokenizer: Tokenizer;
+  generationConfig: GenerationConfig;
+  /** The directory or file loaded. */
+  path: string;
+}
+
+export async function resolveBackend(kind: LoadModelOptions["backend"], threads: number | undefined, warn: (m: string) => void): Promise<Backend> {
+  if (kind && typeof kind === "object") return kind;
+  if (kind === "ts") return tsBackend;
+  try {
+    // the native addon's selector is optional at build time: a checkout without it still runs on TypeScript
+    const sel = (await import("../backend/" + "select.js")) as { selectBackend?: (k: "auto" | "native", o: { threads?: number; onWarning?: (m: string) => void }) => Backend };
+    if (sel.selectBackend) return sel.selectBackend(kind ?? "auto", { threads, onWarning: warn });
+  } catch (e) {
+    if (kind === "native") throw new XverseError("no_native", `native backend requested but unavailable: ${(e as Error).message}`);
+  }
+  return tsBackend;
+}
+
+export async function loadModel(path: string = defaultModelDir(), opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  if (!existsSync(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
+  const backend = await resolveBackend(opts.backend, opts.threads, warn);
+  const isFile = statSync(path).isFile();
+
+  let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
+  if (isFile && path.endsWith(".gguf")) {
+    const g = openGgufModel(path);
+    config = parseConfig(g.config, path, opts.overrides);
+    source = g.source;
+    tokenizer = tokenizerFromGguf(g.metadata);
+    generationConfig = parseGenerationConfig({}, config);
+  } else if (isFile) {
+    throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);
+  } else {
+    config = loadConfig(path, opts.overrides);
+    source = openCheckpoint(path);
+    tokenizer = loadTokenizer(path);
+    generationConfig = loadGenerationConfig(path, config);
+  }
+  try {
+    const model = XverseModel.fromSource(config, source, {
+      backend,
+      projection: projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize }),
+      onUnused: (names) => warn(`${names.length} tensor(s) in the checkpoint are not used by the model: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", …" : ""}`),
+    });
+    return { model, tokenizer, generationConfig, path };
+  } finally {
+    source.close();
+  }
+}
