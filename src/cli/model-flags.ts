@@ -1,0 +1,52 @@
+/**
+ * Flags shared by every command that loads a model: --model, --backend, --threads, --quantize, --group-size,
+ * --rope-theta, --rope-scaling. Parsed here once; commands spread MODEL_FLAGS into their parseFlags options.
+ */
+import { numberFlag } from "./command.js";
+import { parseRopeScalingFlag, type ConfigOverrides } from "../config.js";
+import { XverseError } from "../errors.js";
+import type { LoadModelOptions } from "../model/load.js";
+
+export const MODEL_FLAGS = {
+  model: { type: "string", short: "m" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+  quantize: { type: "string" },
+  "group-size": { type: "string" },
+  "rope-theta": { type: "string" },
+  "rope-scaling": { type: "string" },
+} as const;
+
+export const MODEL_FLAGS_HELP = `Model options:
+  -m, --model PATH         model directory (config.json, weights, tokenizer.json) or a .gguf file
+                           (default: the embedded stories260K model)
+  --backend auto|ts|native kernels to run on (default auto: native when it loads, else TypeScript)
+  --threads N              native thread count (default: physical cores)
+  --quantize 8|4           quantize the seven projections of every layer while loading
+  --group-size 32|64|128   with --quantize 4: one scale per group instead of per row
+  --rope-theta X           override rope_theta (XVERSE-13B-256K needs 500000)
+  --rope-scaling S         override rope_scaling: none | linear:F | dynamic:F (13B-256K: dynamic:2)`;
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export function modelPath(v: Values): string | undefined {
+  return typeof v.model === "string" ? v.model : undefined;
+}
+
+export function loadOptionsFromFlags(v: Values): LoadModelOptions {
+  const backend = (v.backend as string | undefined) ?? "auto";
+  if (!["auto", "ts", "native"].includes(backend)) throw new XverseError("bad_flag", `--backend must be auto, ts or native, got "${backend}"`);
+  const quantize = numberFlag(v.quantize as string | undefined, "--quantize", { int: true });
+  if (quantize !== undefined && quantize !== 4 && quantize !== 8) throw new XverseError("bad_flag", `--quantize must be 8 or 4, got ${quantize}`);
+  const overrides: ConfigOverrides = {};
+  const theta = numberFlag(v["rope-theta"] as string | undefined, "--rope-theta", { min: 1 });
+  if (theta !== undefined) overrides.ropeTheta = theta;
+  if (typeof v["rope-scaling"] === "string") overrides.ropeScaling = parseRopeScalingFlag(v["rope-scaling"]);
+  return {
+    backend: backend as "auto" | "ts" | "native",
+    threads: numberFlag(v.threads as string | undefined, "--threads", { int: true, min: 1, max: 256 }),
+    quantize: quantize as 0 | 4 | 8 | undefined,
+    groupSize: numberFlag(v["group-size"] as string | undefined, "--group-size", { int: true, min: 0 }),
+    overrides,
+  };
+}
