@@ -1,0 +1,145 @@
+/**
+ * A llama.cpp GGUF file (architecture `xverse` or `llama`) as our model's inputs: a config.json-style object
+ * for parseConfig, a TensorSource with Hugging Face names, and the raw metadata for the tokenizer.
+ * Tensors are dequantized to f32 on read (F16 stays f16, BF16 stays bf16), and q/k rows are permuted back from
+ * llama.cpp's adjacent-pair RoPE layout to HF rotate-half, so the model runs them with its normal RoPE.
+ */
+import { XverseError } from "../errors.js";
+import type { Tensor } from "../tensor.js";
+import { GGML } from "../gguf/types.js";
+import { DEQUANTIZABLE, dequantize } from "../gguf/quants.js";
+import { ggufToHf, permuteRopeRows, ropeRole } from "../gguf/names.js";
+import { readGguf, readGgufTensorBytes, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import type { TensorInfo, TensorSource } from "./source.js";
+
+export interface GgufModel {
+  /** config.json-style object (HF field names) for parseConfig. */
+  config: Record<string, unknown>;
+  /** Tensors under HF names. */
+  source: TensorSource;
+  /** All GGUF key/values (tokenizer.ggml.* for tokenizerFromGguf). */
+  metadata: Record<string, unknown>;
+  file: GgufFile;
+}
+
+const ARCHES = ["xverse", "llama"];
+
+function metaNum(file: GgufFile, key: string, required: boolean): number | undefined {
+  const v = file.metadata[key];
+  if (v === undefined) {
+    if (required) throw new XverseError("bad_gguf", `${file.path}: metadata "${key}" is missing; llama.cpp needs it too, so the file is incomplete — re-convert it`);
+    return undefined;
+  }
+  if (typeof v !== "number") throw new XverseError("bad_gguf", `${file.path}: metadata "${key}" must be a number, got ${typeof v === "bigint" ? v.toString() : JSON.stringify(v)}`);
+  return v;
+}
+
+/** Builds the config.json-style object from `{arch}.*` and `tokenizer.ggml.*` metadata. */
+export function ggufConfig(file: GgufFile): Record<string, unknown> {
+  const arch = file.metadata["general.architecture"];
+  if (typeof arch !== "string") throw new XverseError("bad_gguf", `${file.path}: metadata "general.architecture" is missing`);
+  if (!ARCHES.includes(arch)) {
+    throw new XverseError("unsupported", `${file.path}: architecture "${arch}" is not supported (this engine runs "xverse" and "llama" GGUF files)`);
+  }
+  const k = (s: string) => `${arch}.${s}`;
+  const hidden = metaNum(file, k("embedding_length"), true)!;
+  const heads = metaNum(file, k("attention.head_count"), true)!;
+  const tokens = file.metadata["tokenizer.ggml.tokens"];
+  const embd = file.tensors.find((t) => t.name === "token_embd.weight");
+  const vocab = metaNum(file, k("vocab_size"), false) ?? (Array.isArray(tokens) ? tokens.length : embd?.shape[0]);
+  if (vocab === undefined) throw new XverseError("bad_gguf", `${file.path}: cannot tell the vocabulary size (no ${k("vocab_size")}, token list or token_embd.weight)`);
+
+  const cfg: Record<string, unknown> = {
+    model_type: arch === "xverse" ? "xverse" : "llama",
+    architectures: [arch === "xverse" ? "XverseForCausalLM" : "LlamaForCausalLM"],
+    hidden_act: "silu",
+    vocab_size: vocab,
+    hidden_size: hidden,
+    intermediate_size: metaNum(file, k("feed_forward_length"), true),
+    num_hidden_layers: metaNum(file, k("block_count"), true),
+    num_attention_heads: heads,
+    num_key_value_heads: metaNum(file, k("attention.head_count_kv"), false) ?? heads,
+    max_position_embeddings: metaNum(file, k("context_length"), true),
+    rms_norm_eps: metaNum(file, k("attention.layer_norm_rms_epsilon"), true),
+    rope_theta: metaNum(file, k("rope.freq_base"), false) ?? 10000,
+    tie_word_embeddings: !file.tensors.some((t) => t.name === "output.weight"),
+  };
+  const keyLen = metaNum(file, k("attention.key_length"), false) ?? metaNum(file, k("rope.dimension_count"), false);
+  if (keyLen !== undefined && keyLen !== hidden / heads) cfg.head_dim = keyLen;
+
+  // Rope scaling: `{arch}.rope.scaling.type` ("none" | "linear" | "yarn" …) + `.factor`; older files use
+  // `{arch}.rope.scale_linear`. Types we cannot run are passed on so parseConfig rejects them by name.
+  const sType = file.metadata[k("rope.scaling.type")];
+  const sFactor = metaNum(file, k("rope.scaling.factor"), false) ?? metaNum(file, k("rope.scale_linear"), false);
+  if (typeof sType === "string" && sType !== "none") cfg.rope_scaling = { type: sType, factor: sFactor ?? 1 };
+  else if (sType === undefined && sFactor !== undefined && sFactor !== 1) cfg.rope_scaling = { type: "linear", factor: sFactor };
+
+  const id = (name: string) => metaNum(file, `tokenizer.ggml.${name}_token_id`, false);
+  if (id("bos") !== undefined) cfg.bos_token_id = id("bos");
+  if (id("eos") !== undefined) cfg.eos_token_id = id("eos");
+  if (id("padding") !== undefined) cfg.pad_token_id = id("padding");
+  return cfg;
+}
+
+/** Opens a GGUF model: header and config now, tensor bytes lazily. */
+export function openGgufModel(path: string): GgufModel {
+  const file = readGguf(path);
+  const config = ggufConfig(file);
+  const heads = config.num_attention_heads as number;
+  const kvHeads = config.num_key_value_heads as number;
+
+  const byHf = new Map<string, GgufTensorInfo>();
+  for (const t of file.tensors) {
+    const hf = ggufToHf(t.name);
+    if (hf === null) {
+      // rope_freqs (llama 3.1 rope scaling) and biases change the math: refuse rather than run a different model.
+      throw new XverseError("unsupported", `${path}: tensor "${t.name}" is not part of the XVERSE/LLaMA layout this engine runs`);
+    }
+    byHf.set(hf, t);
+  }
+  // Tied (llama) files have no output.weight: llama.cpp then uses the embedding as the output matrix.
+  const embd = byHf.get("model.embed_tokens.weight");
+  if (!byHf.has("lm_head.weight") && embd) byHf.set("lm_head.weight", embd);
+
+  const dtypeOf = (t: GgufTensorInfo) => (t.type === GGML.F16 ? "f16" : t.type === GGML.BF16 ? "bf16" : "f32");
+  const get = (name: string): GgufTensorInfo => {
+    const t = byHf.get(name);
+    if (!t) throw new XverseError("bad_checkpoint", `tensor ${name} is not in ${path}`);
+    return t;
+  };
+
+  const source: TensorSource = {
+    names: () => [...byHf.keys()],
+    has: (name) => byHf.has(name),
+    info: (name): TensorInfo => {
+      const t = get(name);
+      return { name, dtype: dtypeOf(t), shape: [...t.shape], file: path };
+    },
+    read: (name): Tensor => {
+      const t = get(name);
+      if (!DEQUANTIZABLE.has(t.type)) {
+        throw new XverseError("unsupported", `${path}: tensor "${t.name}" is ${t.typeName}, which this engine cannot dequantize (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`);
+      }
+      const bytes = readGgufTensorBytes(file, t);
+      let data: Float32Array | Uint16Array;
+      if (t.type === GGML.F16 || t.type === GGML.BF16) {
+        data = new Uint16Array(t.nelements);
+        new Uint8Array(data.buffer).set(bytes);
+      } else {
+        data = dequantize(t.type, bytes, t.nelements);
+      }
+      const role = ropeRole(name);
+      if (role) {
+        const n = role === "q" ? heads : kvHeads;
+        if (t.shape.length !== 2 || t.shape[0] % (2 * n) !== 0) {
+          throw new XverseError("bad_checkpoint", `${path}: tensor "${t.name}" has shape [${t.shape}], which does not split into ${n} heads`);
+        }
+        data = permuteRopeRows(data, n, t.shape[1], false);
+      }
+      return { dtype: dtypeOf(t), shape: [...t.shape], data };
+    },
+    metadata: () => file.metadata,
+    close: () => {},
+  };
+  return { config, source, metadata: file.metadata, file };
+}
