@@ -10,3 +10,11 @@ export type { NamedTensor, LazyNamedTensor, TensorToWrite } from "./io/safetenso
 export { openTorchBin } from "./io/torch-bin.js";
 export { openCheckpoint, detectCheckpoint, isSkippedTensor } from "./io/checkpoint.js";
 export type { CheckpointLayout } from "./io/checkpoint.js";
+export { XverseModel, type ForwardOptions } from "./model/xverse.js";
+export { KVCache } from "./model/kv-cache.js";
+export { loadModel, type LoadModelOptions, type LoadedModel } from "./model/load.js";
+export { defaultModelDir } from "./model/embedded.js";
+export { tsBackend } from "./backend/ts/index.js";
+export { generate, generateText, type GenerateOptions, type GeneratedToken, type GenerateResult, type FinishReason } from "./generate/generate.js";
+export * as processors from "./generate/processors.js";
+export { Rng } from "./generate/rng.js";

@@ -7,6 +7,7 @@ import type { XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
 import { toFloat32, type Tensor } from "../tensor.js";
+import { isSkippedTensor } from "../io/checkpoint.js";
 
 export interface LayerWeights {
   inputNorm: Float32Array; // (hidden)
@@ -46,10 +47,6 @@ export const EMBED_NAME = "model.embed_tokens.weight";
 export const NORM_NAME = "model.norm.weight";
 export const LM_HEAD_NAME = "lm_head.weight";
 
-/** Buffers some checkpoints carry that the model recomputes: skipped on purpose. */
-export function isStaleBuffer(name: string): boolean {
-  return /\.rotary_emb\.(inv_freq|cos_cached|sin_cached)$/.test(name);
-}
 
 /** Expected [rows, cols] of every 2-D slot. */
 export function expectedShapes(c: XverseConfig): Record<Projection | "embed" | "lmHead", [number, number]> {
@@ -143,7 +140,7 @@ export function loadWeights(cfg: XverseConfig, source: TensorSource, opts: Weigh
   }
   const norm = vector(NORM_NAME);
   const lmHead = matrix(LM_HEAD_NAME, shapes.lmHead);
-  const unused = source.names().filter((n) => !used.has(n) && !isStaleBuffer(n));
+  const unused = source.names().filter((n) => !used.has(n) && !isSkippedTensor(n));
   if (unused.length) opts.onUnused?.(unused);
   return { embed, layers, norm, lmHead };
 }
