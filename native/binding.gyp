@@ -1,0 +1,28 @@
+{
+  "targets": [
+    {
+      "target_name": "xverse_native",
+      "sources": [
+        "src/addon.cc",
+        "src/pool.cc",
+        "src/ops.cc",
+        "src/matmul_scalar.cc",
+        "src/matmul_avx2.cc",
+        "src/matmul_avx512.cc",
+        "src/matvec_vnni.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-Wall", "-Wno-unused-function", "-Wno-uninitialized"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17"
+      },
+      "msvs_settings": {
+        "VCCLCompilerTool": { "ExceptionHandling": 1 }
+      }
+    }
+  ]
+}

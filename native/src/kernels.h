@@ -1,0 +1,76 @@
+// Kernel entry points shared by the ISA variants. Everything here works on raw pointers; the binding (addon.cc)
+// has already checked every length, so kernels never bounds-check.
+#pragma once
+#include <cstdint>
+
+namespace xv {
+
+enum class Fmt : int { F32 = 0, BF16 = 1, F16 = 2, Q8 = 3, Q4 = 4, Q4G = 5 };
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+// A weight [rows, cols] in one of the Backend formats (src/backend/backend.ts). `data` points at the first row.
+// q4: byte j of a row holds column 2j in the low nibble and 2j+1 in the high nibble, two's complement.
+struct WView {
+  Fmt fmt;
+  int64_t rows, cols;
+  const void* data;
+  const float* scales;  // q8/q4: one per row; q4g: rows * cols / group
+  int64_t group;        // q4g only
+};
+
+// What the CPU can run, detected once (cpu.cc).
+struct CpuCaps {
+  bool avx2_fma_f16c = false;
+  bool avx512 = false;       // f, bw, vl, dq
+  bool avx512_vnni = false;
+};
+CpuCaps detect_cpu();
+
+// y[t * ldy + r] = x[t * ldx, :] · W[r, :] for rows [r0, r1) and all T tokens, in f32 (weights are converted on
+// the fly, int weights exactly: q * scale).
+void matmul_rows_scalar(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                        int64_t r1);
+void matmul_rows_avx2(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                      int64_t r1);
+void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                        int64_t r1);
+// Whether the avx2 / avx512 float kernels handle this weight (else the caller uses scalar): q4g needs a group
+// size that is a multiple of the vector width.
+bool avx2_supports(const WView& w);
+bool avx512_supports(const WView& w);
+
+// Int8 activations for the VNNI matrix-vector path: x quantized in blocks of 32 (one f32 scale per block, like
+// llama.cpp's Q8_0), laid out per weight format so a dpbusd lane lines up with the weight bytes it multiplies.
+struct QuantX {
+  int64_t cols = 0, padded = 0;
+  int8_t* q = nullptr;     // q8 layout: natural order; q4 layout: per 128-col chunk, 64 even cols then 64 odd cols
+  float* dx = nullptr;     // per dpbusd lane: the scale of the block the lane belongs to
+  int32_t* xs = nullptr;   // per lane: offset · Σ q over the lane, removed from the unsigned-weight product
+};
+// Bytes of scratch quantize_x needs for `cols`.
+int64_t quantx_bytes(int64_t cols);
+// Quantizes x for weight format q8 (`q4 == false`) or q4/q4g (`q4 == true`) into `scratch`.
+QuantX quantize_x(const float* x, int64_t cols, bool q4, void* scratch);
+// Whether matvec_vnni handles this weight (q8, q4, q4g with a group size dividing or divisible by 128).
+bool vnni_supports(const WView& w);
+void matvec_vnni_rows(const WView& w, const QuantX& qx, float* y, int64_t r0, int64_t r1);
+
+// Small ops (ops.cc); `isa` picks the vector code for the dot products.
+void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);
+void rope(float* x, int64_t T, int64_t nHeads, int64_t headDim, const float* cos, const float* sin);
+void silu_mul(float* gate, const float* up, int64_t begin, int64_t end);
+void add_in_place(float* y, const float* x, int64_t n);
+
+struct AttnArgs {
+  float* out;
+  const float* q;
+  const float* k;
+  const float* v;
+  const uint8_t* keyMask;  // may be null
+  int64_t T, past, nHeads, nKvHeads, headDim;
+  float scale;
+};
+// One query row: token t, head h. `scores` holds past + T floats.
+void attention_row(const AttnArgs& a, int64_t t, int64_t h, float* scores, Isa isa);
+
+}  // namespace xv

@@ -1,0 +1,162 @@
+// Decode (T = 1) for int8 / int4 weights with AVX-512 VNNI, llama.cpp-style: x is quantized to int8 in blocks
+// of 32 (one f32 scale each), then vpdpbusd multiplies 64 weight bytes by 64 activation bytes per instruction.
+//
+// vpdpbusd wants unsigned × signed bytes, and both our operands are signed, so the weights are shifted to
+// unsigned (q8: w ^ 0x80 = w + 128; int4 nibble ^ 8 = w + 8) and the shift is taken back per lane with a
+// precomputed offset · Σ xq. That keeps the weights zero-copy (no repacking at load).
+//
+// Lanes: q8: lane L covers columns 4L … 4L+3. q4: a 64-byte chunk c holds columns 128c … 128c+127; its low
+// nibbles are the even columns, the high nibbles the odd ones, so x is stored as [64 even | 64 odd] per chunk
+// and lane L covers columns 8L … 8L+7. A lane never straddles a 32-block, so one scale per lane suffices.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+#define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define INL inline __attribute__((always_inline))
+
+namespace xv {
+
+static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+int64_t quantx_bytes(int64_t cols) {
+  const int64_t padded = round_up(cols < 1 ? 1 : cols, 128);
+  return padded + padded + padded * 2 + 3 * 64;  // q, dx (≤ padded/4 floats), xs (padded/4 int32), alignment
+}
+
+static void* align64(void* p) {
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+QuantX quantize_x(const float* x, int64_t cols, bool q4, void* scratch) {
+  QuantX qx;
+  qx.cols = cols;
+  qx.padded = round_up(cols < 1 ? 1 : cols, 128);
+  qx.q = static_cast<int8_t*>(align64(scratch));
+  qx.dx = static_cast<float*>(align64(qx.q + qx.padded));
+  qx.xs = static_cast<int32_t*>(align64(qx.dx + qx.padded / 4));
+  const int lane = q4 ? 8 : 4, offset = q4 ? 8 : 128;
+  for (int64_t c0 = 0; c0 < qx.padded; c0 += 128) {
+    int8_t nat[128];
+    for (int64_t b = 0; b < 128; b += 32) {
+      float amax = 0;
+      for (int64_t i = 0; i < 32; i++) {
+        const int64_t c = c0 + b + i;
+        if (c < cols) amax = std::fmax(amax, std::fabs(x[c]));
+      }
+      const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+      for (int64_t i = 0; i < 32; i++) {
+        const int64_t c = c0 + b + i;
+        nat[b + i] = c < cols ? static_cast<int8_t>(std::nearbyint(x[c] * id)) : 0;
+      }
+      for (int64_t l = (c0 + b) / lane; l < (c0 + b + 32) / lane; l++) qx.dx[l] = d;
+    }
+    for (int64_t l = c0 / lane; l < (c0 + 128) / lane; l++) {
+      int s = 0;
+      for (int i = 0; i < lane; i++) s += nat[l * lane + i - c0];
+      qx.xs[l] = offset * s;
+    }
+    if (q4) {
+      for (int j = 0; j < 64; j++) {
+        qx.q[c0 + j] = nat[2 * j];
+        qx.q[c0 + 64 + j] = nat[2 * j + 1];
+      }
+    } else {
+      std::memcpy(qx.q + c0, nat, 128);
+    }
+  }
+  return qx;
+}
+
+bool vnni_supports(const WView& w) {
+  if (w.fmt == Fmt::Q8 || w.fmt == Fmt::Q4) return true;
+  if (w.fmt != Fmt::Q4G) return false;
+  return w.group % 8 == 0 && (128 % w.group == 0 || w.group % 128 == 0);
+}
+
+namespace {
+
+template <int R>
+TVNNI void rows_q8(const WView& w, const QuantX& qx, float* y, int64_t r) {
+  const int8_t* base = static_cast<const int8_t*>(w.data) + r * w.cols;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[R];
+  for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < w.cols; k += 64) {
+    const __m512i xq = _mm512_load_si512(qx.q + k);
+    const __m512 dx = _mm512_load_ps(qx.dx + k / 4);
+    const __m512i xs = _mm512_load_si512(qx.xs + k / 4);
+    const int64_t left = w.cols - k;
+    const __mmask64 m = left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+      const __m512i wv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * w.cols + k), flip);
+      const __m512i is = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xq), xs);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), dx, acc[i]);
+    }
+  }
+  for (int i = 0; i < R; i++) y[r + i] = _mm512_reduce_add_ps(acc[i]) * w.scales[r + i];
+}
+
+// Group scales for chunk c of row r, one per lane (lane i covers columns 8i … 8i+7 of the chunk).
+TVNNI INL __m512 group_scales(const WView& w, int64_t r, int64_t c, __m512i idx) {
+  const int64_t G = w.group, ng = w.cols / G;
+  const float* s = w.scales + r * ng;
+  if (G % 128 == 0) return _mm512_set1_ps(s[c * 128 / G]);
+  const int64_t gpc = 128 / G, first = c * gpc, cnt = ng - first < gpc ? ng - first : gpc;
+  const __m512 v = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << cnt) - 1), s + first);
+  return _mm512_permutexvar_ps(idx, v);
+}
+
+template <int R, bool GROUP>
+TVNNI void rows_q4(const WView& w, const QuantX& qx, float* y, int64_t r) {
+  const int64_t rb = w.cols / 2;  // bytes per row
+  const uint8_t* base = static_cast<const uint8_t*>(w.data) + r * rb;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x88)), m4 = _mm512_set1_epi8(0x0f);
+  alignas(64) int32_t lanes[16];
+  for (int i = 0; i < 16; i++) lanes[i] = GROUP && w.group < 128 ? static_cast<int32_t>(8 * i / w.group) : 0;
+  const __m512i idx = _mm512_load_si512(lanes);
+  __m512 acc[R];
+  for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c * 64 < rb; c++) {
+    const __m512i xlo = _mm512_load_si512(qx.q + c * 128);
+    const __m512i xhi = _mm512_load_si512(qx.q + c * 128 + 64);
+    const __m512 dx = _mm512_load_ps(qx.dx + c * 16);
+    const __m512i xs = _mm512_load_si512(qx.xs + c * 16);
+    const int64_t left = rb - c * 64;
+    const __mmask64 m = left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+      const __m512i b = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * rb + c * 64), flip);
+      const __m512i lo = _mm512_and_si512(b, m4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+      __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo);
+      is = _mm512_sub_epi32(_mm512_dpbusd_epi32(is, hi, xhi), xs);
+      const __m512 sc = GROUP ? _mm512_mul_ps(dx, group_scales(w, r + i, c, idx)) : dx;
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc[i]);
+    }
+  }
+  for (int i = 0; i < R; i++) y[r + i] = _mm512_reduce_add_ps(acc[i]) * (GROUP ? 1.f : w.scales[r + i]);
+}
+
+template <int R>
+TVNNI void rows_any(const WView& w, const QuantX& qx, float* y, int64_t r) {
+  switch (w.fmt) {
+    case Fmt::Q8: return rows_q8<R>(w, qx, y, r);
+    case Fmt::Q4: return rows_q4<R, false>(w, qx, y, r);
+    default: return rows_q4<R, true>(w, qx, y, r);
+  }
+}
+
+}  // namespace
+
+TVNNI void matvec_vnni_rows(const WView& w, const QuantX& qx, float* y, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) rows_any<4>(w, qx, y, r);
+  for (; r < r1; r++) rows_any<1>(w, qx, y, r);
+}
+
+}  // namespace xv
