@@ -66,13 +66,16 @@ class Bytes {
     this.len += n;
     return o;
   }
-  u8(v: number): void { this.buf.writeUInt8(v, this.room(1)); }
-  u32(v: number): void { this.buf.writeUInt32LE(v, this.room(4)); }
-  u64(v: number | bigint): void { this.buf.writeBigUInt64LE(BigInt(v), this.room(8)); }
+  // room() runs before this.buf is read: it may replace the buffer, and `this.buf.writeX(v, this.room(n))`
+  // would write into the old one (the header of a 100K-token vocabulary outgrows the first 64 KiB).
+  u8(v: number): void { const o = this.room(1); this.buf.writeUInt8(v, o); }
+  u32(v: number): void { const o = this.room(4); this.buf.writeUInt32LE(v, o); }
+  u64(v: number | bigint): void { const o = this.room(8); this.buf.writeBigUInt64LE(BigInt(v), o); }
   string(s: string): void {
     const b = Buffer.from(s, "utf8");
     this.u64(b.length);
-    b.copy(this.buf, this.room(b.length));
+    const o = this.room(b.length); // room() first: it may replace this.buf
+    b.copy(this.buf, o);
   }
   scalar(type: number, v: unknown, key: string): void {
     const num = (): number => {
@@ -80,16 +83,16 @@ class Bytes {
       return Number(v);
     };
     switch (type) {
-      case GGUF_VALUE.UINT8: this.buf.writeUInt8(num(), this.room(1)); return;
-      case GGUF_VALUE.INT8: this.buf.writeInt8(num(), this.room(1)); return;
-      case GGUF_VALUE.UINT16: this.buf.writeUInt16LE(num(), this.room(2)); return;
-      case GGUF_VALUE.INT16: this.buf.writeInt16LE(num(), this.room(2)); return;
-      case GGUF_VALUE.UINT32: this.buf.writeUInt32LE(num(), this.room(4)); return;
-      case GGUF_VALUE.INT32: this.buf.writeInt32LE(num(), this.room(4)); return;
-      case GGUF_VALUE.FLOAT32: this.buf.writeFloatLE(num(), this.room(4)); return;
-      case GGUF_VALUE.FLOAT64: this.buf.writeDoubleLE(num(), this.room(8)); return;
-      case GGUF_VALUE.UINT64: this.buf.writeBigUInt64LE(BigInt(v as number), this.room(8)); return;
-      case GGUF_VALUE.INT64: this.buf.writeBigInt64LE(BigInt(v as number), this.room(8)); return;
+      case GGUF_VALUE.UINT8: { const o = this.room(1); this.buf.writeUInt8(num(), o); return; }
+      case GGUF_VALUE.INT8: { const o = this.room(1); this.buf.writeInt8(num(), o); return; }
+      case GGUF_VALUE.UINT16: { const o = this.room(2); this.buf.writeUInt16LE(num(), o); return; }
+      case GGUF_VALUE.INT16: { const o = this.room(2); this.buf.writeInt16LE(num(), o); return; }
+      case GGUF_VALUE.UINT32: { const o = this.room(4); this.buf.writeUInt32LE(num(), o); return; }
+      case GGUF_VALUE.INT32: { const o = this.room(4); this.buf.writeInt32LE(num(), o); return; }
+      case GGUF_VALUE.FLOAT32: { const o = this.room(4); this.buf.writeFloatLE(num(), o); return; }
+      case GGUF_VALUE.FLOAT64: { const o = this.room(8); this.buf.writeDoubleLE(num(), o); return; }
+      case GGUF_VALUE.UINT64: { const o = this.room(8); this.buf.writeBigUInt64LE(BigInt(v as number), o); return; }
+      case GGUF_VALUE.INT64: { const o = this.room(8); this.buf.writeBigInt64LE(BigInt(v as number), o); return; }
       case GGUF_VALUE.BOOL: this.u8(v ? 1 : 0); return;
       case GGUF_VALUE.STRING:
         if (typeof v !== "string") throw new XverseError("bad_gguf", `metadata "${key}": expected a string, got ${typeof v}`);
