@@ -1,0 +1,64 @@
+// Log-likelihood against golden_loglik.jsonl (PyTorch, lm-eval semantics) on tiny-xverse, through the same
+// functions the harness scores multiple choice with.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../../src/config.js";
+import { tsBackend } from "../../src/backend/ts/index.js";
+import { openSafetensors } from "../../src/io/safetensors.js";
+import { XverseModel } from "../../src/model/xverse.js";
+import { encodePair, loglikelihood, loglikelihoodTokens, PrefixCache } from "../../src/eval/loglik.js";
+import { fixture } from "../helpers/peers.js";
+
+const dir = fixture("golden", "tiny-xverse");
+const cases = readFileSync(join(dir, "golden_loglik.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as {
+  context: string; continuation: string; input_ids: number[]; n_context: number; loglik: number; is_greedy: boolean;
+});
+
+function tinyModel(): XverseModel {
+  return XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { backend: tsBackend });
+}
+
+test("golden log-likelihoods within 1e-4 from token ids (fresh cache and a reused one)", () => {
+  const model = tinyModel();
+  const shared = new PrefixCache();
+  for (const c of cases) {
+    const ctx = c.input_ids.slice(0, c.n_context), cont = c.input_ids.slice(c.n_context);
+    for (const reuse of [new PrefixCache(), shared]) {
+      const r = loglikelihoodTokens(model, ctx, cont, reuse);
+      assert.ok(Math.abs(r.logprob - c.loglik) <= 1e-4, `${JSON.stringify(c.context)}: ${r.logprob} vs ${c.loglik}`);
+      assert.equal(r.isGreedy, c.is_greedy);
+    }
+  }
+});
+
+test("reusing the cache across choices that share a context gives the fresh-cache scores", () => {
+  const model = tinyModel();
+  const c = cases[0]!;
+  const ctx = c.input_ids.slice(0, c.n_context);
+  const reuse = new PrefixCache();
+  for (const choice of [[1581], [1748], [16, 1622], c.input_ids.slice(c.n_context)]) {
+    const a = loglikelihoodTokens(model, ctx, choice, reuse);
+    const b = loglikelihoodTokens(model, ctx, choice);
+    assert.ok(Math.abs(a.logprob - b.logprob) <= 1e-5, `${a.logprob} vs ${b.logprob}`);
+    assert.equal(a.isGreedy, b.isGreedy);
+  }
+});
+
+// The string path needs the tokenizer (src/tokenizer/), which lands separately.
+const tokenizerModule = new URL("../../src/tokenizer/index.js", import.meta.url);
+test("golden log-likelihoods within 1e-4 from strings (lm-eval encoding conventions)", { skip: !existsSync(tokenizerModule) && "tokenizer not built yet" }, async () => {
+  const { loadTokenizer } = (await import(tokenizerModule.href)) as { loadTokenizer(p: string): Promise<import("../../src/tokenizer/types.js").Tokenizer> | import("../../src/tokenizer/types.js").Tokenizer };
+  const tok = await loadTokenizer(dir);
+  const model = tinyModel();
+  const reuse = new PrefixCache();
+  for (const c of cases) {
+    const { contextIds, continuationIds } = encodePair(tok, c.context, c.continuation);
+    assert.deepEqual([...contextIds, ...continuationIds], c.input_ids, c.context);
+    assert.equal(contextIds.length, c.n_context);
+    const r = loglikelihood(model, tok, c.context, c.continuation, reuse);
+    assert.ok(Math.abs(r.logprob - c.loglik) <= 1e-4, `${JSON.stringify(c.context)}: ${r.logprob} vs ${c.loglik}`);
+    assert.equal(r.isGreedy, c.is_greedy);
+  }
+});
