@@ -91,7 +91,7 @@ class Cursor {
   /** A u64 that must be a count or size: rejected when beyond `max` (so it can never drive a huge loop). */
   count(w: string, max: number): number {
     const v = this.u64big(w);
-    if (v > BigInt(max)) bad(this.path, `${w} is ${v}, more than the file can hold (limit ${max})`);
+    if (v > BigInt(max)) bad(this.path, `${w} is ${v}, more than the ${this.size}-byte file can hold at byte ${this.pos - 8} (truncated or corrupt)`);
     return Number(v);
   }
   string(w: string): string {
