@@ -1,0 +1,93 @@
+/**
+ * Finding and loading the compiled addon (native/build/Release/xverse_native.node), and its raw call signatures.
+ * Kept apart from the Backend adapter so a missing or broken build is one `reason` string, never a throw.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface AddonInfo {
+  isa: string;
+  threads: number;
+  hardwareThreads: number;
+  supported: string[];
+}
+
+/** The functions the addon exports (native/src/addon.cc); every call is synchronous and validates its arguments. */
+export interface Addon {
+  info(): AddonInfo;
+  setIsa(isa: string): string;
+  setThreads(n: number): number;
+  matmul(
+    y: Float32Array, x: Float32Array, format: number, data: ArrayBufferView, scales: Float32Array | null,
+    rows: number, cols: number, group: number, T: number,
+  ): void;
+  rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
+  attention(
+    out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, keyMask: Uint8Array | null,
+    T: number, past: number, nHeads: number, nKvHeads: number, headDim: number, scale: number,
+  ): void;
+  siluMul(gate: Float32Array, up: Float32Array, n: number): void;
+  addInPlace(y: Float32Array, x: Float32Array, n: number): void;
+}
+
+const ADDON_REL = join("native", "build", "Release", "xverse_native.node");
+
+/** The repository root: the nearest ancestor of this file holding native/binding.gyp (works from src/ and dist/). */
+function packageRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, "native", "binding.gyp"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return null;
+}
+
+export function defaultAddonPath(): string | null {
+  const root = packageRoot();
+  return root ? join(root, ADDON_REL) : null;
+}
+
+export type AddonLoad = { addon: Addon; path: string } | { addon: null; reason: string };
+
+/** Loads the addon; never throws. `path` overrides where the .node file is looked for. */
+export function loadAddon(path?: string): AddonLoad {
+  const p = path ? resolve(path) : defaultAddonPath();
+  if (!p) return { addon: null, reason: "package root with native/binding.gyp not found" };
+  if (!existsSync(p)) return { addon: null, reason: `${p} not built (run \`node scripts/build-native.mjs\`)` };
+  try {
+    const addon = createRequire(import.meta.url)(p) as Addon;
+    if (typeof addon?.matmul !== "function") return { addon: null, reason: `${p} is not the xverse addon` };
+    return { addon, path: p };
+  } catch (e) {
+    return { addon: null, reason: `${p} failed to load: ${(e as Error).message.split("\n")[0]}` };
+  }
+}
+
+/**
+ * Physical cores available to this process: SMT siblings share one core's FMA units and memory port, so a
+ * second thread per core mostly adds contention for these bandwidth-bound kernels.
+ */
+export function physicalCores(): number {
+  const logical = os.availableParallelism();
+  if (process.platform !== "linux") return logical;
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    const cores = new Set<string>();
+    let phys = "0";
+    for (const line of info.split("\n")) {
+      const m = /^(physical id|core id)\s*:\s*(\d+)/.exec(line);
+      if (!m) continue;
+      if (m[1] === "physical id") phys = m[2];
+      else cores.add(`${phys}:${m[2]}`);
+    }
+    return cores.size > 0 ? Math.max(1, Math.min(logical, cores.size)) : logical;
+  } catch {
+    return logical;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The native Backend: a thin adapter from the Backend interface to the addon's functions. Weights stay where
+ * they are (zero-copy: the addon reads the typed array's memory through its byteOffset); prepareWeight only
+ * validates the weight once and records its format code.
+ */
+import type { AttentionParams, Backend, Weight, WeightFormat } from "../backend.js";
+import { XverseError } from "../../errors.js";
+import { type Addon, loadAddon, physicalCores } from "./addon.js";
+
+export { physicalCores } from "./addon.js";
+
+/** Instruction sets the addon can be told to use (for tests and benchmarks); the default is the best available. */
+export type NativeIsa = "scalar" | "avx2" | "avx512" | "avx512_vnni";
+
+export interface NativeOptions {
+  /** Worker threads for matmul and attention (default: physical cores available to this process). */
+  threads?: number;
+  /** Where the .node file is (default: native/build/Release/xverse_native.node under the package root). */
+  path?: string;
+}
+
+export interface NativeBackend extends Backend {
+  /** The instruction set in use, e.g. "avx512_vnni". */
+  readonly isa: string;
+  /** All the CPU supports, lowest first. */
+  readonly supportedIsas: readonly string[];
+  readonly threads: number;
+  setThreads(n: number): number;
+  /** Runs a lower instruction set than the CPU offers (parity tests run every variant). */
+  setIsa(isa: NativeIsa): string;
+}
+
+const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, bf16: 1, f16: 2, q8_row: 3, q4_row: 4, q4_group: 5 };
+
+type ArrayCtor = Float32ArrayConstructor | Uint16ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor;
+const DATA_TYPE: Record<WeightFormat, ArrayCtor> = {
+  f32: Float32Array, bf16: Uint16Array, f16: Uint16Array, q8_row: Int8Array, q4_row: Uint8Array,
+  q4_group: Uint8Array,
+};
+
+function checkWeight(w: Weight): void {
+  const want = DATA_TYPE[w.format];
+  if (want === undefined) throw new XverseError("unsupported", `weight format '${w.format}' is not supported`);
+  if (!(w.data instanceof want)) {
+    const got = (w.data as object | undefined)?.constructor?.name;
+    throw new XverseError("bad_weight", `${w.format} weight needs a ${want.name}, got ${got}`);
+  }
+  const n = w.format === "q4_row" || w.format === "q4_group" ? (w.rows * w.cols) / 2 : w.rows * w.cols;
+  if (w.data.length < n) {
+    throw new XverseError("bad_weight", `${w.format} weight [${w.rows}, ${w.cols}] has ${w.data.length} elements, needs ${n}`);
+  }
+  if (w.format === "q4_group" && !(w.groupSize && w.cols % w.groupSize === 0)) {
+    throw new XverseError("bad_weight", `q4_group weight: groupSize ${w.groupSize} must divide cols ${w.cols}`);
+  }
+}
+
+/** Marks a weight the native backend has checked; the object identity is the weight's own. */
+interface Prepared {
+  native: true;
+  code: number;
+}
+
+function makeBackend(a: Addon): NativeBackend {
+  const supported = a.info().supported;
+  return {
+    name: "native",
+    get isa() {
+      return a.info().isa;
+    },
+    supportedIsas: supported,
+    get threads() {
+      return a.info().threads;
+    },
+    setThreads: (n: number) => a.setThreads(Math.max(1, Math.floor(n))),
+    setIsa: (isa: NativeIsa) => a.setIsa(isa),
+
+    prepareWeight(w: Weight): Weight {
+      checkWeight(w);
+      const handle: Prepared = { native: true, code: FORMAT_CODE[w.format] };
+      return { ...w, handle };
+    },
+
+    matmul(y: Float32Array, x: Float32Array, w: Weight, T: number): void {
+      const h = w.handle as Prepared | undefined;
+      const code = h?.native ? h.code : FORMAT_CODE[w.format];
+      a.matmul(y, x, code, w.data, w.scales ?? null, w.rows, w.cols, w.groupSize ?? 0, T);
+    },
+    rmsnorm: (y, x, weight, T, dim, eps) => a.rmsnorm(y, x, weight, T, dim, eps),
+    rope: (x, T, nHeads, headDim, cos, sin) => a.rope(x, T, nHeads, headDim, cos, sin),
+    attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams): void {
+      a.attention(out, q, k, v, p.keyMask ?? null, p.T, p.past, p.nHeads, p.nKvHeads, p.headDim, p.scale);
+    },
+    siluMul: (gate, up, n) => a.siluMul(gate, up, n),
+    addInPlace: (y, x, n) => a.addInPlace(y, x, n),
+  };
+}
+
+export type NativeLoad = { backend: NativeBackend; reason?: undefined } | { backend: null; reason: string };
+
+/** Loads the native backend, or says why it cannot. Never throws. */
+export function tryLoadNativeBackend(opts: NativeOptions = {}): NativeLoad {
+  const r = loadAddon(opts.path);
+  if (!r.addon) return { backend: null, reason: r.reason };
+  try {
+    r.addon.setThreads(opts.threads ?? physicalCores());
+    return { backend: makeBackend(r.addon) };
+  } catch (e) {
+    return { backend: null, reason: `addon init failed: ${(e as Error).message}` };
+  }
+}
+
+/** The native backend, or null when the addon is not built or does not load (see tryLoadNativeBackend). */
+export function loadNativeBackend(opts: NativeOptions = {}): NativeBackend | null {
+  return tryLoadNativeBackend(opts).backend;
+}

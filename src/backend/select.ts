@@ -1,0 +1,35 @@
+/**
+ * Picks the kernel backend. "auto" prefers the native addon and falls back to the TypeScript reference with one
+ * warning on stderr per process, so a missing compiler never stops the model from running.
+ */
+import type { Backend } from "./backend.js";
+import { XverseError } from "../errors.js";
+import { tsBackend } from "./ts/index.js";
+import { tryLoadNativeBackend, type NativeOptions } from "./native/index.js";
+
+export type BackendKind = "auto" | "ts" | "native";
+
+export interface SelectOptions extends NativeOptions {
+  /** Where the fallback warning goes (default: one line on stderr). */
+  warn?: (message: string) => void;
+}
+
+// Measured on the 2-core dev machine (AVX-512): native decode vs the TS reference, bf16/int weights.
+const SLOWDOWN = "10-30x";
+let warned = false;
+
+export function selectBackend(kind: BackendKind = "auto", opts: SelectOptions = {}): Backend {
+  if (kind === "ts") return tsBackend;
+  const r = tryLoadNativeBackend(opts);
+  if (r.backend) return r.backend;
+  if (kind === "native") {
+    throw new XverseError("native_unavailable", `native kernels unavailable (${r.reason}); build them with \`node scripts/build-native.mjs\` or use the TypeScript backend`);
+  }
+  if (!warned) {
+    warned = true;
+    const msg = `native kernels unavailable (${r.reason}); using the TypeScript backend, expect ~${SLOWDOWN} slower`;
+    if (opts.warn) opts.warn(msg);
+    else process.stderr.write(`warning: ${msg}\n`);
+  }
+  return tsBackend;
+}

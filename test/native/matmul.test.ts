@@ -1,0 +1,136 @@
+/**
+ * Native matmul vs the TS reference, every weight format × every instruction set the CPU has × odd shapes.
+ *
+ * Bounds (normalized: max|Δ| / max|ref|):
+ * - f32 accumulation paths (all formats when T > 1, float formats always, every format below avx512_vnni):
+ *   1e-5 — only the summation order differs from the reference.
+ * - avx512_vnni with T = 1 and int weights: activations are quantized to int8 in blocks of 32 (llama.cpp's
+ *   Q8_0 scheme: scale = max|x| / 127, q = round(x / scale)). Two checks: against the reference run on the
+ *   same quantize-dequantized x, 1e-5 (the kernel itself is exact); against the plain reference, 5e-2 (the
+ *   cost of quantizing activations: ~2-3e-2 on these uniform random inputs, printed by the "worst" test).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Weight, WeightFormat } from "../../src/backend/backend.js";
+import { tsBackend } from "../../src/backend/ts/index.js";
+import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
+import { normErr, randArray, randWeight, rng } from "./random.js";
+
+const load = tryLoadNativeBackend({ threads: 2 });
+const nb = load.backend;
+const skip = nb ? false : `native addon not available: ${load.reason}`;
+const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
+
+const FLOAT_BOUND = 1e-5;
+const QUANT_ACT_BOUND = 5e-2;
+
+/** x as the VNNI path sees it: int8 per block of 32 columns, then back to f32. */
+function quantizeActs(x: Float32Array, T: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < cols; b += 32) {
+      const o = t * cols;
+      const e = Math.min(cols, b + 32);
+      let amax = 0;
+      for (let i = b; i < e; i++) amax = Math.max(amax, Math.abs(x[o + i]));
+      const d = Math.fround(amax / 127);
+      const id = amax > 0 ? Math.fround(127 / amax) : 0;
+      for (let i = b; i < e; i++) out[o + i] = Math.round(Math.fround(x[o + i] * id)) * d;
+    }
+  }
+  return out;
+}
+
+interface Case {
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+  group?: number;
+}
+
+const cases: Case[] = [];
+for (const format of ["f32", "bf16", "f16", "q8_row"] as const) {
+  for (const [rows, cols] of [[1, 1], [7, 37], [5, 64], [13, 130], [33, 200], [9, 1000], [6, 4099]]) {
+    cases.push({ format, rows, cols });
+  }
+}
+for (const [rows, cols] of [[1, 2], [7, 38], [5, 64], [13, 130], [33, 200], [9, 1000], [6, 4098]]) {
+  cases.push({ format: "q4_row", rows, cols });
+}
+// group sizes: 8 and 16 exercise the fallbacks, 32/64/128/256 the fast paths; cols ≠ multiple of 128 the tails
+for (const [group, cols] of [[8, 40], [16, 48], [32, 160], [32, 4096], [64, 320], [128, 384], [128, 640], [256, 768]]) {
+  cases.push({ format: "q4_group", rows: 11, cols, group });
+}
+
+function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
+  return isa === "avx512_vnni" && T === 1 && c.format.startsWith("q");
+}
+
+/** Normalized error vs the reference; for the quantized-activation path also vs the quantized reference. */
+function runCase(c: Case, T: number, isa: NativeIsa, seed: number): { err: number; errQ: number } {
+  const r = rng(seed);
+  let w: Weight = randWeight(c.format, c.rows, c.cols, r, c.group);
+  const x = randArray(T * c.cols, r);
+  const ref = new Float32Array(T * c.rows);
+  tsBackend.matmul(ref, x, w, T);
+  const refQ = new Float32Array(T * c.rows);
+  if (quantizedPath(c, T, isa)) tsBackend.matmul(refQ, quantizeActs(x, T, c.cols), w, T);
+  else refQ.set(ref);
+  w = nb!.prepareWeight!(w);
+  nb!.setIsa(isa);
+  const got = new Float32Array(T * c.rows).fill(NaN);
+  nb!.matmul(got, x, w, T);
+  return { err: normErr(got, ref), errQ: normErr(got, refQ) };
+}
+
+function check(c: Case, T: number, isa: NativeIsa, seed: number): void {
+  const { err, errQ } = runCase(c, T, isa, seed);
+  const name = `${isa} ${c.format}${c.group ? `/g${c.group}` : ""} [${c.rows}x${c.cols}] T=${T}`;
+  assert.ok(errQ <= FLOAT_BOUND, `${name}: err ${errQ} > ${FLOAT_BOUND}`);
+  if (quantizedPath(c, T, isa)) assert.ok(err <= QUANT_ACT_BOUND, `${name}: err vs f32 ${err} > ${QUANT_ACT_BOUND}`);
+}
+
+test("matmul parity: every format × ISA × shape, T = 1, 3, 17, 70", { skip }, () => {
+  let seed = 1;
+  for (const isa of isas) {
+    for (const c of cases) {
+      for (const T of [1, 3, 17, 70]) {
+        if (T === 70 && c.rows * c.cols > 5000) continue; // the token-block edge needs no big weight
+        check(c, T, isa, seed++);
+      }
+    }
+  }
+  nb!.setIsa(isas[isas.length - 1]);
+});
+
+test("matmul parity: larger shapes split across threads", { skip }, () => {
+  const best = isas[isas.length - 1];
+  for (const format of ["f32", "bf16", "f16", "q8_row", "q4_row", "q4_group"] as const) {
+    for (const T of [1, 5]) {
+      check({ format, rows: 515, cols: 1024, group: 64 }, T, best, 1000 + T);
+    }
+  }
+});
+
+test("matmul: reports the worst normalized error of the quantized-activation path", { skip }, (t) => {
+  if (!isas.includes("avx512_vnni")) return t.skip("no AVX-512 VNNI on this CPU");
+  const worst: string[] = [];
+  for (const format of ["q8_row", "q4_row", "q4_group"] as const) {
+    let m = 0;
+    for (let s = 0; s < 5; s++) {
+      m = Math.max(m, runCase({ format, rows: 64, cols: 4096, group: 32 }, 1, "avx512_vnni", 77 + s).err);
+    }
+    worst.push(`${format} ${m.toExponential(2)}`);
+    assert.ok(m <= QUANT_ACT_BOUND);
+  }
+  t.diagnostic(`vnni T=1 worst normalized error: ${worst.join(", ")}`);
+});
+
+test("matmul: rejects mismatched buffers instead of reading past them", { skip }, () => {
+  const w = randWeight("f32", 4, 8, rng(3));
+  assert.throws(() => nb!.matmul(new Float32Array(3), new Float32Array(8), w, 1), /y: length/);
+  assert.throws(() => nb!.matmul(new Float32Array(4), new Float32Array(7), w, 1), /x: length/);
+  const bad: Weight = { ...w, format: "bf16" };
+  assert.throws(() => nb!.matmul(new Float32Array(4), new Float32Array(8), bad, 1), /wrong typed array/);
+  assert.throws(() => nb!.prepareWeight!(bad), /needs a Uint16Array/);
+});

@@ -1,0 +1,65 @@
+/** Seeded random inputs for the native parity tests (no test cases here). */
+import type { Weight, WeightFormat } from "../../src/backend/backend.js";
+import { f32ToBf16, f32ToF16 } from "../../src/tensor.js";
+
+/** mulberry32: tiny, seedable, good enough for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform in [-1, 1), with a few larger outliers like real activations. */
+export function randArray(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale * (r() < 0.01 ? 8 : 1);
+  return a;
+}
+
+export function randWeight(format: WeightFormat, rows: number, cols: number, r: () => number, groupSize = 32): Weight {
+  const n = rows * cols;
+  switch (format) {
+    case "f32":
+      return { format, rows, cols, data: randArray(n, r, 0.1) };
+    case "bf16":
+    case "f16": {
+      const src = randArray(n, r, 0.1);
+      const data = new Uint16Array(n);
+      for (let i = 0; i < n; i++) data[i] = format === "bf16" ? f32ToBf16(src[i]) : f32ToF16(src[i]);
+      return { format, rows, cols, data };
+    }
+    case "q8_row": {
+      const data = new Int8Array(n);
+      for (let i = 0; i < n; i++) data[i] = Math.floor(r() * 255) - 127;
+      return { format, rows, cols, data, scales: randArray(rows, r, 0.01).map(Math.abs) };
+    }
+    case "q4_row":
+    case "q4_group": {
+      // any byte: both nibbles cover the full int4 range [-8, 7]
+      const data = new Uint8Array(n / 2);
+      for (let i = 0; i < data.length; i++) data[i] = Math.floor(r() * 256);
+      const ns = format === "q4_row" ? rows : n / groupSize;
+      const scales = randArray(ns, r, 0.02).map(Math.abs);
+      return format === "q4_row"
+        ? { format, rows, cols, data, scales }
+        : { format, rows, cols, data, scales, groupSize };
+    }
+  }
+}
+
+/** max|a − b| / max|b|: the normalized error the parity bounds are stated in. */
+export function normErr(got: Float32Array, ref: Float32Array): number {
+  let md = 0;
+  let mr = 0;
+  for (let i = 0; i < ref.length; i++) {
+    md = Math.max(md, Math.abs(got[i] - ref[i]));
+    mr = Math.max(mr, Math.abs(ref[i]));
+  }
+  if (Number.isNaN(md)) return Infinity;
+  return mr === 0 ? md : md / mr;
+}
