@@ -5,7 +5,7 @@
  * modeling code saved (rotary_emb.inv_freq / cos_cached / sin_cached) are hidden on purpose: the model recomputes them.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { XverseError } from "../errors.js";
 import type { Tensor } from "../tensor.js";
 import { openSafetensors } from "./safetensors.js";
@@ -144,7 +144,11 @@ function openSharded(dir: string, indexFile: string): TensorSource {
  */
 export function openCheckpoint(dirOrFile: string): TensorSource {
   const path = resolve(dirOrFile);
-  if (existsSync(path) && statSync(path).isFile()) return filtered(openWeightsFile(path), path);
+  if (existsSync(path) && statSync(path).isFile()) {
+    // A shard index passed directly stands for its directory.
+    if (path.endsWith(".index.json")) return openSharded(dirname(path), path);
+    return filtered(openWeightsFile(path), path);
+  }
   const layout = detectCheckpoint(path);
   switch (layout.kind) {
     case "safetensors":

@@ -265,7 +265,13 @@ export function writeSafetensors(path: string, tensors: Iterable<TensorToWrite>,
   }
   // Unknown count and shapes: spool the data, then write header + data.
   const spool = new AtomicFile(path, ".spool");
-  const out = new AtomicFile(path);
+  let out: AtomicFile;
+  try {
+    out = new AtomicFile(path);
+  } catch (e) {
+    spool.abort();
+    throw e;
+  }
   try {
     const planned: Planned[] = [];
     for (const t of tensors) {

@@ -54,6 +54,10 @@ test("bin shards and bf16 safetensors shards give identical tensors, equal to mo
   }
   assert.equal(elements, 476784); // index total_size 953568 bytes / 2
   for (const s of [f32, bin, st]) s.close();
+  // The index file itself stands for its directory.
+  const viaIndex = openCheckpoint(join(golden("tiny-xverse-bin"), "pytorch_model.bin.index.json"));
+  assert.deepEqual([...viaIndex.names()].sort(), names);
+  viaIndex.close();
 });
 
 test("stale rotary_emb.inv_freq is present in the shard but skipped on purpose by openCheckpoint", () => {
