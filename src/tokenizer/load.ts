@@ -1,0 +1,139 @@
+/**
+ * Loading a Hugging Face tokenizer: a directory with tokenizer.json (+ tokenizer_config.json /
+ * special_tokens_map.json for bos / eos / pad), or a tokenizer.json path.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { XverseError } from "../errors.js";
+import type { AddedToken } from "./added-tokens.js";
+import { BpeModel } from "./bpe.js";
+import { buildDecoder } from "./decoders.js";
+import { buildNormalizer } from "./normalizers.js";
+import { buildPostProcessor } from "./post-processors.js";
+import { buildPreTokenizer } from "./pre-tokenizers.js";
+import { HfTokenizer, type WordModel } from "./tokenizer.js";
+import type { Tokenizer } from "./types.js";
+
+type Json = Record<string, any>;
+
+/** What tokenizer_config.json / special_tokens_map.json say about special tokens (strings or {content}). */
+export interface TokenizerConfig {
+  bos_token?: string | { content: string } | null;
+  eos_token?: string | { content: string } | null;
+  pad_token?: string | { content: string } | null;
+  [k: string]: unknown;
+}
+
+export function loadTokenizer(pathOrDir: string): Tokenizer {
+  if (!existsSync(pathOrDir)) {
+    throw new XverseError("not_found", `tokenizer path ${pathOrDir} does not exist; pass a model directory or a tokenizer.json file`);
+  }
+  const isDir = statSync(pathOrDir).isDirectory();
+  const dir = isDir ? pathOrDir : dirname(pathOrDir);
+  const file = isDir ? join(pathOrDir, "tokenizer.json") : pathOrDir;
+  if (!existsSync(file)) {
+    throw new XverseError("not_found", `no tokenizer.json in ${pathOrDir}; only Hugging Face fast tokenizers (tokenizer.json) are supported`);
+  }
+  const json = readJson(file);
+  // The side files apply when they sit next to the tokenizer.json they describe.
+  const config: TokenizerConfig = {};
+  if (isDir || basename(file) === "tokenizer.json") {
+    for (const name of ["special_tokens_map.json", "tokenizer_config.json"]) {
+      const p = join(dir, name);
+      if (!existsSync(p)) continue;
+      const j = readJson(p);
+      for (const k of ["bos_token", "eos_token", "pad_token"] as const) if (j[k] !== undefined) config[k] = j[k];
+    }
+  }
+  try {
+    return tokenizerFromJson(json, config);
+  } catch (e) {
+    if (e instanceof XverseError) throw new XverseError(e.code, `${file}: ${e.message}`);
+    throw e;
+  }
+}
+
+function readJson(path: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new XverseError("not_found", `cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Json;
+  } catch (e) {
+    throw new XverseError("bad_tokenizer", `${path} is not valid JSON (${(e as Error).message}); re-download the file`);
+  }
+}
+
+export function tokenizerFromJson(json: Json | string, config: TokenizerConfig = {}): Tokenizer {
+  const j = typeof json === "string" ? (JSON.parse(json) as Json) : json;
+  if (j === null || typeof j !== "object" || typeof j.model !== "object") {
+    throw new XverseError("bad_tokenizer", "tokenizer.json has no \"model\" object; is this a Hugging Face tokenizer.json?");
+  }
+  const model = buildModel(j.model);
+  const added: AddedToken[] = ((j.added_tokens ?? []) as Json[]).map((t) => ({
+    id: Number(t.id),
+    content: String(t.content),
+    singleWord: t.single_word === true,
+    lstrip: t.lstrip === true,
+    rstrip: t.rstrip === true,
+    normalized: t.normalized === undefined ? t.special !== true : t.normalized === true,
+    special: t.special === true,
+  }));
+  const normalizer = buildNormalizer(j.normalizer);
+  const preTokenizer = buildPreTokenizer(j.pre_tokenizer);
+  const decoder = buildDecoder(j.decoder);
+  const tokenToIdAll = (t: string): number | undefined => added.find((a) => a.content === t)?.id ?? model.tokenToId(t);
+  const postProcessor = buildPostProcessor(j.post_processor, tokenToIdAll);
+  const idOf = (v: TokenizerConfig["bos_token"]): number | null => {
+    if (v == null) return null;
+    const name = typeof v === "string" ? v : v.content;
+    return tokenToIdAll(name) ?? null;
+  };
+  return new HfTokenizer({
+    model,
+    added,
+    normalizer,
+    preTokenizer,
+    postProcessor,
+    decoder,
+    bosId: idOf(config.bos_token),
+    eosId: idOf(config.eos_token),
+    padId: idOf(config.pad_token),
+  });
+}
+
+function buildModel(m: Json): WordModel {
+  const type = m.type ?? (m.merges !== undefined ? "BPE" : undefined);
+  if (type !== "BPE") throw new XverseError("unsupported", `model type ${type} is not supported (only BPE)`);
+  if (m.dropout != null && m.dropout !== 0) throw new XverseError("unsupported", "BPE dropout is not supported (it makes encoding random)");
+  const vocab = new Map<string, number>();
+  for (const [tok, id] of Object.entries(m.vocab ?? {})) vocab.set(tok, Number(id));
+  const merges: [string, string][] = ((m.merges ?? []) as unknown[]).map((x, i) => {
+    if (Array.isArray(x) && x.length === 2) return [String(x[0]), String(x[1])];
+    if (typeof x === "string") {
+      // Legacy "a b" spelling: split on the first space (tokens never contain a plain space here).
+      const k = x.indexOf(" ");
+      if (k > 0) return [x.slice(0, k), x.slice(k + 1)];
+    }
+    throw new XverseError("bad_tokenizer", `BPE merge ${i} is ${JSON.stringify(x)}; expected ["a", "b"] or "a b"`);
+  });
+  const bpe = new BpeModel({
+    vocab,
+    merges,
+    unkToken: m.unk_token ?? null,
+    fuseUnk: m.fuse_unk === true,
+    byteFallback: m.byte_fallback === true,
+    ignoreMerges: m.ignore_merges === true,
+    continuingSubwordPrefix: m.continuing_subword_prefix ?? null,
+    endOfWordSuffix: m.end_of_word_suffix ?? null,
+  });
+  return {
+    tokenize: (w) => bpe.tokenize(w),
+    idToToken: (id) => bpe.vocabR[id],
+    tokenToId: (t) => bpe.vocab.get(t),
+    vocabSize: bpe.vocabSize,
+  };
+}
