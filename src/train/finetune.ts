@@ -1,0 +1,149 @@
+/**
+ * finetune(): a model directory + a conversation file → a fine-tuned model directory (or a PEFT adapter).
+ * The library entry point behind `xverse finetune`; it reads files and writes files, and reports through hooks.
+ */
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readJsonFile, loadConfig, type XverseConfig } from "../config.js";
+import { XverseError } from "../errors.js";
+import { loadChatSettings, resolveChatFormat, turnEndId } from "../chat/prompt.js";
+import { openCheckpoint } from "../io/checkpoint.js";
+import { writeSafetensors } from "../io/safetensors.js";
+import { f32ToBf16, type Tensor } from "../tensor.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { encodeAll, pack, readConversations, type Conversation, type EncodeOptions, type Example } from "./data.js";
+import { addLora, loadPeftAdapter, mergeLora, savePeftAdapter } from "./lora.js";
+import { train, type TrainConfig, type TrainHooks, type TrainState } from "./loop.js";
+import { lossPlotSvg } from "./plot.js";
+import { XverseTrainModel } from "./xverse-train-model.js";
+
+export interface LoraSettings {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: string[];
+  /** Continue training this PEFT adapter instead of starting fresh ones. */
+  from?: string;
+  /** Write only the adapter (adapter_config.json + adapter_model.safetensors) into the output directory. */
+  adapterOnly?: boolean;
+}
+
+export interface FinetuneOptions {
+  modelDir: string;
+  dataPath: string;
+  evalDataPath?: string;
+  outDir: string;
+  tokenizer: Tokenizer;
+  train: TrainConfig;
+  lora?: LoraSettings;
+  /** "v1" | "v2"; default as `xverse chat` decides (config.json chat_format, else v2). */
+  format?: string;
+  /** Cut examples to this many tokens (default: max_position_embeddings). */
+  maxLength?: number;
+  packing?: boolean;
+  resume?: boolean;
+  /** Dtype of the written weights: "auto" = the input checkpoint's. */
+  saveDtype?: "auto" | "f32" | "bf16";
+  hooks?: TrainHooks;
+}
+
+export interface PreparedData {
+  format: "v1" | "v2";
+  encode: EncodeOptions;
+  padId: number;
+  conversations: Conversation[];
+  train: Example[];
+  eval: Example[] | null;
+  dropped: number;
+}
+
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "LICENSE"];
+
+/** Reads and tokenizes the data the way the chat command will prompt the result. */
+export function prepareData(o: Pick<FinetuneOptions, "modelDir" | "dataPath" | "evalDataPath" | "tokenizer" | "format" | "maxLength" | "packing">, cfg: XverseConfig): PreparedData {
+  const settings = loadChatSettings(o.modelDir);
+  const format = resolveChatFormat(o.format ?? null, cfg.chatFormat, null);
+  if (format === "template") throw new XverseError("bad_flag", "fine-tuning data is built with the XVERSE v1 or v2 format: pass --format v1 or --format v2");
+  const tok = o.tokenizer;
+  const encode: EncodeOptions = {
+    format,
+    eosId: turnEndId(tok, { config: cfg }),
+    bosId: settings.addBosToken ? tok.bosId : null,
+    maxLength: o.maxLength ?? cfg.maxPositionEmbeddings,
+  };
+  const padId = cfg.padTokenId ?? tok.padId ?? 0;
+  const conversations = readConversations(o.dataPath);
+  const enc = encodeAll(tok, conversations, encode);
+  let trainEx = enc.examples;
+  if (o.packing) trainEx = pack(trainEx, encode.maxLength!);
+  const evalEx = o.evalDataPath ? encodeAll(tok, readConversations(o.evalDataPath), encode).examples : null;
+  return { format, encode, padId, conversations, train: trainEx, eval: evalEx, dropped: enc.dropped };
+}
+
+function toSaveTensor(t: Tensor, dtype: "f32" | "bf16"): Tensor {
+  if (dtype === "f32") return t;
+  const src = t.data as Float32Array, out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32ToBf16(src[i]);
+  return { dtype: "bf16", shape: t.shape, data: out };
+}
+
+/** Writes a normal model directory: weights, config.json (recording the chat format), generation and tokenizer files. */
+export function writeModelDir(model: XverseTrainModel, srcDir: string, outDir: string, dtype: "f32" | "bf16", format: string): void {
+  mkdirSync(outDir, { recursive: true });
+  writeSafetensors(join(outDir, "model.safetensors"), model.tensors().map(({ name, tensor }) => ({ name, tensor: toSaveTensor(tensor, dtype) })), { format: "pt" });
+  const config = { ...readJsonFile(join(srcDir, "config.json")), torch_dtype: dtype === "bf16" ? "bfloat16" : "float32", chat_format: format };
+  writeFileSync(join(outDir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  for (const f of ["generation_config.json", ...TOKENIZER_FILES]) {
+    if (existsSync(join(srcDir, f))) copyFileSync(join(srcDir, f), join(outDir, f));
+  }
+}
+
+export interface FinetuneResult {
+  state: TrainState;
+  data: PreparedData;
+  /** Where the model (or adapter) was written. */
+  outDir: string;
+  adapterDir: string | null;
+}
+
+export function finetune(o: FinetuneOptions): FinetuneResult {
+  const cfg = loadConfig(o.modelDir);
+  const data = prepareData(o, cfg);
+  const src = openCheckpoint(o.modelDir);
+  let model: XverseTrainModel, srcDtype: string;
+  try {
+    srcDtype = src.info("model.embed_tokens.weight").dtype;
+    model = XverseTrainModel.fromSource(cfg, src);
+  } finally {
+    src.close();
+  }
+  model.rng.state = (o.train.seed * 2654435761) >>> 0;
+  if (o.lora) {
+    model.setBaseTrainable(false);
+    if (o.lora.from) loadPeftAdapter(model, o.lora.from);
+    else addLora(model, { r: o.lora.r, alpha: o.lora.alpha, dropout: o.lora.dropout, targets: o.lora.targets, seed: o.train.seed });
+  }
+  mkdirSync(o.outDir, { recursive: true });
+  const describe = {
+    model: o.modelDir, data: o.dataPath, lora: o.lora ? { r: o.lora.r, alpha: o.lora.alpha, targets: o.lora.targets } : null,
+    batchSize: o.train.batchSize, gradAccum: o.train.gradAccum, seed: o.train.seed, packing: o.packing ?? false, maxLength: data.encode.maxLength,
+  };
+  const state = train(model, data.train, data.eval, o.train, {
+    padId: data.padId, checkpointDir: join(o.outDir, "checkpoint"), resume: o.resume, hooks: o.hooks, describe,
+  });
+  writeFileSync(join(o.outDir, "training_loss.svg"), lossPlotSvg(state.history, `training loss of ${o.outDir}`));
+  writeFileSync(join(o.outDir, "trainer_log.jsonl"), state.history.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  const dtype = o.saveDtype && o.saveDtype !== "auto" ? o.saveDtype : srcDtype === "bf16" ? "bf16" : "f32";
+  let adapterDir: string | null = null;
+  if (o.lora) {
+    adapterDir = o.lora.adapterOnly ? o.outDir : join(o.outDir, "adapter");
+    savePeftAdapter(model, adapterDir, o.modelDir);
+    if (!o.lora.adapterOnly) {
+      mergeLora(model);
+      writeModelDir(model, o.modelDir, o.outDir, dtype, data.format);
+    }
+  } else {
+    writeModelDir(model, o.modelDir, o.outDir, dtype, data.format);
+  }
+  return { state, data, outDir: o.outDir, adapterDir };
+}
