@@ -1,0 +1,184 @@
+/**
+ * Constrained decoding for XVERSE tool calls: a logits hook for generate() that, once `<|startofthink|>` is in
+ * the output (or from the first token, when forced), lets through only tokens that keep the text a valid prefix
+ * of "```JSON\n{"api_name":"<tool>","parameters":{…}}```<|endofthink|>" with the parameters meeting that tool's
+ * schema (json-prefix.ts), then only eos. The vocabulary is decoded once per tokenizer into the text each token
+ * adds mid-sequence, and kept as a character trie, so one step walks only the branches the recognizer accepts.
+ */
+import type { Tokenizer } from "../tokenizer/types.js";
+import { CallRecognizer, compileSchema, DEFAULT_LIMITS, type CallGrammar, type PrefixLimits } from "./json-prefix.js";
+import { normalizeTools, THINK_END, THINK_START, type ToolSpec } from "./tools.js";
+
+export const CALL_PREFIX = "```JSON\n{";
+export const CALL_SUFFIX = `}\`\`\`${THINK_END}`;
+
+interface Trie {
+  ids: number[];
+  next: Map<string, Trie>;
+}
+
+interface Vocab {
+  /** Text each id adds in the middle of a sequence; null for special, empty or partial-UTF-8 tokens. */
+  pieces: (string | null)[];
+  trie: Trie;
+  /** Ids whose piece contains ">", the only ones that can complete `<|startofthink|>`. */
+  closers: number[];
+}
+
+const vocabCache = new WeakMap<Tokenizer, Vocab>();
+
+/**
+ * decode([anchor, id]) minus decode([anchor]) is what `id` adds after other text — the Metaspace decoder drops
+ * a leading space only at the very start, and byte-fallback tokens decode in context.
+ */
+export function vocabPieces(tok: Tokenizer): (string | null)[] {
+  const anchor = tok.encode("a", { addSpecialTokens: false }).ids;
+  const base = tok.decode(anchor, { skipSpecialTokens: false });
+  const pieces: (string | null)[] = new Array(tok.vocabSize).fill(null);
+  for (let id = 0; id < tok.vocabSize; id++) {
+    if (tok.isSpecial(id) || tok.idToToken(id) === undefined) continue;
+    const t = tok.decode([...anchor, id], { skipSpecialTokens: false });
+    if (!t.startsWith(base)) continue;
+    const piece = t.slice(base.length);
+    // a lone byte of a multi-byte character decodes to U+FFFD: such tokens only work in pairs, so leave them out
+    if (piece === "" || (piece.includes("\uFFFD") && !tok.idToToken(id)!.includes("\uFFFD"))) continue;
+    pieces[id] = piece;
+  }
+  return pieces;
+}
+
+function prepare(tok: Tokenizer): Vocab {
+  let v = vocabCache.get(tok);
+  if (v) return v;
+  const pieces = vocabPieces(tok);
+  const trie: Trie = { ids: [], next: new Map() };
+  const closers: number[] = [];
+  pieces.forEach((p, id) => {
+    if (p === null) return;
+    let node = trie;
+    for (const ch of p) {
+      let n = node.next.get(ch);
+      if (!n) node.next.set(ch, (n = { ids: [], next: new Map() }));
+      node = n;
+    }
+    node.ids.push(id);
+    if (p.includes(">")) closers.push(id);
+  });
+  v = { pieces, trie, closers };
+  vocabCache.set(tok, v);
+  return v;
+}
+
+/** All ids whose piece the recognizer accepts in full from state `m`. */
+function allowedIds(trie: Trie, m: CallRecognizer, out: number[]): void {
+  for (const [ch, child] of trie.next) {
+    const m2 = m.clone();
+    if (!m2.feed(ch)) continue;
+    for (const id of child.ids) out.push(id);
+    if (child.next.size) allowedIds(child, m2, out);
+  }
+}
+
+export interface ConstrainedHookOptions {
+  /** Start the call at the first generated token (the model must call a tool). Default false: wait for the marker. */
+  force?: boolean;
+  /** Ids allowed (and the only ones allowed) once the end marker is written. Default: the tokenizer's eos. */
+  eosTokenIds?: number[];
+  limits?: Partial<PrefixLimits>;
+}
+
+export interface ConstrainedHook {
+  (ids: readonly number[], logits: Float32Array): void;
+  /** Forget the previous generation: call before reusing the hook for another generate(). */
+  reset(): void;
+  /** "free" (before the marker), "call" (inside), "done" (end marker written), "stuck" (no token fits; unconstrained). */
+  readonly state: "free" | "call" | "done" | "stuck";
+}
+
+/**
+ * A logitsHook for generate(). Use one hook per generation (or call reset()); the first call it sees marks where
+ * the prompt ends.
+ */
+export function constrainedToolCallHook(tok: Tokenizer, tools: readonly ToolSpec[] | unknown, opts: ConstrainedHookOptions = {}): ConstrainedHook {
+  const specs: ToolSpec[] = Array.isArray(tools) && tools.every((t) => t && typeof t === "object" && "schema" in t && "plugin" in t)
+    ? (tools as ToolSpec[])
+    : normalizeTools(tools);
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const vocab = prepare(tok);
+  const eos = opts.eosTokenIds ?? (tok.eosId !== null ? [tok.eosId] : []);
+  const grammar: CallGrammar = {
+    prefix: (opts.force ? THINK_START : "") + CALL_PREFIX,
+    suffix: CALL_SUFFIX,
+    tools: new Map(specs.map((t) => [t.name, compileSchema(t.schema, limits)])),
+  };
+
+  let seen = -1;
+  let mode: ConstrainedHook["state"] = "free";
+  let text = "";
+  let m: CallRecognizer | null = null;
+
+  const reset = (): void => {
+    seen = -1;
+    text = "";
+    mode = opts.force ? "call" : "free";
+    m = opts.force ? CallRecognizer.start(grammar) : null;
+  };
+  reset();
+
+  const enterCall = (rest: string): boolean => {
+    const r = CallRecognizer.start(grammar);
+    if (!r.feedText(rest)) return false;
+    m = r;
+    mode = r.complete ? "done" : "call";
+    return true;
+  };
+
+  const advance = (id: number): void => {
+    const piece = vocab.pieces[id] ?? "";
+    if (mode === "free") {
+      const from = Math.max(0, text.length - THINK_START.length + 1);
+      text += piece;
+      const at = text.indexOf(THINK_START, from);
+      if (at >= 0 && !enterCall(text.slice(at + THINK_START.length))) mode = "stuck";
+    } else if (mode === "call") {
+      if (!m!.feedText(piece)) mode = "stuck";
+      else if (m!.complete) mode = "done";
+    }
+  };
+
+  const mask = (logits: Float32Array, allowed: number[]): void => {
+    if (!allowed.length) {
+      // nothing fits (e.g. a character the vocabulary only has as byte pieces): stop constraining
+      mode = "stuck";
+      return;
+    }
+    const keep = new Float32Array(allowed.length);
+    allowed.forEach((id, i) => (keep[i] = id < logits.length ? logits[id] : -Infinity));
+    logits.fill(-Infinity);
+    allowed.forEach((id, i) => id < logits.length && (logits[id] = keep[i]));
+  };
+
+  const hook = ((ids: readonly number[], logits: Float32Array): void => {
+    if (seen < 0 || ids.length < seen) seen = ids.length;
+    for (; seen < ids.length; seen++) advance(ids[seen]);
+    if (mode === "done") {
+      if (eos.length) mask(logits, eos);
+    } else if (mode === "call") {
+      const allowed: number[] = [];
+      allowedIds(vocab.trie, m!, allowed);
+      mask(logits, allowed);
+    } else if (mode === "free") {
+      // tokens that would complete the start marker must also begin a valid call
+      const tail = text.slice(Math.max(0, text.length - THINK_START.length + 1));
+      for (const id of vocab.closers) {
+        const s = tail + vocab.pieces[id]!;
+        const at = s.indexOf(THINK_START);
+        if (at < 0) continue;
+        if (!CallRecognizer.start(grammar).feedText(s.slice(at + THINK_START.length)) && id < logits.length) logits[id] = -Infinity;
+      }
+    }
+  }) as ConstrainedHook;
+  hook.reset = reset;
+  Object.defineProperty(hook, "state", { get: () => mode });
+  return hook;
+}

@@ -1,0 +1,70 @@
+/**
+ * The "template" chat format: tokenizer_config.json's jinja `chat_template`, rendered with @huggingface/jinja,
+ * so that other LLaMA-family chat models work. XVERSE's own checkpoints ship no template (their format lives in
+ * modeling_xverse.py), which is why v1/v2 are built in code.
+ */
+import { Template } from "@huggingface/jinja";
+import { XverseError } from "../errors.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import type { BuiltPrompt, ChatMessage } from "./types.js";
+
+export interface TemplateOptions {
+  template: string;
+  budget: number;
+  bosToken?: string | null;
+  eosToken?: string | null;
+  /** OpenAI-form tools, handed to the template as `tools` (templates without tool support ignore them). */
+  tools?: unknown[] | null;
+}
+
+const cache = new Map<string, Template>();
+
+function compile(source: string): Template {
+  let t = cache.get(source);
+  if (!t) {
+    try {
+      t = new Template(source);
+    } catch (e) {
+      throw new XverseError("bad_template", `tokenizer_config.json chat_template does not parse: ${(e as Error).message}`);
+    }
+    cache.set(source, t);
+  }
+  return t;
+}
+
+export function renderTemplate(messages: readonly ChatMessage[], opts: Omit<TemplateOptions, "budget">): string {
+  const last = messages[messages.length - 1];
+  try {
+    return compile(opts.template).render({
+      // HF templates call tool results "tool"; XVERSE calls them "exec"
+      messages: messages.map((m) => ({ role: m.role === "exec" ? "tool" : m.role, content: m.content })),
+      add_generation_prompt: !last || last.role !== "assistant",
+      bos_token: opts.bosToken ?? "",
+      eos_token: opts.eosToken ?? "",
+      ...(opts.tools && opts.tools.length ? { tools: opts.tools } : {}),
+    });
+  } catch (e) {
+    if (e instanceof XverseError) throw e;
+    throw new XverseError("bad_template", `chat_template failed to render: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Renders, encodes (the template writes BOS itself when it wants one) and, when over budget, drops the oldest
+ * non-system messages one at a time — the same newest-first priority as XVERSE's builders.
+ */
+export function buildFromTemplate(tok: Tokenizer, messages: readonly ChatMessage[], opts: TemplateOptions): BuiltPrompt {
+  const system = messages[0]?.role === "system" ? [messages[0]] : [];
+  let rest = messages.slice(system.length);
+  let truncated = false;
+  for (;;) {
+    const text = renderTemplate([...system, ...rest], opts);
+    const ids = tok.encode(text, { addSpecialTokens: false }).ids;
+    if (ids.length <= opts.budget) return { ids, text, format: "template", budget: opts.budget, truncated };
+    if (rest.length <= 1) {
+      throw new XverseError("prompt_too_long", `the newest message alone renders to ${ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
+    }
+    rest = rest.slice(1);
+    truncated = true;
+  }
+}
