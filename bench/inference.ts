@@ -1,0 +1,198 @@
+/**
+ * `npm run bench`: our engine vs llama.cpp (node-llama-cpp 3.21.1) on the same synthetic XVERSE-architecture
+ * weights, same thread count, at comparable precision: f16 ~ F16, int8 per row ~ Q8_0, int4 group 32 ~ Q4_0.
+ * Prefill tok/s (one forward over the prompt) and decode tok/s (greedy, one token per forward), median of N runs,
+ * with the decode memory-bandwidth roofline. The last lines are `ratio_prefill_<p>: X.XX` / `ratio_decode_<p>: X.XX`
+ * (ours / llama.cpp).
+ *
+ *   node dist/bench/inference.js [--quick] [--threads N] [--runs N] [--prompt N] [--gen N]
+ *                                [--precisions f16,int8,int4] [--dir DIR] [--skip-llama] [--skip-ours]
+ */
+import { existsSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { loadConfig } from "../src/config.js";
+import { openCheckpoint } from "../src/io/checkpoint.js";
+import { exportGguf, type ExportType } from "../src/gguf/export.js";
+import { readGguf } from "../src/io/gguf.js";
+import { selectBackend } from "../src/backend/select.js";
+import { XverseModel } from "../src/model/xverse.js";
+import { projectionLoader } from "../src/quant/load.js";
+import { weightBytes } from "../src/quant/quantize.js";
+import { BENCH_SPEC, QUICK_SPEC, buildSyntheticModel, describe, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
+import { importPeer, machineInfo, measureBandwidth, median } from "./machine.js";
+
+type Precision = "f16" | "int8" | "int4";
+const GGUF_TYPE: Record<Precision, ExportType> = { f16: "f16", int8: "q8_0", int4: "q4_0" };
+const OURS: Record<Precision, { quantize: 0 | 4 | 8; groupSize: number; label: string }> = {
+  f16: { quantize: 0, groupSize: 0, label: "f16 weights" },
+  int8: { quantize: 8, groupSize: 0, label: "int8 per row (XVERSE), lm_head f16" },
+  int4: { quantize: 4, groupSize: 32, label: "int4 group 32, lm_head f16" },
+};
+
+interface Timing { prefill: number[]; decode: number[]; bytesPerToken: number; note?: string }
+
+const log = (m: string) => process.stderr.write(m + "\n");
+
+function argmax(a: Float32Array): number {
+  let b = 0;
+  for (let j = 1; j < a.length; j++) if (a[j] > a[b]) b = j;
+  return b;
+}
+
+async function runOurs(dir: string, p: Precision, prompt: number[], gen: number, runs: number, threads: number): Promise<Timing & { backend: string }> {
+  const warnings: string[] = [];
+  const backend = selectBackend("auto", { threads, warn: (m) => warnings.push(m) });
+  for (const w of warnings) log(`  ours: ${w}`);
+  const cfg = loadConfig(dir);
+  const src = openCheckpoint(dir);
+  const t0 = performance.now();
+  const model = XverseModel.fromSource(cfg, src, { backend, projection: projectionLoader(cfg, OURS[p]) });
+  src.close();
+  const W = model.weights;
+  let bytes = weightBytes(W.lmHead);
+  for (const L of W.layers) for (const w of [L.q, L.k, L.v, L.o, L.gate, L.up, L.down]) bytes += weightBytes(w);
+  const isa = (backend as { isa?: string }).isa;
+  const name = `${backend.name}${isa ? ` (${isa})` : ""}`;
+  log(`  ours [${name}] loaded ${p} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const cache = model.newCache(prompt.length + gen + 1);
+  // warm-up: a short prefill and a few decode steps (page faults, JIT, thread pool start)
+  model.forward(prompt.slice(0, 16), cache);
+  for (let i = 0; i < 4; i++) model.forward([prompt[16 + i]], cache);
+  const out: Timing & { backend: string } = { prefill: [], decode: [], bytesPerToken: bytes, backend: name };
+  for (let r = 0; r < runs; r++) {
+    cache.truncate(0);
+    let t = performance.now();
+    let logits = model.forward(prompt, cache);
+    out.prefill.push(prompt.length / ((performance.now() - t) / 1000));
+    const buf = new Float32Array(logits.length);
+    t = performance.now();
+    for (let i = 0; i < gen; i++) logits = model.forward([argmax(logits)], cache, { out: buf });
+    out.decode.push(gen / ((performance.now() - t) / 1000));
+    log(`  ours ${p} run ${r + 1}: prefill ${out.prefill[r].toFixed(2)} tok/s, decode ${out.decode[r].toFixed(2)} tok/s`);
+  }
+  return out;
+}
+
+async function runLlama(ggufPath: string, p: Precision, prompt: number[], gen: number, runs: number, threads: number): Promise<Timing> {
+  const nlc = await importPeer<any>("node-llama-cpp");
+  const llama = await nlc.getLlama({ gpu: false, build: "never", maxThreads: threads, logLevel: nlc.LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
+  const ctx = await model.createContext({
+    contextSize: prompt.length + gen + 16, batchSize: prompt.length, threads: { ideal: threads, min: threads }, sequences: 1,
+  });
+  const seq = ctx.getSequence();
+  // Bytes one decode step streams: every tensor but the embedding table (only one of its rows is read).
+  let bytes = 0;
+  const g = readGguf(ggufPath);
+  for (const t of g.tensors) if (t.name !== "token_embd.weight") bytes += t.nbytes;
+  await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 16));
+  await seq.clearHistory();
+  const out: Timing = { prefill: [], decode: [], bytesPerToken: bytes };
+  for (let r = 0; r < runs; r++) {
+    await seq.clearHistory();
+    let t = performance.now();
+    await seq.evaluateWithoutGeneratingNewTokens(prompt);
+    out.prefill.push(prompt.length / ((performance.now() - t) / 1000));
+    let n = 0;
+    t = performance.now();
+    // greedy decoding through the generator: each yielded token is one single-token forward + sampling
+    for await (const _tok of seq.evaluate([prompt[prompt.length - 1]], { temperature: 0 })) if (++n >= gen) break;
+    out.decode.push(n / ((performance.now() - t) / 1000));
+    if (n < gen) out.note = `llama.cpp stopped after ${n} tokens`;
+    log(`  llama.cpp ${p} run ${r + 1}: prefill ${out.prefill[r].toFixed(2)} tok/s, decode ${out.decode[r].toFixed(2)} tok/s`);
+  }
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return out;
+}
+
+function ensureGguf(dir: string, p: Precision): string {
+  const path = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
+  if (existsSync(path)) return path;
+  const cfg = loadConfig(join(dir, "f16"));
+  const src = openCheckpoint(join(dir, "f16"));
+  const t0 = performance.now();
+  try {
+    // exportGguf writes atomically, so an existing file is always complete
+    exportGguf(src, cfg, syntheticVocab(cfg.vocabSize), path, { type: GGUF_TYPE[p], name: "synthetic-xverse" });
+  } finally {
+    src.close();
+  }
+  log(`exported ${path} (${(statSync(path).size / 2 ** 30).toFixed(2)} GiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return path;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean" }, threads: { type: "string" }, runs: { type: "string" }, prompt: { type: "string" },
+      gen: { type: "string" }, precisions: { type: "string" }, dir: { type: "string" },
+      "skip-llama": { type: "boolean" }, "skip-ours": { type: "boolean" },
+    },
+  });
+  const m = machineInfo();
+  const spec: SyntheticSpec = values.quick ? QUICK_SPEC : BENCH_SPEC;
+  const threads = Number(values.threads ?? m.physical);
+  const runs = Number(values.runs ?? 3);
+  const promptLen = Number(values.prompt ?? (values.quick ? 128 : 512));
+  const gen = Number(values.gen ?? (values.quick ? 32 : 128));
+  const precisions = (values.precisions ?? "f16,int8,int4").split(",") as Precision[];
+  for (const p of precisions) if (!(p in OURS)) throw new Error(`unknown precision ${p} (f16, int8, int4)`);
+  const dir = values.dir ?? join(tmpdir(), `xverse-bench-${spec.hidden}x${spec.layers}x${spec.intermediate}x${spec.vocab}`);
+
+  console.log(`# xverse.ts inference benchmark`);
+  console.log(`machine: ${m.cpu}, ${m.physical} physical / ${m.logical} logical cores, ${m.memGiB.toFixed(0)} GiB, ${m.flags.join(" ")}`);
+  console.log(`threads: ${threads} for both engines; runs: ${runs} (median); prompt ${promptLen} tokens, decode ${gen} tokens`);
+  console.log(`model: synthetic XVERSE architecture, random weights — ${describe(spec)}`);
+  console.log(`files: ${dir}`);
+
+  buildSyntheticModel(join(dir, "f16"), spec, "f16", log);
+  const bw = await measureBandwidth(threads);
+  console.log(`memory read bandwidth: ${(bw / 1e9).toFixed(1)} GB/s (${threads} JS worker threads streaming 1 GiB; a lower bound)`);
+  const prompt = syntheticTokens(promptLen, spec.vocab);
+
+  const results: { p: Precision; ours?: Timing & { backend: string }; llama?: Timing }[] = [];
+  for (const p of precisions) {
+    const r: (typeof results)[number] = { p };
+    if (!values["skip-llama"]) {
+      const path = ensureGguf(dir, p);
+      r.llama = await runLlama(path, p, prompt, gen, runs, threads);
+    }
+    if (!values["skip-ours"]) r.ours = await runOurs(join(dir, "f16"), p, prompt, gen, runs, threads);
+    results.push(r);
+    (globalThis as { gc?: () => void }).gc?.();
+  }
+
+  console.log("");
+  console.log(`| precision | engine | weights | prefill tok/s | decode tok/s | MB read / token | decode roofline tok/s | % of roofline |`);
+  console.log(`|---|---|---|---|---|---|---|---|`);
+  for (const r of results) {
+    for (const [eng, t, label] of [
+      [`ours (${r.ours?.backend ?? "-"})`, r.ours, OURS[r.p].label],
+      ["llama.cpp", r.llama, GGUF_TYPE[r.p].toUpperCase() + " (all 2-D tensors)"],
+    ] as const) {
+      if (!t) continue;
+      const roof = bw / t.bytesPerToken;
+      const dec = median(t.decode);
+      console.log(`| ${r.p} | ${eng} | ${label} | ${median(t.prefill).toFixed(2)} | ${dec.toFixed(2)} | ${(t.bytesPerToken / 1e6).toFixed(0)} | ${roof.toFixed(2)} | ${((100 * dec) / roof).toFixed(0)} % |`);
+      if (t.note) console.log(`note: ${t.note}`);
+    }
+  }
+  console.log("");
+  console.log("Notes: llama.cpp's Q8_0 / Q4_0 files quantize token_embd and output (lm_head) too, as convert_hf_to_gguf does;");
+  console.log("ours keeps lm_head in f16 (XVERSE's scheme), so it streams more bytes per decoded token at int8 / int4.");
+  console.log("");
+  for (const r of results) {
+    if (!r.ours || !r.llama) continue;
+    console.log(`ratio_prefill_${r.p}: ${(median(r.ours.prefill) / median(r.llama.prefill)).toFixed(2)}`);
+    console.log(`ratio_decode_${r.p}: ${(median(r.ours.decode) / median(r.llama.decode)).toFixed(2)}`);
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
