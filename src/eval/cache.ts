@@ -1,0 +1,40 @@
+/**
+ * Finished items, one JSON line each ({key, record}), appended as they finish so an interrupted run resumes
+ * where it stopped. A torn last line (the process died mid-write) is ignored. Keys name the prompt format
+ * version, model, task, subject, item index and shot count, so a changed setting never reuses a stale score.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+
+/** Bump when a prompt format or scoring rule changes: old cache lines then stop matching. */
+export const FORMAT_VERSION = "eval-v1";
+
+export class ResultCache<T = unknown> {
+  private readonly map = new Map<string, T>();
+
+  constructor(readonly path: string | null) {
+    if (!path || !existsSync(path)) return;
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        const { key, record } = JSON.parse(line) as { key: string; record: T };
+        if (typeof key === "string") this.map.set(key, record);
+      } catch { /* torn line from an interrupted write */ }
+    }
+  }
+
+  get size(): number { return this.map.size; }
+
+  get(key: string): T | undefined { return this.map.get(key); }
+
+  put(key: string, record: T): void {
+    this.map.set(key, record);
+    if (!this.path) return;
+    mkdirSync(dirname(this.path), { recursive: true });
+    appendFileSync(this.path, JSON.stringify({ key, record }) + "\n");
+  }
+}
+
+export function itemKey(modelId: string, task: string, subject: string, index: number, shots: number): string {
+  return [FORMAT_VERSION, modelId, task, subject, index, `${shots}shot`].join("|");
+}

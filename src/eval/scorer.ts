@@ -1,0 +1,48 @@
+/**
+ * What the harness needs from a model, in-process or behind an OpenAI-compatible server: log-likelihoods for
+ * multiple choice and greedy completions for GSM8K and HumanEval. The tasks never know which one they talk to.
+ */
+import type { XverseModel } from "../model/xverse.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { generateText } from "../generate/generate.js";
+import { loglikelihood, PrefixCache, type LoglikResult } from "./loglik.js";
+import { truncateAtStop } from "./prompts.js";
+
+export type { LoglikResult } from "./loglik.js";
+
+export interface GenerateRequest {
+  maxNewTokens: number;
+  /** Generation ends before the first of these; the returned text never contains one. */
+  stop: readonly string[];
+}
+
+export interface Scorer {
+  /** Identifies the model in cache keys and reports (a resolved path or endpoint + model name). */
+  readonly id: string;
+  loglikelihood(context: string, continuation: string): Promise<LoglikResult>;
+  generate(prompt: string, req: GenerateRequest): Promise<string>;
+}
+
+/** The in-process scorer: one model, one tokenizer, one reused KV cache for log-likelihoods. */
+export class LocalScorer implements Scorer {
+  private readonly reuse = new PrefixCache();
+
+  constructor(readonly model: XverseModel, readonly tokenizer: Tokenizer, readonly id: string) {}
+
+  async loglikelihood(context: string, continuation: string): Promise<LoglikResult> {
+    const r = loglikelihood(this.model, this.tokenizer, context, continuation, this.reuse);
+    // Yield between items so the progress bar and Ctrl-C stay responsive.
+    await new Promise<void>((res) => setImmediate(res));
+    return r;
+  }
+
+  async generate(prompt: string, req: GenerateRequest): Promise<string> {
+    let ids = this.tokenizer.encode(prompt).ids;
+    // Keep room for the answer: cut the prompt from the left (as lm-eval does) when it would not fit.
+    const room = this.model.config.maxPositionEmbeddings - req.maxNewTokens;
+    if (room < 1) throw new RangeError(`max new tokens ${req.maxNewTokens} leaves no room for a prompt in ${this.model.config.maxPositionEmbeddings} positions`);
+    if (ids.length > room) ids = ids.slice(ids.length - room);
+    const r = await generateText(this.model, this.tokenizer, ids, { greedy: true, maxNewTokens: req.maxNewTokens, stopStrings: [...req.stop] });
+    return truncateAtStop(r.text, req.stop);
+  }
+}
