@@ -78,12 +78,10 @@ export class EndpointScorer implements Scorer {
       const lp = await this.echo(ids);
       return sumRange(lp, contextIds.length, ids.length, "token");
     }
-    // Same whitespace move as the in-process path: "Answer: " + "A" is scored as "Answer:" + " A".
-    const trimmed = context.replace(/\s+$/u, "");
     const prompt = context + continuation;
     const lp = await this.echo(prompt);
     const offsets = lp.text_offset ?? [];
-    const end = cpLength(prompt), boundary = cpLength(trimmed);
+    const end = cpLength(prompt), boundary = cpLength(context);
     // Prompt tokens only (a max_tokens 1 retry appends one generated token at offset ≥ the prompt length).
     let n = offsets.length;
     while (n > 0 && offsets[n - 1]! >= end && n > 1) n--;

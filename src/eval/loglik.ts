@@ -1,7 +1,9 @@
 /**
  * Log-likelihood of a continuation given a context, the way lm-evaluation-harness scores multiple choice:
- * - trailing whitespace of the context moves to the front of the continuation ("Answer: " + "A" is scored as
- *   "Answer:" + " A"), so the space is predicted as part of the answer token, as the model saw it in training;
+ * - the context is encoded as given. lm-eval also moves trailing whitespace from the context to the
+ *   continuation; the project's golden reference (golden_loglik.jsonl, "Assistant: " + "你好…") does not, and
+ *   the benchmark prompts here never end in whitespace (the space goes with the choice: "Answer:" + " A"), so
+ *   the two conventions agree on every benchmark item;
  * - context and whole text are encoded separately and the continuation is whole[len(context ids):], so a
  *   tokenizer that merges across the boundary still scores the continuation's own tokens;
  * - an empty context is replaced by BOS (or EOS), since the first token needs something to be predicted from;
@@ -34,11 +36,6 @@ const PREFILL_CHUNK = 512;
 
 /** lm-eval's _encode_pair: context ids and continuation ids. */
 export function encodePair(tokenizer: Tokenizer, context: string, continuation: string): { contextIds: number[]; continuationIds: number[] } {
-  const trimmed = context.replace(/\s+$/u, "");
-  if (trimmed.length < context.length) {
-    continuation = context.slice(trimmed.length) + continuation;
-    context = trimmed;
-  }
   const whole = tokenizer.encode(context + continuation).ids;
   let contextIds = tokenizer.encode(context).ids;
   if (context === "") {

@@ -2,13 +2,14 @@
 // functions the harness scores multiple choice with.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { openSafetensors } from "../../src/io/safetensors.js";
 import { XverseModel } from "../../src/model/xverse.js";
 import { encodePair, loglikelihood, loglikelihoodTokens, PrefixCache } from "../../src/eval/loglik.js";
+import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { fixture } from "../helpers/peers.js";
 
 const dir = fixture("golden", "tiny-xverse");
@@ -46,11 +47,8 @@ test("reusing the cache across choices that share a context gives the fresh-cach
   }
 });
 
-// The string path needs the tokenizer (src/tokenizer/), which lands separately.
-const tokenizerModule = new URL("../../src/tokenizer/index.js", import.meta.url);
-test("golden log-likelihoods within 1e-4 from strings (lm-eval encoding conventions)", { skip: !existsSync(tokenizerModule) && "tokenizer not built yet" }, async () => {
-  const { loadTokenizer } = (await import(tokenizerModule.href)) as { loadTokenizer(p: string): Promise<import("../../src/tokenizer/types.js").Tokenizer> | import("../../src/tokenizer/types.js").Tokenizer };
-  const tok = await loadTokenizer(dir);
+test("golden log-likelihoods within 1e-4 from strings (lm-eval encoding conventions)", () => {
+  const tok = loadTokenizer(dir);
   const model = tinyModel();
   const reuse = new PrefixCache();
   for (const c of cases) {
