@@ -54,6 +54,7 @@ export function unpickle(data: Uint8Array, file: string, hooks: PickleHooks): Py
     throw new XverseError("bad_checkpoint", `${file}: pickle byte ${opPos}: ${msg}`);
   };
   const need = (n: number): number => {
+    if (!(n >= 0)) fail(`negative length ${n}`); // a negative length would move the reader backwards
     if (pos + n > data.length) fail("unexpected end of pickle data (the file is truncated or corrupt)");
     const p = pos;
     pos += n;

@@ -30,8 +30,22 @@ export function assertLittleEndianHost(): void {
   }
 }
 
-/** A zero-filled typed array of `n` elements of `dtype`, on its own (therefore aligned) ArrayBuffer. */
-export function allocTensorData(dtype: DType, n: number): TensorData {
+/**
+ * A zero-filled typed array of `n` elements of `dtype`, on its own (therefore aligned) ArrayBuffer.
+ * `what` names the tensor in the error when the allocation fails (out of memory, or over V8's 2^32-element limit).
+ */
+export function allocTensorData(dtype: DType, n: number, what = "tensor"): TensorData {
+  try {
+    return allocRaw(dtype, n);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new XverseError("out_of_memory",
+      `${what}: cannot allocate ${n} × ${dtype} (${n * DTYPE_BYTES[dtype]} bytes): ${e.message}; free memory or use a smaller/quantized checkpoint`,
+      { cause: e });
+  }
+}
+
+function allocRaw(dtype: DType, n: number): TensorData {
   switch (dtype) {
     case "f32": return new Float32Array(n);
     case "f64": return new Float64Array(n);
@@ -172,7 +186,7 @@ export function openSafetensors(path: string): TensorSource {
       const e = get(name);
       if (!open) throw new XverseError("closed", `${path}: read("${name}") after close()`);
       // A fresh typed array is aligned for its element size, so the bytes land in place: no second copy.
-      const data = allocTensorData(e.dtype, numel(e.shape));
+      const data = allocTensorData(e.dtype, numel(e.shape), `${path}: tensor "${name}"`);
       readFully(fd, bytesOf(data), e.begin, path, `tensor "${name}"`);
       return { dtype: e.dtype, shape: e.shape.slice(), data };
     },

@@ -24,6 +24,9 @@ const ALLOWED_GLOBALS = new Set<string>([
   ...Object.keys(STORAGE_DTYPES).map((s) => `torch.${s}`),
 ]);
 
+/** The most elements a typed array can hold in Node 20 (V8). */
+const MAX_TENSOR_ELEMENTS = 2 ** 32;
+
 interface StorageRef { kind: "storage"; dtype: DType; key: string; numel: number; entry: ZipEntry }
 interface TensorRef { kind: "tensor"; storage: StorageRef; offset: number; size: number[]; stride: number[] }
 
@@ -70,6 +73,10 @@ function torchHooks(zip: ZipReader, prefix: string, file: string): PickleHooks {
           size: ints(size, "size", where), stride: ints(stride, "stride", where),
         };
         if (ref.size.length !== ref.stride.length) throw new XverseError("bad_checkpoint", `${where}: tensor size and stride differ in rank`);
+        // Stride 0 (an expanded view) lets a tiny storage claim a huge tensor; refuse what no typed array can hold.
+        if (numel(ref.size) > MAX_TENSOR_ELEMENTS) {
+          throw new XverseError("bad_checkpoint", `${where}: tensor of size [${ref.size}] is too large to load (over 2^32 elements)`);
+        }
         if (numel(ref.size) > 0) {
           let last = ref.offset;
           ref.size.forEach((d, i) => { last += (d - 1) * ref.stride[i]; });
@@ -118,16 +125,20 @@ function torchHooks(zip: ZipReader, prefix: string, file: string): PickleHooks {
 }
 
 /** Collects name → tensor from the (possibly nested) state dict; nested dicts are joined with ".". */
-function collect(value: unknown, prefix: string, out: Map<string, TensorRef>, file: string): void {
+function collect(value: unknown, prefix: string, out: Map<string, TensorRef>, file: string, path: Set<PyDict> = new Set()): void {
   if (!(value instanceof PyDict)) {
     throw new XverseError("bad_checkpoint", `${file}: the pickle holds a ${Array.isArray(value) ? "list" : typeof value}, not a state dict of tensors`);
   }
+  // The memo lets a pickle put a dict inside itself; refuse the cycle instead of recursing forever.
+  if (path.has(value)) throw new XverseError("bad_checkpoint", `${file}: the state dict contains itself (at "${prefix}")`);
+  path.add(value);
   for (const [k, v] of value.map) {
     const name = prefix + String(k);
     if (isRef(v, "tensor")) out.set(name, v as TensorRef);
-    else if (v instanceof PyDict) collect(v, name + ".", out, file);
+    else if (v instanceof PyDict) collect(v, name + ".", out, file, path);
     // Other values (ints, strings, None: e.g. training step counters) are not tensors; ignore them.
   }
+  path.delete(value);
 }
 
 function isContiguous(size: number[], stride: number[]): boolean {
@@ -208,7 +219,7 @@ export function openTorchBin(path: string): TensorSource {
       const { dtype, entry } = t.storage;
       const width = DTYPE_BYTES[dtype];
       const n = numel(t.size);
-      const data = allocTensorData(dtype, n);
+      const data = allocTensorData(dtype, n, `${path}: tensor "${name}"`);
       if (n === 0) return { dtype, shape: t.size.slice(), data };
       if (isContiguous(t.size, t.stride)) {
         zip.read(entry, t.offset * width, n * width, bytesOf(data));

@@ -95,10 +95,13 @@ test("hand-written pickles: strided views with offsets become contiguous; parame
     binunicode("param"), "ctorch._utils\n_rebuild_parameter\n(", tensorPk("DoubleStorage", "1", 6, 0, [2, 3], [1, 2]), "\x88ccollections\nOrderedDict\n)RtR", "s",
     binunicode("sub"), "}", binunicode("empty"), tensorPk("IntStorage", "0", 40, 0, [0, 5], [5, 1]), "s", "s",
     binunicode("step"), int32(7), "s",
+    binunicode("expand"), tensorPk("IntStorage", "0", 40, 5, [3, 4], [0, 1]), "s",
     "}", binunicode("_metadata"), "}", "sb.");
   const path = torchFile("views.bin", good, [["0", new Uint8Array(store.buffer)], ["1", new Uint8Array(f64.buffer)]]);
   const src = openTorchBin(path);
-  assert.deepEqual(src.names(), ["view", "param", "sub.empty"]);
+  assert.deepEqual(src.names(), ["view", "param", "sub.empty", "expand"]);
+  // Stride 0 (torch's expand): every row repeats storage[5..8].
+  assert.deepEqual([...src.read("expand").data as Int32Array], [105, 106, 107, 108, 105, 106, 107, 108, 105, 106, 107, 108]);
   const v = src.read("view");
   assert.equal(v.dtype, "i32");
   assert.deepEqual(v.shape, size);
@@ -135,6 +138,9 @@ test("hand-written hostile or corrupt pickles are refused with the opcode or cal
     ["missing_storage", pk(head, "}", binunicode("w"), tensorPk("FloatStorage", "9", 4, 0, [4], [1]), "s."), /no entry archive\/data\/9/],
     ["view_oob", pk(head, "}", binunicode("w"), tensorPk("IntStorage", "0", 40, 30, [4, 4], [4, 1]), "s."), /reaches element 45 of a 40-element storage/],
     ["short_storage", pk(head, "}", binunicode("w"), tensorPk("IntStorage", "0", 99, 0, [4], [1]), "s."), /should hold 396 bytes but its entry has 160/],
+    ["neg_binstring", pk(head, "T", Buffer.from([0xfb, 0xff, 0xff, 0xff]), "."), /negative length -5/],
+    ["self_dict", pk(head, "}q\x00", binunicode("me"), "h\x00s."), /the state dict contains itself \(at "me\."\)/],
+    ["huge_expand", pk(head, "}", binunicode("w"), tensorPk("IntStorage", "0", 40, 0, [65536, 65536, 2], [0, 0, 1]), "s."), /tensor of size \[65536,65536,2\] is too large/],
     ["complex", pk(head, "}", binunicode("w"), tensorPk("ComplexFloatStorage", "0", 4, 0, [4], [1]), "s."), /refused to load global torch\.ComplexFloatStorage/],
   ];
   for (const [name, pickle, pattern] of cases) {
@@ -158,4 +164,38 @@ test("zip damage is refused: truncated at several points, compressed entries, no
   const notZip = join(tmp, "legacy.bin");
   writeFileSync(notZip, Buffer.from("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.", "latin1"));
   refuses(notZip, /not a valid torch\.save zip file/);
+});
+
+test("fuzz: randomly corrupted .bin and safetensors files either load or fail with an XverseError, never a crash", () => {
+  // Seeded byte mutations concentrated on the pickle / header and the zip directory at the end of the file.
+  let seed = 12345;
+  const rnd = (n: number) => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; };
+  const dir = fixture("golden", "tiny-xverse-bin");
+  const targets: Array<[string, (p: string) => { names(): string[]; read(n: string): unknown; close(): void }, number]> = [
+    [join(dir, "odd_tensors.bin"), openTorchBin, 700],
+    [join(dir, "odd_tensors.expected.safetensors"), openSafetensors, 600],
+  ];
+  const outcomes = { loaded: 0, refused: 0 };
+  for (const [file, open, region] of targets) {
+    const orig = readFileSync(file);
+    const path = join(tmp, "fuzz.bin");
+    for (let it = 0; it < 400; it++) {
+      const b = Buffer.from(orig);
+      for (let j = 1 + rnd(4); j > 0; j--) {
+        const at = rnd(3) === 0 ? b.length - 1 - rnd(400) : rnd(region);
+        b[at] = rnd(3) === 0 ? b[at] ^ (1 << rnd(8)) : rnd(256);
+      }
+      writeFileSync(path, b);
+      try {
+        const src = open(path);
+        for (const n of src.names()) src.read(n);
+        src.close();
+        outcomes.loaded++;
+      } catch (e) {
+        if (!(e instanceof XverseError)) assert.fail(`${file} mutation ${it}: ${(e as Error).stack}`);
+        outcomes.refused++;
+      }
+    }
+  }
+  assert.ok(outcomes.refused > 400, `most mutations are caught: ${JSON.stringify(outcomes)}`);
 });
