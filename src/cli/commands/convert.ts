@@ -1,0 +1,91 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../../config.js";
+import { XverseError } from "../../errors.js";
+import { exportGguf, type ExportType } from "../../gguf/export.js";
+import { openCheckpoint } from "../../io/checkpoint.js";
+import { defaultModelDir } from "../../model/embedded.js";
+import { parseFlags, type Command } from "../command.js";
+
+const help = `Usage: xverse convert [--model DIR] --to gguf [--type f32|f16|q8_0|q4_0] --out FILE.gguf
+
+Writes a float checkpoint (safetensors or torch .bin shards + config.json + tokenizer.json) as a GGUF file that
+llama.cpp, Ollama and \`xverse generate --model FILE.gguf\` run.
+
+XVERSE models are written with architecture "xverse" (untied output.weight), LLaMA ones as "llama"; q_proj and
+k_proj rows are permuted to llama.cpp's adjacent-pair RoPE layout; the vocabulary is written as an SPM
+("llama") tokenizer with scores from the BPE merge ranks. Norms and other 1-D tensors stay F32.
+q8_0 / q4_0 apply to 2-D weights whose row length is a multiple of 32; other matrices are written as F16
+(each one is listed). llama.cpp has no dynamic-NTK RoPE scaling: such a model is written with plain RoPE
+and a warning. The file is written under a temp name and renamed when complete.
+
+Options:
+  --model DIR        the float checkpoint (default: the embedded stories260K model)
+  --to gguf          the output format (only gguf for now)
+  --type T           f32, f16 (default), q8_0 or q4_0
+  --arch A           force "xverse" or "llama" (default: from config.json's model_type)
+  --out FILE         the .gguf file to write (replaced if it exists)
+  --quiet            no progress bar`;
+
+const TYPES: readonly ExportType[] = ["f32", "f16", "q8_0", "q4_0"];
+
+function progressBar(quiet: boolean): (done: number, total: number, name: string) => void {
+  const tty = process.stderr.isTTY === true;
+  const t0 = Date.now();
+  let lastPct = -1;
+  return (done, total, name) => {
+    if (quiet) return;
+    const width = 30, fill = Math.round((width * done) / total), pct = Math.floor((100 * done) / total);
+    const line = `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${done}/${total} ${((Date.now() - t0) / 1000).toFixed(0)}s ${name}`;
+    if (tty) process.stderr.write(`\r\x1b[K${line}${done === total ? "\n" : ""}`);
+    else if (pct >= lastPct + 10 || done === total) {
+      // pipes and logs get a line per 10 % instead of a stream of carriage returns
+      lastPct = pct;
+      process.stderr.write(line + "\n");
+    }
+  };
+}
+
+export const command: Command = {
+  summary: "write a checkpoint as GGUF (f32 / f16 / q8_0 / q4_0) for llama.cpp",
+  help,
+  async run(argv) {
+    const { values } = parseFlags(argv, {
+      model: { type: "string" },
+      to: { type: "string" },
+      type: { type: "string" },
+      arch: { type: "string" },
+      out: { type: "string" },
+      quiet: { type: "boolean" },
+    }, false);
+    const model = (values.model as string | undefined) ?? defaultModelDir();
+    const to = values.to as string | undefined;
+    const out = values.out as string | undefined;
+    const type = ((values.type as string | undefined) ?? "f16").toLowerCase() as ExportType;
+    const arch = values.arch as string | undefined;
+    if (to !== "gguf") throw new XverseError("bad_flag", to === undefined ? "--to gguf is required" : `--to ${to} is not supported (only gguf)`);
+    if (!out) throw new XverseError("bad_flag", "--out FILE.gguf is required");
+    if (!TYPES.includes(type)) throw new XverseError("bad_flag", `--type must be one of ${TYPES.join(", ")}, got "${values.type}"`);
+    if (arch !== undefined && arch !== "xverse" && arch !== "llama") throw new XverseError("bad_flag", `--arch must be xverse or llama, got "${arch}"`);
+    if (model.endsWith(".gguf")) throw new XverseError("unsupported", `--model ${model}: converting GGUF to GGUF is not supported; give the original checkpoint directory`);
+    const tokenizer = join(model, "tokenizer.json");
+    if (!existsSync(tokenizer)) throw new XverseError("not_found", `${model} has no tokenizer.json, which the GGUF vocabulary is built from`);
+    const config = loadConfig(model);
+    if (config.quantizationBit !== 0) {
+      throw new XverseError("unsupported", `${model} is an int${config.quantizationBit} checkpoint (quantization_bit ${config.quantizationBit}); convert the float checkpoint instead`);
+    }
+    // a typo like --out model.safetensors must not replace a checkpoint file
+    if (!out.endsWith(".gguf")) throw new XverseError("bad_flag", `--out must name a .gguf file, got "${out}"`);
+
+    const source = openCheckpoint(model);
+    try {
+      const r = exportGguf(source, config, tokenizer, out, { type, arch: arch as "xverse" | "llama" | undefined, onProgress: progressBar(values.quiet === true) });
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      const counts: Record<string, number> = {};
+      for (const t of Object.values(r.tensorTypes)) counts[t] = (counts[t] ?? 0) + 1;
+      process.stderr.write(`wrote ${out}: arch ${r.arch}, ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(", ")}\n`);
+    } finally {
+      source.close();
+    }
+  },
+};

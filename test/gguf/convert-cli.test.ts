@@ -1,0 +1,54 @@
+/** `xverse convert --to gguf`: writes a complete file, rejects bad flags, and leaves nothing behind on failure. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { main } from "../../src/cli/main.js";
+import { loadConfig } from "../../src/config.js";
+import { exportGguf } from "../../src/gguf/export.js";
+import { openCheckpoint } from "../../src/io/checkpoint.js";
+import { readGguf } from "../../src/io/gguf.js";
+import type { TensorSource } from "../../src/io/source.js";
+import { fixture } from "../helpers/peers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "xverse-convert-"));
+process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+const tiny = fixture("golden", "tiny-xverse");
+
+test("convert --to gguf writes every tensor and the llama.cpp metadata", async () => {
+  const out = join(dir, "tiny.gguf");
+  assert.equal(await main(["convert", "--model", tiny, "--to", "gguf", "--type", "f16", "--out", out, "--quiet"]), 0);
+  const g = readGguf(out);
+  assert.equal(g.tensors.length, 2 + 3 * 9 + 1);
+  const m = g.metadata;
+  assert.equal(m["general.architecture"], "xverse");
+  for (const k of ["context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count",
+    "attention.head_count_kv", "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count"]) assert.ok(`xverse.${k}` in m, k);
+  assert.deepEqual([m["xverse.embedding_length"], m["xverse.block_count"], m["xverse.attention.head_count"], m["xverse.rope.dimension_count"]], [48, 3, 4, 12]);
+  assert.equal(m["tokenizer.ggml.model"], "llama");
+  assert.equal((m["tokenizer.ggml.tokens"] as string[]).length, 4099);
+  assert.deepEqual([m["tokenizer.ggml.bos_token_id"], m["tokenizer.ggml.eos_token_id"], m["tokenizer.ggml.padding_token_id"], m["tokenizer.ggml.add_bos_token"]], [2, 3, 1, false]);
+  // XVERSE's six specials are CONTROL tokens, <0xNN> are BYTE tokens
+  const types = m["tokenizer.ggml.token_type"] as number[];
+  assert.deepEqual(types.slice(0, 8), [3, 3, 3, 3, 3, 3, 6, 6]);
+});
+
+test("convert: bad flags are one-line errors and write nothing", async () => {
+  const out = join(dir, "bad.gguf");
+  for (const args of [["--type", "q5_k", "--to", "gguf"], ["--type", "f16"], ["--to", "onnx"], ["--to", "gguf", "--arch", "gpt2"]]) {
+    assert.equal(await main(["convert", "--model", tiny, "--out", out, ...args]), 1, args.join(" "));
+  }
+  assert.equal(await main(["convert", "--model", tiny, "--to", "gguf", "--out", join(dir, "model.safetensors")]), 1);
+  assert.equal(existsSync(out), false);
+});
+
+test("a failure mid-write leaves neither the file nor a temp file", () => {
+  const src = openCheckpoint(tiny);
+  let reads = 0;
+  const failing: TensorSource = { ...src, names: () => src.names(), has: (n) => src.has(n), info: (n) => src.info(n),
+    read: (n) => { if (++reads === 10) throw new Error("disk went away"); return src.read(n); }, close: () => src.close() };
+  const sub = mkdtempSync(join(dir, "fail-"));
+  assert.throws(() => exportGguf(failing, loadConfig(tiny), join(tiny, "tokenizer.json"), join(sub, "x.gguf"), { type: "q8_0" }), /disk went away/);
+  assert.deepEqual(readdirSync(sub), []);
+});
