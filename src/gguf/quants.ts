@@ -6,7 +6,7 @@
  *
  * Within a row, element i of block b is output element b*blockSize + i; rows are independent runs of blocks.
  */
-import { f16ToF32, f32ToF16, bf16ToF32 } from "../tensor.js";
+import { f16ToF32, f32ToF16 } from "../tensor.js";
 import { XverseError } from "../errors.js";
 import { GGML, GGML_TYPES } from "./types.js";
 
@@ -95,10 +95,11 @@ function deqQ2_K(b: Uint8Array, o: number, y: Float32Array, p: number): void {
  * u8 scales[12] (16 six-bit scales, packed: low 4 bits in bytes 0–7, high 2 bits in bytes 8–11); f16 d.
  * y = d·(scale − 32)·(q2 − (hbit ? 0 : 4)).
  */
+const Q3_SCALES = new Int8Array(16); // reused: one block at a time
 function deqQ3_K(b: Uint8Array, o: number, y: Float32Array, p: number): void {
   const d = h(b, o + 108);
   const s = o + 96;
-  const scales = new Int8Array(16);
+  const scales = Q3_SCALES;
   for (let i = 0; i < 16; i++) {
     // Scale i: low nibble from byte i%8 (low nibble for i<8, high for i≥8), top 2 bits from byte 8 + i%4.
     const lo = i < 8 ? b[s + i] & 15 : b[s + i - 8] >> 4;
@@ -175,11 +176,11 @@ function deqQ6_K(b: Uint8Array, o: number, y: Float32Array, p: number): void {
       const q2 = ((b[ql + l + 32] & 15) | (((hb >> 2) & 3) << 4)) - 32;
       const q3 = ((b[ql + l] >> 4) | (((hb >> 4) & 3) << 4)) - 32;
       const q4 = ((b[ql + l + 32] >> 4) | (((hb >> 6) & 3) << 4)) - 32;
-      const s = (i: number): number => (b[sc + is + i] << 24) >> 24;
-      y[p + l] = fr(d * s(0)) * q1;
-      y[p + l + 32] = fr(d * s(2)) * q2;
-      y[p + l + 64] = fr(d * s(4)) * q3;
-      y[p + l + 96] = fr(d * s(6)) * q4;
+      const s = sc + is;
+      y[p + l] = fr(d * ((b[s] << 24) >> 24)) * q1;
+      y[p + l + 32] = fr(d * ((b[s + 2] << 24) >> 24)) * q2;
+      y[p + l + 64] = fr(d * ((b[s + 4] << 24) >> 24)) * q3;
+      y[p + l + 96] = fr(d * ((b[s + 6] << 24) >> 24)) * q4;
     }
     p += 128;
     ql += 64;
@@ -212,9 +213,14 @@ export function dequantize(type: number, bytes: Uint8Array, nelements: number): 
     new Uint8Array(y.buffer).set(bytes.subarray(0, nelements * 4));
     return y;
   }
-  if (type === GGML.F16 || type === GGML.BF16) {
-    const f = type === GGML.F16 ? (i: number) => F16_TABLE[i] : bf16ToF32;
-    for (let i = 0; i < nelements; i++) y[i] = f(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+  if (type === GGML.F16) {
+    for (let i = 0; i < nelements; i++) y[i] = F16_TABLE[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+    return y;
+  }
+  if (type === GGML.BF16) {
+    // bf16 is the top half of an f32: shift the bits into place
+    const u = new Uint32Array(y.buffer);
+    for (let i = 0; i < nelements; i++) u[i] = (bytes[2 * i] << 16) | (bytes[2 * i + 1] << 24);
     return y;
   }
   const fn = BLOCK_FNS.get(type)!;
