@@ -4,7 +4,7 @@
  * (first match wins). Shards are opened on first use and stay open until close(). Stale RoPE buffers that older
  * modeling code saved (rotary_emb.inv_freq / cos_cached / sin_cached) are hidden on purpose: the model recomputes them.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { XverseError } from "../errors.js";
 import type { Tensor } from "../tensor.js";
@@ -20,6 +20,8 @@ export function isSkippedTensor(name: string): boolean {
 /** Which layout a directory uses, and the files that matter. */
 export interface CheckpointLayout {
   kind: "safetensors" | "safetensors-sharded" | "bin-sharded" | "bin";
+  /** The directory holding the weights (a snapshot folder when given a Hugging Face cache repo folder). */
+  dir: string;
   /** The weights file, or the index file for sharded layouts. */
   file: string;
 }
@@ -31,8 +33,32 @@ const CANDIDATES: Array<[CheckpointLayout["kind"], string]> = [
   ["bin", "pytorch_model.bin"],
 ];
 
-export function detectCheckpoint(dir: string): CheckpointLayout {
+/** `<cacheRoot>/models--org--name`: where huggingface_hub keeps a repository (cacheRoot is e.g. ~/.cache/huggingface/hub). */
+export function hfCacheRepoDir(cacheRoot: string, repoId: string): string {
+  return join(cacheRoot, `models--${repoId.split("/").join("--")}`);
+}
+
+/**
+ * A Hugging Face cache repo folder (refs/, snapshots/<commit>/, blobs/) resolves to the snapshot that refs/main
+ * names, or to the only snapshot; any other directory is returned as is.
+ */
+export function resolveModelDir(dir: string): string {
+  const snaps = join(dir, "snapshots");
+  if (!existsSync(snaps) || CANDIDATES.some(([, n]) => existsSync(join(dir, n)))) return dir;
+  const ref = join(dir, "refs", "main");
+  if (existsSync(ref)) {
+    const snap = join(snaps, readFileSync(ref, "utf8").trim());
+    if (existsSync(snap)) return snap;
+  }
+  const all = readdirSync(snaps);
+  if (all.length === 1) return join(snaps, all[0]);
+  throw new XverseError("not_found",
+    `${dir} is a Hugging Face cache folder with ${all.length} snapshots (${all.join(", ") || "none"}) and no usable refs/main; pass the snapshot directory itself`);
+}
+
+export function detectCheckpoint(dirIn: string): CheckpointLayout {
   let st;
+  const dir = existsSync(dirIn) && statSync(dirIn).isDirectory() ? resolveModelDir(dirIn) : dirIn;
   try {
     st = statSync(dir);
   } catch {
@@ -41,7 +67,7 @@ export function detectCheckpoint(dir: string): CheckpointLayout {
   if (!st.isDirectory()) throw new XverseError("not_found", `${dir} is not a directory; pass the checkpoint directory`);
   for (const [kind, name] of CANDIDATES) {
     const file = join(dir, name);
-    if (existsSync(file)) return { kind, file };
+    if (existsSync(file)) return { kind, dir, file };
   }
   throw new XverseError("not_found",
     `no model.safetensors, model.safetensors.index.json, pytorch_model.bin.index.json or pytorch_model.bin in ${dir}; ` +
@@ -156,6 +182,6 @@ export function openCheckpoint(dirOrFile: string): TensorSource {
       return filtered(openWeightsFile(layout.file), layout.file);
     case "safetensors-sharded":
     case "bin-sharded":
-      return openSharded(path, layout.file);
+      return openSharded(layout.dir, layout.file);
   }
 }

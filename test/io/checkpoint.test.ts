@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { detectCheckpoint, isSkippedTensor, openCheckpoint } from "../../src/io/checkpoint.js";
+import { detectCheckpoint, hfCacheRepoDir, isSkippedTensor, openCheckpoint } from "../../src/io/checkpoint.js";
 import { openTorchBin } from "../../src/io/torch-bin.js";
 import { XverseError } from "../../src/errors.js";
 import { f32ToBf16, type Tensor } from "../../src/tensor.js";
@@ -141,4 +141,29 @@ test("a single pytorch_model.bin directory works, and model.safetensors wins ove
   shard.close();
   copyFileSync(join(golden("tiny-xverse"), "model.safetensors"), join(dir, "model.safetensors"));
   assert.equal(detectCheckpoint(dir).kind, "safetensors");
+});
+
+test("a Hugging Face cache repo folder resolves through refs/main to its snapshot (files are symlinks to blobs)", () => {
+  const repo = hfCacheRepoDir(join(tmp, "hub"), "xverse/tiny");
+  assert.equal(repo, join(tmp, "hub", "models--xverse--tiny"));
+  const src = golden("tiny-xverse-bf16-sharded");
+  mkdirSync(join(repo, "blobs"), { recursive: true });
+  mkdirSync(join(repo, "refs"));
+  mkdirSync(join(repo, "snapshots", "old"), { recursive: true });
+  mkdirSync(join(repo, "snapshots", "c0ffee"));
+  writeFileSync(join(repo, "refs", "main"), "c0ffee\n");
+  for (const f of readdirSync(src)) {
+    copyFileSync(join(src, f), join(repo, "blobs", `blob-${f}`));
+    symlinkSync(join("..", "..", "blobs", `blob-${f}`), join(repo, "snapshots", "c0ffee", f));
+  }
+  const layout = detectCheckpoint(repo);
+  assert.equal(layout.kind, "safetensors-sharded");
+  assert.equal(layout.dir, join(repo, "snapshots", "c0ffee"));
+  const ck = openCheckpoint(repo), ref = openCheckpoint(src);
+  assert.deepEqual(ck.names(), ref.names());
+  for (const n of ref.names()) assert.ok(bytes(ck.read(n)).equals(bytes(ref.read(n))), n);
+  ck.close();
+  ref.close();
+  rmSync(join(repo, "refs", "main"));
+  rejects(() => openCheckpoint(repo), /Hugging Face cache folder with 2 snapshots \((old, c0ffee|c0ffee, old)\)/);
 });

@@ -179,7 +179,7 @@ test("fuzz: randomly corrupted .bin and safetensors files either load or fail wi
   for (const [file, open, region] of targets) {
     const orig = readFileSync(file);
     const path = join(tmp, "fuzz.bin");
-    for (let it = 0; it < 400; it++) {
+    for (let it = 0; it < 250; it++) {
       const b = Buffer.from(orig);
       for (let j = 1 + rnd(4); j > 0; j--) {
         const at = rnd(3) === 0 ? b.length - 1 - rnd(400) : rnd(region);
@@ -197,5 +197,5 @@ test("fuzz: randomly corrupted .bin and safetensors files either load or fail wi
       }
     }
   }
-  assert.ok(outcomes.refused > 400, `most mutations are caught: ${JSON.stringify(outcomes)}`);
+  assert.ok(outcomes.refused > 250, `most mutations are caught: ${JSON.stringify(outcomes)}`);
 });
