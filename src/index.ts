@@ -8,7 +8,7 @@ export type { Tokenizer, Encoding, EncodeOptions, DecodeOptions, StreamDecoder }
 export { openSafetensors, writeSafetensors } from "./io/safetensors.js";
 export type { NamedTensor, LazyNamedTensor, TensorToWrite } from "./io/safetensors.js";
 export { openTorchBin } from "./io/torch-bin.js";
-export { openCheckpoint, detectCheckpoint, isSkippedTensor } from "./io/checkpoint.js";
+export { openCheckpoint, detectCheckpoint, isSkippedTensor, resolveModelDir, hfCacheRepoDir } from "./io/checkpoint.js";
 export type { CheckpointLayout } from "./io/checkpoint.js";
 export { XverseModel, type ForwardOptions } from "./model/xverse.js";
 export { KVCache } from "./model/kv-cache.js";
