@@ -5,7 +5,7 @@
  * llama.cpp's adjacent-pair RoPE layout to HF rotate-half, so the model runs them with its normal RoPE.
  */
 import { XverseError } from "../errors.js";
-import type { Tensor } from "../tensor.js";
+import { f32ToF16, type Tensor } from "../tensor.js";
 import { GGML } from "../gguf/types.js";
 import { DEQUANTIZABLE, dequantize } from "../gguf/quants.js";
 import { ggufToHf, permuteRopeRows, ropeRole } from "../gguf/names.js";
@@ -20,6 +20,16 @@ export interface GgufModel {
   /** All GGUF key/values (tokenizer.ggml.* for tokenizerFromGguf). */
   metadata: Record<string, unknown>;
   file: GgufFile;
+  /** The GGUF tensor behind an HF name (for loaders that use the blocks directly, e.g. Q4_0 → q4_group). */
+  tensorFor(hfName: string): GgufTensorInfo | undefined;
+}
+
+export interface GgufOpenOptions {
+  /**
+   * What quantized tensors are dequantized to: "f32" (default, exact) or "f16" (half the memory; rounding
+   * ≤ 2^-11 relative). F16 and BF16 tensors are always kept as stored.
+   */
+  floatType?: "f32" | "f16";
 }
 
 const ARCHES = ["xverse", "llama"];
@@ -81,8 +91,14 @@ export function ggufConfig(file: GgufFile): Record<string, unknown> {
   return cfg;
 }
 
+function toF16(x: Float32Array): Uint16Array {
+  const h = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) h[i] = f32ToF16(x[i]);
+  return h;
+}
+
 /** Opens a GGUF model: header and config now, tensor bytes lazily. */
-export function openGgufModel(path: string): GgufModel {
+export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufModel {
   const file = readGguf(path);
   const config = ggufConfig(file);
   const heads = config.num_attention_heads as number;
@@ -101,7 +117,10 @@ export function openGgufModel(path: string): GgufModel {
   const embd = byHf.get("model.embed_tokens.weight");
   if (!byHf.has("lm_head.weight") && embd) byHf.set("lm_head.weight", embd);
 
-  const dtypeOf = (t: GgufTensorInfo) => (t.type === GGML.F16 ? "f16" : t.type === GGML.BF16 ? "bf16" : "f32");
+  const half = opts.floatType === "f16";
+  // F32 stays f32; F16/BF16 stay as stored; block types become f32 or (floatType f16) f16.
+  const dtypeOf = (t: GgufTensorInfo) =>
+    t.type === GGML.F16 ? "f16" : t.type === GGML.BF16 ? "bf16" : t.type === GGML.F32 || !half ? "f32" : "f16";
   const get = (name: string): GgufTensorInfo => {
     const t = byHf.get(name);
     if (!t) throw new XverseError("bad_checkpoint", `tensor ${name} is not in ${path}`);
@@ -126,7 +145,8 @@ export function openGgufModel(path: string): GgufModel {
         data = new Uint16Array(t.nelements);
         new Uint8Array(data.buffer).set(bytes);
       } else {
-        data = dequantize(t.type, bytes, t.nelements);
+        const f = dequantize(t.type, bytes, t.nelements);
+        data = dtypeOf(t) === "f16" ? toF16(f) : f;
       }
       const role = ropeRole(name);
       if (role) {
@@ -141,5 +161,5 @@ export function openGgufModel(path: string): GgufModel {
     metadata: () => file.metadata,
     close: () => {},
   };
-  return { config, source, metadata: file.metadata, file };
+  return { config, source, metadata: file.metadata, file, tensorFor: (n) => byHf.get(n) };
 }
