@@ -18,3 +18,8 @@ export { tsBackend } from "./backend/ts/index.js";
 export { generate, generateText, type GenerateOptions, type GeneratedToken, type GenerateResult, type FinishReason } from "./generate/generate.js";
 export * as processors from "./generate/processors.js";
 export { Rng } from "./generate/rng.js";
+export { readGguf, readGgufTensorBytes, type GgufFile, type GgufTensorInfo } from "./io/gguf.js";
+export { openGgufModel, type GgufModel, type GgufOpenOptions } from "./io/gguf-model.js";
+export { writeGguf, type GgufWriteOptions, type GgufWriteTensor } from "./gguf/writer.js";
+export { exportGguf, vocabFromTokenizerJson, type ExportType, type ExportOptions, type ExportResult } from "./gguf/export.js";
+export { dequantize as dequantizeGgml, quantizeQ8_0, quantizeQ4_0 } from "./gguf/quants.js";
