@@ -14,6 +14,7 @@ import { openGgufModel } from "../../src/io/gguf-model.js";
 import { readGguf, readGgufTensorBytes } from "../../src/io/gguf.js";
 import { dequantize } from "../../src/gguf/quants.js";
 import { hfToGguf } from "../../src/gguf/names.js";
+import { writeGguf } from "../../src/gguf/writer.js";
 import { openSafetensors } from "../../src/io/safetensors.js";
 import { exportGguf, type ExportType } from "../../src/gguf/export.js";
 import { f16ToF32, f32ToF16, toFloat32 } from "../../src/tensor.js";
@@ -131,4 +132,43 @@ test("tiny-xverse GGUF logits match the golden PyTorch logits (f32 ≤ 1e-4, f16
     console.log(`# tiny-xverse gguf ${type}: max |Δlogit| = ${worst.toExponential(2)} (max |logit| ${scale.toFixed(2)})`);
     assert.ok(worst <= bounds[type], `${type}: max |Δ| ${worst}`);
   }
+});
+
+test("a tied llama GGUF (no output.weight) exposes the embedding as lm_head", () => {
+  const { path } = exportTo(stories, "f32");
+  const src = readGguf(path);
+  const tied = join(dir, "tied.gguf");
+  const meta: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(src.metadata)) meta[k.replace(/^xverse\./, "llama.")] = v;
+  meta["general.architecture"] = "llama";
+  const types: Record<string, string> = {};
+  for (const [k, v] of Object.entries(src.metadataTypes)) types[k.replace(/^xverse\./, "llama.")] = v;
+  writeGguf(tied, {
+    metadata: meta, types,
+    tensors: src.tensors.filter((t) => t.name !== "output.weight").map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: () => readGgufTensorBytes(src, t) })),
+  });
+  const g = openGgufModel(tied);
+  assert.equal(g.config.tie_word_embeddings, true);
+  assert.equal(g.config.model_type, "llama");
+  assert.deepEqual(toFloat32(g.source.read("lm_head.weight")), toFloat32(g.source.read("model.embed_tokens.weight")));
+  assert.equal(parseConfig(g.config, tied).numKvHeads, 4);
+});
+
+test("GGUF files the engine cannot run are refused by name", () => {
+  const { path } = exportTo(stories, "f32");
+  const src = readGguf(path);
+  const copy = (name: string, edit: (m: Record<string, unknown>, t: typeof src.tensors) => typeof src.tensors) => {
+    const p = join(dir, name);
+    const meta = { ...src.metadata };
+    const tensors = edit(meta, src.tensors);
+    writeGguf(p, { metadata: meta, types: src.metadataTypes, tensors: tensors.map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: () => readGgufTensorBytes(src, t) })) });
+    return p;
+  };
+  assert.throws(() => openGgufModel(copy("qwen.gguf", (m, t) => { m["general.architecture"] = "qwen2"; return t; })), /architecture "qwen2" is not supported/);
+  assert.throws(() => openGgufModel(copy("noheads.gguf", (m, t) => { delete m["xverse.attention.head_count"]; return t; })), /"xverse.attention.head_count" is missing/);
+  assert.throws(() => openGgufModel(copy("bias.gguf", (_m, t) => t.map((x) => (x.name === "output_norm.weight" ? { ...x, name: "blk.0.attn_q.bias" } : x)))), /tensor "blk.0.attn_q.bias" is not part of the XVERSE\/LLaMA layout/);
+  const yarn = copy("yarn.gguf", (m, t) => { m["xverse.rope.scaling.type"] = "yarn"; m["xverse.rope.scaling.factor"] = 4; return t; });
+  assert.throws(() => parseConfig(openGgufModel(yarn).config, yarn), /rope_scaling type "yarn" is not supported/);
+  const lin = copy("linear.gguf", (m, t) => { m["xverse.rope.scaling.type"] = "linear"; m["xverse.rope.scaling.factor"] = 4; return t; });
+  assert.deepEqual(parseConfig(openGgufModel(lin).config, lin).ropeScaling, { type: "linear", factor: 4 });
 });
