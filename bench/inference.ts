@@ -20,7 +20,7 @@ import { selectBackend } from "../src/backend/select.js";
 import { XverseModel } from "../src/model/xverse.js";
 import { projectionLoader } from "../src/quant/load.js";
 import { weightBytes } from "../src/quant/quantize.js";
-import { BENCH_SPEC, QUICK_SPEC, buildSyntheticModel, describe, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
+import { BENCH_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
 import { importPeer, machineInfo, measureBandwidth, median } from "./machine.js";
 
 type Precision = "f16" | "int8" | "int4";
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   const gen = Number(values.gen ?? (values.quick ? 32 : 128));
   const precisions = (values.precisions ?? "f16,int8,int4").split(",") as Precision[];
   for (const p of precisions) if (!(p in OURS)) throw new Error(`unknown precision ${p} (f16, int8, int4)`);
-  const dir = values.dir ?? join(tmpdir(), `xverse-bench-${spec.hidden}x${spec.layers}x${spec.intermediate}x${spec.vocab}`);
+  const dir = values.dir ?? join(tmpdir(), `xverse-bench-${specKey(spec)}`);
 
   console.log(`# xverse.ts inference benchmark`);
   console.log(`machine: ${m.cpu}, ${m.physical} physical / ${m.logical} logical cores, ${m.memGiB.toFixed(0)} GiB, ${m.flags.join(" ")}`);

@@ -3,14 +3,25 @@
  * Deterministic (a seed per tensor name) and fast: values come from a 65,536-entry table of samples of the
  * weight distribution, indexed by 16 random bits, so a billion weights take seconds, not minutes.
  *
- * The distribution is a Gaussian mixture — 99 % N(0, σ²), 1 % N(0, (8σ)²) — because real LLM weights have
+ * The distribution is a Gaussian mixture — 99.5 % N(0, σ²), 0.5 % N(0, (6σ)²) — because real LLM weights have
  * outliers, and outliers are what separates per-row from group-wise int4; a pure Gaussian would flatter per-row.
+ * σ follows GPT-2's initialisation (1/√fan_in, and the residual-branch outputs o_proj / down_proj scaled by
+ * 1/√(2·layers)) so the random network is not chaotic: otherwise any perturbation, even bf16 rounding,
+ * is amplified layer after layer and every precision looks equally broken.
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
 import { f32ToBf16, f32ToF16, type DType, type Tensor } from "../src/tensor.js";
 import { TOKEN_TYPE, type GgufVocab } from "../src/gguf/export.js";
+
+/** Bumped whenever the weights a spec produces change, so cached builds (keyed by specKey) are not reused. */
+export const GENERATOR_VERSION = 2;
+
+/** A directory-name key for a spec's cached build. */
+export function specKey(s: SyntheticSpec): string {
+  return `v${GENERATOR_VERSION}-${s.hidden}x${s.layers}x${s.heads}-${s.kvHeads}x${s.intermediate}x${s.vocab}-s${s.seed}`;
+}
 
 export interface SyntheticSpec {
   hidden: number;
@@ -64,7 +75,7 @@ function sampleTable(sigma: number): Float32Array {
     // Box–Muller on the deterministic stream; the 1 % outlier component gets 8σ.
     const u1 = (next() + 1) / 4294967297, u2 = next() / 4294967296;
     const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-    t[i] = z * sigma * (next() % 100 === 0 ? 8 : 1);
+    t[i] = z * sigma * (next() % 200 === 0 ? 6 : 1);
   }
   return t;
 }
@@ -104,7 +115,8 @@ export function tensorPlan(s: SyntheticSpec): { name: string; shape: number[]; s
   const hd = s.hidden / s.heads;
   // σ keeps activations O(1): 1/√fan_in for projections; the lm_head a little larger so next-token
   // distributions are peaked enough for KL divergences to mean something.
-  const proj = (out: number, inp: number, name: string) => ({ name, shape: [out, inp], sigma: 1 / Math.sqrt(inp) });
+  const proj = (out: number, inp: number, name: string, residual = false) =>
+    ({ name, shape: [out, inp], sigma: 1 / Math.sqrt(inp) / (residual ? Math.sqrt(2 * s.layers) : 1) });
   const plan = [{ name: "model.embed_tokens.weight", shape: [s.vocab, s.hidden], sigma: 1 }];
   for (let l = 0; l < s.layers; l++) {
     const p = `model.layers.${l}.`;
@@ -113,11 +125,11 @@ export function tensorPlan(s: SyntheticSpec): { name: string; shape: number[]; s
       proj(s.heads * hd, s.hidden, p + "self_attn.q_proj.weight"),
       proj(s.kvHeads * hd, s.hidden, p + "self_attn.k_proj.weight"),
       proj(s.kvHeads * hd, s.hidden, p + "self_attn.v_proj.weight"),
-      proj(s.hidden, s.heads * hd, p + "self_attn.o_proj.weight"),
+      proj(s.hidden, s.heads * hd, p + "self_attn.o_proj.weight", true),
       { name: p + "post_attention_layernorm.weight", shape: [s.hidden], sigma: 0 },
       proj(s.intermediate, s.hidden, p + "mlp.gate_proj.weight"),
       proj(s.intermediate, s.hidden, p + "mlp.up_proj.weight"),
-      proj(s.hidden, s.intermediate, p + "mlp.down_proj.weight"),
+      proj(s.hidden, s.intermediate, p + "mlp.down_proj.weight", true),
     );
   }
   plan.push({ name: "model.norm.weight", shape: [s.hidden], sigma: 0 }, { name: "lm_head.weight", shape: [s.vocab, s.hidden], sigma: 4 / Math.sqrt(s.hidden) });
