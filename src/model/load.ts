@@ -7,13 +7,12 @@ import type { Backend } from "../backend/backend.js";
 import { tsBackend } from "../backend/ts/index.js";
 import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, type ConfigOverrides, type GenerationConfig, type XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
-import { openCheckpoint } from "../io/checkpoint.js";
+import { openCheckpoint, resolveModelDir } from "../io/checkpoint.js";
 import { openGgufModel } from "../io/gguf-model.js";
 import type { TensorSource } from "../io/source.js";
 import { projectionLoader } from "../quant/load.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadTokenizer } from "../tokenizer/load.js";
-import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 import { defaultModelDir } from "./embedded.js";
 import { XverseModel } from "./xverse.js";
 
@@ -54,6 +53,7 @@ export async function resolveBackend(kind: LoadModelOptions["backend"], threads:
 }
 
 export async function loadModel(path: string = defaultModelDir(), opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  if (existsSync(path) && statSync(path).isDirectory()) path = resolveModelDir(path); // a Hugging Face cache folder → its snapshot
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   if (!existsSync(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
   const backend = await resolveBackend(opts.backend, opts.threads, warn);
@@ -64,7 +64,9 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     const g = openGgufModel(path);
     config = parseConfig(g.config, path, opts.overrides);
     source = g.source;
-    tokenizer = tokenizerFromGguf(g.metadata);
+    // GGUF vocabularies (tokenizer.ggml.*) are built by the tokenizer module
+    const gv = (await import("../tokenizer/" + "gguf-vocab.js")) as { tokenizerFromGguf(meta: Record<string, unknown>): Tokenizer };
+    tokenizer = gv.tokenizerFromGguf(g.metadata);
     generationConfig = parseGenerationConfig({}, config);
   } else if (isFile) {
     throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);

@@ -1,0 +1,57 @@
+// The real binary on the embedded model, as a user runs it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fixture, repoRoot } from "../helpers/peers.js";
+
+const bin = join(repoRoot, "bin", "xverse.js");
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 60_000 });
+const golden = JSON.parse(readFileSync(fixture("golden", "stories260K", "golden.json"), "utf8"));
+
+test("xverse generate --greedy prints exactly the golden continuation on stdout", () => {
+  const r = run("generate", "--greedy", "--max-new-tokens", "40", "Once upon a time");
+  assert.equal(r.status, 0, r.stderr);
+  const full: string = golden.generate.once.text;
+  assert.ok(full.startsWith("Once upon a time" + r.stdout), `stdout: ${JSON.stringify(r.stdout)}`);
+  assert.ok(r.stdout.startsWith(", there was a little girl named Lily."));
+  assert.match(r.stderr, /tok\/s/, "speed goes to stderr");
+});
+
+test("--echo prints the prompt first", () => {
+  const r = run("generate", "--echo", "--greedy", "--max-new-tokens", "12", "Once upon a time");
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.stdout.startsWith("Once upon a time, there was a little girl named Lily."), r.stdout);
+});
+
+test("seeded sampling is reproducible from the command line", () => {
+  const a = run("generate", "--seed", "42", "--temperature", "0.8", "--max-new-tokens", "30", "--quiet", "Once upon a time");
+  const b = run("generate", "--seed", "42", "--temperature", "0.8", "--max-new-tokens", "30", "--quiet", "Once upon a time");
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(a.stdout, b.stdout);
+  assert.doesNotMatch(a.stderr, /tok\/s/, "--quiet prints no statistics");
+});
+
+test("user errors are one clear line, no stack", () => {
+  for (const [args, re] of [
+    [["generate"], /exactly one PROMPT/],
+    [["generate", "--max-new-tokens", "abc", "x"], /--max-new-tokens expects an integer/],
+    [["generate", "--model", "/nonexistent/dir", "x"], /does not exist/],
+    [["generate", "--rope-scaling", "cubic:2", "x"], /--rope-scaling must be/],
+    [["nosuchcommand"], /unknown command/],
+  ] as [string[], RegExp][]) {
+    const r = run(...args);
+    assert.notEqual(r.status, 0, args.join(" "));
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  }
+});
+
+test("--help documents every flag", () => {
+  const r = run("generate", "--help");
+  assert.equal(r.status, 0);
+  for (const f of ["--max-new-tokens", "--greedy", "--temperature", "--top-k", "--top-p", "--repetition-penalty", "--seed", "--echo", "--model", "--rope-theta", "--rope-scaling"]) {
+    assert.ok(r.stdout.includes(f), f);
+  }
+});
