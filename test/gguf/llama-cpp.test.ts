@@ -3,16 +3,19 @@
  *  - dequantization: for every block type, a GGUF whose token_embd holds random blocks and whose one layer is
  *    all zeros, so llama.cpp's embedding output is rmsnorm(its own dequantized row). With eps = 100 the norm is
  *    nearly linear, so a wrong scale shows up too. Compared with rmsnorm(our dequantized row).
- *  - our GGUF export of stories260K: llama.cpp's greedy continuation from BOS vs the golden 255 tokens, and its
- *    tokenization of our SPM vocabulary vs the golden prompt.
+ *  - our GGUF export of stories260K: llama.cpp's greedy continuation from BOS vs the golden 255 tokens and vs
+ *    our engine on the same quantized file, and its tokenization of our SPM vocabulary vs the golden prompt.
  *  - our reader vs node-llama-cpp's GGUF parser on llama.cpp's vocab files.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig, parseConfig } from "../../src/config.js";
+import { openGgufModel } from "../../src/io/gguf-model.js";
+import { XverseModel } from "../../src/model/xverse.js";
+import { tsBackend } from "../../src/backend/ts/index.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { readGguf } from "../../src/io/gguf.js";
 import { exportGguf, vocabFromTokenizerJson, type ExportType } from "../../src/gguf/export.js";
@@ -131,15 +134,32 @@ async function greedyFromBos(path: string, n: number): Promise<{ ids: number[]; 
   return { ids, once };
 }
 
+/** Our engine's greedy continuation from BOS on a GGUF file (TypeScript backend, weights dequantized to f32). */
+function ourGreedyFromBos(path: string, n: number): number[] {
+  const g = openGgufModel(path);
+  const model = XverseModel.fromSource(parseConfig(g.config, path), g.source, { backend: tsBackend });
+  const cache = model.newCache(n + 1);
+  const out: number[] = [];
+  let tok = 1;
+  for (let i = 0; i < n; i++) {
+    const logits = model.forward([tok], cache);
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    out.push((tok = best));
+  }
+  return out;
+}
+
 const prefix = (a: number[], b: number[]) => { let i = 0; while (i < a.length && a[i] === b[i]) i++; return i; };
 
 test("llama.cpp runs our stories260K GGUF: f32 and f16 give the golden 255 greedy tokens; q8_0 / q4_0 stated", async () => {
-  const matched: Record<string, number> = {};
+  const matched: Record<string, number> = {}, agree: Record<string, number> = {};
   for (const [type, arch] of [["f32", "xverse"], ["f32", "llama"], ["f16", "xverse"], ["q8_0", "xverse"], ["q4_0", "xverse"]] as [ExportType, "xverse" | "llama"][]) {
     const path = join(dir, `stories-${type}-${arch}.gguf`);
     exportGguf(openCheckpoint(stories), loadConfig(stories), join(stories, "tokenizer.json"), path, { type, arch });
     const { ids, once } = await greedyFromBos(path, 255);
     matched[arch === "xverse" ? type : `${type}-${arch}`] = prefix(ids, golden.bos.greedy);
+    if (type === "q8_0" || type === "q4_0") agree[type] = prefix(ids, ourGreedyFromBos(path, 255));
     // llama.cpp's SPM tokenizer on our vocabulary (scores from merge ranks) = HF's BPE (golden prompt after BOS)
     assert.deepEqual(once, golden.once.prompt.slice(1), "tokenization of 'Once upon a time'");
   }
@@ -151,13 +171,19 @@ test("llama.cpp runs our stories260K GGUF: f32 and f16 give the golden 255 greed
   // choices eventually; with this pinned build Q8_0 keeps 114 tokens and Q4_0 27.
   assert.ok(matched.q8_0 >= 100, `q8_0 kept ${matched.q8_0}`);
   assert.ok(matched.q4_0 >= 20, `q4_0 kept ${matched.q4_0}`);
+  // On the same quantized file, our engine (blocks dequantized to f32, f32 activations) and llama.cpp (Q8_0
+  // activations in its quantized matmuls) choose the same tokens: all 255 for Q8_0, 154 for Q4_0.
+  console.log(`# llama.cpp vs our engine on the same file, common greedy prefix: ${JSON.stringify(agree)}`);
+  assert.equal(agree.q8_0, 255);
+  assert.ok(agree.q4_0 >= 120, `q4_0 agreed on ${agree.q4_0}`);
 });
 
 test("our reader agrees with node-llama-cpp's GGUF parser on llama.cpp's vocab files", async () => {
   const { readGgufFileInfo } = await importPeer("node-llama-cpp");
   const vdir = fixture("llama.cpp-vocab-tests");
   const get = (o: any, key: string) => key.split(".").reduce((x, k) => (x == null ? x : x[k]), o);
-  for (const f of readdirSync(vdir).filter((x) => x.endsWith(".gguf"))) {
+  // four of the eleven keep the test fast: SPM with scores, a chat template, BPE merges, another BPE
+  for (const f of ["ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-falcon.gguf"]) {
     const ours = readGguf(join(vdir, f));
     const theirs = await readGgufFileInfo(join(vdir, f), { logWarnings: false });
     assert.equal(ours.version, theirs.version, f);
