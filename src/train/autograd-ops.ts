@@ -110,8 +110,45 @@ export function rmsnorm(t: Tape, x: Var, w: Var, D: number, eps: number): Var {
 export function linear(t: Tape, x: Var, W: Var, In: number, Out: number): Var {
   const N = x.data.length / In;
   const y = out(N * Out, x, W);
-  const xd = x.data, wd = W.data, yd = y.data;
-  for (let n = 0; n < N; n++) {
+  matmulNT(x.data, W.data, y.data as Float64Array, N, In, Out);
+  if (y.requiresGrad) t.push(() => {
+    if (!y.grad) return;
+    if (W.requiresGrad) accumGradW(y.grad, x.data, W.g(), N, In, Out);
+    if (x.requiresGrad) accumGradX(y.grad, W.data, x.g(), N, In, Out);
+  });
+  return y;
+}
+
+// The three products of a linear layer, unrolled 2 rows × 4 outputs (or 4 outputs) so each load feeds several
+// multiply-adds: about 3× the plain triple loop in V8. Every sum still runs over i in order.
+
+/** y (N, Out) = x (N, In) · Wᵀ, W (Out, In). */
+function matmulNT(xd: Arr, wd: Arr, yd: Float64Array, N: number, In: number, Out: number): void {
+  let n = 0;
+  for (; n + 1 < N; n += 2) {
+    const xa = n * In, xb = xa + In;
+    let o = 0;
+    for (; o + 3 < Out; o += 4) {
+      const w0 = o * In, w1 = w0 + In, w2 = w1 + In, w3 = w2 + In;
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      for (let i = 0; i < In; i++) {
+        const u = xd[xa + i], v = xd[xb + i];
+        const p0 = wd[w0 + i], p1 = wd[w1 + i], p2 = wd[w2 + i], p3 = wd[w3 + i];
+        a0 += u * p0; a1 += u * p1; a2 += u * p2; a3 += u * p3;
+        b0 += v * p0; b1 += v * p1; b2 += v * p2; b3 += v * p3;
+      }
+      const ya = n * Out + o, yb = ya + Out;
+      yd[ya] = a0; yd[ya + 1] = a1; yd[ya + 2] = a2; yd[ya + 3] = a3;
+      yd[yb] = b0; yd[yb + 1] = b1; yd[yb + 2] = b2; yd[yb + 3] = b3;
+    }
+    for (; o < Out; o++) {
+      const wo = o * In;
+      let a = 0, b = 0;
+      for (let i = 0; i < In; i++) { a += xd[xa + i] * wd[wo + i]; b += xd[xb + i] * wd[wo + i]; }
+      yd[n * Out + o] = a; yd[(n + 1) * Out + o] = b;
+    }
+  }
+  for (; n < N; n++) {
     const xo = n * In;
     for (let o = 0; o < Out; o++) {
       const wo = o * In;
@@ -120,39 +157,52 @@ export function linear(t: Tape, x: Var, W: Var, In: number, Out: number): Var {
       yd[n * Out + o] = s;
     }
   }
-  if (y.requiresGrad) t.push(() => {
-    if (!y.grad) return;
-    const gy = y.grad;
-    const gx = x.requiresGrad ? x.g() : null;
-    const gw = W.requiresGrad ? W.g() : null;
-    if (gw) {
-      // dW accumulated in double per output row, then added once: fewer f32 roundings for f32 master weights.
-      const acc = new Float64Array(In);
-      for (let o = 0; o < Out; o++) {
-        acc.fill(0);
-        for (let n = 0; n < N; n++) {
-          const g = gy[n * Out + o];
-          if (g === 0) continue;
-          const xo = n * In;
-          for (let i = 0; i < In; i++) acc[i] += g * xd[xo + i];
-        }
-        const wo = o * In;
-        for (let i = 0; i < In; i++) gw[wo + i] += acc[i];
+}
+
+/** gW (Out, In) += gyᵀ · x, accumulated in double per output row before the one add into gW. */
+function accumGradW(gy: Arr, xd: Arr, gw: Arr, N: number, In: number, Out: number): void {
+  const acc = new Float64Array(4 * In);
+  for (let o = 0; o < Out; o += 4) {
+    const k = Math.min(4, Out - o);
+    acc.fill(0);
+    for (let n = 0; n < N; n++) {
+      const go = n * Out + o, xo = n * In;
+      const g0 = gy[go], g1 = k > 1 ? gy[go + 1] : 0, g2 = k > 2 ? gy[go + 2] : 0, g3 = k > 3 ? gy[go + 3] : 0;
+      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
+      for (let i = 0; i < In; i++) {
+        const xv = xd[xo + i];
+        acc[i] += g0 * xv; acc[In + i] += g1 * xv; acc[2 * In + i] += g2 * xv; acc[3 * In + i] += g3 * xv;
       }
     }
-    if (gx) {
-      for (let n = 0; n < N; n++) {
-        const xo = n * In;
-        for (let o = 0; o < Out; o++) {
-          const g = gy[n * Out + o];
-          if (g === 0) continue;
-          const wo = o * In;
-          for (let i = 0; i < In; i++) gx[xo + i] += g * wd[wo + i];
-        }
-      }
+    for (let r = 0; r < k; r++) {
+      const wo = (o + r) * In, ao = r * In;
+      for (let i = 0; i < In; i++) gw[wo + i] += acc[ao + i];
     }
-  });
-  return y;
+  }
+}
+
+/** gx (N, In) += gy · W. */
+function accumGradX(gy: Arr, wd: Arr, gx: Arr, N: number, In: number, Out: number): void {
+  const row = new Float64Array(In);
+  for (let n = 0; n < N; n++) {
+    row.fill(0);
+    let o = 0;
+    for (; o + 3 < Out; o += 4) {
+      const go = n * Out + o;
+      const g0 = gy[go], g1 = gy[go + 1], g2 = gy[go + 2], g3 = gy[go + 3];
+      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
+      const w0 = o * In, w1 = w0 + In, w2 = w1 + In, w3 = w2 + In;
+      for (let i = 0; i < In; i++) row[i] += g0 * wd[w0 + i] + g1 * wd[w1 + i] + g2 * wd[w2 + i] + g3 * wd[w3 + i];
+    }
+    for (; o < Out; o++) {
+      const g = gy[n * Out + o];
+      if (g === 0) continue;
+      const wo = o * In;
+      for (let i = 0; i < In; i++) row[i] += g * wd[wo + i];
+    }
+    const xo = n * In;
+    for (let i = 0; i < In; i++) gx[xo + i] += row[i];
+  }
 }
 
 /**

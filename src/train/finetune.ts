@@ -45,6 +45,8 @@ export interface FinetuneOptions {
   /** Dtype of the written weights: "auto" = the input checkpoint's. */
   saveDtype?: "auto" | "f32" | "bf16";
   hooks?: TrainHooks;
+  /** Data already read with prepareData (so a caller that inspected it does not tokenize twice). */
+  prepared?: PreparedData;
 }
 
 export interface PreparedData {
@@ -108,7 +110,7 @@ export interface FinetuneResult {
 
 export function finetune(o: FinetuneOptions): FinetuneResult {
   const cfg = loadConfig(o.modelDir);
-  const data = prepareData(o, cfg);
+  const data = o.prepared ?? prepareData(o, cfg);
   const src = openCheckpoint(o.modelDir);
   let model: XverseTrainModel, srcDtype: string;
   try {

@@ -35,6 +35,8 @@ export interface TrainConfig {
   saveEvery?: number;
   /** Stop after this many optimizer steps in total (also sets the schedule's length). */
   maxSteps?: number;
+  /** Also evaluate before the first step (a baseline for the curve). */
+  evalAtStart?: boolean;
 }
 
 export interface LogEntry {
@@ -47,6 +49,7 @@ export interface LogEntry {
   gradNorm?: number;
   /** Target tokens seen so far (the ones the loss counts). */
   tokens: number;
+  /** Input tokens (padding excluded) processed per second since the last checkpoint or start. */
   tokensPerSec?: number;
 }
 
@@ -117,7 +120,8 @@ export function train(model: XverseTrainModel, data: Example[], evalData: Exampl
     run.hooks?.onCheckpoint?.(run.checkpointDir, state.step);
   };
 
-  let t0 = performance.now(), tok0 = state.tokens;
+  if (c.evalAtStart && state.step === 0) doEval();
+  let t0 = performance.now(), seen = 0;
   outer: for (; state.epoch < c.epochs; state.epoch++, state.batchInEpoch = 0) {
     const batches = epochBatches(data, c.batchSize, c.seed, state.epoch, run.padId, c.shuffle ?? true);
     while (state.batchInEpoch < batches.length) {
@@ -128,6 +132,7 @@ export function train(model: XverseTrainModel, data: Example[], evalData: Exampl
       model.zeroGrad();
       let lossSum = 0;
       for (const mb of window) {
+        seen += mb.attentionMask ? mb.attentionMask.reduce((a, b) => a + b, 0) : mb.B * mb.T;
         const t = new Tape();
         const { loss, count } = model.loss(t, mb, { recompute: c.recompute, train: true });
         if (count) t.backward(loss, count / n);
@@ -140,10 +145,10 @@ export function train(model: XverseTrainModel, data: Example[], evalData: Exampl
       state.batchInEpoch += window.length;
       state.tokens += n;
       const now = performance.now();
-      const tps = ((state.tokens - tok0) * 1000) / Math.max(1, now - t0);
+      const tps = (seen * 1000) / Math.max(1, now - t0);
       log({ step: state.step, epoch: state.epoch + state.batchInEpoch / batches.length, loss: n ? lossSum / n : 0, lr: opt.lr, gradNorm, tokens: state.tokens, tokensPerSec: tps });
       if (c.evalEvery && state.step % c.evalEvery === 0 && state.step < total) doEval();
-      if (c.saveEvery && state.step % c.saveEvery === 0) { save(); t0 = performance.now(); tok0 = state.tokens; }
+      if (c.saveEvery && state.step % c.saveEvery === 0) { save(); t0 = performance.now(); seen = 0; }
     }
   }
   doEval();
