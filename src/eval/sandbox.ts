@@ -30,6 +30,8 @@ export interface SandboxOptions {
   /** RLIMIT_NPROC for the program's uid. */
   maxProcesses?: number;
   python?: string;
+  /** Goes into the temp dir's name (and so into the child's argv): lets a caller find its processes. */
+  tag?: string;
 }
 
 export interface SandboxResult {
@@ -99,7 +101,7 @@ export async function runPythonSandboxed(program: string, opts: SandboxOptions =
   if (!layers.python) throw new Error(`${opts.python ?? "python3"} was not found: HumanEval needs Python 3 to run candidates`);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const memBytes = (opts.memoryMb ?? 1024) * 1024 * 1024;
-  const work = mkdtempSync(join(tmpdir(), "xverse-sandbox-"));
+  const work = mkdtempSync(join(tmpdir(), `xverse-sandbox-${opts.tag ? `${opts.tag.replace(/[^\w-]/g, "")}-` : ""}`));
   try {
     writeFileSync(join(work, "program.py"), program);
     writeFileSync(join(work, "preamble.py"), SANDBOX_PREAMBLE);
