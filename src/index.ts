@@ -23,3 +23,7 @@ export { openGgufModel, type GgufModel, type GgufOpenOptions } from "./io/gguf-m
 export { writeGguf, type GgufWriteOptions, type GgufWriteTensor } from "./gguf/writer.js";
 export { exportGguf, vocabFromTokenizerJson, type ExportType, type ExportOptions, type ExportResult } from "./gguf/export.js";
 export { dequantize as dequantizeGgml, quantizeQ8_0, quantizeQ4_0 } from "./gguf/quants.js";
+export { quantizeWeight, quantizeQ8Row, quantizeQ4Row, quantizeQ4Group, dequantize, weightBytes, type QuantBits } from "./quant/quantize.js";
+export { weightToTensors, weightFromTensors, readQuantizedWeight, isQuantizedProjection, QUANT_METADATA, type QuantSpec } from "./quant/disk.js";
+export { quantizeCheckpoint, type QuantizeDirOptions, type QuantizeDirResult } from "./quant/convert.js";
+export { projectionLoader, type QuantLoadOptions } from "./quant/load.js";
