@@ -24,8 +24,11 @@ export function translateOniguruma(src: string): string {
   let inClass = 0;
   let ci = 0; // depth of (?i: groups still open, tracked by paren depth
   const ciStack: boolean[] = [];
+  let prevQuant = false; // the previous token was a quantifier (so + or ? after it is possessive / lazy)
   for (let i = 0; i < src.length; i++) {
     const c = src[i];
+    const wasQuant = prevQuant;
+    prevQuant = false;
     if (c === "\\") {
       const n = src[i + 1];
       i++;
@@ -93,9 +96,26 @@ export function translateOniguruma(src: string): string {
       out += c;
       continue;
     }
-    if ((c === "+" || c === "?") && i > 0 && /[+*?}]/.test(src[i - 1]) && src[i - 2] !== "\\") {
-      // possessive (++, *+, ?+, {n}+) → greedy; lazy (+?, *?) stays
-      if (c === "+") continue;
+    if (!inClass && (c === "+" || c === "*" || c === "?")) {
+      if (wasQuant) {
+        // possessive (x++, x*+, x?+) → greedy; lazy (x+?, x*?) stays
+        prevQuant = false;
+        if (c === "+") continue;
+        out += c;
+        continue;
+      }
+      prevQuant = true;
+      out += c;
+      continue;
+    }
+    if (c === "{") {
+      const q = /^\{\d+(,\d*)?\}/.exec(src.slice(i));
+      if (q) {
+        out += q[0];
+        i += q[0].length - 1;
+        prevQuant = true;
+        continue;
+      }
     }
     if (ci > 0 && /[A-Za-z]/.test(c)) {
       out += `[${c.toLowerCase()}${c.toUpperCase()}]`;
