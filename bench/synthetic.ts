@@ -102,12 +102,37 @@ export function randomValues(name: string, n: number, sigma: number, seed: numbe
   return out;
 }
 
-function encode(x: Float32Array, dtype: "f32" | "f16" | "bf16"): Tensor["data"] {
-  if (dtype === "f32") return x;
-  const out = new Uint16Array(x.length);
-  const conv = dtype === "f16" ? f32ToF16 : f32ToBf16;
-  for (let i = 0; i < x.length; i++) out[i] = conv(x[i]);
+const encodedTables = new Map<string, Uint16Array>();
+
+/**
+ * n random values for tensor `name` already encoded as f16 / bf16 bits: the same values as randomValues, converted
+ * through a converted copy of the table (one conversion per table entry instead of one per weight).
+ */
+export function randomEncoded(name: string, n: number, sigma: number, seed: number, dtype: "f16" | "bf16"): Uint16Array {
+  const key = `${dtype}:${sigma}`;
+  let t = encodedTables.get(key);
+  if (!t) {
+    const src = table(sigma);
+    const conv = dtype === "f16" ? f32ToF16 : f32ToBf16;
+    t = new Uint16Array(src.length);
+    for (let i = 0; i < src.length; i++) t[i] = conv(src[i]);
+    encodedTables.set(key, t);
+  }
+  const next = rng(`${seed}:${name}`);
+  const out = new Uint16Array(n);
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const r = next();
+    out[i] = t[r & 0xffff];
+    out[i + 1] = t[r >>> 16];
+  }
+  if (i < n) out[i] = t[next() & 0xffff];
   return out;
+}
+
+function ones(n: number, dtype: "f32" | "f16" | "bf16"): Tensor["data"] {
+  if (dtype === "f32") return new Float32Array(n).fill(1);
+  return new Uint16Array(n).fill(dtype === "f16" ? f32ToF16(1) : f32ToBf16(1));
 }
 
 /** HF tensor names and shapes of the spec, in checkpoint order, with each tensor's σ (0 = norm weights, all 1). */
@@ -164,8 +189,9 @@ export function buildSyntheticModel(dir: string, s: SyntheticSpec, dtype: "f32" 
       name, dtype: dtype as DType, shape,
       load: (): Tensor => {
         const n = shape.reduce((a, b) => a * b, 1);
-        const x = sigma === 0 ? new Float32Array(n).fill(1) : randomValues(name, n, sigma, s.seed);
-        return { dtype, shape, data: encode(x, dtype) };
+        const data = sigma === 0 ? ones(n, dtype)
+          : dtype === "f32" ? randomValues(name, n, sigma, s.seed) : randomEncoded(name, n, sigma, s.seed, dtype);
+        return { dtype, shape, data };
       },
     }));
     writeSafetensors(join(tmp, "model.safetensors"), plan, { format: "pt", generator: `xverse-ts bench/synthetic seed ${s.seed}` });
