@@ -1,0 +1,25 @@
+/**
+ * Opens a tokenizer from whatever a user points at: a model directory (tokenizer.json), a tokenizer.json file,
+ * or a .gguf file (its tokenizer.ggml.* metadata).
+ */
+import { existsSync, statSync } from "node:fs";
+import { XverseError } from "../errors.js";
+import { readGguf } from "../io/gguf.js";
+import { tokenizerFromGguf } from "./gguf-vocab.js";
+import { loadTokenizer } from "./load.js";
+import type { Tokenizer } from "./types.js";
+
+export function openTokenizer(path: string): Tokenizer {
+  if (!existsSync(path)) {
+    throw new XverseError("not_found", `${path} does not exist; give a model directory, a tokenizer.json or a .gguf file`);
+  }
+  if (statSync(path).isFile() && path.toLowerCase().endsWith(".gguf")) {
+    try {
+      return tokenizerFromGguf(readGguf(path).metadata);
+    } catch (e) {
+      if (e instanceof XverseError) throw new XverseError(e.code, `${path}: ${e.message}`);
+      throw e;
+    }
+  }
+  return loadTokenizer(path);
+}
