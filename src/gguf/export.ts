@@ -84,6 +84,12 @@ export function vocabFromTokenizerJson(path: string, vocabSize: number): GgufVoc
     if (a) {
       scores.push(0);
       types.push(t === unkTok ? TOKEN_TYPE.UNKNOWN : a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED);
+    } else if (t === "\u0000" && !("<0x00>" in model.vocab)) {
+      // llama.cpp reads token texts as C strings: a lone NUL would be an empty token and fail its vocab check.
+      // XVERSE's vocabulary has one (id 6); as the byte token <0x00> it still decodes to byte 0.
+      tokens[id] = "<0x00>";
+      scores.push(0);
+      types.push(TOKEN_TYPE.BYTE);
     } else if (/^<0x[0-9A-F]{2}>$/.test(t)) {
       scores.push(0);
       types.push(TOKEN_TYPE.BYTE);

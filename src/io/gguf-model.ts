@@ -139,13 +139,13 @@ export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufMod
       if (!DEQUANTIZABLE.has(t.type)) {
         throw new XverseError("unsupported", `${path}: tensor "${t.name}" is ${t.typeName}, which this engine cannot dequantize (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`);
       }
-      const bytes = readGgufTensorBytes(file, t);
       let data: Float32Array | Uint16Array;
-      if (t.type === GGML.F16 || t.type === GGML.BF16) {
-        data = new Uint16Array(t.nelements);
-        new Uint8Array(data.buffer).set(bytes);
+      if (t.type === GGML.F16 || t.type === GGML.BF16 || t.type === GGML.F32) {
+        // stored as we keep it: read straight into the typed array
+        data = t.type === GGML.F32 ? new Float32Array(t.nelements) : new Uint16Array(t.nelements);
+        readGgufTensorBytes(file, t, new Uint8Array(data.buffer));
       } else {
-        const f = dequantize(t.type, bytes, t.nelements);
+        const f = dequantize(t.type, readGgufTensorBytes(file, t), t.nelements);
         data = dtypeOf(t) === "f16" ? toF16(f) : f;
       }
       const role = ropeRole(name);

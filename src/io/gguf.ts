@@ -251,9 +251,13 @@ function parseHeader(fd: number, path: string): GgufFile {
   return { path, version, metadata, metadataTypes, tensors, alignment, dataOffset, fileSize: size };
 }
 
-/** Reads one tensor's raw bytes (its ggml blocks). */
-export function readGgufTensorBytes(file: GgufFile, info: GgufTensorInfo): Buffer {
-  const buf = Buffer.allocUnsafe(info.nbytes);
+/**
+ * Reads one tensor's raw bytes (its ggml blocks), into `into` when given (e.g. the bytes of a Float32Array, so
+ * F32/F16 tensors are read in place without a second copy).
+ */
+export function readGgufTensorBytes(file: GgufFile, info: GgufTensorInfo, into?: Uint8Array): Uint8Array {
+  if (into && into.length !== info.nbytes) throw new Error(`readGgufTensorBytes: buffer of ${into.length} bytes for ${info.nbytes}`);
+  const buf = into ?? Buffer.allocUnsafe(info.nbytes);
   let fd: number;
   try {
     fd = openSync(file.path, "r");

@@ -52,3 +52,22 @@ test("a failure mid-write leaves neither the file nor a temp file", () => {
   assert.throws(() => exportGguf(failing, loadConfig(tiny), join(tiny, "tokenizer.json"), join(sub, "x.gguf"), { type: "q8_0" }), /disk went away/);
   assert.deepEqual(readdirSync(sub), []);
 });
+
+test("vocabFromTokenizerJson: SPM scores from merge ranks, token types, a lone NUL token becomes <0x00>", async () => {
+  const { writeFileSync } = await import("node:fs");
+  const { vocabFromTokenizerJson } = await import("../../src/gguf/export.js");
+  const sub = mkdtempSync(join(dir, "tok-"));
+  const path = join(sub, "tokenizer.json");
+  writeFileSync(path, JSON.stringify({
+    added_tokens: [{ id: 0, content: "<pad>", special: true }, { id: 1, content: "<x>", special: false }],
+    post_processor: null,
+    model: { type: "BPE", unk_token: null, vocab: { "<pad>": 0, "<x>": 1, "\u0000": 2, "<0x41>": 3, a: 4, b: 5, ab: 6, "▁ab": 7, "▁": 8 }, merges: ["a b", "▁ ab"] },
+  }));
+  const v = vocabFromTokenizerJson(path, 10);
+  assert.deepEqual(v.tokens, ["<pad>", "<x>", "<0x00>", "<0x41>", "a", "b", "ab", "▁ab", "▁", "[PAD9]"]);
+  assert.deepEqual(v.types, [3, 4, 6, 6, 1, 1, 1, 1, 1, 5]);
+  // merges rank 0 and 1 score 0 and −1; tokens no merge makes score below every merge
+  assert.deepEqual(v.scores.slice(4, 9), [-(2 + 4), -(2 + 5), -0, -1, -(2 + 8)]);
+  assert.equal(v.addBos, false);
+  assert.throws(() => vocabFromTokenizerJson(path, 5), /has 9 tokens but the model's vocab_size is 5/);
+});
