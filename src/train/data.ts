@@ -181,9 +181,9 @@ export function pack(examples: Example[], blockSize: number): Example[] {
   return out;
 }
 
-/** Right-pads examples into one batch (pad id, mask 0, label −100). */
-export function collate(examples: Example[], padId: number): TrainBatch {
-  const B = examples.length, T = Math.max(...examples.map((e) => e.ids.length));
+/** Right-pads examples into one batch (pad id, mask 0, label −100), to the longest or at least `minLength`. */
+export function collate(examples: Example[], padId: number, minLength = 0): TrainBatch {
+  const B = examples.length, T = Math.max(minLength, ...examples.map((e) => e.ids.length));
   const inputIds = new Int32Array(B * T).fill(padId);
   const attentionMask = new Uint8Array(B * T);
   const labels = new Int32Array(B * T).fill(IGNORE);

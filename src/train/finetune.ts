@@ -131,7 +131,7 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     batchSize: o.train.batchSize, gradAccum: o.train.gradAccum, seed: o.train.seed, packing: o.packing ?? false, maxLength: data.encode.maxLength,
   };
   const state = train(model, data.train, data.eval, o.train, {
-    padId: data.padId, checkpointDir: join(o.outDir, "checkpoint"), resume: o.resume, hooks: o.hooks, describe,
+    padId: data.padId, checkpointDir: o.outDir, resume: o.resume, hooks: o.hooks, describe,
   });
   writeFileSync(join(o.outDir, "training_loss.svg"), lossPlotSvg(state.history, `training loss of ${o.outDir}`));
   writeFileSync(join(o.outDir, "trainer_log.jsonl"), state.history.map((e) => JSON.stringify(e)).join("\n") + "\n");

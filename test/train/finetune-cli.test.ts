@@ -1,0 +1,95 @@
+/** The data pipeline against golden_train's batches, and `xverse finetune` end to end (LoRA, resume, export). */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { openSafetensors } from "../../src/io/safetensors.js";
+import { loadTokenizer } from "../../src/tokenizer/load.js";
+import { collate, encodeAll } from "../../src/train/data.js";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const tiny = join(root, "test/fixtures/golden/tiny-xverse");
+const data = join(root, "test/fixtures/train/dialogues-train.jsonl");
+const evalData = join(root, "test/fixtures/train/dialogues-eval.jsonl");
+const xverse = (args: string[]) => spawnSync(process.execPath, [join(root, "bin/xverse.js"), ...args], { encoding: "utf8" });
+
+test("v1 data encoding reproduces golden_train's batches id for id (prompt −100, eos labelled, right padding)", () => {
+  const g = JSON.parse(readFileSync(join(tiny, "golden_train.json"), "utf8"));
+  const conv = [
+    ["How many legs does a horse have?", "A horse has four legs."], ["1955年谁是美国总统？", "德怀特·D·艾森豪威尔。"],
+    ["馬の足は何本ありますか", "馬の足は4本あります。"], ["Combien de pattes a un cheval", "Un cheval a quatre pattes."],
+  ].map(([user, assistant]) => ({ turns: [{ user, assistant }] }));
+  const { examples } = encodeAll(loadTokenizer(tiny), conv, { format: "v1", eosId: 3 });
+  for (let k = 0; k < 2; k++) {
+    const b = collate(examples.slice(2 * k, 2 * k + 2), 1, 41); // golden pads both batches to 41
+    const gb = g.batches[k];
+    assert.deepEqual([...b.inputIds], gb.input_ids.flat());
+    assert.deepEqual([...b.attentionMask!], gb.attention_mask.flat());
+    assert.deepEqual([...b.labels!], gb.labels.flat());
+  }
+});
+
+test("xverse finetune --lora writes a merged model and a PEFT adapter; --resume continues; --adapter-only", () => {
+  const out = mkdtempSync(join(tmpdir(), "xverse-ft-cli-"));
+  try {
+    const args = ["finetune", "--data", data, "--eval-data", evalData, "--lora", "--rank", "4", "--targets", "q_proj,v_proj,down_proj",
+      "--lr", "1e-3", "--batch-size", "4", "--max-steps", "3", "--save-every", "2", "--out", out];
+    const r = xverse(args);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /LoRA r=4 α=8 on q_proj,v_proj,down_proj/);
+    assert.match(r.stderr, /3\/3 .*loss \d/);
+    assert.match(r.stderr, /eval loss [\d.]+ → [\d.]+/);
+    for (const f of ["config.json", "model.safetensors", "tokenizer.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "training_loss.svg", "checkpoint/trainer_state.json"]) {
+      assert.ok(existsSync(join(out, f)), f);
+    }
+    const st = openSafetensors(join(out, "adapter/adapter_model.safetensors"));
+    assert.deepEqual(st.info("base_model.model.model.layers.4.mlp.down_proj.lora_A.weight").shape, [4, 172]);
+    st.close();
+    // more steps from the checkpoint: the step counter continues at 3
+    const r2 = xverse([...args.slice(0, -4), "--max-steps", "5", "--resume", "--out", out]);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.match(r2.stderr, /5\/5 /);
+    assert.doesNotMatch(r2.stderr, / 1\/5 /);
+    const r3 = xverse(["finetune", "--data", data, "--lora", "--adapter-only", "--max-steps", "1", "--quiet", "--out", join(out, "a")]);
+    assert.equal(r3.status, 0, r3.stderr);
+    assert.deepEqual(readdirSync(join(out, "a")).filter((f) => !f.endsWith(".svg") && !f.endsWith(".jsonl") && f !== "checkpoint").sort(), ["adapter_config.json", "adapter_model.safetensors"]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test("xverse finetune --export-deepspeed writes the LLaMA-Factory job", () => {
+  const out = mkdtempSync(join(tmpdir(), "xverse-ds-"));
+  try {
+    execFileSync(process.execPath, [join(root, "bin/xverse.js"), "finetune", "--model", tiny, "--format", "v1", "--data", data,
+      "--export-deepspeed", out, "--lr", "2e-5", "--batch-size", "4", "--grad-accum", "4", "--max-grad-norm", "0.5", "--quiet"]);
+    const info = JSON.parse(readFileSync(join(out, "data/dataset_info.json"), "utf8"));
+    assert.equal(info.xverse_sft.formatting, "sharegpt");
+    const conv = JSON.parse(readFileSync(join(out, "data/xverse_sft.json"), "utf8"));
+    assert.equal(conv.length, 160);
+    assert.deepEqual(conv[2].conversations.map((m: { from: string }) => m.from), ["human", "gpt"]);
+    const rows = readFileSync(join(out, "tokenized/train.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(rows.length, 160);
+    assert.equal(rows[0].input_ids.length, rows[0].labels.length);
+    assert.equal(rows[0].labels.at(-1), 3);
+    const ds = JSON.parse(readFileSync(join(out, "ds_z2_config.json"), "utf8"));
+    assert.equal(ds.zero_optimization.stage, 2);
+    const yaml = readFileSync(join(out, "train_args.yaml"), "utf8");
+    for (const line of ["stage: \"sft\"", "finetuning_type: \"full\"", "template: \"xverse\"", "learning_rate: 0.00002", "gradient_accumulation_steps: 4", "max_grad_norm: 0.5", "lr_scheduler_type: \"cosine\"", "per_device_train_batch_size: 4"]) {
+      assert.ok(yaml.includes(line), `${line} in\n${yaml}`);
+    }
+    assert.match(readFileSync(join(out, "launch.sh"), "utf8"), /llamafactory-cli train train_args\.yaml/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test("finetune errors name the problem", () => {
+  assert.match(xverse(["finetune", "--out", "/tmp/x"]).stderr, /--data FILE is required/);
+  assert.match(xverse(["finetune", "--data", "/nonexistent.jsonl", "--out", "/tmp/x"]).stderr, /cannot read data file \/nonexistent\.jsonl/);
+  assert.match(xverse(["finetune", "--data", data, "--out", "/tmp/x", "--schedule", "cubic"]).stderr, /--schedule must be one of/);
+  assert.match(xverse(["finetune", "--data", data, "--out", "/tmp/x", "--lora", "--targets", "qproj"]).stderr, /LoRA target "qproj" matches no linear layer/);
+});
