@@ -6,6 +6,7 @@
  * adds mid-sequence, and kept as a character trie, so one step walks only the branches the recognizer accepts.
  */
 import type { Tokenizer } from "../tokenizer/types.js";
+import { minCompletion } from "./json-budget.js";
 import { CallRecognizer, compileSchema, DEFAULT_LIMITS, type CallGrammar, type PrefixLimits } from "./json-prefix.js";
 import { normalizeTools, THINK_END, THINK_START, type ToolSpec } from "./tools.js";
 
@@ -69,13 +70,19 @@ function prepare(tok: Tokenizer): Vocab {
   return v;
 }
 
-/** All ids whose piece the recognizer accepts in full from state `m`. */
-function allowedIds(trie: Trie, m: CallRecognizer, out: number[]): void {
+/**
+ * All ids whose piece the recognizer accepts in full from state `m`; with a token budget, only those after which
+ * the call can still be finished in `room` more tokens (those that do not fit go to `over`).
+ */
+function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, over: number[]): void {
   for (const [ch, child] of trie.next) {
     const m2 = m.clone();
     if (!m2.feed(ch)) continue;
-    for (const id of child.ids) out.push(id);
-    if (child.next.size) allowedIds(child, m2, out);
+    if (child.ids.length) {
+      const fits = room === Infinity || minCompletion(m2) <= room;
+      for (const id of child.ids) (fits ? out : over).push(id);
+    }
+    if (child.next.size) allowedIds(child, m2, out, room, over);
   }
 }
 
@@ -85,6 +92,11 @@ export interface ConstrainedHookOptions {
   /** Ids allowed (and the only ones allowed) once the end marker is written. Default: the tokenizer's eos. */
   eosTokenIds?: number[];
   limits?: Partial<PrefixLimits>;
+  /**
+   * The generation's max_new_tokens: the call is steered to close within it (each token is allowed only if the
+   * shortest way to finish still fits). Default: no budget.
+   */
+  maxNewTokens?: number;
 }
 
 export interface ConstrainedHook {
@@ -113,6 +125,7 @@ export function constrainedToolCallHook(tok: Tokenizer, tools: readonly ToolSpec
   };
 
   let seen = -1;
+  let promptLength = 0;
   let mode: ConstrainedHook["state"] = "free";
   let text = "";
   let m: CallRecognizer | null = null;
@@ -159,14 +172,21 @@ export function constrainedToolCallHook(tok: Tokenizer, tools: readonly ToolSpec
   };
 
   const hook = ((ids: readonly number[], logits: Float32Array): void => {
-    if (seen < 0 || ids.length < seen) seen = ids.length;
+    if (seen < 0 || ids.length < seen) {
+      seen = ids.length;
+      promptLength = ids.length;
+    }
     for (; seen < ids.length; seen++) advance(ids[seen]);
     if (mode === "done") {
       if (eos.length) mask(logits, eos);
     } else if (mode === "call") {
       const allowed: number[] = [];
-      allowedIds(vocab.trie, m!, allowed);
-      mask(logits, allowed);
+      const over: number[] = [];
+      // tokens left after this one
+      const room = opts.maxNewTokens === undefined ? Infinity : opts.maxNewTokens - (ids.length - promptLength) - 1;
+      allowedIds(vocab.trie, m!, allowed, room, over);
+      // out of room already (max_new_tokens below the shortest call): still write a valid prefix
+      mask(logits, allowed.length ? allowed : over);
     } else if (mode === "free") {
       // tokens that would complete the start marker must also begin a valid call
       const tail = text.slice(Math.max(0, text.length - THINK_START.length + 1));

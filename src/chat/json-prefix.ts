@@ -17,16 +17,18 @@ export interface PrefixLimits {
   maxFreeProperties: number;
   /** Deeper than this, values are scalars. Default 6. */
   maxDepth: number;
+  /** Most integer-part digits of a number (at most 15, so values stay exact). Default 15. */
+  maxNumberDigits: number;
 }
 
-export const DEFAULT_LIMITS: PrefixLimits = { maxStringLength: 32, maxItems: 4, maxFreeProperties: 4, maxDepth: 6 };
+export const DEFAULT_LIMITS: PrefixLimits = { maxStringLength: 32, maxItems: 4, maxFreeProperties: 4, maxDepth: 6, maxNumberDigits: 15 };
 
-type StrNode = { k: "str"; enum: string[] | null; maxLength: number; minLength: number };
-type NumNode = { k: "num"; integer: boolean };
-type ObjNode = { k: "obj"; props: Map<string, Node> | null; required: string[]; maxProps: number; free: Node };
-type ArrNode = { k: "arr"; items: Node; minItems: number; maxItems: number };
+export type StrNode = { k: "str"; enum: string[] | null; maxLength: number; minLength: number };
+export type NumNode = { k: "num"; integer: boolean; maxDigits: number };
+export type ObjNode = { k: "obj"; props: Map<string, Node> | null; required: string[]; maxProps: number; free: Node };
+export type ArrNode = { k: "arr"; items: Node; minItems: number; maxItems: number };
 export type Node =
-  | { k: "any"; maxLength: number }
+  | { k: "any"; maxLength: number; maxDigits: number }
   | StrNode
   | NumNode
   | { k: "lits"; values: string[] }
@@ -39,7 +41,7 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
 
 /** Schema → recognizer node. Unknown or missing types become "any scalar" (string, number, boolean, null). */
 export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimits = DEFAULT_LIMITS, depth = 0): Node {
-  const any: Node = { k: "any", maxLength: limits.maxStringLength };
+  const any: Node = { k: "any", maxLength: limits.maxStringLength, maxDigits: Math.min(15, limits.maxNumberDigits) };
   if (!isObj(schema) || depth > limits.maxDepth) return any;
   const alts = (schema.anyOf ?? schema.oneOf) as JsonSchema[] | undefined;
   if (Array.isArray(alts) && alts.length) return { k: "union", options: alts.map((s) => compileSchema(s, limits, depth + 1)) };
@@ -58,7 +60,7 @@ export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimi
     }
     case "integer":
     case "number":
-      return { k: "num", integer: t === "integer" };
+      return { k: "num", integer: t === "integer", maxDigits: Math.min(15, limits.maxNumberDigits) };
     case "boolean":
       return { k: "lits", values: ["true", "false"] };
     case "null":
@@ -80,7 +82,8 @@ export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimi
   }
 }
 
-type Frame =
+/** One open construct on the recognizer's stack (exported for json-budget.ts, which prices what is left). */
+export type Frame =
   | { t: "lit"; s: string; i: number }
   | { t: "val"; n: Node }
   | { t: "str"; n: StrNode; open: boolean; buf: string; len: number; esc: boolean; forbid: string[] | null }
@@ -107,20 +110,25 @@ export interface CallGrammar {
 }
 
 export class CallRecognizer {
-  private constructor(private stack: Frame[], private readonly g: CallGrammar) {}
+  private constructor(private stack: Frame[], readonly grammar: CallGrammar) {}
 
   static start(g: CallGrammar): CallRecognizer {
     return new CallRecognizer([{ t: "call", ph: 0, tool: "" }], g);
   }
 
   clone(): CallRecognizer {
-    return new CallRecognizer(this.stack.map((f) => (f.t === "obj" ? { ...f, used: [...f.used] } : { ...f })), this.g);
+    return new CallRecognizer(this.stack.map((f) => (f.t === "obj" ? { ...f, used: [...f.used] } : { ...f })), this.grammar);
   }
 
   /** True once the suffix has been matched: nothing more may follow. */
   get complete(): boolean {
     const f = this.stack[0];
     return this.stack.length === 1 && f.t === "call" && f.ph === 5;
+  }
+
+  /** The open constructs, outermost first (read-only view). */
+  get frames(): readonly Frame[] {
+    return this.stack;
   }
 
   /** The tool name, once chosen. */
@@ -205,7 +213,7 @@ export class CallRecognizer {
         return ch === "[" ? { t: "arr", n, ph: "open", count: 0 } : null;
       case "any":
         if (ch === '"') return this.valueFrame({ k: "str", enum: null, maxLength: n.maxLength, minLength: 0 }, ch);
-        if (ch === "-" || (ch >= "0" && ch <= "9")) return { t: "num", n: { k: "num", integer: false }, s: "" };
+        if (ch === "-" || (ch >= "0" && ch <= "9")) return { t: "num", n: { k: "num", integer: false, maxDigits: n.maxDigits }, s: "" };
         return this.valueFrame({ k: "lits", values: ["true", "false", "null"] }, ch);
       case "union":
         for (const o of n.options) {
@@ -231,7 +239,7 @@ export class CallRecognizer {
       case "str":
         return this.stepString(f, ch);
       case "num": {
-        if (canExtendNumber(f.s, ch, f.n.integer)) {
+        if (canExtendNumber(f.s, ch, f.n.integer, f.n.maxDigits)) {
           f.s += ch;
           return R.Consumed;
         }
@@ -343,7 +351,7 @@ export class CallRecognizer {
   }
 
   private stepCall(f: Extract<Frame, { t: "call" }>, _ch: string): R {
-    const g = this.g;
+    const g = this.grammar;
     switch (f.ph) {
       case 0:
         this.push({ t: "lit", s: `${g.prefix}"api_name":`, i: 0 });
@@ -366,7 +374,7 @@ export class CallRecognizer {
   }
 }
 
-function canExtendNumber(s: string, ch: string, integer: boolean): boolean {
+function canExtendNumber(s: string, ch: string, integer: boolean, maxDigits: number): boolean {
   const digit = ch >= "0" && ch <= "9";
   if (s === "") return ch === "-" || digit;
   if (s === "-") return digit;
@@ -374,6 +382,6 @@ function canExtendNumber(s: string, ch: string, integer: boolean): boolean {
   if (dot >= 0) return digit && s.length - dot - 1 < 6;
   const intDigits = s.replace("-", "");
   if (ch === ".") return !integer;
-  // no leading zeros, and at most 15 digits so the value stays an exact JS number
-  return digit && intDigits !== "0" && intDigits.length < 15;
+  // no leading zeros, and a bounded digit count (≤ 15 keeps the value an exact JS number)
+  return digit && intDigits !== "0" && intDigits.length < maxDigits;
 }

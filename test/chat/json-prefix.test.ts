@@ -122,3 +122,32 @@ test("validateValue reports problems by path", () => {
     '$.where: missing required "lon"',
   ]);
 });
+
+test("minCompletion is achievable: from random states, one character at a time lowers it by one until the call is complete", async () => {
+  const { minCompletion } = await import("../../src/chat/json-budget.js");
+  const start = CallRecognizer.start(grammar);
+  // the shortest valid call names the one tool without required parameters
+  assert.equal(minCompletion(start), callText("recommendation", {}).length);
+  const alphabet = [...new Set([...ALPHABET, ..."defghijklmnopqrstuvwxyzAEIOU_"])];
+  for (let seed = 1; seed <= 150; seed++) {
+    const rand = rng(seed * 31);
+    const m = CallRecognizer.start(grammar);
+    const walk = Math.floor(rand() * 80);
+    for (let i = 0; i < walk && !m.complete; i++) {
+      const options = alphabet.filter((ch) => m.clone().feed(ch));
+      m.feed(options[Math.floor(rand() * options.length)]);
+    }
+    let need = minCompletion(m);
+    assert.ok(Number.isFinite(need), `seed ${seed}`);
+    while (!m.complete) {
+      const next = alphabet.find((ch) => {
+        const c = m.clone();
+        return c.feed(ch) && minCompletion(c) === need - 1;
+      });
+      assert.ok(next !== undefined, `seed ${seed}: no character brings ${need} down by one`);
+      m.feed(next!);
+      need--;
+    }
+    assert.equal(need, 0, `seed ${seed}`);
+  }
+});

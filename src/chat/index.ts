@@ -1,0 +1,14 @@
+/** Chat: XVERSE prompt formats, chat()/chatStream(), function calling. */
+export * from "./types.js";
+export { buildV1, buildV2, type XverseBuildOptions } from "./prompt-xverse.js";
+export { buildFromTemplate, renderTemplate, type TemplateOptions } from "./template.js";
+export { buildPrompt, inputBudget, loadChatSettings, resolveChatFormat, turnEndId, NO_CHAT_SETTINGS, type ChatSettings, type PromptOptions } from "./prompt.js";
+export {
+  normalizeTools, toolPrompt, withTools, formatToolCall, formatNow, pyJson, THINK_START, THINK_END, TOOL_PROMPT_INTRO,
+  type ToolSpec, type OpenAITool, type XversePlugin, type XversePluginParam,
+} from "./tools.js";
+export { parseToolCall, parseCallBody, ToolCallStream, type ParsedReply, type ToolCall } from "./parse.js";
+export { validateValue, type JsonSchema } from "./schema.js";
+export { compileSchema, CallRecognizer, DEFAULT_LIMITS, type PrefixLimits } from "./json-prefix.js";
+export { constrainedToolCallHook, vocabPieces, type ConstrainedHook, type ConstrainedHookOptions } from "./constrained.js";
+export { chat, chatStream, chatTurn, type ChatOptions, type ChatResult } from "./chat.js";
