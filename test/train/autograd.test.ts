@@ -74,3 +74,18 @@ test("LoRA adapter gradients match finite differences (base frozen)", () => {
   gradCheck(m, tinyBatch(cfg));
   assert.equal(m.trainable().length, 2 * 3 * cfg.numLayers);
 });
+
+test("recomputation replays LoRA dropout masks exactly", () => {
+  const cfg = tinyConfig();
+  const grads = (recompute: boolean): Float64Array[] => {
+    const m = randomModel(cfg, 9);
+    m.setBaseTrainable(false);
+    addLora(m, { r: 2, alpha: 4, dropout: 0.3, targets: ["q_proj", "v_proj"], seed: 1, dtype: "f64" });
+    for (const l of m.lora.values()) l.B.data.fill(0.1);
+    m.rng = new Rng(123);
+    const t = new Tape();
+    t.backward(m.loss(t, tinyBatch(cfg), { recompute, train: true }).loss);
+    return m.trainable().map(([, v]) => Float64Array.from(v.grad!));
+  };
+  assert.deepEqual(grads(true), grads(false));
+});
