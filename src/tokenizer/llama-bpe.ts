@@ -95,7 +95,7 @@ export function regexSplit(text: string, res: RegExp[]): number[] {
 }
 
 export function compileRegexes(list: string[]): RegExp[] {
-  return list.map((r) => new RegExp(translateOniguruma(r), "gu"));
+  return list.map((r) => new RegExp(translateOniguruma(r, false), "gu"));
 }
 
 const encoder = new TextEncoder();

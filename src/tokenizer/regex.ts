@@ -19,7 +19,7 @@ const WORD = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
 const DIGIT = "\\p{Nd}";
 
 /** Oniguruma pattern → JavaScript `u` pattern source. */
-export function translateOniguruma(src: string): string {
+export function translateOniguruma(src: string, oniguruma = true): string {
   let out = "";
   let inClass = 0;
   let ci = 0; // depth of (?i: groups still open, tracked by paren depth
@@ -116,6 +116,20 @@ export function translateOniguruma(src: string): string {
         prevQuant = true;
         continue;
       }
+    }
+    // Oniguruma (Ruby syntax): `.` excludes only \n, and ^ / $ are line anchors. llama.cpp's std::regex
+    // patterns (oniguruma = false) keep ECMAScript meanings, which JavaScript shares.
+    if (oniguruma && c === ".") {
+      out += "[^\\n]";
+      continue;
+    }
+    if (oniguruma && c === "^") {
+      out += "(?<![^\\n])";
+      continue;
+    }
+    if (oniguruma && c === "$") {
+      out += "(?![^\\n])";
+      continue;
     }
     if (ci > 0 && /[A-Za-z]/.test(c)) {
       out += `[${c.toLowerCase()}${c.toUpperCase()}]`;
