@@ -55,7 +55,8 @@ class Cursor {
   pos = 0;
   private buf = Buffer.alloc(0);
   private bufStart = 0;
-  constructor(private fd: number, readonly size: number, private path: string) {}
+  /** `readAt(dst, offset, length, position)` fills part of dst from the file and returns the bytes read. */
+  constructor(private readAt: (dst: Buffer, off: number, len: number, pos: number) => number, readonly size: number, private path: string) {}
 
   private need(n: number, what: string): void {
     if (n > this.size - this.pos) bad(this.path, `truncated while reading ${what} at byte ${this.pos} (needs ${n} bytes, file has ${this.size})`);
@@ -64,7 +65,7 @@ class Cursor {
     const b = Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
-      const r = readSync(this.fd, b, got, len - got, this.pos + got);
+      const r = this.readAt(b, got, len - got, this.pos + got);
       if (r === 0) bad(this.path, `unexpected end of file at byte ${this.pos + got}`);
       got += r;
     }
@@ -167,15 +168,25 @@ export function readGguf(path: string): GgufFile {
     throw new XverseError("not_found", `cannot open ${path}: ${(e as Error).message}`);
   }
   try {
-    return wrapScalarErrors(path, () => parseHeader(fd, path));
+    const size = fstatSync(fd).size;
+    return wrapScalarErrors(path, () => parseHeader((b, o, l, p) => readSync(fd, b, o, l, p), size, path));
   } finally {
     closeSync(fd);
   }
 }
 
-function parseHeader(fd: number, path: string): GgufFile {
-  const size = fstatSync(fd).size;
-  const c = new Cursor(fd, size, path);
+/**
+ * Parses a GGUF header held in memory (the whole file, or at least its header when `fileSize` says how long
+ * the file is). `name` is used in errors and as GgufFile.path.
+ */
+export function parseGgufBytes(bytes: Uint8Array, name: string, fileSize = bytes.length): GgufFile {
+  const src = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const readAt = (dst: Buffer, off: number, len: number, pos: number): number => src.copy(dst, off, pos, Math.min(pos + len, src.length));
+  return wrapScalarErrors(name, () => parseHeader(readAt, fileSize, name));
+}
+
+function parseHeader(readAt: (dst: Buffer, off: number, len: number, pos: number) => number, size: number, path: string): GgufFile {
+  const c = new Cursor(readAt, size, path);
   if (size < 4) bad(path, `only ${size} bytes long`);
   const magic = c.u32("magic");
   if (magic !== MAGIC) {

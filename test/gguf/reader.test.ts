@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { XverseError } from "../../src/errors.js";
-import { readGguf, readGgufTensorBytes } from "../../src/io/gguf.js";
+import { parseGgufBytes, readGguf, readGgufTensorBytes } from "../../src/io/gguf.js";
 import { dequantize, quantizeQ8_0 } from "../../src/gguf/quants.js";
 import { GGML, GGML_TYPES } from "../../src/gguf/types.js";
 import { writeGguf } from "../../src/gguf/writer.js";
@@ -157,9 +157,11 @@ test("fuzz: 3000 seeded mutations of a valid file give only XverseErrors", () =>
       b[Math.floor(r() * headerEnd)] = Math.floor(r() * 16);
     }
     try {
-      const g = parseBytes(b, "fuzz.gguf");
+      // in memory (no file I/O per case); the tensor bytes are sliced the way readGgufTensorBytes reads them
+      const g = parseGgufBytes(b, "fuzz.gguf");
       for (const t of g.tensors) if (GGML_TYPES.has(t.type)) {
-        try { dequantize(t.type, readGgufTensorBytes(g, t), t.nelements); } catch (e) { if (!(e instanceof XverseError)) throw e; }
+        const start = g.dataOffset + t.offset;
+        try { dequantize(t.type, b.subarray(start, start + t.nbytes), t.nelements); } catch (e) { if (!(e instanceof XverseError)) throw e; }
       }
       counts.ok++;
     } catch (e) {
@@ -169,4 +171,48 @@ test("fuzz: 3000 seeded mutations of a valid file give only XverseErrors", () =>
   }
   assert.ok(Date.now() - t0 < 30000, "fuzzing took too long (a hang?)");
   assert.ok((counts.bad_gguf ?? 0) > 1000, JSON.stringify(counts));
+});
+
+test("fuzz: 600 mutations of a small model file through openGgufModel, parseConfig and every tensor read", async () => {
+  const { openGgufModel } = await import("../../src/io/gguf-model.js");
+  const { parseConfig } = await import("../../src/config.js");
+  const H = 32, V = 8, FF = 64;
+  const f32 = (n: number) => () => new Uint8Array(new Float32Array(n).fill(0.5).buffer);
+  const q8 = (n: number) => () => quantizeQ8_0(new Float32Array(n).fill(0.25));
+  const path = join(dir, "model.gguf");
+  writeGguf(path, {
+    metadata: {
+      "general.architecture": "xverse", "xverse.context_length": 64, "xverse.embedding_length": H, "xverse.block_count": 1,
+      "xverse.feed_forward_length": FF, "xverse.attention.head_count": 2, "xverse.attention.head_count_kv": 1,
+      "xverse.attention.layer_norm_rms_epsilon": 1e-6, "xverse.rope.freq_base": 10000, "tokenizer.ggml.model": "llama",
+      "tokenizer.ggml.tokens": ["<unk>", "<s>", "</s>", "a", "b", "c", "d", "e"], "tokenizer.ggml.bos_token_id": 1,
+    },
+    types: { "xverse.attention.layer_norm_rms_epsilon": "FLOAT32", "xverse.rope.freq_base": "FLOAT32" },
+    tensors: [
+      { name: "token_embd.weight", type: GGML.Q8_0, shape: [V, H], data: q8(V * H) },
+      { name: "blk.0.attn_norm.weight", type: GGML.F32, shape: [H], data: f32(H) },
+      { name: "blk.0.attn_q.weight", type: GGML.Q8_0, shape: [H, H], data: q8(H * H) },
+      { name: "blk.0.attn_k.weight", type: GGML.Q8_0, shape: [H / 2, H], data: q8((H * H) / 2) },
+      { name: "blk.0.ffn_down.weight", type: GGML.F32, shape: [H, FF], data: f32(H * FF) },
+      { name: "output.weight", type: GGML.Q8_0, shape: [V, H], data: q8(V * H) },
+    ],
+  });
+  const base = readFileSync(path);
+  const headerEnd = readGguf(path).dataOffset;
+  const r = rand(777);
+  let opened = 0;
+  for (let it = 0; it < 600; it++) {
+    const b = Buffer.from(base);
+    for (let k = 1 + Math.floor(r() * 3); k > 0; k--) b[Math.floor(r() * headerEnd)] = Math.floor(r() * 256);
+    try {
+      writeFileSync(join(dir, "fuzz-model.gguf"), b);
+      const g = openGgufModel(join(dir, "fuzz-model.gguf"));
+      for (const n of g.source.names()) g.source.read(n);
+      parseConfig(g.config, "fuzz-model.gguf");
+      opened++;
+    } catch (e) {
+      if (!(e instanceof XverseError)) assert.fail(`iteration ${it}: ${(e as Error).name}: ${(e as Error).message}`);
+    }
+  }
+  assert.ok(opened > 20, `${opened} mutated files still opened`);
 });
