@@ -9,6 +9,8 @@ import { loadConfig } from "../../src/config.js";
 import { exportGguf } from "../../src/gguf/export.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { readGguf } from "../../src/io/gguf.js";
+import { openGgufModel } from "../../src/io/gguf-model.js";
+import { toFloat32 } from "../../src/tensor.js";
 import type { TensorSource } from "../../src/io/source.js";
 import { fixture } from "../helpers/peers.js";
 
@@ -32,6 +34,19 @@ test("convert --to gguf writes every tensor and the llama.cpp metadata", async (
   // XVERSE's six specials are CONTROL tokens, <0xNN> are BYTE tokens
   const types = m["tokenizer.ggml.token_type"] as number[];
   assert.deepEqual(types.slice(0, 8), [3, 3, 3, 3, 3, 3, 6, 6]);
+});
+
+test("convert reads bf16 shards and torch .bin shards (F32 GGUF = the stored bf16 values exactly)", async () => {
+  for (const sub of ["tiny-xverse-bf16-sharded", "tiny-xverse-bin"]) {
+    const model = fixture("golden", sub);
+    const out = join(dir, `${sub}.gguf`);
+    assert.equal(await main(["convert", "--model", model, "--tokenizer", join(tiny, "tokenizer.json"), "--to", "gguf", "--type", "f32", "--out", out, "--quiet"]), 0);
+    const g = openGgufModel(out);
+    const src = openCheckpoint(model);
+    for (const name of ["model.embed_tokens.weight", "model.layers.2.self_attn.k_proj.weight", "lm_head.weight"]) {
+      assert.deepEqual(toFloat32(g.source.read(name)), toFloat32(src.read(name)), `${sub} ${name}`);
+    }
+  }
 });
 
 test("convert: bad flags are one-line errors and write nothing", async () => {

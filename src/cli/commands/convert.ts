@@ -24,6 +24,7 @@ Options:
   --to gguf          the output format (only gguf for now)
   --type T           f32, f16 (default), q8_0 or q4_0
   --arch A           force "xverse" or "llama" (default: from config.json's model_type)
+  --tokenizer FILE   the tokenizer.json to take the vocabulary from (default: DIR/tokenizer.json)
   --out FILE         the .gguf file to write (replaced if it exists)
   --quiet            no progress bar`;
 
@@ -55,6 +56,7 @@ export const command: Command = {
       to: { type: "string" },
       type: { type: "string" },
       arch: { type: "string" },
+      tokenizer: { type: "string" },
       out: { type: "string" },
       quiet: { type: "boolean" },
     }, false);
@@ -68,8 +70,10 @@ export const command: Command = {
     if (!TYPES.includes(type)) throw new XverseError("bad_flag", `--type must be one of ${TYPES.join(", ")}, got "${values.type}"`);
     if (arch !== undefined && arch !== "xverse" && arch !== "llama") throw new XverseError("bad_flag", `--arch must be xverse or llama, got "${arch}"`);
     if (model.endsWith(".gguf")) throw new XverseError("unsupported", `--model ${model}: converting GGUF to GGUF is not supported; give the original checkpoint directory`);
-    const tokenizer = join(model, "tokenizer.json");
-    if (!existsSync(tokenizer)) throw new XverseError("not_found", `${model} has no tokenizer.json, which the GGUF vocabulary is built from`);
+    const tokenizer = (values.tokenizer as string | undefined) ?? join(model, "tokenizer.json");
+    if (!existsSync(tokenizer)) {
+      throw new XverseError("not_found", values.tokenizer ? `--tokenizer ${tokenizer} does not exist` : `${model} has no tokenizer.json, which the GGUF vocabulary is built from (give one with --tokenizer FILE)`);
+    }
     const config = loadConfig(model);
     if (config.quantizationBit !== 0) {
       throw new XverseError("unsupported", `${model} is an int${config.quantizationBit} checkpoint (quantization_bit ${config.quantizationBit}); convert the float checkpoint instead`);
