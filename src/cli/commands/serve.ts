@@ -1,0 +1,85 @@
+import { parseFlags, numberFlag, type Command } from "../command.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { DEFAULT_MAX_BODY, startServer } from "../../server/http.js";
+import { XverseError } from "../../errors.js";
+
+const help = `Usage: xverse serve [options]
+
+Serves the model over an OpenAI-compatible HTTP API, with a chat page at / and a
+text-generation page at /generate. The model is loaded once, in a worker thread.
+
+Routes:
+  POST /v1/chat/completions   messages (system/user/assistant/tool), stream, tools, tool_choice
+  POST /v1/completions        prompt (text or token ids), stream, echo, logprobs
+  GET  /v1/models, GET /health, GET / (chat page), GET /generate (text-generation page)
+
+Server options:
+  --host HOST              address to bind (default 127.0.0.1: this machine only;
+                           0.0.0.0 exposes the server to the network)
+  --port N                 port (default 8000; 0 picks a free one)
+  --concurrency N          requests generating at once (default 4); more wait in a FIFO queue
+  --api-key KEY            require "Authorization: Bearer KEY" on /v1/*
+                           (default: the XVERSE_API_KEY environment variable, if set)
+  --max-body BYTES         largest request body (default ${DEFAULT_MAX_BODY})
+  --chat-format F          v1 | v2 | template (default: the model directory's choice, else v2)
+  --served-model-name ID   the model id /v1/models reports (default: the model folder's name)
+
+${MODEL_FLAGS_HELP}
+
+Example:
+  xverse serve --port 8000
+  curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"model": "stories260K", "messages": [{"role": "user", "content": "Hello"}]}'`;
+
+export const command: Command = {
+  summary: "serve an OpenAI-compatible API and the chat / text-generation pages",
+  help,
+  async run(argv) {
+    const { values: v, positionals } = parseFlags(argv, {
+      ...MODEL_FLAGS,
+      host: { type: "string" },
+      port: { type: "string" },
+      concurrency: { type: "string" },
+      "api-key": { type: "string" },
+      "max-body": { type: "string" },
+      "chat-format": { type: "string" },
+      "served-model-name": { type: "string" },
+    });
+    if (positionals.length) throw new XverseError("bad_flag", `serve takes no arguments, got "${positionals[0]}" (see --help)`);
+    const format = v["chat-format"] as string | undefined;
+    if (format !== undefined && !["v1", "v2", "template"].includes(format)) throw new XverseError("bad_flag", `--chat-format must be v1, v2 or template, got "${format}"`);
+    const apiKey = (v["api-key"] as string | undefined) ?? process.env.XVERSE_API_KEY;
+    const log = (line: string) => process.stderr.write(line + "\n");
+    const t0 = performance.now();
+    const load = loadOptionsFromFlags(v);
+    const srv = await startServer({
+      model: modelPath(v),
+      load: { ...load, backend: typeof load.backend === "string" ? load.backend : undefined },
+      format,
+      modelId: v["served-model-name"] as string | undefined,
+      host: (v.host as string | undefined) ?? "127.0.0.1",
+      port: numberFlag(v.port as string | undefined, "--port", { int: true, min: 0, max: 65535 }) ?? 8000,
+      concurrency: numberFlag(v.concurrency as string | undefined, "--concurrency", { int: true, min: 1, max: 256 }) ?? 4,
+      apiKey: apiKey || undefined,
+      maxBody: numberFlag(v["max-body"] as string | undefined, "--max-body", { int: true, min: 1024 }) ?? DEFAULT_MAX_BODY,
+      log,
+    }).catch((e: Error & { code?: string }) => {
+      if (e.code === "EADDRINUSE") throw new XverseError("port_in_use", `port ${v.port ?? 8000} is in use: pick another with --port (0 = any free port)`);
+      if (e instanceof XverseError) throw e;
+      throw new XverseError("load_failed", e.message);
+    });
+    const m = srv.scheduler.model;
+    // the first stdout line is the address, so scripts (and tests) that start with --port 0 can find it
+    process.stdout.write(`listening on ${srv.url}\n`);
+    log(`model ${m.id} (${m.backend} backend, context ${m.contextLength}) loaded in ${(performance.now() - t0).toFixed(0)} ms · ` +
+      `concurrency ${srv.scheduler.concurrency}${apiKey ? " · API key required" : ""}\n  chat: ${srv.url}/   text generation: ${srv.url}/generate`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        log("shutting down");
+        void srv.close().then(resolve);
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+  },
+};

@@ -1,0 +1,206 @@
+/**
+ * The worker side of a request: prompt → tokens → generate() → events. Several jobs run at once in one worker
+ * and interleave token by token: generate() awaits setImmediate after every token, so each active job's next
+ * decode step runs in turn (round robin through the event loop), and an abort message is seen between tokens.
+ * Each job owns its KV cache (made by generate()); it becomes garbage the moment the job's generator ends.
+ */
+import { constrainedToolCallHook } from "../chat/constrained.js";
+import { ToolCallStream } from "../chat/parse.js";
+import { buildPrompt, NO_CHAT_SETTINGS, type ChatSettings } from "../chat/prompt.js";
+import { normalizeTools } from "../chat/tools.js";
+import type { BuiltPrompt } from "../chat/types.js";
+import { XverseError } from "../errors.js";
+import { generate, type GenerateOptions } from "../generate/generate.js";
+import type { LoadedModel } from "../model/load.js";
+import { ApiError, badField } from "./errors.js";
+import { logSumExp, promptLogprobs, promptPieces, tokenPieces, toTokenLogprobs, topLogprobs } from "./logprobs.js";
+import type { ChatJob, CompletionJob, Job, ModelInfo, Sampling, ToMain } from "./protocol.js";
+
+type Emit = (m: ToMain) => void;
+type Finish = "stop" | "length" | "tool_calls" | "abort";
+
+export class Engine {
+  private readonly eosIds: number[];
+  private readonly eosText: string;
+
+  constructor(
+    private readonly loaded: LoadedModel,
+    readonly modelId: string,
+    private readonly settings: ChatSettings = NO_CHAT_SETTINGS,
+    private readonly format: string | null = null,
+  ) {
+    const { model, tokenizer: tok, generationConfig: gc } = loaded;
+    this.eosIds = gc.eosTokenIds.length ? gc.eosTokenIds : model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosId !== null ? [tok.eosId] : [];
+    this.eosText = this.eosIds.length ? tok.idToToken(this.eosIds[0]) ?? "" : "";
+  }
+
+  info(): ModelInfo {
+    const m = this.loaded.model;
+    return { id: this.modelId, path: this.loaded.path, contextLength: m.config.maxPositionEmbeddings, vocabSize: m.config.vocabSize, backend: m.backend.name };
+  }
+
+  /** Runs one job to its end; every outcome, failures included, is reported through `emit`. */
+  async run(id: number, job: Job, signal: AbortSignal, emit: Emit): Promise<void> {
+    try {
+      if (job.kind === "chat") await this.chat(id, job, signal, emit);
+      else await this.completion(id, job, signal, emit);
+    } catch (e) {
+      const err = e instanceof ApiError ? e
+        : e instanceof XverseError ? new ApiError(400, e.message, job.kind === "chat" ? "messages" : "prompt", e.code)
+        : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, null, "internal_error");
+      emit({ type: "error", id, status: err.status, message: err.message, param: err.param, code: err.code });
+    }
+  }
+
+  /** generate() options from the request, with generation_config.json filling what it leaves out (as chat() does). */
+  private decoding(s: Sampling, maxNew: number): GenerateOptions {
+    const gc = this.loaded.generationConfig;
+    const picked = s.temperature !== undefined || s.topK !== undefined || s.topP !== undefined;
+    const greedy = s.temperature === 0 || (!picked && !gc.doSample);
+    return {
+      maxNewTokens: maxNew,
+      greedy,
+      temperature: greedy ? undefined : s.temperature ?? gc.temperature,
+      topK: greedy ? undefined : s.topK ?? gc.topK,
+      topP: greedy ? undefined : s.topP ?? gc.topP,
+      repetitionPenalty: s.repetitionPenalty ?? gc.repetitionPenalty,
+      seed: s.seed,
+      eosTokenIds: s.ignoreEos ? [] : this.eosIds,
+      stopStrings: s.stop,
+    };
+  }
+
+  private async chat(id: number, job: ChatJob, signal: AbortSignal, emit: Emit): Promise<void> {
+    const { model, tokenizer: tok, generationConfig: gc } = this.loaded;
+    const ctx = model.config.maxPositionEmbeddings;
+    const useTools = job.tools.length > 0 && job.toolChoice !== "none";
+    const requested = job.sampling.maxTokens ?? gc.maxNewTokens;
+    let prompt: BuiltPrompt;
+    try {
+      prompt = buildPrompt(tok, job.messages, {
+        format: this.format, config: model.config, generationConfig: gc, settings: this.settings,
+        maxNewTokens: Math.max(1, Math.min(requested, ctx - 1)),
+        tools: useTools ? job.tools : undefined,
+      });
+    } catch (e) {
+      if (e instanceof XverseError) throw badField(e.code === "bad_tools" ? "tools" : "messages", e.message, e.code);
+      throw e;
+    }
+    // the builder already dropped old turns to fit its budget (the official behaviour); max_tokens gets what is left
+    const room = ctx - prompt.ids.length;
+    if (room < 1 && requested > 0) {
+      throw new ApiError(400, `This model's maximum context length is ${ctx} tokens, but the messages take ${prompt.ids.length} tokens and leave no room for a reply`, "messages", "context_length_exceeded");
+    }
+    const maxNew = Math.min(requested, room);
+    emit({ type: "start", id, promptTokens: prompt.ids.length, maxTokens: maxNew });
+    if (maxNew === 0) {
+      emit({ type: "end", id, finishReason: "length", completionTokens: 0, text: "" });
+      return;
+    }
+
+    const opts = this.decoding(job.sampling, maxNew);
+    if (useTools) {
+      const specs = normalizeTools(job.tools);
+      const tc = job.toolChoice;
+      // a forced call is constrained from the first token, so even a tiny model writes one that parses
+      const allowed = typeof tc === "object" ? specs.filter((t) => t.name === tc.name) : specs;
+      opts.logitsHook = constrainedToolCallHook(tok, allowed, { force: tc !== "auto", eosTokenIds: this.eosIds });
+    }
+    opts.signal = signal;
+    const calls = useTools ? new ToolCallStream() : null;
+    const it = generate(model, tok, prompt.ids, opts);
+    let all = "", shown = 0, n = 0, finish: Finish = "length", done = false;
+    let call: { name: string; arguments: string } | undefined, before = "";
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) { finish = mapFinish(r.value.finishReason); done = true; break; }
+        n++;
+        const delta = this.eosText ? r.value.text.split(this.eosText).join("") : r.value.text;
+        all += delta;
+        if (!calls) {
+          if (delta) { emit({ type: "delta", id, text: delta }); shown += delta.length; }
+          continue;
+        }
+        const c = calls.push(delta);
+        if (c.text) { emit({ type: "delta", id, text: c.text }); shown += c.text.length; }
+        if (c.call) {
+          // a finished call ends the turn: the client runs the tool and answers with a `tool` message
+          if (c.call.call) {
+            call = { name: c.call.call.name, arguments: JSON.stringify(c.call.call.arguments) };
+            before = c.call.text;
+            finish = "tool_calls";
+          } else finish = "stop";
+          break;
+        }
+      }
+    } finally {
+      if (!done) await it.return(undefined as never);
+    }
+    if (signal.aborted) finish = "abort";
+    // without a valid call, whatever was held back (marker-like text, a broken call) is reply text after all
+    if (!call && all.length > shown) emit({ type: "delta", id, text: all.slice(shown) });
+    emit({ type: "end", id, finishReason: finish, completionTokens: n, text: call ? before : all, ...(call && { toolCall: call }) });
+  }
+
+  private async completion(id: number, job: CompletionJob, signal: AbortSignal, emit: Emit): Promise<void> {
+    const { model, tokenizer: tok } = this.loaded;
+    const ctx = model.config.maxPositionEmbeddings, V = model.config.vocabSize;
+    let ids: number[];
+    if (typeof job.prompt === "string") ids = tok.encode(job.prompt, { addSpecialTokens: true }).ids;
+    else {
+      const bad = job.prompt.findIndex((t) => t >= V);
+      if (bad >= 0) throw badField("prompt", `prompt[${bad}] = ${job.prompt[bad]} is not a token id of this model (vocabulary size ${V})`);
+      ids = job.prompt;
+    }
+    if (ids.length === 0) {
+      if (tok.bosId === null) throw badField("prompt", "prompt is empty and this model has no BOS token to start from");
+      ids = [tok.bosId];
+    }
+    if (ids.length > ctx) {
+      throw new ApiError(400, `This model's maximum context length is ${ctx} tokens, but the prompt has ${ids.length} tokens`, "prompt", "context_length_exceeded");
+    }
+    const maxNew = Math.min(job.sampling.maxTokens ?? 16, ctx - ids.length);
+    const k = job.logprobs ?? 0;
+    const pieces = job.logprobs !== null && k > 0 ? tokenPieces(tok) : [];
+    let offset = 0;
+    let echo: { text: string; logprobs: ReturnType<typeof toTokenLogprobs> | null } | undefined;
+    if (job.echo) {
+      const p = promptPieces(tok, ids);
+      const lp = job.logprobs !== null ? await promptLogprobs(model, ids, k, pieces, signal) : null;
+      echo = { text: p.text, logprobs: lp ? toTokenLogprobs(p, lp) : null };
+      offset = [...p.text].length;
+    }
+    emit({ type: "start", id, promptTokens: ids.length, maxTokens: maxNew, ...(echo && { echo }) });
+    if (maxNew === 0 || signal.aborted) {
+      emit({ type: "end", id, finishReason: signal.aborted ? "abort" : "length", completionTokens: 0, text: "" });
+      return;
+    }
+
+    const opts = this.decoding(job.sampling, maxNew);
+    opts.signal = signal;
+    // the hook sees each step's raw logits (generate() keeps that buffer until after the token is yielded), so the
+    // chosen token's logprob and its alternatives come from one computation and compare exactly
+    let row: Float32Array | null = null, lse = 0;
+    if (job.logprobs !== null) opts.logitsHook = (_ids, logits) => { row = logits; lse = logSumExp(logits); };
+    const it = generate(model, tok, ids, opts);
+    let text = "", n = 0;
+    let r = await it.next();
+    while (!r.done) {
+      n++;
+      const d = r.value.text;
+      text += d;
+      const lp = job.logprobs !== null
+        ? { token: d, logprob: row ? row[r.value.id] - lse : r.value.logprob, top: row && k > 0 ? topLogprobs(row, k, lse, pieces) : null, offset }
+        : undefined;
+      offset += [...d].length;
+      emit({ type: "delta", id, text: d, ...(lp && { logprob: lp }) });
+      r = await it.next();
+    }
+    emit({ type: "end", id, finishReason: mapFinish(r.value.finishReason), completionTokens: n, text });
+  }
+}
+
+function mapFinish(f: "eos" | "stop" | "length" | "abort"): Finish {
+  return f === "eos" ? "stop" : f;
+}

@@ -1,0 +1,208 @@
+/**
+ * The HTTP thread: routing, auth, body limits, JSON errors. It never runs the model (that is the worker's job,
+ * via the scheduler), so it stays responsive — /health answers in milliseconds while tokens are being made.
+ * Every failure is an OpenAI-style JSON error and leaves the server serving.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { timingSafeEqual } from "node:crypto";
+import { ApiError } from "./errors.js";
+import { CHAT_PAGE } from "./pages/chat.js";
+import { GENERATE_PAGE } from "./pages/generate.js";
+import { chatCompletion, completion, sendJson } from "./routes.js";
+import { Scheduler } from "./scheduler.js";
+import { parseChatRequest, parseCompletionRequest } from "./schema.js";
+import type { WorkerInit } from "./worker.js";
+
+export interface ServeOptions {
+  /** Model directory or .gguf file; default: the embedded stories260K. */
+  model?: string;
+  load?: WorkerInit["load"];
+  /** Chat format: v1, v2 or template (default: the model directory's choice). */
+  format?: string | null;
+  /** Name reported by /v1/models (default: the model folder's name). */
+  modelId?: string;
+  /** Default 127.0.0.1: reachable from this machine only unless asked otherwise. */
+  host?: string;
+  /** Default 8000; 0 picks a free port. */
+  port?: number;
+  /** Requests generating at once (default 4); more wait in a FIFO queue. */
+  concurrency?: number;
+  /** When set, /v1/* needs `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Largest request body in bytes (default 4 MiB). */
+  maxBody?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  host: string;
+  port: number;
+  server: Server;
+  scheduler: Scheduler;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+
+// Pages carry everything inline; this policy makes "no external assets" something the browser enforces.
+const PAGE_HEADERS = {
+  "Content-Type": "text/html; charset=utf-8",
+  "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+  "Cache-Control": "no-cache",
+};
+
+const CORS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers": "Authorization, Content-Type",
+  "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+};
+
+/** Reads the body up to `max` bytes; beyond that, 413 (the rest is drained so the client reads the answer). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const tooBig = () => new ApiError(413, `Request body too large: the limit is ${max} bytes (serve --max-body)`, null, "request_too_large");
+    const declared = Number(req.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > max) {
+      req.resume();
+      reject(tooBig());
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0, over = false;
+    req.on("data", (b: Buffer) => {
+      if (over) return;
+      size += b.length;
+      if (size > max) {
+        over = true;
+        parts.length = 0;
+        reject(tooBig());
+        return;
+      }
+      parts.push(b);
+    });
+    req.on("end", () => over || resolve(Buffer.concat(parts)));
+    req.on("error", (e) => over || reject(e));
+  });
+}
+
+async function jsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  const buf = await readBody(req, max);
+  if (buf.length === 0) throw new ApiError(400, "The request body is empty: send a JSON object", null, "invalid_json");
+  try {
+    return JSON.parse(buf.toString("utf8"));
+  } catch (e) {
+    throw new ApiError(400, `We could not parse the JSON body of your request: ${(e as Error).message}`, null, "invalid_json");
+  }
+}
+
+function authorized(req: IncomingMessage, key: string): boolean {
+  const h = req.headers.authorization ?? "";
+  const m = /^Bearer\s+(.+)$/i.exec(h);
+  if (!m) return false;
+  const a = Buffer.from(m[1].trim()), b = Buffer.from(key);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const maxBody = opts.maxBody ?? DEFAULT_MAX_BODY;
+  const started = Date.now();
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
+    const method = req.method ?? "GET";
+    const api = path.startsWith("/v1/") || path === "/health";
+    if (api) for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    if (method === "OPTIONS" && api) {
+      res.writeHead(204).end();
+      return;
+    }
+    const allow = (m: string) => {
+      if (method !== m && !(m === "GET" && method === "HEAD")) throw new ApiError(405, `${method} ${path} is not allowed: use ${m}`, null, "method_not_allowed");
+    };
+    if (path.startsWith("/v1/") && opts.apiKey && !authorized(req, opts.apiKey)) {
+      throw new ApiError(401, "Missing or wrong API key: send Authorization: Bearer <key>", null, "invalid_api_key");
+    }
+    switch (path) {
+      case "/health":
+        allow("GET");
+        sendJson(res, 200, {
+          status: "ok", model: sched.model.id, ...sched.stats(),
+          rss: process.memoryUsage().rss, uptime_s: Math.round((Date.now() - started) / 1000),
+        }, { "Cache-Control": "no-store" });
+        return;
+      case "/v1/models":
+        allow("GET");
+        sendJson(res, 200, { object: "list", data: [modelCard(sched, started)] });
+        return;
+      case "/v1/chat/completions":
+        allow("POST");
+        chatCompletion(sched, res, parseChatRequest(await jsonBody(req, maxBody)));
+        return;
+      case "/v1/completions":
+        allow("POST");
+        completion(sched, res, parseCompletionRequest(await jsonBody(req, maxBody)));
+        return;
+      case "/":
+        allow("GET");
+        res.writeHead(200, PAGE_HEADERS).end(CHAT_PAGE);
+        return;
+      case "/generate":
+        allow("GET");
+        res.writeHead(200, PAGE_HEADERS).end(GENERATE_PAGE);
+        return;
+    }
+    if (path.startsWith("/v1/models/")) {
+      allow("GET");
+      const id = decodeURIComponent(path.slice("/v1/models/".length));
+      if (id !== sched.model.id) throw new ApiError(404, `The model '${id}' does not exist: this server has '${sched.model.id}'`, "model", "model_not_found");
+      sendJson(res, 200, modelCard(sched, started));
+      return;
+    }
+    throw new ApiError(404, `Unknown route: ${method} ${path}`, null, "not_found");
+  };
+
+  return (req, res) => {
+    route(req, res).catch((e: unknown) => {
+      const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, null, "internal_error");
+      if (err.status >= 500) opts.log?.(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
+      // after a 413 the connection is closed: the unread rest of the body must not be parsed as a request
+      sendJson(res, err.status, err.body(), err.status === 413 ? { Connection: "close" } : {});
+    });
+  };
+}
+
+function modelCard(sched: Scheduler, started: number) {
+  const m = sched.model;
+  return { id: m.id, object: "model", created: Math.floor(started / 1000), owned_by: "xverse-ts", max_model_len: m.contextLength, backend: m.backend };
+}
+
+/** Loads the model (in the worker), then listens. Resolves once requests can be served. */
+export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? (() => {});
+  const sched = await Scheduler.start({ path: opts.model, load: opts.load ?? {}, format: opts.format, modelId: opts.modelId }, opts.concurrency ?? 4, log);
+  const server = createServer(requestHandler(sched, opts));
+  // SSE streams can be long: no request timeout; keep-alive sockets of idle clients are still reaped
+  server.requestTimeout = 0;
+  const host = opts.host ?? "127.0.0.1";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.port ?? 8000, host, () => resolve());
+    });
+  } catch (e) {
+    await sched.close();
+    throw e;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${shown}:${port}`, host, port, server, scheduler: sched,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await sched.close();
+    },
+  };
+}

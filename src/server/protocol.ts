@@ -1,0 +1,82 @@
+/**
+ * What the HTTP thread and the generation worker say to each other. Only plain, structured-cloneable data
+ * crosses the boundary: validated requests go in, token deltas and results come out.
+ */
+import type { ChatMessage } from "../chat/types.js";
+
+/** Sampling fields after validation; undefined = the model's generation_config.json decides. */
+export interface Sampling {
+  /** null: as many as the context leaves (chat) — completions always set it. */
+  maxTokens: number | null;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  stop: string[];
+  /** vLLM's extension: keep going past eos (benchmarks that need exact lengths). */
+  ignoreEos: boolean;
+}
+
+export interface OpenAIFunctionTool {
+  type: "function";
+  function: { name: string; description?: string; parameters?: Record<string, unknown> };
+}
+
+/** none: tools are left out of the prompt; auto: the model may call; required / {name}: it must (constrained). */
+export type ToolChoice = "none" | "auto" | "required" | { name: string };
+
+export interface ChatJob {
+  kind: "chat";
+  messages: ChatMessage[];
+  tools: OpenAIFunctionTool[];
+  toolChoice: ToolChoice;
+  sampling: Sampling;
+}
+
+export interface CompletionJob {
+  kind: "completion";
+  prompt: string | number[];
+  echo: boolean;
+  /** Top-k alternatives per token (0 = just the chosen token's logprob); null = no logprobs. */
+  logprobs: number | null;
+  sampling: Sampling;
+}
+
+export type Job = ChatJob | CompletionJob;
+
+export interface ModelInfo {
+  id: string;
+  path: string;
+  contextLength: number;
+  vocabSize: number;
+  backend: string;
+}
+
+/** One generated token as the client sees it. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number | null;
+  top: Record<string, number> | null;
+  /** Code-point offset of the token's text in the returned text. */
+  offset: number;
+}
+
+export type ToMain =
+  | { type: "ready"; model: ModelInfo }
+  | { type: "fatal"; message: string }
+  | { type: "warning"; message: string }
+  | { type: "start"; id: number; promptTokens: number; maxTokens: number; echo?: { text: string; logprobs: TokenLogprob[] | null } }
+  | { type: "delta"; id: number; text: string; logprob?: TokenLogprob }
+  | {
+      type: "end";
+      id: number;
+      finishReason: "stop" | "length" | "tool_calls" | "abort";
+      completionTokens: number;
+      /** The reply text (for tool calls: the text before the call). */
+      text: string;
+      toolCall?: { name: string; arguments: string };
+    }
+  | { type: "error"; id: number; status: number; message: string; param: string | null; code: string | null };
+
+export type ToWorker = { type: "job"; id: number; job: Job } | { type: "abort"; id: number };

@@ -1,0 +1,151 @@
+/**
+ * /v1/chat/completions and /v1/completions: a validated job goes to the scheduler, and its events come back as
+ * one JSON response or as SSE chunks in OpenAI's shapes. Headers are sent only at the worker's `start` event,
+ * so errors found while building the prompt (too long, bad tools) are still proper 400 responses.
+ */
+import { randomBytes } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import { ApiError } from "./errors.js";
+import type { ChatJob, CompletionJob, TokenLogprob, ToMain } from "./protocol.js";
+import type { JobHandlers, Scheduler } from "./scheduler.js";
+import type { Envelope } from "./schema.js";
+import { sseData, sseDone, startSse } from "./sse.js";
+
+type Ev<T extends ToMain["type"]> = Extract<ToMain, { type: T }>;
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const data = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(data), ...headers });
+  res.end(data);
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
+
+/** Runs a job for one response; a client that goes away cancels it (queued: dropped; running: aborted). */
+function runJob(sched: Scheduler, res: ServerResponse, job: ChatJob | CompletionJob, h: Omit<JobHandlers, "onError">): void {
+  let started = false;
+  const ticket = sched.submit(job, {
+    ...h,
+    onStart: (m) => { started = true; h.onStart(m); },
+    onError: (m) => {
+      const err = new ApiError(m.status, m.message, m.param, m.code);
+      if (!started) sendJson(res, err.status, err.body());
+      else {
+        // mid-stream: the status is already 200, so the error travels as a chunk, as OpenAI does
+        sseData(res, err.body());
+        sseDone(res);
+      }
+    },
+  });
+  res.on("close", () => {
+    if (!res.writableFinished) ticket.cancel();
+  });
+}
+
+export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envelope<ChatJob>): void {
+  const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
+  const created = now(), model = sched.model.id;
+  let promptTokens = 0, text = "";
+  const chunk = (delta: object, finish: string | null) => ({
+    id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  });
+  const toolCalls = (m: Ev<"end">) => m.toolCall
+    ? [{ id: `call_${randomBytes(12).toString("hex")}`, type: "function", function: { name: m.toolCall.name, arguments: m.toolCall.arguments } }]
+    : undefined;
+
+  runJob(sched, res, env.job, {
+    onStart(m) {
+      promptTokens = m.promptTokens;
+      if (!env.stream) return;
+      startSse(res);
+      sseData(res, chunk({ role: "assistant", content: "" }, null));
+    },
+    onDelta(m) {
+      if (env.stream) sseData(res, chunk({ content: m.text }, null));
+      else text += m.text;
+    },
+    onEnd(m) {
+      const calls = toolCalls(m);
+      const finish = m.finishReason === "abort" ? "stop" : m.finishReason;
+      if (env.stream) {
+        if (calls) sseData(res, chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }, null));
+        sseData(res, chunk({}, finish));
+        if (env.includeUsage) sseData(res, { id, object: "chat.completion.chunk", created, model, choices: [], usage: usage(promptTokens, m.completionTokens) });
+        sseDone(res);
+        return;
+      }
+      const message = calls ? { role: "assistant", content: m.text || null, tool_calls: calls } : { role: "assistant", content: text };
+      sendJson(res, 200, {
+        id, object: "chat.completion", created, model,
+        choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
+        usage: usage(promptTokens, m.completionTokens),
+      });
+    },
+  });
+}
+
+interface LogprobsBody {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+function logprobsBody(list: TokenLogprob[]): LogprobsBody {
+  return {
+    tokens: list.map((t) => t.token),
+    token_logprobs: list.map((t) => t.logprob),
+    top_logprobs: list.map((t) => t.top),
+    text_offset: list.map((t) => t.offset),
+  };
+}
+
+export function completion(sched: Scheduler, res: ServerResponse, env: Envelope<CompletionJob>): void {
+  const id = `cmpl-${randomBytes(12).toString("hex")}`;
+  const created = now(), model = sched.model.id;
+  const wantLp = env.job.logprobs !== null;
+  let promptTokens = 0, text = "";
+  const lps: TokenLogprob[] = [];
+  const chunk = (t: string, lp: TokenLogprob[] | null, finish: string | null) => ({
+    id, object: "text_completion", created, model, choices: [{ index: 0, text: t, logprobs: lp ? logprobsBody(lp) : null, finish_reason: finish }],
+  });
+
+  runJob(sched, res, env.job, {
+    onStart(m) {
+      promptTokens = m.promptTokens;
+      if (m.echo) {
+        text = m.echo.text;
+        if (m.echo.logprobs) lps.push(...m.echo.logprobs);
+      }
+      if (!env.stream) return;
+      startSse(res);
+      if (m.echo) sseData(res, chunk(m.echo.text, wantLp ? m.echo.logprobs ?? [] : null, null));
+    },
+    onDelta(m) {
+      if (env.stream) sseData(res, chunk(m.text, wantLp && m.logprob ? [m.logprob] : null, null));
+      else {
+        text += m.text;
+        if (m.logprob) lps.push(m.logprob);
+      }
+    },
+    onEnd(m) {
+      const finish = m.finishReason === "abort" ? "stop" : m.finishReason;
+      if (env.stream) {
+        sseData(res, chunk("", null, finish));
+        if (env.includeUsage) sseData(res, { id, object: "text_completion", created, model, choices: [], usage: usage(promptTokens, m.completionTokens) });
+        sseDone(res);
+        return;
+      }
+      sendJson(res, 200, {
+        id, object: "text_completion", created, model,
+        choices: [{ index: 0, text, logprobs: wantLp ? logprobsBody(lps) : null, finish_reason: finish }],
+        usage: usage(promptTokens, m.completionTokens),
+      });
+    },
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * The HTTP thread's side of generation: one worker thread holding the model, at most `concurrency` jobs in it at
+ * a time, the rest in a FIFO queue. Cancelling a queued job just removes it; cancelling a running one sends an
+ * abort message, and its slot is freed only when the worker confirms the job ended — so a new job never starts
+ * while the old one's KV cache is still being written.
+ */
+import { Worker } from "node:worker_threads";
+import type { Job, ModelInfo, ToMain, ToWorker } from "./protocol.js";
+import type { WorkerInit } from "./worker.js";
+
+type Ev<T extends ToMain["type"]> = Extract<ToMain, { type: T }>;
+
+export interface JobHandlers {
+  onStart(m: Ev<"start">): void;
+  onDelta(m: Ev<"delta">): void;
+  onEnd(m: Ev<"end">): void;
+  onError(m: Ev<"error">): void;
+}
+
+interface Entry {
+  id: number;
+  job: Job;
+  h: JobHandlers;
+  cancelled: boolean;
+}
+
+export interface SchedulerStats {
+  active: number;
+  queued: number;
+  concurrency: number;
+  completed: number;
+  aborted: number;
+  failed: number;
+}
+
+export class Scheduler {
+  private worker!: Worker;
+  private readonly queue: Entry[] = [];
+  private readonly active = new Map<number, Entry>();
+  private nextId = 1;
+  private ready = false;
+  private closing = false;
+  private counts = { completed: 0, aborted: 0, failed: 0 };
+  model!: ModelInfo;
+
+  private constructor(private readonly init: WorkerInit, readonly concurrency: number, private readonly log: (line: string) => void) {}
+
+  /** Starts the worker and resolves once the model is loaded (rejects with the loader's message). */
+  static async start(init: WorkerInit, concurrency: number, log: (line: string) => void = () => {}): Promise<Scheduler> {
+    const s = new Scheduler(init, Math.max(1, concurrency), log);
+    await s.spawn();
+    return s;
+  }
+
+  private spawn(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: this.init });
+      this.worker = w;
+      let started = false;
+      w.on("message", (m: ToMain) => {
+        if (m.type === "ready") {
+          this.model = m.model;
+          this.ready = started = true;
+          resolve();
+          this.pump();
+        } else if (m.type === "fatal") {
+          reject(new Error(m.message));
+          void w.terminate();
+        } else if (m.type === "warning") this.log(`warning: ${m.message}`);
+        else this.dispatch(m);
+      });
+      w.on("error", (e) => (started ? this.crashed(e.message) : reject(e)));
+      w.on("exit", (code) => {
+        if (!started) reject(new Error(`the model worker exited with code ${code} before loading`));
+        else if (!this.closing) this.crashed(`the model worker exited with code ${code}`);
+      });
+    });
+  }
+
+  /** A crash fails the jobs in flight (500) and starts a fresh worker; queued jobs wait for it. */
+  private crashed(why: string): void {
+    if (!this.ready || this.closing) return;
+    this.ready = false;
+    this.log(`error: ${why}; restarting the model worker`);
+    for (const e of this.active.values()) {
+      this.counts.failed++;
+      if (!e.cancelled) e.h.onError({ type: "error", id: e.id, status: 500, message: `generation failed: ${why}`, param: null, code: "worker_crashed" });
+    }
+    this.active.clear();
+    this.spawn().catch((err: Error) => this.log(`error: the model worker could not restart: ${err.message}`));
+  }
+
+  private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" }>): void {
+    const e = this.active.get(m.id);
+    if (!e) return;
+    if (m.type === "end" || m.type === "error") {
+      this.active.delete(m.id);
+      if (m.type === "error") this.counts.failed++;
+      else if (m.finishReason === "abort" || e.cancelled) this.counts.aborted++;
+      else this.counts.completed++;
+      this.pump();
+    }
+    if (e.cancelled) return;
+    if (m.type === "start") e.h.onStart(m);
+    else if (m.type === "delta") e.h.onDelta(m);
+    else if (m.type === "end") e.h.onEnd(m);
+    else e.h.onError(m);
+  }
+
+  private pump(): void {
+    while (this.ready && this.active.size < this.concurrency && this.queue.length) {
+      const e = this.queue.shift()!;
+      this.active.set(e.id, e);
+      this.post({ type: "job", id: e.id, job: e.job });
+    }
+  }
+
+  private post(m: ToWorker): void {
+    this.worker.postMessage(m);
+  }
+
+  /** Queues a job; `cancel()` (e.g. on client disconnect) drops it or aborts it. */
+  submit(job: Job, h: JobHandlers): { cancel(): void } {
+    const e: Entry = { id: this.nextId++, job, h, cancelled: false };
+    this.queue.push(e);
+    this.pump();
+    return {
+      cancel: () => {
+        if (e.cancelled) return;
+        e.cancelled = true;
+        const qi = this.queue.indexOf(e);
+        if (qi >= 0) {
+          this.queue.splice(qi, 1);
+          this.counts.aborted++;
+        } else if (this.active.has(e.id)) this.post({ type: "abort", id: e.id });
+      },
+    };
+  }
+
+  stats(): SchedulerStats {
+    return { active: this.active.size, queued: this.queue.length, concurrency: this.concurrency, ...this.counts };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Request bodies → jobs. Strict: unknown fields, wrong types and out-of-range values are 400s naming the field;
+ * OpenAI fields this server cannot honour are accepted only at their neutral values (see validate.ts).
+ */
+import { formatToolCall } from "../chat/tools.js";
+import type { ChatMessage } from "../chat/types.js";
+import { badField } from "./errors.js";
+import type { ChatJob, CompletionJob, OpenAIFunctionTool, Sampling, ToolChoice } from "./protocol.js";
+import { isObj, neutralOnly, obj, onlyKeys, optBool, optNumber, optString, stopList, type Obj } from "./validate.js";
+
+export interface Envelope<J> {
+  job: J;
+  stream: boolean;
+  includeUsage: boolean;
+  /** The model name to echo back (the client's, or ours). */
+  model: string | undefined;
+}
+
+const COMMON = ["model", "stream", "stream_options", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "n", "user",
+  "presence_penalty", "frequency_penalty", "logit_bias", "repetition_penalty", "ignore_eos"];
+const CHAT_KEYS = [...COMMON, "messages", "tools", "tool_choice", "parallel_tool_calls", "max_completion_tokens", "response_format", "logprobs", "top_logprobs"];
+const COMPLETION_KEYS = [...COMMON, "prompt", "echo", "logprobs", "best_of", "suffix"];
+
+function sampling(o: Obj, maxTokensKey: string[]): Sampling {
+  neutralOnly(o);
+  let maxTokens: number | null = null;
+  for (const k of maxTokensKey) {
+    const n = optNumber(o, k, { int: true, min: 0 });
+    if (n !== undefined) maxTokens = n;
+  }
+  const seed = optNumber(o, "seed", { int: true });
+  return {
+    maxTokens,
+    temperature: optNumber(o, "temperature", { min: 0, max: 2 }),
+    topP: optNumber(o, "top_p", { min: 0, max: 1 }),
+    // -1 is vLLM's "off"; 0 is ours (Hugging Face's)
+    topK: (() => { const k = optNumber(o, "top_k", { int: true, min: -1 }); return k === -1 ? 0 : k; })(),
+    repetitionPenalty: optNumber(o, "repetition_penalty", { min: 0.01, max: 10 }),
+    seed,
+    stop: stopList(o),
+    ignoreEos: optBool(o, "ignore_eos") ?? false,
+  };
+}
+
+function envelope(o: Obj): { stream: boolean; includeUsage: boolean; model: string | undefined } {
+  const stream = optBool(o, "stream") ?? false;
+  let includeUsage = false;
+  if (o.stream_options !== undefined && o.stream_options !== null) {
+    const so = obj(o.stream_options, "stream_options");
+    onlyKeys(so, ["include_usage"], "stream_options.");
+    includeUsage = optBool(so, "include_usage") ?? false;
+  }
+  return { stream, includeUsage, model: optString(o, "model") };
+}
+
+/** OpenAI content: a string, or an array of {type: "text", text} parts (images are refused). */
+function content(v: unknown, param: string, nullable: boolean): string {
+  if (v === null || v === undefined) {
+    if (nullable) return "";
+    throw badField(param, `${param} is required`, "missing_required_parameter");
+  }
+  if (typeof v === "string") return v;
+  if (!Array.isArray(v)) throw badField(param, `${param} must be a string or an array of text parts`, "invalid_type");
+  return v.map((p, i) => {
+    const part = obj(p, `${param}[${i}]`);
+    if (part.type !== "text" || typeof part.text !== "string") throw badField(`${param}[${i}]`, `${param}[${i}] must be {"type": "text", "text": string}: this model reads text only`, "invalid_type");
+    return part.text;
+  }).join("");
+}
+
+function message(v: unknown, i: number): ChatMessage {
+  const p = `messages[${i}]`;
+  const m = obj(v, p);
+  const role = m.role;
+  if (role === "system" || role === "developer") {
+    onlyKeys(m, ["role", "content", "name"], `${p}.`);
+    return { role: "system", content: content(m.content, `${p}.content`, false) };
+  }
+  if (role === "user") {
+    onlyKeys(m, ["role", "content", "name"], `${p}.`);
+    return { role: "user", content: content(m.content, `${p}.content`, false) };
+  }
+  if (role === "tool") {
+    onlyKeys(m, ["role", "content", "tool_call_id", "name"], `${p}.`);
+    optString(m, "tool_call_id", `${p}.`);
+    // XVERSE's name for a tool result is `exec` (the official demo's role)
+    return { role: "exec", content: content(m.content, `${p}.content`, false) };
+  }
+  if (role === "assistant") {
+    onlyKeys(m, ["role", "content", "name", "tool_calls", "refusal"], `${p}.`);
+    let text = content(m.content, `${p}.content`, m.tool_calls !== undefined);
+    if (m.tool_calls !== undefined && m.tool_calls !== null) {
+      if (!Array.isArray(m.tool_calls)) throw badField(`${p}.tool_calls`, `${p}.tool_calls must be an array`, "invalid_type");
+      m.tool_calls.forEach((c, j) => {
+        const q = `${p}.tool_calls[${j}]`;
+        const call = obj(c, q);
+        const fn = obj(call.function, `${q}.function`);
+        const name = optString(fn, "name", `${q}.function.`);
+        if (!name) throw badField(`${q}.function.name`, `${q}.function.name is required`, "missing_required_parameter");
+        let args: unknown = {};
+        const raw = optString(fn, "arguments", `${q}.function.`);
+        try { args = raw ? JSON.parse(raw) : {}; } catch {
+          throw badField(`${q}.function.arguments`, `${q}.function.arguments must be a JSON string`);
+        }
+        // the call goes back into history the way the model writes one (xverse-facts §6)
+        text += formatToolCall(name, args);
+      });
+    }
+    return { role: "assistant", content: text };
+  }
+  throw badField(`${p}.role`, `${p}.role must be one of system, user, assistant, tool; got ${JSON.stringify(role)}`);
+}
+
+function tools(v: unknown): OpenAIFunctionTool[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw badField("tools", "tools must be an array", "invalid_type");
+  const names = new Set<string>();
+  return v.map((t, i) => {
+    const p = `tools[${i}]`;
+    const o = obj(t, p);
+    if (o.type !== "function") throw badField(`${p}.type`, `${p}.type must be "function"`);
+    const fn = obj(o.function, `${p}.function`);
+    onlyKeys(fn, ["name", "description", "parameters", "strict"], `${p}.function.`);
+    const name = optString(fn, "name", `${p}.function.`);
+    if (!name || !/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw badField(`${p}.function.name`, `${p}.function.name must be 1–64 letters, digits, _ or -`);
+    if (names.has(name)) throw badField(`${p}.function.name`, `two tools are named "${name}"`);
+    names.add(name);
+    const description = optString(fn, "description", `${p}.function.`);
+    const parameters = fn.parameters === undefined ? undefined : obj(fn.parameters, `${p}.function.parameters`);
+    return { type: "function", function: { name, ...(description !== undefined && { description }), ...(parameters && { parameters }) } };
+  });
+}
+
+function toolChoice(v: unknown, list: OpenAIFunctionTool[]): ToolChoice {
+  if (v === undefined || v === null) return list.length ? "auto" : "none";
+  if (v === "none" || v === "auto" || v === "required") {
+    if (v !== "none" && !list.length) throw badField("tool_choice", `tool_choice "${v}" needs tools`);
+    return v;
+  }
+  const o = obj(v, "tool_choice");
+  const name = isObj(o.function) ? o.function.name : undefined;
+  if (o.type !== "function" || typeof name !== "string") throw badField("tool_choice", 'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": …}}');
+  if (!list.some((t) => t.function.name === name)) throw badField("tool_choice", `tool_choice names "${name}", which is not in tools`);
+  return { name };
+}
+
+export function parseChatRequest(body: unknown): Envelope<ChatJob> {
+  const o = obj(body, "body");
+  onlyKeys(o, CHAT_KEYS);
+  if (!Array.isArray(o.messages)) throw badField("messages", "messages must be a non-empty array", o.messages === undefined ? "missing_required_parameter" : "invalid_type");
+  if (o.messages.length === 0) throw badField("messages", "messages must not be empty");
+  const messages = o.messages.map(message);
+  if (o.logprobs === true) throw badField("logprobs", "logprobs are not supported on chat completions: use /v1/completions", "unsupported_parameter");
+  optNumber(o, "top_logprobs", { int: true, min: 0, max: 20 });
+  optBool(o, "parallel_tool_calls");
+  if (o.response_format !== undefined && o.response_format !== null) {
+    const rf = obj(o.response_format, "response_format");
+    if (rf.type !== "text") throw badField("response_format", 'response_format must be {"type": "text"}: JSON modes are not supported', "unsupported_parameter");
+  }
+  const list = tools(o.tools);
+  return { ...envelope(o), job: { kind: "chat", messages, tools: list, toolChoice: toolChoice(o.tool_choice, list), sampling: sampling(o, ["max_tokens", "max_completion_tokens"]) } };
+}
+
+export function parseCompletionRequest(body: unknown): Envelope<CompletionJob> {
+  const o = obj(body, "body");
+  onlyKeys(o, COMPLETION_KEYS);
+  let prompt: unknown = o.prompt;
+  if (prompt === undefined || prompt === null) throw badField("prompt", "prompt is required", "missing_required_parameter");
+  // a batch of one ([text] or [[ids]]) is one prompt; more are refused since n = 1
+  if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === "string" || Array.isArray(prompt[0]))) prompt = prompt[0];
+  if (Array.isArray(prompt)) {
+    if (prompt.length === 0) throw badField("prompt", "prompt must not be an empty array");
+    if (!prompt.every((t) => Number.isInteger(t) && (t as number) >= 0)) {
+      throw badField("prompt", "prompt must be a string, an array of token ids (non-negative integers), or a batch of one of them", "invalid_type");
+    }
+  } else if (typeof prompt !== "string") {
+    throw badField("prompt", "prompt must be a string or an array of token ids", "invalid_type");
+  }
+  const best = optNumber(o, "best_of", { int: true, min: 1 });
+  if (best !== undefined && best !== 1) throw badField("best_of", "best_of must be 1", "unsupported_parameter");
+  const suffix = optString(o, "suffix");
+  if (suffix) throw badField("suffix", "suffix (fill-in-the-middle) is not supported", "unsupported_parameter");
+  const s = sampling(o, ["max_tokens"]);
+  if (s.maxTokens === null) s.maxTokens = 16; // OpenAI's default for completions
+  const logprobs = optNumber(o, "logprobs", { int: true, min: 0, max: 20 }) ?? null;
+  return { ...envelope(o), job: { kind: "completion", prompt: prompt as string | number[], echo: optBool(o, "echo") ?? false, logprobs, sampling: s } };
+}

@@ -1,0 +1,73 @@
+/**
+ * Field checkers for request bodies: each returns the typed value or throws a 400 that names the field the way
+ * the client wrote it (`messages[2].content`, `temperature`), so a wrong request is fixable from the message alone.
+ */
+import { badField } from "./errors.js";
+
+export type Obj = Record<string, unknown>;
+
+export const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+const kind = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`);
+
+export function obj(v: unknown, param: string): Obj {
+  if (!isObj(v)) throw badField(param, `${param} must be an object, got ${kind(v)}`, "invalid_type");
+  return v;
+}
+
+/** Rejects fields the endpoint does not know, as OpenAI does: a typo should not be silently ignored. */
+export function onlyKeys(o: Obj, allowed: readonly string[], where = ""): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw badField(where + k, `Unrecognized request argument supplied: ${where}${k}`, "unknown_parameter");
+  }
+}
+
+export function optString(o: Obj, key: string, where = ""): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw badField(where + key, `${where}${key} must be a string, got ${kind(v)}`, "invalid_type");
+  return v;
+}
+
+export function optBool(o: Obj, key: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw badField(key, `${key} must be a boolean, got ${kind(v)}`, "invalid_type");
+  return v;
+}
+
+export function optNumber(o: Obj, key: string, range: { min?: number; max?: number; int?: boolean } = {}): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw badField(key, `${key} must be a number, got ${kind(v)}`, "invalid_type");
+  if (range.int && !Number.isInteger(v)) throw badField(key, `${key} must be an integer, got ${v}`, "invalid_type");
+  if (range.min !== undefined && v < range.min) throw badField(key, `${key} must be ≥ ${range.min}, got ${v}`);
+  if (range.max !== undefined && v > range.max) throw badField(key, `${key} must be ≤ ${range.max}, got ${v}`);
+  return v;
+}
+
+/** `stop`: a string or an array of up to `max` non-empty strings. */
+export function stopList(o: Obj, max = 16): string[] {
+  const v = o.stop;
+  if (v === undefined || v === null) return [];
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== "string")) throw badField("stop", `stop must be a string or an array of strings, got ${kind(v)}`, "invalid_type");
+  if (list.length > max) throw badField("stop", `stop takes at most ${max} strings, got ${list.length}`);
+  if (list.some((s) => s === "")) throw badField("stop", "stop strings must not be empty");
+  return list as string[];
+}
+
+/** Fields OpenAI defines that this server accepts only at their neutral value. */
+export function neutralOnly(o: Obj): void {
+  for (const k of ["presence_penalty", "frequency_penalty"]) {
+    const n = optNumber(o, k, { min: -2, max: 2 });
+    if (n !== undefined && n !== 0) throw badField(k, `${k} is not supported (only 0); use repetition_penalty (Hugging Face style, e.g. 1.1)`, "unsupported_parameter");
+  }
+  const bias = o.logit_bias;
+  if (bias !== undefined && bias !== null && (!isObj(bias) || Object.keys(bias).length > 0)) {
+    throw badField("logit_bias", "logit_bias is not supported (only {} or null)", "unsupported_parameter");
+  }
+  const n = optNumber(o, "n", { int: true, min: 1 });
+  if (n !== undefined && n !== 1) throw badField("n", `n must be 1: this server returns one choice per request, got ${n}`, "unsupported_parameter");
+  optString(o, "user");
+}
