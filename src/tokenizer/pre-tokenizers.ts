@@ -57,24 +57,51 @@ function behaviorOf(b: unknown): SplitBehavior {
   throw new XverseError("unsupported", `pre_tokenizer split behavior ${String(b)} is not supported`);
 }
 
-function sequence(steps: PreTokenizer[]): PreTokenizer {
+/** Marks a pre-tokenizer that only isolates single characters (so consecutive ones can be fused). */
+const ISOLATES = new WeakMap<PreTokenizer, (cp: number) => boolean>();
+
+function sequence(input: PreTokenizer[]): PreTokenizer {
+  // Consecutive "isolate each matching character" steps (Digits individual, Punctuation Isolated) give the same
+  // pieces as one step isolating characters matching either: an isolated character is never split again.
+  const steps: PreTokenizer[] = [];
+  for (const s of input) {
+    const t = ISOLATES.get(s);
+    const prev = steps.length > 0 ? ISOLATES.get(steps[steps.length - 1]) : undefined;
+    if (t !== undefined && prev !== undefined) {
+      const both = (cp: number): boolean => prev(cp) || t(cp);
+      steps[steps.length - 1] = charSplit(memo(both), "Isolated");
+    } else steps.push(s);
+  }
   if (steps.length === 1) return steps[0];
+  // Scratch arrays reused across calls (a pre-tokenizer never re-enters itself).
+  let a: Piece[] = [];
+  let b: Piece[] = [];
   return (p, out) => {
-    let cur = [p];
-    for (const step of steps) {
-      const next: Piece[] = [];
-      for (const q of cur) step(q, next);
-      cur = next;
+    a.length = 0;
+    a.push(p);
+    for (let k = 0; k < steps.length; k++) {
+      const step = steps[k];
+      const last = k === steps.length - 1;
+      const dst = last ? out : b;
+      if (!last) b.length = 0;
+      for (let i = 0; i < a.length; i++) step(a[i], dst);
+      if (!last) {
+        const t = a;
+        a = b;
+        b = t;
+      }
     }
-    for (const q of cur) out.push(q);
   };
 }
 
 /** Memoized code point predicate: a table for the BMP, computed on first sight of each character. */
 function charTest(re: RegExp, extra?: (cp: number) => boolean): (cp: number) => boolean {
+  return memo((cp: number): boolean => (extra !== undefined && extra(cp)) || re.test(String.fromCodePoint(cp)));
+}
+
+function memo(compute: (cp: number) => boolean): (cp: number) => boolean {
   const table = new Uint8Array(65536);
   const astral = new Map<number, boolean>();
-  const compute = (cp: number): boolean => (extra !== undefined && extra(cp)) || re.test(String.fromCodePoint(cp));
   return (cp) => {
     if (cp < 65536) {
       let v = table[cp];
@@ -96,6 +123,12 @@ export const isPunctuation = charTest(/^\p{P}$/u, (cp) => cp < 128 && /[!-\/:-@\
 
 /** Splits around characters matching `test`; the fast path for single-character delimiters. */
 function charSplit(test: (cp: number) => boolean, behavior: SplitBehavior): PreTokenizer {
+  const f = charSplitImpl(test, behavior);
+  if (behavior === "Isolated") ISOLATES.set(f, test);
+  return f;
+}
+
+function charSplitImpl(test: (cp: number) => boolean, behavior: SplitBehavior): PreTokenizer {
   return (p, out) => {
     const s = p.s;
     const n = s.length;

@@ -75,15 +75,13 @@ export class HfTokenizer implements Tokenizer {
   }
 
   encode(text: string, options?: EncodeOptions): Encoding {
-    const ids: number[] = [];
-    const tokens: string[] = [];
-    const offsets: [number, number][] = [];
+    const out = new EncodingBuilder();
     const raw: Segment[] = [];
     this.rawAdded.split(plainPiece(text, 0), raw);
     const words: Piece[] = [];
     for (const seg of raw) {
       if (seg.id >= 0) {
-        this.pushAdded(seg, ids, tokens, offsets);
+        this.pushAdded(seg, out);
         continue;
       }
       const p = this.normalizer === null ? seg.piece : this.normalizer(seg.piece);
@@ -93,33 +91,31 @@ export class HfTokenizer implements Tokenizer {
       } else this.normAdded.split(p, segs);
       for (const s of segs) {
         if (s.id >= 0) {
-          this.pushAdded(s, ids, tokens, offsets);
+          this.pushAdded(s, out);
           continue;
         }
         words.length = 0;
         if (this.pre === null) words.push(s.piece);
         else this.pre(s.piece, words);
-        for (const w of words) this.pushWord(w, ids, tokens, offsets);
+        for (let i = 0; i < words.length; i++) this.pushWord(words[i], out);
       }
     }
-    if (SURROGATE.test(text)) toCodePointOffsets(text, offsets);
-    const enc: Encoding = { ids, tokens, offsets };
+    const enc = out.finish(SURROGATE.test(text) ? text : null);
     return this.post === null ? enc : this.post(enc, options?.addSpecialTokens ?? true);
   }
 
-  private pushAdded(seg: Segment, ids: number[], tokens: string[], offsets: [number, number][]): void {
-    ids.push(seg.id);
-    tokens.push(this.addedById.get(seg.id)!.content);
-    offsets.push(pieceSpan(seg.piece));
+  private pushAdded(seg: Segment, out: EncodingBuilder): void {
+    const [a, b] = pieceSpan(seg.piece);
+    out.push(seg.id, this.addedById.get(seg.id)!.content, a, b);
   }
 
-  private pushWord(w: Piece, ids: number[], tokens: string[], offsets: [number, number][]): void {
+  private pushWord(w: Piece, out: EncodingBuilder): void {
     const t = this.model.tokenize(w.s);
+    const compact = w.a === null && w.k === 0;
     for (let i = 0; i < t.length; i += 3) {
       const id = t[i];
-      ids.push(id);
-      tokens.push(this.model.idToToken(id)!);
-      offsets.push([startOf(w, t[i + 1]), endOf(w, t[i + 2] - 1)]);
+      if (compact) out.push(id, this.model.idToToken(id)!, w.o + t[i + 1], w.o + t[i + 2]);
+      else out.push(id, this.model.idToToken(id)!, startOf(w, t[i + 1]), endOf(w, t[i + 2] - 1));
     }
   }
 
@@ -159,8 +155,55 @@ export class HfTokenizer implements Tokenizer {
   }
 }
 
-/** UTF-16 offsets → code point offsets, in place. */
-export function toCodePointOffsets(text: string, offsets: [number, number][]): void {
+/**
+ * Collects ids, token strings and offsets (in a growable Int32Array: one encode of 1 MB makes ~600k tokens, and
+ * 600k small [start, end] arrays are most of the garbage). The [start, end] pairs are built when first read.
+ */
+class EncodingBuilder {
+  ids: number[] = [];
+  tokens: string[] = [];
+  off = new Int32Array(256);
+  push(id: number, token: string, start: number, end: number): void {
+    const n = this.ids.length;
+    if (2 * n + 2 > this.off.length) {
+      const bigger = new Int32Array(this.off.length * 2);
+      bigger.set(this.off);
+      this.off = bigger;
+    }
+    this.off[2 * n] = start;
+    this.off[2 * n + 1] = end;
+    this.ids.push(id);
+    this.tokens.push(token);
+  }
+  /** `text` when offsets must be converted from UTF-16 units to code points. */
+  finish(text: string | null): Encoding {
+    const off = this.off.subarray(0, 2 * this.ids.length);
+    if (text !== null) toCodePointOffsets(text, off);
+    return new LazyEncoding(this.ids, this.tokens, off);
+  }
+}
+
+class LazyEncoding implements Encoding {
+  private pairs: [number, number][] | null = null;
+  constructor(readonly ids: number[], readonly tokens: string[], private readonly flat: Int32Array) {}
+  get offsets(): [number, number][] {
+    if (this.pairs === null) {
+      const p: [number, number][] = new Array(this.ids.length);
+      for (let i = 0; i < p.length; i++) p[i] = [this.flat[2 * i], this.flat[2 * i + 1]];
+      this.pairs = p;
+    }
+    return this.pairs;
+  }
+  set offsets(v: [number, number][]) {
+    this.pairs = v;
+  }
+  toJSON(): Encoding {
+    return { ids: this.ids, tokens: this.tokens, offsets: this.offsets };
+  }
+}
+
+/** UTF-16 offsets → code point offsets, in place; `offsets` holds [start, end] pairs, flat or nested. */
+export function toCodePointOffsets(text: string, offsets: [number, number][] | Int32Array): void {
   const cp = new Int32Array(text.length + 1);
   let n = 0;
   for (let i = 0; i < text.length; i++) {
@@ -171,9 +214,17 @@ export function toCodePointOffsets(text: string, offsets: [number, number][]): v
     else cp[i] = n - 1;
   }
   cp[text.length] = n;
+  // an end inside a surrogate pair (never produced, but be safe) rounds up to the character's end
+  const end = (e: number): number => (e > 0 && e < text.length && cp[e] === cp[e - 1] ? cp[e] + 1 : cp[e]);
+  if (offsets instanceof Int32Array) {
+    for (let i = 0; i < offsets.length; i += 2) {
+      offsets[i] = cp[offsets[i]];
+      offsets[i + 1] = end(offsets[i + 1]);
+    }
+    return;
+  }
   for (const o of offsets) {
     o[0] = cp[o[0]];
-    // an end inside a surrogate pair (never produced, but be safe) rounds up to the character's end
-    o[1] = o[1] < text.length && cp[o[1]] === cp[o[1] - 1] && o[1] > 0 ? cp[o[1]] + 1 : cp[o[1]];
+    o[1] = end(o[1]);
   }
 }
