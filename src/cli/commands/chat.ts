@@ -1,0 +1,351 @@
+/**
+ * `xverse chat`: a terminal chat REPL over chatStream(). Replies stream to stdout; everything else (banner,
+ * tokens/s, notices, errors) goes to stderr, so `xverse chat < questions.txt > answers.txt` works with a pipe.
+ * Ctrl-C stops the reply being written (AbortController), not the program; at an empty prompt a second
+ * Ctrl-C exits.
+ */
+import { createInterface, type Interface } from "node:readline";
+import { statSync } from "node:fs";
+import { chatStream, type ChatOptions } from "../../chat/chat.js";
+import { readToolsFile, writeJsonFile } from "../../chat/files.js";
+import { loadChatSettings, NO_CHAT_SETTINGS } from "../../chat/prompt.js";
+import type { ToolSpec } from "../../chat/tools.js";
+import type { ChatMessage } from "../../chat/types.js";
+import { XverseError } from "../../errors.js";
+import { defaultModelDir } from "../../model/embedded.js";
+import { loadModel, type LoadedModel } from "../../model/load.js";
+import { numberFlag, parseFlags, type Command } from "../command.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+
+const COMMANDS = `Commands:
+  /reset          forget the conversation (the system prompt and tools stay)
+  /system TEXT    set the system prompt (no TEXT: remove it); v2 and template formats only
+  /tools FILE     enable function calling with tools from FILE (OpenAI "tools" or XVERSE plugins); /tools off
+  /exec TEXT      send TEXT as a tool result (after a tool call, the next plain line is one anyway)
+  /save FILE      write the conversation as JSON (readable by xverse prompt --messages)
+  /exit           leave (also Ctrl-D, or Ctrl-C twice at an empty prompt)
+Multi-line input: end a line with \\ to continue it, or put the text between two lines of """.
+Start a message with // to send a line that begins with /.`;
+
+const help = `Usage: xverse chat [--model DIR] [--format v1|v2|template] [--system TEXT] [--tools FILE] [options]
+
+Chats with a model in the terminal: the reply streams to stdout, tokens/s and notices go to stderr.
+Reads stdin line by line, so it also works with piped input.
+
+Chat options:
+  --format F               v1 | v2 | template (default: the model's chat_format, else its chat_template, else v2)
+  --system TEXT            system prompt (v2 / template)
+  --tools FILE             tools (OpenAI "tools" JSON or XVERSE plugins) for function calling
+  --constrain              constrain tool calls to the tools' JSON schemas once the model starts one
+  --max-new-tokens N       reply length limit (default: generation_config, else 2048; capped by the context)
+  --greedy                 argmax decoding
+  --temperature T, --top-k K, --top-p P, --repetition-penalty R, --seed S
+                           sampling (defaults: the model's generation_config.json)
+  --quiet                  no banner or statistics on stderr
+
+${COMMANDS}
+
+${MODEL_FLAGS_HELP}
+
+Environment: XVERSE_CHAT_TOKEN_DELAY_MS slows the stream by that many ms per token (demos, tests).`;
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+function sampling(v: Values): Partial<ChatOptions> {
+  const str = (k: string): string | undefined => v[k] as string | undefined;
+  return {
+    maxNewTokens: numberFlag(str("max-new-tokens"), "--max-new-tokens", { int: true, min: 1 }),
+    greedy: v.greedy === true ? true : undefined,
+    temperature: numberFlag(str("temperature"), "--temperature", { min: 0 }),
+    topK: numberFlag(str("top-k"), "--top-k", { int: true, min: 0 }),
+    topP: numberFlag(str("top-p"), "--top-p", { min: 0, max: 1 }),
+    repetitionPenalty: numberFlag(str("repetition-penalty"), "--repetition-penalty", { min: 0.01 }),
+    seed: numberFlag(str("seed"), "--seed", { int: true }),
+  };
+}
+
+class Repl {
+  private history: ChatMessage[] = [];
+  private tools: ToolSpec[] = [];
+  private system: string | undefined;
+  private awaitingExec = false;
+  private busy: AbortController | null = null;
+  private block: string[] | null = null;
+  private continued: string[] = [];
+  private queue: string[] = [];
+  private pumping = false;
+  private closed = false;
+  private armedExit = false;
+  private exited = false;
+  private readonly quiet: boolean;
+  private done!: (code: number) => void;
+  /** Resolves with the exit code when the REPL ends. */
+  readonly finished = new Promise<number>((r) => (this.done = r));
+  private readonly rl: Interface;
+  private readonly tty = process.stdin.isTTY === true;
+  private readonly delayMs = Number(process.env.XVERSE_CHAT_TOKEN_DELAY_MS ?? 0) || 0;
+
+  constructor(
+    private readonly loaded: LoadedModel,
+    private readonly base: ChatOptions,
+    opts: { system?: string; tools: ToolSpec[]; quiet: boolean },
+  ) {
+    this.system = opts.system;
+    this.tools = opts.tools;
+    this.quiet = opts.quiet;
+    this.rl = createInterface({ input: process.stdin, output: this.tty ? process.stdout : undefined, terminal: this.tty });
+    this.rl.on("line", (line) => {
+      this.queue.push(line);
+      void this.pump();
+    });
+    this.rl.on("close", () => {
+      this.closed = true;
+      void this.pump();
+    });
+    // readline owns Ctrl-C on a terminal; with piped stdin the signal comes to the process
+    this.rl.on("SIGINT", this.interrupt);
+    process.on("SIGINT", this.interrupt);
+  }
+
+  private note(s: string): void {
+    process.stderr.write(`${s}\n`);
+  }
+
+  start(): void {
+    this.showPrompt();
+  }
+
+  private showPrompt(): void {
+    if (!this.tty) return;
+    this.rl.setPrompt(this.block || this.continued.length ? "... " : this.awaitingExec ? "exec> " : "> ");
+    this.rl.prompt();
+  }
+
+  private readonly interrupt = (): void => {
+    if (this.busy) {
+      this.busy.abort();
+      return;
+    }
+    if (this.block || this.continued.length) {
+      this.block = null;
+      this.continued = [];
+      this.note("[input cleared]");
+    } else if (this.armedExit) {
+      this.exit();
+      return;
+    } else {
+      this.armedExit = true;
+      this.note("[press Ctrl-C again to exit, or type /exit]");
+    }
+    this.showPrompt();
+  };
+
+  private exit(code = 0): void {
+    if (this.exited) return;
+    this.exited = true;
+    this.busy?.abort();
+    process.off("SIGINT", this.interrupt);
+    this.rl.close();
+    // let the process end even if stdin (a pipe) stays open
+    if (!this.tty) process.stdin.destroy();
+    this.done(code);
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.exited) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length && !this.exited) {
+        const line = this.queue.shift()!;
+        this.armedExit = false;
+        const text = this.collect(line);
+        if (text !== null) await this.handle(text);
+        if (!this.exited) this.showPrompt();
+      }
+    } catch (e) {
+      // a bug, not a user error: report it like bin/xverse.js does and end
+      process.stderr.write(`xverse: internal error: ${(e as Error)?.stack ?? e}\n`);
+      this.exit(70);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.closed && !this.queue.length) this.exit();
+  }
+
+  /** Multi-line assembly: returns the finished input, or null while more lines are needed. */
+  private collect(line: string): string | null {
+    if (this.block) {
+      if (line.trim() === '"""') {
+        const text = this.block.join("\n");
+        this.block = null;
+        return text;
+      }
+      this.block.push(line);
+      return null;
+    }
+    if (!this.continued.length && line.trim() === '"""') {
+      this.block = [];
+      return null;
+    }
+    if (line.endsWith("\\")) {
+      this.continued.push(line.slice(0, -1));
+      return null;
+    }
+    const text = [...this.continued, line].join("\n");
+    this.continued = [];
+    return text;
+  }
+
+  private async handle(input: string): Promise<void> {
+    if (input.startsWith("/") && !input.startsWith("//")) return this.command(input);
+    const text = input.startsWith("//") ? input.slice(1) : input;
+    if (!text.trim()) return;
+    await this.turn(this.awaitingExec ? "exec" : "user", text);
+  }
+
+  private async command(input: string): Promise<void> {
+    const [cmd, ...rest] = input.split(" ");
+    const arg = rest.join(" ").trim();
+    try {
+      switch (cmd) {
+        case "/exit":
+        case "/quit":
+          this.exit();
+          return;
+        case "/reset":
+          this.history = [];
+          this.awaitingExec = false;
+          this.note("[history cleared]");
+          return;
+        case "/system":
+          this.system = arg || undefined;
+          this.note(arg ? "[system prompt set]" : "[system prompt removed]");
+          return;
+        case "/tools":
+          if (!arg || arg === "off") {
+            this.tools = [];
+            this.note("[tools off]");
+          } else {
+            this.tools = readToolsFile(arg);
+            this.note(`[${this.tools.length} tool(s): ${this.tools.map((t) => t.name).join(", ")}]`);
+          }
+          return;
+        case "/exec":
+          if (!arg) throw new XverseError("bad_input", "/exec needs the tool's result: /exec TEXT");
+          await this.turn("exec", arg);
+          return;
+        case "/save": {
+          if (!arg) throw new XverseError("bad_input", "/save needs a file name: /save FILE");
+          const msgs = this.system !== undefined ? [{ role: "system", content: this.system }, ...this.history] : this.history;
+          writeJsonFile(arg, msgs);
+          this.note(`[saved ${msgs.length} message(s) to ${arg}]`);
+          return;
+        }
+        case "/help":
+          this.note(COMMANDS);
+          return;
+        default:
+          this.note(`[unknown command ${cmd}: try /help]`);
+      }
+    } catch (e) {
+      if (!(e instanceof XverseError)) throw e;
+      this.note(`error: ${e.message}`);
+    }
+  }
+
+  private async turn(role: "user" | "exec", content: string): Promise<void> {
+    const { model, tokenizer } = this.loaded;
+    this.history.push({ role, content });
+    this.awaitingExec = false;
+    const ac = new AbortController();
+    this.busy = ac;
+    let promptTokens = 0;
+    let first = 0;
+    let reply = "";
+    try {
+      const it = chatStream(model, tokenizer, this.history, {
+        ...this.base,
+        system: this.system,
+        tools: this.tools.length ? this.tools : undefined,
+        now: new Date(),
+        signal: ac.signal,
+        onPrompt: (p) => (promptTokens = p.ids.length),
+      });
+      let r = await it.next();
+      while (!r.done) {
+        if (!first) first = performance.now();
+        reply += r.value;
+        process.stdout.write(r.value);
+        if (this.delayMs) await new Promise((res) => setTimeout(res, this.delayMs));
+        r = await it.next();
+      }
+      const end = performance.now();
+      const res = r.value;
+      process.stdout.write("\n");
+      this.history.push({ role: "assistant", content: res.text });
+      if (res.finishReason === "abort") this.note("[interrupted]");
+      if (res.reply.call) {
+        this.note(`[tool call] ${res.reply.call.name} ${JSON.stringify(res.reply.call.arguments)}`);
+        this.note("[type the tool's result: your next line is sent as an exec turn]");
+        this.awaitingExec = true;
+      } else if (res.reply.error) {
+        this.note(`[${res.reply.error}]`);
+      }
+      if (!this.quiet) {
+        const n = res.ids.length;
+        const rate = n > 1 && first ? ((n - 1) * 1000) / Math.max(end - first, 1e-3) : 0;
+        this.note(`[${n} tokens · ${rate.toFixed(1)} tok/s · prompt ${promptTokens} tokens · ${res.finishReason}]`);
+      }
+    } catch (e) {
+      if (!(e instanceof XverseError)) throw e;
+      if (reply) process.stdout.write("\n");
+      // the turn never happened: take the message back out
+      this.history.pop();
+      this.note(`error: ${e.message}`);
+    } finally {
+      this.busy = null;
+    }
+  }
+}
+
+export const command: Command = {
+  summary: "chat with a model in the terminal (streaming, history, /commands, Ctrl-C stops a reply)",
+  help,
+  async run(argv) {
+    const { values: v } = parseFlags(argv, {
+      ...MODEL_FLAGS,
+      format: { type: "string" },
+      system: { type: "string" },
+      tools: { type: "string" },
+      constrain: { type: "boolean" },
+      "max-new-tokens": { type: "string" },
+      greedy: { type: "boolean" },
+      temperature: { type: "string" },
+      "top-k": { type: "string" },
+      "top-p": { type: "string" },
+      "repetition-penalty": { type: "string" },
+      seed: { type: "string" },
+      quiet: { type: "boolean" },
+    }, false);
+    const path = modelPath(v) ?? defaultModelDir();
+    const opts = sampling(v);
+    const tools = typeof v.tools === "string" ? readToolsFile(v.tools) : [];
+    const t0 = performance.now();
+    const loaded = await loadModel(path, loadOptionsFromFlags(v));
+    const settings = statSync(path).isDirectory() ? loadChatSettings(path) : NO_CHAT_SETTINGS;
+    const base: ChatOptions = {
+      ...opts,
+      format: typeof v.format === "string" ? v.format : undefined,
+      generationConfig: loaded.generationConfig,
+      settings,
+      constrainToolCalls: v.constrain === true,
+    };
+    if (!v.quiet) {
+      const fmt = base.format ?? loaded.model.config.chatFormat ?? (settings.chatTemplate ? "template" : "v2");
+      process.stderr.write(`xverse chat · ${path} · format ${fmt} · loaded in ${(performance.now() - t0).toFixed(0)} ms · /help for commands\n`);
+    }
+    const repl = new Repl(loaded, base, { system: typeof v.system === "string" ? v.system : undefined, tools, quiet: v.quiet === true });
+    repl.start();
+    return repl.finished;
+  },
+};
