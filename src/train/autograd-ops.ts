@@ -109,100 +109,74 @@ export function rmsnorm(t: Tape, x: Var, w: Var, D: number, eps: number): Var {
 /** y = x Wᵀ (no bias anywhere in XVERSE). x (N, In), W (Out, In) → (N, Out). */
 export function linear(t: Tape, x: Var, W: Var, In: number, Out: number): Var {
   const N = x.data.length / In;
-  const y = out(N * Out, x, W);
-  matmulNT(x.data, W.data, y.data as Float64Array, N, In, Out);
+  const y = new Var(matmulNT(f64(x.data), f64(W.data), N, In, Out), x.requiresGrad || W.requiresGrad);
   if (y.requiresGrad) t.push(() => {
     if (!y.grad) return;
-    if (W.requiresGrad) accumGradW(y.grad, x.data, W.g(), N, In, Out);
-    if (x.requiresGrad) accumGradX(y.grad, W.data, x.g(), N, In, Out);
+    const gy = f64(y.grad);
+    // Both gradients are "row · row" products after a cheap transpose, so they reuse the fast kernel:
+    // gW (Out, In) += gyᵀ (Out, N) · xᵀ (In, N)ᵀ ;  gx (N, In) += gy (N, Out) · Wᵀ (In, Out)ᵀ
+    if (W.requiresGrad) addInto(W.g(), matmulNT(transpose(gy, N, Out), transpose(x.data, N, In), Out, N, In));
+    if (x.requiresGrad) addInto(x.g(), matmulNT(gy, transpose(W.data, Out, In), N, Out, In));
   });
   return y;
 }
 
-// The three products of a linear layer, unrolled 2 rows × 4 outputs (or 4 outputs) so each load feeds several
-// multiply-adds: about 3× the plain triple loop in V8. Every sum still runs over i in order.
+/** The kernel only ever sees Float64Array, so V8 keeps its element loads monomorphic (f32 weights are widened once per call). */
+function f64(a: Arr): Float64Array {
+  return a instanceof Float64Array ? a : Float64Array.from(a);
+}
 
-/** y (N, Out) = x (N, In) · Wᵀ, W (Out, In). */
-function matmulNT(xd: Arr, wd: Arr, yd: Float64Array, N: number, In: number, Out: number): void {
-  let n = 0;
-  for (; n + 1 < N; n += 2) {
-    const xa = n * In, xb = xa + In;
-    let o = 0;
-    for (; o + 3 < Out; o += 4) {
-      const w0 = o * In, w1 = w0 + In, w2 = w1 + In, w3 = w2 + In;
+function addInto(dst: Arr, src: Float64Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] += src[i];
+}
+
+/** (R, C) → (C, R), in double. */
+function transpose(a: Arr, R: number, C: number): Float64Array {
+  const o = new Float64Array(R * C);
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[c * R + r] = a[r * C + c];
+  return o;
+}
+
+/**
+ * a (M, K) · bᵀ, b (N, K) → (M, N): every entry a dot product of two contiguous rows, unrolled 2 rows × 4
+ * columns so each load feeds several multiply-adds (about 3× the plain triple loop in V8). Sums run over k in order.
+ */
+function matmulNT(a: Float64Array, b: Float64Array, M: number, K: number, N: number): Float64Array {
+  const out = new Float64Array(M * N);
+  let m = 0;
+  for (; m + 1 < M; m += 2) {
+    const xa = m * K, xb = xa + K;
+    let n = 0;
+    for (; n + 3 < N; n += 4) {
+      const w0 = n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K;
       let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-      for (let i = 0; i < In; i++) {
-        const u = xd[xa + i], v = xd[xb + i];
-        const p0 = wd[w0 + i], p1 = wd[w1 + i], p2 = wd[w2 + i], p3 = wd[w3 + i];
+      for (let k = 0; k < K; k++) {
+        const u = a[xa + k], v = a[xb + k];
+        const p0 = b[w0 + k], p1 = b[w1 + k], p2 = b[w2 + k], p3 = b[w3 + k];
         a0 += u * p0; a1 += u * p1; a2 += u * p2; a3 += u * p3;
         b0 += v * p0; b1 += v * p1; b2 += v * p2; b3 += v * p3;
       }
-      const ya = n * Out + o, yb = ya + Out;
-      yd[ya] = a0; yd[ya + 1] = a1; yd[ya + 2] = a2; yd[ya + 3] = a3;
-      yd[yb] = b0; yd[yb + 1] = b1; yd[yb + 2] = b2; yd[yb + 3] = b3;
+      const ya = m * N + n, yb = ya + N;
+      out[ya] = a0; out[ya + 1] = a1; out[ya + 2] = a2; out[ya + 3] = a3;
+      out[yb] = b0; out[yb + 1] = b1; out[yb + 2] = b2; out[yb + 3] = b3;
     }
-    for (; o < Out; o++) {
-      const wo = o * In;
-      let a = 0, b = 0;
-      for (let i = 0; i < In; i++) { a += xd[xa + i] * wd[wo + i]; b += xd[xb + i] * wd[wo + i]; }
-      yd[n * Out + o] = a; yd[(n + 1) * Out + o] = b;
-    }
-  }
-  for (; n < N; n++) {
-    const xo = n * In;
-    for (let o = 0; o < Out; o++) {
-      const wo = o * In;
-      let s = 0;
-      for (let i = 0; i < In; i++) s += xd[xo + i] * wd[wo + i];
-      yd[n * Out + o] = s;
+    for (; n < N; n++) {
+      const wo = n * K;
+      let s0 = 0, s1 = 0;
+      for (let k = 0; k < K; k++) { s0 += a[xa + k] * b[wo + k]; s1 += a[xb + k] * b[wo + k]; }
+      out[m * N + n] = s0; out[(m + 1) * N + n] = s1;
     }
   }
-}
-
-/** gW (Out, In) += gyᵀ · x, accumulated in double per output row before the one add into gW. */
-function accumGradW(gy: Arr, xd: Arr, gw: Arr, N: number, In: number, Out: number): void {
-  const acc = new Float64Array(4 * In);
-  for (let o = 0; o < Out; o += 4) {
-    const k = Math.min(4, Out - o);
-    acc.fill(0);
+  for (; m < M; m++) {
+    const xo = m * K;
     for (let n = 0; n < N; n++) {
-      const go = n * Out + o, xo = n * In;
-      const g0 = gy[go], g1 = k > 1 ? gy[go + 1] : 0, g2 = k > 2 ? gy[go + 2] : 0, g3 = k > 3 ? gy[go + 3] : 0;
-      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
-      for (let i = 0; i < In; i++) {
-        const xv = xd[xo + i];
-        acc[i] += g0 * xv; acc[In + i] += g1 * xv; acc[2 * In + i] += g2 * xv; acc[3 * In + i] += g3 * xv;
-      }
-    }
-    for (let r = 0; r < k; r++) {
-      const wo = (o + r) * In, ao = r * In;
-      for (let i = 0; i < In; i++) gw[wo + i] += acc[ao + i];
+      const wo = n * K;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[xo + k] * b[wo + k];
+      out[m * N + n] = s;
     }
   }
-}
-
-/** gx (N, In) += gy · W. */
-function accumGradX(gy: Arr, wd: Arr, gx: Arr, N: number, In: number, Out: number): void {
-  const row = new Float64Array(In);
-  for (let n = 0; n < N; n++) {
-    row.fill(0);
-    let o = 0;
-    for (; o + 3 < Out; o += 4) {
-      const go = n * Out + o;
-      const g0 = gy[go], g1 = gy[go + 1], g2 = gy[go + 2], g3 = gy[go + 3];
-      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
-      const w0 = o * In, w1 = w0 + In, w2 = w1 + In, w3 = w2 + In;
-      for (let i = 0; i < In; i++) row[i] += g0 * wd[w0 + i] + g1 * wd[w1 + i] + g2 * wd[w2 + i] + g3 * wd[w3 + i];
-    }
-    for (; o < Out; o++) {
-      const g = gy[n * Out + o];
-      if (g === 0) continue;
-      const wo = o * In;
-      for (let i = 0; i < In; i++) row[i] += g * wd[wo + i];
-    }
-    const xo = n * In;
-    for (let i = 0; i < In; i++) gx[xo + i] += row[i];
-  }
+  return out;
 }
 
 /**
