@@ -35,3 +35,8 @@ export { AdamW, clipGradNorm } from "./train/adamw.js";
 export { readConversations, encodeAll as encodeConversations, type Conversation, type Example } from "./train/data.js";
 export { exportDeepspeed } from "./train/deepspeed-export.js";
 export { lossPlotSvg } from "./train/plot.js";
+export { loadTokenizer, tokenizerFromJson, type TokenizerConfig } from "./tokenizer/load.js";
+export { tokenizerFromGguf, GgufTokenizer, type GgufEncodeOptions } from "./tokenizer/gguf-vocab.js";
+export { openTokenizer } from "./tokenizer/auto.js";
+export { HfTokenizer } from "./tokenizer/tokenizer.js";
+export { chat, chatStream, chatTurn, buildPrompt, buildV1, buildV2, inputBudget, loadChatSettings, resolveChatFormat, normalizeTools, toolPrompt, withTools, formatToolCall, parseToolCall, ToolCallStream, constrainedToolCallHook, validateValue, THINK_START, THINK_END, type ChatMessage, type ChatRole, type ChatFormat, type BuiltPrompt, type ChatOptions, type ChatResult, type ChatSettings, type PromptOptions, type ToolSpec, type ParsedReply, type ToolCall, type ConstrainedHook, type JsonSchema } from "./chat/index.js";
