@@ -43,12 +43,13 @@ export function ggufProjection(g: GgufModel): (name: string, source: TensorSourc
   const heads = g.config.num_attention_heads as number;
   const kvHeads = g.config.num_key_value_heads as number;
   return (name, _source, rows, cols) => {
-    const t = g.tensorFor(name);
-    if (!t || t.type !== GGML.Q4_0) return null;
+    const found = g.tensorFor(name);
+    if (!found || found.info.type !== GGML.Q4_0) return null;
+    const t = found.info;
     if (t.shape[0] !== rows || t.shape[1] !== cols) {
-      throw new XverseError("bad_checkpoint", `${g.file.path}: tensor "${t.name}" has shape [${t.shape}], expected [${rows}, ${cols}] from its metadata`);
+      throw new XverseError("bad_checkpoint", `${found.file.path}: tensor "${t.name}" has shape [${t.shape}], expected [${rows}, ${cols}] from its metadata`);
     }
-    const w = q4_0ToGroupWeight(readGgufTensorBytes(g.file, t), rows, cols);
+    const w = q4_0ToGroupWeight(readGgufTensorBytes(found.file, t), rows, cols);
     const role = ropeRole(name);
     if (role) {
       const n = role === "q" ? heads : kvHeads;

@@ -9,7 +9,8 @@ import { f32ToF16, type Tensor } from "../tensor.js";
 import { GGML } from "../gguf/types.js";
 import { DEQUANTIZABLE, dequantize } from "../gguf/quants.js";
 import { ggufToHf, permuteRopeRows, ropeRole } from "../gguf/names.js";
-import { readGguf, readGgufTensorBytes, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import { readGgufTensorBytes, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import { readGgufParts } from "./gguf-split.js";
 import type { TensorInfo, TensorSource } from "./source.js";
 
 export interface GgufModel {
@@ -19,9 +20,11 @@ export interface GgufModel {
   source: TensorSource;
   /** All GGUF key/values (tokenizer.ggml.* for tokenizerFromGguf). */
   metadata: Record<string, unknown>;
+  /** The file (the first part of a split model). */
   file: GgufFile;
-  /** The GGUF tensor behind an HF name (for loaders that use the blocks directly, e.g. Q4_0 → q4_group). */
-  tensorFor(hfName: string): GgufTensorInfo | undefined;
+  /** The GGUF tensor (and the file or split part holding it) behind an HF name, for loaders that use the
+   *  blocks directly (Q4_0 → q4_group). */
+  tensorFor(hfName: string): { file: GgufFile; info: GgufTensorInfo } | undefined;
 }
 
 export interface GgufOpenOptions {
@@ -45,7 +48,8 @@ function metaNum(file: GgufFile, key: string, required: boolean): number | undef
 }
 
 /** Builds the config.json-style object from `{arch}.*` and `tokenizer.ggml.*` metadata. */
-export function ggufConfig(file: GgufFile): Record<string, unknown> {
+/** `tensors`: all tensor infos (of every part, for a split model). */
+export function ggufConfig(file: GgufFile, tensors: GgufTensorInfo[] = file.tensors): Record<string, unknown> {
   const arch = file.metadata["general.architecture"];
   if (typeof arch !== "string") throw new XverseError("bad_gguf", `${file.path}: metadata "general.architecture" is missing`);
   if (!ARCHES.includes(arch)) {
@@ -55,7 +59,7 @@ export function ggufConfig(file: GgufFile): Record<string, unknown> {
   const hidden = metaNum(file, k("embedding_length"), true)!;
   const heads = metaNum(file, k("attention.head_count"), true)!;
   const tokens = file.metadata["tokenizer.ggml.tokens"];
-  const embd = file.tensors.find((t) => t.name === "token_embd.weight");
+  const embd = tensors.find((t) => t.name === "token_embd.weight");
   const vocab = metaNum(file, k("vocab_size"), false) ?? (Array.isArray(tokens) ? tokens.length : embd?.shape[0]);
   if (vocab === undefined) throw new XverseError("bad_gguf", `${file.path}: cannot tell the vocabulary size (no ${k("vocab_size")}, token list or token_embd.weight)`);
 
@@ -72,7 +76,7 @@ export function ggufConfig(file: GgufFile): Record<string, unknown> {
     max_position_embeddings: metaNum(file, k("context_length"), true),
     rms_norm_eps: metaNum(file, k("attention.layer_norm_rms_epsilon"), true),
     rope_theta: metaNum(file, k("rope.freq_base"), false) ?? 10000,
-    tie_word_embeddings: !file.tensors.some((t) => t.name === "output.weight"),
+    tie_word_embeddings: !tensors.some((t) => t.name === "output.weight"),
   };
   const keyLen = metaNum(file, k("attention.key_length"), false) ?? metaNum(file, k("rope.dimension_count"), false);
   if (keyLen !== undefined && keyLen !== hidden / heads) cfg.head_dim = keyLen;
@@ -99,19 +103,23 @@ function toF16(x: Float32Array): Uint16Array {
 
 /** Opens a GGUF model: header and config now, tensor bytes lazily. */
 export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufModel {
-  const file = readGguf(path);
-  const config = ggufConfig(file);
+  const parts = readGgufParts(path);
+  const file = parts[0];
+  const config = ggufConfig(file, parts.flatMap((p) => p.tensors));
   const heads = config.num_attention_heads as number;
   const kvHeads = config.num_key_value_heads as number;
 
-  const byHf = new Map<string, GgufTensorInfo>();
-  for (const t of file.tensors) {
-    const hf = ggufToHf(t.name);
-    if (hf === null) {
-      // rope_freqs (llama 3.1 rope scaling) and biases change the math: refuse rather than run a different model.
-      throw new XverseError("unsupported", `${path}: tensor "${t.name}" is not part of the XVERSE/LLaMA layout this engine runs`);
+  const byHf = new Map<string, { file: GgufFile; info: GgufTensorInfo }>();
+  for (const part of parts) {
+    for (const t of part.tensors) {
+      const hf = ggufToHf(t.name);
+      if (hf === null) {
+        // rope_freqs (llama 3.1 rope scaling) and biases change the math: refuse rather than run a different model.
+        throw new XverseError("unsupported", `${part.path}: tensor "${t.name}" is not part of the XVERSE/LLaMA layout this engine runs`);
+      }
+      if (byHf.has(hf)) throw new XverseError("bad_gguf", `${part.path}: tensor "${t.name}" is also in ${byHf.get(hf)!.file.path}`);
+      byHf.set(hf, { file: part, info: t });
     }
-    byHf.set(hf, t);
   }
   // Tied (llama) files have no output.weight: llama.cpp then uses the embedding as the output matrix.
   const embd = byHf.get("model.embed_tokens.weight");
@@ -124,35 +132,36 @@ export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufMod
   const get = (name: string): GgufTensorInfo => {
     const t = byHf.get(name);
     if (!t) throw new XverseError("bad_checkpoint", `tensor ${name} is not in ${path}`);
-    return t;
+    return t.info;
   };
+  const partOf = (name: string): GgufFile => byHf.get(name)!.file;
 
   const source: TensorSource = {
     names: () => [...byHf.keys()],
     has: (name) => byHf.has(name),
     info: (name): TensorInfo => {
       const t = get(name);
-      return { name, dtype: dtypeOf(t), shape: [...t.shape], file: path };
+      return { name, dtype: dtypeOf(t), shape: [...t.shape], file: partOf(name).path };
     },
     read: (name): Tensor => {
-      const t = get(name);
+      const t = get(name), part = partOf(name);
       if (!DEQUANTIZABLE.has(t.type)) {
-        throw new XverseError("unsupported", `${path}: tensor "${t.name}" is ${t.typeName}, which this engine cannot dequantize (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`);
+        throw new XverseError("unsupported", `${part.path}: tensor "${t.name}" is ${t.typeName}, which this engine cannot dequantize (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`);
       }
       let data: Float32Array | Uint16Array;
       if (t.type === GGML.F16 || t.type === GGML.BF16 || t.type === GGML.F32) {
         // stored as we keep it: read straight into the typed array
         data = t.type === GGML.F32 ? new Float32Array(t.nelements) : new Uint16Array(t.nelements);
-        readGgufTensorBytes(file, t, new Uint8Array(data.buffer));
+        readGgufTensorBytes(part, t, new Uint8Array(data.buffer));
       } else {
-        const f = dequantize(t.type, readGgufTensorBytes(file, t), t.nelements);
+        const f = dequantize(t.type, readGgufTensorBytes(part, t), t.nelements);
         data = dtypeOf(t) === "f16" ? toF16(f) : f;
       }
       const role = ropeRole(name);
       if (role) {
         const n = role === "q" ? heads : kvHeads;
         if (t.shape.length !== 2 || t.shape[0] % (2 * n) !== 0) {
-          throw new XverseError("bad_checkpoint", `${path}: tensor "${t.name}" has shape [${t.shape}], which does not split into ${n} heads`);
+          throw new XverseError("bad_checkpoint", `${part.path}: tensor "${t.name}" has shape [${t.shape}], which does not split into ${n} heads`);
         }
         data = permuteRopeRows(data, n, t.shape[1], false);
       }

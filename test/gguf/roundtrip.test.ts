@@ -172,3 +172,29 @@ test("GGUF files the engine cannot run are refused by name", () => {
   const lin = copy("linear.gguf", (m, t) => { m["xverse.rope.scaling.type"] = "linear"; m["xverse.rope.scaling.factor"] = 4; return t; });
   assert.deepEqual(parseConfig(openGgufModel(lin).config, lin).ropeScaling, { type: "linear", factor: 4 });
 });
+
+test("split models (gguf-split layout, 3 parts) open from any part and read the same tensors", () => {
+  const { path } = exportTo(stories, "q8_0");
+  const src = readGguf(path);
+  const whole = openGgufModel(path);
+  const prefix = join(dir, "split");
+  const parts = [src.tensors.slice(0, 10), src.tensors.slice(10, 30), src.tensors.slice(30)];
+  parts.forEach((ts, i) => {
+    const meta: Record<string, unknown> = i === 0 ? { ...src.metadata } : { "general.architecture": "xverse" };
+    Object.assign(meta, { "split.no": i, "split.count": 3, "split.tensors.count": src.tensors.length });
+    writeGguf(`${prefix}-0000${i + 1}-of-00003.gguf`, {
+      metadata: meta, types: { ...(i === 0 ? src.metadataTypes : {}), "split.no": "UINT16", "split.count": "UINT16", "split.tensors.count": "INT32" },
+      tensors: ts.map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: () => readGgufTensorBytes(src, t) })),
+    });
+  });
+  for (const part of [1, 3]) {
+    const g = openGgufModel(`${prefix}-0000${part}-of-00003.gguf`);
+    assert.deepEqual(g.source.names().sort(), whole.source.names().sort());
+    assert.equal(g.config.tie_word_embeddings, false);
+    for (const n of ["model.embed_tokens.weight", "model.layers.2.self_attn.q_proj.weight", "lm_head.weight"]) {
+      assert.deepEqual(g.source.read(n), whole.source.read(n), n);
+    }
+  }
+  rmSync(`${prefix}-00002-of-00003.gguf`);
+  assert.throws(() => openGgufModel(`${prefix}-00001-of-00003.gguf`), /split model part 2 of 3 is missing/);
+});
