@@ -27,7 +27,10 @@ void ThreadPool::resize(int threads) {
 void ThreadPool::start(int threads) {
   nthreads_ = threads < 1 ? 1 : threads;
   quit_.store(false);
-  for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t] { worker(t); });
+  // Workers start from the generation current now; one read inside the thread could miss a job posted before
+  // the thread got scheduled, and the caller would wait for it forever.
+  const uint64_t gen = generation_.load();
+  for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t, gen] { worker(t, gen); });
 }
 
 void ThreadPool::stop() {
@@ -52,8 +55,7 @@ void ThreadPool::run_chunks(int tid) {
   }
 }
 
-void ThreadPool::worker(int tid) {
-  uint64_t seen = generation_.load(std::memory_order_acquire);
+void ThreadPool::worker(int tid, uint64_t seen) {
   for (;;) {
     // Wait for a new generation: spin first, then sleep on the condition variable.
     uint64_t g;

@@ -31,7 +31,7 @@ class ThreadPool {
  private:
   void start(int threads);
   void stop();
-  void worker(int tid);
+  void worker(int tid, uint64_t start_generation);
   void run_chunks(int tid);
 
   int nthreads_ = 1;
