@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -131,4 +131,40 @@ test("REPL: Ctrl-C twice at an empty prompt exits", async () => {
   await s.until("the warning", () => s.err.includes("[press Ctrl-C again to exit"));
   s.child.kill("SIGINT");
   assert.equal(await s.exited, 0);
+});
+
+/** util-linux `script` gives the REPL a real terminal (readline in raw mode: Ctrl-C arrives as a keypress). */
+function hasScript(): boolean {
+  try {
+    return spawnSync("script", ["--version"], { encoding: "utf8" }).stdout.includes("util-linux");
+  } catch {
+    return false;
+  }
+}
+
+test("REPL on a terminal: Ctrl-C stops the reply and returns to the prompt; twice at an empty prompt exits", { skip: !hasScript() && "needs util-linux script for a pseudo-terminal" }, async () => {
+  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot, "bin", "xverse.js"))} chat --max-new-tokens 80 --seed 2`;
+  const child = spawn("script", ["-qfec", cmd, "/dev/null"], { cwd: repoRoot, env: { ...process.env, XVERSE_CHAT_TOKEN_DELAY_MS: "20" } });
+  let out = "";
+  const waiters: (() => void)[] = [];
+  child.stdout.setEncoding("utf8").on("data", (d: string) => { out += d; waiters.splice(0).forEach((w) => w()); });
+  const exited = new Promise<number | null>((r) => child.on("exit", r));
+  const until = async (what: string, cond: () => boolean) => {
+    const deadline = Date.now() + 20000;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${out}`);
+      await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 100); });
+    }
+  };
+  await until("the prompt", () => out.includes("> "));
+  child.stdin.write("Once upon a time\r");
+  const start = out.length;
+  await until("the reply", () => /\n[^\n[]{3,}/.test(out.slice(start)));
+  child.stdin.write("\x03");
+  await until("the interruption", () => out.includes("[interrupted]") && /· abort\]/.test(out));
+  await until("the prompt again", () => out.lastIndexOf("> ") > out.indexOf("[interrupted]"));
+  child.stdin.write("\x03");
+  await until("the exit warning", () => out.includes("[press Ctrl-C again to exit"));
+  child.stdin.write("\x03");
+  assert.equal(await exited, 0);
 });
