@@ -3,7 +3,7 @@
  * The library entry point behind `xverse finetune`; it reads files and writes files, and reports through hooks.
  */
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { readJsonFile, loadConfig, type XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import { loadChatSettings, resolveChatFormat, turnEndId } from "../chat/prompt.js";
@@ -127,7 +127,7 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
   }
   mkdirSync(o.outDir, { recursive: true });
   const describe = {
-    model: o.modelDir, data: o.dataPath, lora: o.lora ? { r: o.lora.r, alpha: o.lora.alpha, targets: o.lora.targets } : null,
+    model: resolve(o.modelDir), data: resolve(o.dataPath), lora: o.lora ? { r: o.lora.r, alpha: o.lora.alpha, targets: o.lora.targets } : null,
     batchSize: o.train.batchSize, gradAccum: o.train.gradAccum, seed: o.train.seed, packing: o.packing ?? false, maxLength: data.encode.maxLength,
   };
   const state = train(model, data.train, data.eval, o.train, {
