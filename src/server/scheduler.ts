@@ -96,7 +96,8 @@ export class Scheduler {
     if (m.type === "end" || m.type === "error") {
       this.active.delete(m.id);
       if (m.type === "error") this.counts.failed++;
-      else if (m.finishReason === "abort" || e.cancelled) this.counts.aborted++;
+      // "aborted" counts generations the worker actually cut short, not clients that left after the end
+      else if (m.finishReason === "abort") this.counts.aborted++;
       else this.counts.completed++;
       this.pump();
     }
