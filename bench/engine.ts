@@ -23,7 +23,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** One measurement in this process: load, prefill P tokens, decode D tokens. */
 async function measure(dir: string, backendKind: "ts" | "native", threads: number, P: number, D: number, repeats: number) {
-  const backend = await resolveBackend(backendKind, threads, () => {});
+  const backend = resolveBackend(backendKind, threads, () => {});
   if (backend.name !== backendKind) throw new Error(`backend ${backendKind} unavailable`);
   const t0 = performance.now();
   const model = XverseModel.fromSource(loadConfig(dir), openCheckpoint(dir), { backend });

@@ -4,15 +4,17 @@
  */
 import { existsSync, statSync } from "node:fs";
 import type { Backend } from "../backend/backend.js";
-import { tsBackend } from "../backend/ts/index.js";
+import { selectBackend } from "../backend/select.js";
 import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, type ConfigOverrides, type GenerationConfig, type XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import { openCheckpoint, resolveModelDir } from "../io/checkpoint.js";
 import { openGgufModel } from "../io/gguf-model.js";
 import type { TensorSource } from "../io/source.js";
-import { projectionLoader } from "../quant/load.js";
+import { projectionLoader, type ProjectionHook } from "../quant/load.js";
+import { ggufProjection } from "../gguf/weights.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadTokenizer } from "../tokenizer/load.js";
+import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 import { defaultModelDir } from "./embedded.js";
 import { XverseModel } from "./xverse.js";
 
@@ -39,34 +41,27 @@ export interface LoadedModel {
   path: string;
 }
 
-export async function resolveBackend(kind: LoadModelOptions["backend"], threads: number | undefined, warn: (m: string) => void): Promise<Backend> {
+export function resolveBackend(kind: LoadModelOptions["backend"], threads: number | undefined, warn: (m: string) => void): Backend {
   if (kind && typeof kind === "object") return kind;
-  if (kind === "ts") return tsBackend;
-  try {
-    // the native addon's selector is optional at build time: a checkout without it still runs on TypeScript
-    const sel = (await import("../backend/" + "select.js")) as { selectBackend?: (k: "auto" | "native", o: { threads?: number; onWarning?: (m: string) => void }) => Backend };
-    if (sel.selectBackend) return sel.selectBackend(kind ?? "auto", { threads, onWarning: warn });
-  } catch (e) {
-    if (kind === "native") throw new XverseError("no_native", `native backend requested but unavailable: ${(e as Error).message}`);
-  }
-  return tsBackend;
+  return selectBackend(kind ?? "auto", { threads, warn });
 }
 
 export async function loadModel(path: string = defaultModelDir(), opts: LoadModelOptions = {}): Promise<LoadedModel> {
   if (existsSync(path) && statSync(path).isDirectory()) path = resolveModelDir(path); // a Hugging Face cache folder → its snapshot
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   if (!existsSync(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
-  const backend = await resolveBackend(opts.backend, opts.threads, warn);
+  const backend = resolveBackend(opts.backend, opts.threads, warn);
   const isFile = statSync(path).isFile();
 
   let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
+  let ggufQ4: ProjectionHook | undefined;
   if (isFile && path.endsWith(".gguf")) {
     const g = openGgufModel(path);
     config = parseConfig(g.config, path, opts.overrides);
     source = g.source;
-    // GGUF vocabularies (tokenizer.ggml.*) are built by the tokenizer module
-    const gv = (await import("../tokenizer/" + "gguf-vocab.js")) as { tokenizerFromGguf(meta: Record<string, unknown>): Tokenizer };
-    tokenizer = gv.tokenizerFromGguf(g.metadata);
+    tokenizer = tokenizerFromGguf(g.metadata);
+    // Q4_0 projections run on the int4 kernels as q4_group(32), losslessly; other types are dequantized
+    if (!opts.quantize) ggufQ4 = ggufProjection(g);
     generationConfig = parseGenerationConfig({}, config);
   } else if (isFile) {
     throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);
@@ -79,11 +74,24 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   try {
     const model = XverseModel.fromSource(config, source, {
       backend,
-      projection: projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize }),
+      projection: firstOf(ggufQ4, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
       onUnused: (names) => warn(`${names.length} tensor(s) in the checkpoint are not used by the model: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", …" : ""}`),
     });
     return { model, tokenizer, generationConfig, path };
   } finally {
     source.close();
   }
+}
+
+/** The first hook that handles a projection wins; null from all means the plain float path. */
+function firstOf(...hooks: (ProjectionHook | undefined)[]): ProjectionHook | undefined {
+  const live = hooks.filter((h): h is ProjectionHook => h !== undefined);
+  if (live.length <= 1) return live[0];
+  return (name, source, rows, cols) => {
+    for (const h of live) {
+      const w = h(name, source, rows, cols);
+      if (w) return w;
+    }
+    return null;
+  };
 }
