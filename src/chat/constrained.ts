@@ -75,6 +75,12 @@ function prepare(tok: Tokenizer): Vocab {
  * the call can still be finished in `room` more tokens (those that do not fit go to `over`).
  */
 function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, over: number[]): void {
+  const str = m.plainString();
+  if (str) {
+    // inside a plain string only the string's own remaining cost changes: price everything below it once
+    const below = room === Infinity ? 0 : minCompletion(m) - stringCost(str);
+    return allowedInString(trie, m, str, below, out, room, over);
+  }
   for (const [ch, child] of trie.next) {
     const m2 = m.clone();
     if (!m2.feed(ch)) continue;
@@ -83,6 +89,44 @@ function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, 
       for (const id of child.ids) (fits ? out : over).push(id);
     }
     if (child.next.size) allowedIds(child, m2, out, room, over);
+  }
+}
+
+type StrFrame = NonNullable<ReturnType<CallRecognizer["plainString"]>>;
+
+/** What a plain string still needs: its missing minimum length and the closing quote. */
+function stringCost(f: StrFrame): number {
+  return Math.max(0, f.n.minLength - f.len) + 1;
+}
+
+/**
+ * The trie walk while inside a plain string: ordinary characters append to the live frame (undone on the way
+ * back) instead of cloning the recognizer at every node; a quote or backslash falls back to the general walk.
+ */
+function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: number, out: number[], room: number, over: number[]): void {
+  for (const [ch, child] of trie.next) {
+    const code = ch.codePointAt(0)!;
+    if (ch === '"' || ch === "\\" || code < 0x20) {
+      const m2 = m.clone();
+      if (!m2.feed(ch)) continue;
+      if (child.ids.length) {
+        const fits = room === Infinity || minCompletion(m2) <= room;
+        for (const id of child.ids) (fits ? out : over).push(id);
+      }
+      if (child.next.size) allowedIds(child, m2, out, room, over);
+      continue;
+    }
+    if (f.len >= f.n.maxLength) continue;
+    const buf = f.buf;
+    f.buf += ch;
+    f.len++;
+    if (child.ids.length) {
+      const fits = room === Infinity || below + stringCost(f) <= room;
+      for (const id of child.ids) (fits ? out : over).push(id);
+    }
+    if (child.next.size) allowedInString(child, m, f, below, out, room, over);
+    f.buf = buf;
+    f.len--;
   }
 }
 

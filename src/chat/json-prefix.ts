@@ -131,6 +131,16 @@ export class CallRecognizer {
     return this.stack;
   }
 
+  /**
+   * The innermost frame when it is inside a plain string value (no enum, not an object key, no pending escape):
+   * there an ordinary character only appends to `buf`, which the constrained decoder exploits to walk the
+   * vocabulary without cloning. Mutate it only to append and then undo.
+   */
+  plainString(): Extract<Frame, { t: "str" }> | null {
+    const f = this.stack[this.stack.length - 1];
+    return f && f.t === "str" && f.open && !f.esc && !f.n.enum && !f.forbid ? f : null;
+  }
+
   /** The tool name, once chosen. */
   get tool(): string {
     const f = this.stack[0];
