@@ -11,6 +11,8 @@ export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
+  /** Which tensors get weight decay (default: all, as torch.optim.AdamW over one param group). */
+  decays?: (name: string) => boolean;
 }
 
 export interface AdamWState {
@@ -25,6 +27,7 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  readonly decays: (name: string) => boolean;
   /** Per trainable tensor name. */
   readonly state = new Map<string, AdamWState>();
 
@@ -33,6 +36,7 @@ export class AdamW {
     [this.beta1, this.beta2] = o.betas ?? [0.9, 0.999];
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? 0.01;
+    this.decays = o.decays ?? (() => true);
   }
 
   /** One update of every named tensor that has a gradient (PyTorch skips params whose grad is None). */
@@ -49,7 +53,7 @@ export class AdamW {
       }
       s.step++;
       const bc1 = 1 - b1 ** s.step, bc2s = Math.sqrt(1 - b2 ** s.step);
-      const stepSize = lr / bc1, decay = 1 - lr * this.weightDecay;
+      const stepSize = lr / bc1, decay = this.decays(name) ? 1 - lr * this.weightDecay : 1;
       const x = p.data, m = s.m, v = s.v;
       for (let i = 0; i < x.length; i++) {
         const gi = g[i];

@@ -99,7 +99,8 @@ export function evaluate(model: XverseTrainModel, examples: Example[], batchSize
 
 export function train(model: XverseTrainModel, data: Example[], evalData: Example[] | null, c: TrainConfig, run: TrainRun): TrainState {
   if (data.length === 0) throw new XverseError("bad_data", "no training examples (all were empty or cut away)");
-  const opt = new AdamW({ lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay });
+  // HF Trainer's parameter groups: no weight decay on norm weights (or biases, which XVERSE has none of)
+  const opt = new AdamW({ lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, decays: (n) => !/norm\.weight$|bias$/.test(n) });
   const total = totalSteps(data.length, c);
   let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, tokens: 0, history: [] };
   if (run.resume && run.checkpointDir) {
