@@ -34,7 +34,7 @@ export function buildNormalizer(j: Json | null | undefined): Normalizer | null {
     case "Replace":
       return replaceNormalizer(compileHfPattern(j.pattern, "normalizer Replace"), String(j.content ?? ""));
     case "Strip":
-      return stripNormalizer(j.left !== false, j.right !== false);
+      return stripNormalizer((j.strip_left ?? j.left) !== false, (j.strip_right ?? j.right) !== false);
     case "StripAccents":
       return stripAccents;
     default:
@@ -102,14 +102,19 @@ const stripAccents = perChar(
 
 /**
  * NFC/NFD/NFKC/NFKD with alignment. The text is cut into segments that normalize independently (a starter and
- * the characters that can attach to it); each segment is normalized on its own. Within a segment, output
- * characters line up with input characters one by one; extra outputs align to the last input character, and
- * when the segment shrinks, the first output absorbs the extra inputs (the way the Rust library's changes
- * assign alignments: a composed character keeps its starter's alignment).
+ * the characters that can attach to it); each changed segment is aligned the way the Rust library's
+ * unicode-normalization-alignments + NormalizedString::transform do it:
+ * - every input character is decomposed on its own: the first character of its decomposition "consumes" it,
+ *   the others are inserted (consume nothing);
+ * - canonical reordering moves characters together with what they consume;
+ * - composition folds absorbed characters (and what they consume) into their starter;
+ * - alignment is then positional: an output character that consumes input takes the alignment of the first
+ *   input character it consumes; an inserted one takes the alignment of the input character before it.
  */
 function unicodeNormalizer(form: "NFC" | "NFD" | "NFKC" | "NFKD"): Normalizer {
   const attaches = new Map<number, boolean>();
   const decomposeForm = form === "NFKC" || form === "NFKD" ? "NFKD" : "NFD";
+  const composes = form === "NFC" || form === "NFKC";
   const isAttaching = (cp: number): boolean => {
     if (cp < 0x300) return false;
     let r = attaches.get(cp);
@@ -133,7 +138,7 @@ function unicodeNormalizer(form: "NFC" | "NFD" | "NFKC" | "NFKD"): Normalizer {
       const seg = s.slice(i, j);
       const out = seg.normalize(form);
       if (out === seg) b.copy(p, i, j);
-      else alignSegment(p, i, j, out, b);
+      else alignSegment(p, i, j, out, decomposeForm, composes, b);
       i = j;
     }
     return b.build();
@@ -142,19 +147,85 @@ function unicodeNormalizer(form: "NFC" | "NFD" | "NFKC" | "NFKD"): Normalizer {
 
 const MARK_ANY = /\p{M}/u;
 
-function alignSegment(p: Piece, from: number, to: number, out: string, b: PieceBuilder): void {
+function alignSegment(p: Piece, from: number, to: number, out: string, decomposeForm: "NFD" | "NFKD", composes: boolean, b: PieceBuilder): void {
   const inStarts: number[] = [];
-  for (let i = from; i < to; i += charLen(p.s, i)) inStarts.push(i);
-  const outChars = Array.from(out);
-  const n = inStarts.length;
-  const m = outChars.length;
-  const extra = Math.max(0, n - m);
-  for (let k = 0; k < m; k++) {
-    // input character this output character stands for
-    const src = m >= n ? Math.min(k, n - 1) : k === 0 ? 0 : k + extra;
-    const u = inStarts[src];
-    b.push(outChars[k], startOf(p, u), endOf(p, u + charLen(p.s, u) - 1));
+  // Decomposed characters and what each consumes.
+  const dChars: string[] = [];
+  const dCons: number[] = [];
+  for (let i = from; i < to; i += charLen(p.s, i)) {
+    inStarts.push(i);
+    Array.from(p.s.slice(i, i + charLen(p.s, i)).normalize(decomposeForm)).forEach((c, k) => {
+      dChars.push(c);
+      dCons.push(k === 0 ? 1 : 0);
+    });
   }
+  // Canonical reordering is a stable sort, so the k-th occurrence of a character stays the k-th.
+  const reordered = Array.from(dChars.join("").normalize("NFD"));
+  const seen = new Map<string, number>();
+  const eChars: string[] = [];
+  const eCons: number[] = [];
+  for (const c of reordered) {
+    const k = seen.get(c) ?? 0;
+    seen.set(c, k + 1);
+    let found = -1;
+    for (let x = 0, n = 0; x < dChars.length; x++) {
+      if (dChars[x] === c && n++ === k) {
+        found = x;
+        break;
+      }
+    }
+    eChars.push(c);
+    eCons.push(found >= 0 ? dCons[found] : 0);
+  }
+  const outChars = Array.from(out);
+  let cons: number[];
+  if (!composes || outChars.length === eChars.length) cons = eCons.slice(0, outChars.length);
+  else cons = composeConsumption(eChars, eCons, outChars);
+  // Positional alignment over the segment's input characters.
+  let pos = 0;
+  for (let k = 0; k < outChars.length; k++) {
+    const src = cons[k] > 0 ? pos : Math.max(0, pos - 1);
+    const u = inStarts[Math.min(src, inStarts.length - 1)];
+    b.push(outChars[k], startOf(p, u), endOf(p, u + charLen(p.s, u) - 1));
+    pos += cons[k];
+  }
+}
+
+/** What each composed output character consumes: its starter plus the characters composition folded into it. */
+function composeConsumption(eChars: string[], eCons: number[], outChars: string[]): number[] {
+  const cons: number[] = new Array(outChars.length).fill(0);
+  let pending = new Map<string, number>(); // characters still to fold into output `owner`
+  let owner = -1;
+  let j = 0;
+  const absorb = (): boolean => {
+    const c = eChars[j];
+    const n = pending.get(c) ?? 0;
+    if (n === 0 || owner < 0) return false;
+    pending.set(c, n - 1);
+    cons[owner] += eCons[j];
+    j++;
+    return true;
+  };
+  for (let k = 0; k < outChars.length; k++) {
+    while (j < eChars.length && absorb());
+    if (j >= eChars.length) break;
+    const o = outChars[k];
+    cons[k] = eCons[j];
+    if (eChars[j] === o) {
+      // an unchanged starter ends what the previous one could still absorb
+      if (!MARK_ANY.test(o)) owner = -1;
+    } else {
+      // a composed starter: its canonical decomposition is the starter plus what it absorbed
+      const parts = Array.from(o.normalize("NFD"));
+      pending = new Map();
+      for (const c of parts.slice(1)) pending.set(c, (pending.get(c) ?? 0) + 1);
+      owner = k;
+    }
+    j++;
+  }
+  // Anything left over folds into the last output character.
+  for (; j < eChars.length; j++) cons[owner >= 0 && (pending.get(eChars[j]) ?? 0) > 0 ? owner : outChars.length - 1] += eCons[j];
+  return cons;
 }
 
 /**
