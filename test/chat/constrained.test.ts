@@ -127,3 +127,47 @@ test("chatTurn with tools and constrainToolCalls 'force': the call closes within
   }
   assert.equal(history.length, 1, "history untouched without appendToHistory");
 });
+
+test("the hook's mask equals a brute-force check of every token (recognizer + remaining-length budget)", async () => {
+  const { CallRecognizer, compileSchema, DEFAULT_LIMITS } = await import("../../src/chat/json-prefix.js");
+  const { minCompletion } = await import("../../src/chat/json-budget.js");
+  const { CALL_PREFIX, CALL_SUFFIX } = await import("../../src/chat/constrained.js");
+  const specs = normalizeTools([...TOOLS, ...README_PLUGINS]);
+  const grammar = {
+    prefix: "<|startofthink|>" + CALL_PREFIX,
+    suffix: CALL_SUFFIX,
+    tools: new Map(specs.map((t) => [t.name, compileSchema(t.schema, DEFAULT_LIMITS)])),
+  };
+  const pieces = vocabPieces(tok);
+  const maxNew = 120;
+  for (let seed = 1; seed <= 2; seed++) {
+    const hook = constrainedToolCallHook(tok, specs, { force: true, eosTokenIds: [3], maxNewTokens: maxNew });
+    let state = seed;
+    const rand = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const ids = [5];
+    let text = "";
+    const logits = new Float32Array(config.vocabSize);
+    for (let step = 0; step < maxNew; step++) {
+      for (let i = 0; i < logits.length; i++) logits[i] = rand();
+      hook(ids, logits);
+      if (hook.state === "done") break;
+      const room = maxNew - step - 1;
+      const base = CallRecognizer.start(grammar);
+      assert.ok(base.feedText(text));
+      const expected: number[] = [];
+      pieces.forEach((p, id) => {
+        if (p === null) return;
+        const m = base.clone();
+        if (m.feedText(p) && minCompletion(m) <= room) expected.push(id);
+      });
+      const got: number[] = [];
+      logits.forEach((x, id) => x > -Infinity && got.push(id));
+      assert.deepEqual(got, expected, `seed ${seed} step ${step} after ${JSON.stringify(text)}`);
+      let id = got[0];
+      for (const g of got) if (logits[g] > logits[id]) id = g;
+      ids.push(id);
+      text += pieces[id];
+    }
+    assert.equal(hook.state, "done", text);
+  }
+});
