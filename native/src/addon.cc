@@ -33,7 +33,8 @@ struct Instance {
   Isa isa = Isa::Scalar;
   bool vnni = false;
   ThreadPool pool{1};
-  std::vector<char> qscratch;                 // quantized activations for the VNNI matvec
+  std::vector<char> qscratch;                 // quantized activations for the VNNI path
+  std::vector<QuantX> qx;                     // one per token, pointing into qscratch
   std::vector<std::vector<float>> attn;       // per-thread attention scores
 
   Instance() {
@@ -153,11 +154,15 @@ void Matmul(const Napi::CallbackInfo& info) {
   if (serial) chunk = rows;
   const bool int_w = w.fmt == Fmt::Q8 || w.fmt == Fmt::Q4 || w.fmt == Fmt::Q4G;
 
-  if (T == 1 && int_w && s.vnni && vnni_supports(w)) {
-    const size_t need = static_cast<size_t>(quantx_bytes(cols));
+  if (int_w && s.vnni && vnni_supports(w)) {
+    // Quantize every token's activations once, then all threads share them.
+    const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;
+    const size_t need = static_cast<size_t>(per * T);
     if (s.qscratch.size() < need) s.qscratch.resize(need);
-    const QuantX qx = quantize_x(x, cols, w.fmt != Fmt::Q8, s.qscratch.data());
-    s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matvec_vnni_rows(w, qx, y, b, e); });
+    if (static_cast<int64_t>(s.qx.size()) < T) s.qx.resize(T);
+    for (int64_t t = 0; t < T; t++) s.qx[t] = quantize_x(x + t * cols, cols, w.fmt != Fmt::Q8, s.qscratch.data() + t * per);
+    const QuantX* qx = s.qx.data();
+    s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_vnni_rows(w, qx, y, rows, T, b, e); });
     return;
   }
   auto kernel = matmul_rows_scalar;

@@ -39,7 +39,7 @@ void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float* y, i
 bool avx2_supports(const WView& w);
 bool avx512_supports(const WView& w);
 
-// Int8 activations for the VNNI matrix-vector path: x quantized in blocks of 32 (one f32 scale per block, like
+// Int8 activations for the VNNI path: x quantized in blocks of 32 (one f32 scale per block, like
 // llama.cpp's Q8_0), laid out per weight format so a dpbusd lane lines up with the weight bytes it multiplies.
 struct QuantX {
   int64_t cols = 0, padded = 0;
@@ -51,9 +51,10 @@ struct QuantX {
 int64_t quantx_bytes(int64_t cols);
 // Quantizes x for weight format q8 (`q4 == false`) or q4/q4g (`q4 == true`) into `scratch`.
 QuantX quantize_x(const float* x, int64_t cols, bool q4, void* scratch);
-// Whether matvec_vnni handles this weight (q8, q4, q4g with a group size dividing or divisible by 128).
+// Whether matmul_vnni_rows handles this weight (q8, q4, q4g with a group size dividing or divisible by 128).
 bool vnni_supports(const WView& w);
-void matvec_vnni_rows(const WView& w, const QuantX& qx, float* y, int64_t r0, int64_t r1);
+// y[t * ldy + r] for rows [r0, r1) and T tokens, token t quantized in qx[t].
+void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
 
 // Small ops (ops.cc); `isa` picks the vector code for the dot products.
 void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);

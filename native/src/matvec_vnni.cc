@@ -1,4 +1,4 @@
-// Decode (T = 1) for int8 / int4 weights with AVX-512 VNNI, llama.cpp-style: x is quantized to int8 in blocks
+// Matmul for int8 / int4 weights with AVX-512 VNNI, llama.cpp-style: x is quantized to int8 in blocks
 // of 32 (one f32 scale each), then vpdpbusd multiplies 64 weight bytes by 64 activation bytes per instruction.
 //
 // vpdpbusd wants unsigned × signed bytes, and both our operands are signed, so the weights are shifted to
@@ -79,26 +79,37 @@ bool vnni_supports(const WView& w) {
 
 namespace {
 
-template <int R>
-TVNNI void rows_q8(const WView& w, const QuantX& qx, float* y, int64_t r) {
+// A register tile of R weight rows × TT tokens: each weight chunk is loaded (and unpacked) once for TT tokens,
+// each activation chunk once for R rows. T = 1 is the decode matvec (TT = 1).
+template <int R, int TT>
+TVNNI void tile_q8(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r) {
   const int8_t* base = static_cast<const int8_t*>(w.data) + r * w.cols;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512 acc[R];
-  for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+  __m512 acc[R][TT];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps();
   for (int64_t k = 0; k < w.cols; k += 64) {
-    const __m512i xq = _mm512_load_si512(qx.q + k);
-    const __m512 dx = _mm512_load_ps(qx.dx + k / 4);
-    const __m512i xs = _mm512_load_si512(qx.xs + k / 4);
     const int64_t left = w.cols - k;
     const __mmask64 m = left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1);
+    __m512i wv[R];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-      const __m512i wv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * w.cols + k), flip);
-      const __m512i is = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xq), xs);
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), dx, acc[i]);
+    for (int i = 0; i < R; i++) wv[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * w.cols + k), flip);
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; t++) {
+      const __m512i xq = _mm512_load_si512(qx[t].q + k);
+      const __m512 dx = _mm512_load_ps(qx[t].dx + k / 4);
+      const __m512i xs = _mm512_load_si512(qx[t].xs + k / 4);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; i++) {
+        const __m512i is = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i], xq), xs);
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), dx, acc[i][t]);
+      }
     }
   }
-  for (int i = 0; i < R; i++) y[r + i] = _mm512_reduce_add_ps(acc[i]) * w.scales[r + i];
+  for (int i = 0; i < R; i++)
+    for (int t = 0; t < TT; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]) * w.scales[r + i];
 }
 
 // Group scales for chunk c of row r, one per lane (lane i covers columns 8i … 8i+7 of the chunk).
@@ -111,52 +122,94 @@ TVNNI INL __m512 group_scales(const WView& w, int64_t r, int64_t c, __m512i idx)
   return _mm512_permutexvar_ps(idx, v);
 }
 
-template <int R, bool GROUP>
-TVNNI void rows_q4(const WView& w, const QuantX& qx, float* y, int64_t r) {
+template <int R, int TT, bool GROUP>
+TVNNI void tile_q4(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r) {
   const int64_t rb = w.cols / 2;  // bytes per row
   const uint8_t* base = static_cast<const uint8_t*>(w.data) + r * rb;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x88)), m4 = _mm512_set1_epi8(0x0f);
   alignas(64) int32_t lanes[16];
   for (int i = 0; i < 16; i++) lanes[i] = GROUP && w.group < 128 ? static_cast<int32_t>(8 * i / w.group) : 0;
   const __m512i idx = _mm512_load_si512(lanes);
-  __m512 acc[R];
-  for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+  __m512 acc[R][TT];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps();
   for (int64_t c = 0; c * 64 < rb; c++) {
-    const __m512i xlo = _mm512_load_si512(qx.q + c * 128);
-    const __m512i xhi = _mm512_load_si512(qx.q + c * 128 + 64);
-    const __m512 dx = _mm512_load_ps(qx.dx + c * 16);
-    const __m512i xs = _mm512_load_si512(qx.xs + c * 16);
     const int64_t left = rb - c * 64;
     const __mmask64 m = left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1);
+    __m512i lo[R], hi[R];
+    __m512 sw[R];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
       const __m512i b = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * rb + c * 64), flip);
-      const __m512i lo = _mm512_and_si512(b, m4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
-      __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo);
-      is = _mm512_sub_epi32(_mm512_dpbusd_epi32(is, hi, xhi), xs);
-      const __m512 sc = GROUP ? _mm512_mul_ps(dx, group_scales(w, r + i, c, idx)) : dx;
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc[i]);
+      lo[i] = _mm512_and_si512(b, m4);
+      hi[i] = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+      if (GROUP) sw[i] = group_scales(w, r + i, c, idx);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; t++) {
+      const __m512i xlo = _mm512_load_si512(qx[t].q + c * 128);
+      const __m512i xhi = _mm512_load_si512(qx[t].q + c * 128 + 64);
+      const __m512 dx = _mm512_load_ps(qx[t].dx + c * 16);
+      const __m512i xs = _mm512_load_si512(qx[t].xs + c * 16);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; i++) {
+        __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[i], xlo);
+        is = _mm512_sub_epi32(_mm512_dpbusd_epi32(is, hi[i], xhi), xs);
+        const __m512 sc = GROUP ? _mm512_mul_ps(dx, sw[i]) : dx;
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc[i][t]);
+      }
     }
   }
-  for (int i = 0; i < R; i++) y[r + i] = _mm512_reduce_add_ps(acc[i]) * (GROUP ? 1.f : w.scales[r + i]);
+  for (int i = 0; i < R; i++) {
+    const float s = GROUP ? 1.f : w.scales[r + i];
+    for (int t = 0; t < TT; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]) * s;
+  }
+}
+
+template <int R, int TT>
+TVNNI void tile_any(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r) {
+  switch (w.fmt) {
+    case Fmt::Q8: return tile_q8<R, TT>(w, qx, y, ldy, r);
+    case Fmt::Q4: return tile_q4<R, TT, false>(w, qx, y, ldy, r);
+    default: return tile_q4<R, TT, true>(w, qx, y, ldy, r);
+  }
 }
 
 template <int R>
-TVNNI void rows_any(const WView& w, const QuantX& qx, float* y, int64_t r) {
-  switch (w.fmt) {
-    case Fmt::Q8: return rows_q8<R>(w, qx, y, r);
-    case Fmt::Q4: return rows_q4<R, false>(w, qx, y, r);
-    default: return rows_q4<R, true>(w, qx, y, r);
+TVNNI void tile_t(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r, int tt) {
+  switch (tt) {
+    case 3: return tile_any<R, 3>(w, qx, y, ldy, r);
+    case 2: return tile_any<R, 2>(w, qx, y, ldy, r);
+    default: return tile_any<R, 1>(w, qx, y, ldy, r);
   }
 }
 
+// Token blocks of 64 keep their quantized activations (≈ 64 × 1.8 × cols bytes) in L2 while the rows pass.
+constexpr int64_t kTokenBlock = 64;
+constexpr int kTT = 3;
+
 }  // namespace
 
-TVNNI void matvec_vnni_rows(const WView& w, const QuantX& qx, float* y, int64_t r0, int64_t r1) {
-  int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) rows_any<4>(w, qx, y, r);
-  for (; r < r1; r++) rows_any<1>(w, qx, y, r);
+TVNNI void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                            int64_t r1) {
+  for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
+    const int64_t te = tb + kTokenBlock < T ? tb + kTokenBlock : T;
+    for (int64_t r = r0; r < r1; r += 4) {
+      const int64_t R = r1 - r < 4 ? r1 - r : 4;
+      for (int64_t t = tb; t < te; t += kTT) {
+        const int tt = static_cast<int>(te - t < kTT ? te - t : kTT);
+        float* yt = y + t * ldy;
+        switch (R) {
+          case 4: tile_t<4>(w, qx + t, yt, ldy, r, tt); break;
+          case 3: tile_t<3>(w, qx + t, yt, ldy, r, tt); break;
+          case 2: tile_t<2>(w, qx + t, yt, ldy, r, tt); break;
+          default: tile_t<1>(w, qx + t, yt, ldy, r, tt); break;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace xv
