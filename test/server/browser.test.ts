@@ -1,0 +1,149 @@
+/**
+ * The two pages in headless Debian Chromium (playwright-core, executablePath /usr/bin/chromium): the chat page
+ * streams a reply, keeps history for a second turn, stops and resets; on the generation page, moving a slider
+ * changes the request that is sent. Skipped, saying why, when /usr/bin/chromium is not installed.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import type { RunningServer } from "../../src/server/http.js";
+import { raw, startTestServer } from "./helpers.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+// Functions passed to page.evaluate run in the browser (strings would be eval, which the pages' CSP forbids);
+// this project compiles without the DOM types, so the browser globals they use are declared loosely here.
+declare const document: any, window: any, MutationObserver: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+const chatIdle = (replies: number) => !document.getElementById("send").disabled && document.querySelectorAll(".msg.assistant").length === replies;
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)`;
+
+describe("web pages in Chromium", { skip }, () => {
+  let srv: RunningServer;
+  let browser: Browser;
+  before(async () => {
+    srv = await startTestServer({ concurrency: 2 });
+    const { chromium } = await import("playwright-core");
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await srv?.close();
+  });
+
+  async function newPage(path: string): Promise<{ page: Page; errors: string[] }> {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    // any request that leaves the server is an external asset, which the pages must not have
+    page.on("request", (r) => { if (!r.url().startsWith(srv.url)) errors.push(`external request: ${r.url()}`); });
+    await page.goto(srv.url + path);
+    return { page, errors };
+  }
+
+  it("chat: a streamed reply, a second turn with history, stop, reset", async () => {
+    const { page, errors } = await newPage("/");
+    const bodies: { messages: { role: string; content: string }[]; stream: boolean }[] = [];
+    page.on("request", (r) => { if (r.url().endsWith("/v1/chat/completions")) bodies.push(r.postDataJSON()); });
+    // count the reply bubble's text updates: a streamed reply arrives in several
+    await page.evaluate(() => {
+      window.updates = 0;
+      new MutationObserver(() => window.updates++).observe(document.getElementById("log"), { subtree: true, childList: true, characterData: true });
+    });
+
+    await page.fill("#input", "Hello, who are you?");
+    await page.click("#send");
+    await page.waitForFunction(chatIdle, 1);
+    const first = await page.textContent(".msg.assistant");
+    assert.ok(first && first.trim().length > 0 && first !== "…", `reply: ${first}`);
+    assert.match((await page.textContent("#stats"))!, /tokens · [\d.–]+ tok\/s/);
+    assert.equal(bodies[0].stream, true);
+    assert.deepEqual(bodies[0].messages, [{ role: "user", content: "Hello, who are you?" }]);
+    const updates: number = await page.evaluate(() => window.updates);
+    assert.ok(updates >= 3, `the reply bubble was updated ${updates} times`);
+
+    // second turn: the history goes with it
+    await page.fill("#input", "Tell me more.");
+    await page.press("#input", "Enter");
+    await page.waitForFunction(chatIdle, 2);
+    assert.deepEqual(bodies[1].messages.map((m) => m.role), ["user", "assistant", "user"]);
+    assert.equal(bodies[1].messages[1].content, first);
+    assert.equal(await page.locator(".msg").count(), 4);
+
+    // the history survives a reload
+    await page.reload();
+    assert.equal(await page.locator(".msg").count(), 4);
+
+    // stop: a long reply is cut off and the server's slot comes back
+    await page.click("summary >> text=Settings");
+    await page.fill("#max_tokens", "480");
+    await page.fill("#input", "A long story please.");
+    await page.click("#send");
+    await page.click("#stop");
+    await page.waitForFunction(() => !document.getElementById("send").disabled);
+    for (let i = 0; i < 100 && (await raw(srv, "/health")).json.active > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await raw(srv, "/health")).json.active, 0);
+
+    // reset: empty log, and the next turn starts a new conversation
+    await page.click("#reset");
+    assert.equal(await page.locator(".msg").count(), 0);
+    await page.fill("#input", "Hi again");
+    await page.click("#send");
+    await page.waitForFunction(chatIdle, 1);
+    assert.deepEqual(bodies.at(-1)!.messages, [{ role: "user", content: "Hi again" }]);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  it("generation: the sliders set the request; the output streams; history and reset", async () => {
+    const { page, errors } = await newPage("/generate");
+    const sent: Record<string, unknown>[] = [];
+    await page.route("**/v1/completions", async (route) => {
+      sent.push(route.request().postDataJSON());
+      await route.continue();
+    });
+    const generate = async (n: number) => {
+      await page.click("#generate");
+      await page.waitForFunction((k: number) => document.querySelectorAll("#history li").length === k && !document.getElementById("generate").disabled, n);
+    };
+
+    await page.fill("#prompt", "Once upon a time");
+    await generate(1);
+    assert.deepEqual(
+      { max_tokens: sent[0].max_tokens, temperature: sent[0].temperature, top_k: sent[0].top_k, top_p: sent[0].top_p, stream: sent[0].stream },
+      { max_tokens: 128, temperature: 1, top_k: 50, top_p: 0.92, stream: true },
+    );
+    const out = await page.textContent("#output");
+    assert.ok(out!.startsWith("Once upon a time") && out!.length > "Once upon a time".length, out!);
+    assert.match((await page.textContent("#stats"))!, /tok\/s/);
+
+    // move sliders: by value (temperature → 0 = greedy, top_p) and with the keyboard (max_new_tokens, top_k)
+    await page.locator("#temperature").fill("0");
+    await page.locator("#top_p").fill("0.5");
+    await page.focus("#max_new_tokens");
+    for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowLeft");
+    await page.focus("#top_k");
+    await page.keyboard.press("Home");
+    assert.equal(await page.textContent("#max_new_tokens_value"), "125");
+    await generate(2);
+    assert.deepEqual(
+      { max_tokens: sent[1].max_tokens, temperature: sent[1].temperature, top_k: sent[1].top_k, top_p: sent[1].top_p },
+      { max_tokens: 125, temperature: 0, top_k: 0, top_p: 0.5 },
+    );
+    // greedy twice gives the same text
+    const greedy = await page.textContent("#output");
+    await generate(3);
+    assert.equal(await page.textContent("#output"), greedy);
+
+    // history: click an earlier run to restore it; reset clears everything
+    await page.click("#history li:last-child");
+    assert.equal(await page.textContent("#output"), out);
+    await page.click("#reset");
+    assert.equal(await page.locator("#history li").count(), 0);
+    assert.equal(await page.textContent("#output"), "");
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
