@@ -11,4 +11,6 @@ export { parseToolCall, parseCallBody, ToolCallStream, type ParsedReply, type To
 export { validateValue, type JsonSchema } from "./schema.js";
 export { compileSchema, CallRecognizer, DEFAULT_LIMITS, type PrefixLimits } from "./json-prefix.js";
 export { constrainedToolCallHook, vocabPieces, type ConstrainedHook, type ConstrainedHookOptions } from "./constrained.js";
+export { minCompletion } from "./json-budget.js";
 export { chat, chatStream, chatTurn, type ChatOptions, type ChatResult } from "./chat.js";
+export { loadChatContext, readMessagesFile, readToolsFile, parseMessages, writeJsonFile, parseNow, type ChatContext } from "./files.js";
