@@ -51,9 +51,10 @@ const r = spawnSync(process.execPath, args, { cwd: nativeDir, stdio: quiet ? "pi
 if (r.error) warn(r.error.message);
 if (r.status !== 0) {
   if (quiet) {
-    // Keep the tail of the compiler output: enough to see the first error without flooding `npm ci`.
-    const out = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
-    if (out) console.warn(out);
+    // The first compiler error (if any) says more than node-gyp's stack; keep it to a few lines.
+    const lines = `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n");
+    const errors = lines.filter((l) => /error/i.test(l) && !/^gyp ERR!/.test(l)).slice(0, 3);
+    if (errors.length) console.warn(errors.join("\n"));
   }
   warn(`node-gyp exited with ${r.status}`);
 }
