@@ -18,7 +18,8 @@ export interface AddedToken {
 export type Segment = { piece: Piece; id: -1 } | { piece: Piece; id: number };
 
 const WS = /^\p{White_Space}$/u;
-const WORDCH = /^[\p{Alphabetic}\p{N}_]$/u;
+// Rust regex \w (UTS #18): what single_word treats as part of a word.
+const WORDCH = /^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u;
 
 /** Finds one set of added tokens in text. */
 export class AddedMatcher {

@@ -106,7 +106,8 @@ export class HfTokenizer implements Tokenizer {
 
   private pushAdded(seg: Segment, out: EncodingBuilder): void {
     const [a, b] = pieceSpan(seg.piece);
-    out.push(seg.id, this.addedById.get(seg.id)!.content, a, b);
+    // The token string is the matched text, whitespace taken by lstrip / rstrip included (as in Rust).
+    out.push(seg.id, seg.piece.s, a, b);
   }
 
   private pushWord(w: Piece, out: EncodingBuilder): void {
