@@ -4,6 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +16,8 @@ import { loadModel } from "../../src/model/load.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { finetune } from "../../src/train/finetune.js";
 
-const fixtures = fileURLToPath(new URL("../../../test/fixtures/train/", import.meta.url));
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const fixtures = join(root, "test/fixtures/train/");
 
 test("stories260K: 200 steps of full fine-tuning lower held-out loss and teach the Human/Assistant format", async () => {
   const modelDir = defaultModelDir();
@@ -44,6 +46,12 @@ test("stories260K: 200 steps of full fine-tuning lower held-out loss and teach t
     console.log(`# Human: Where did Lily go?  Assistant: ${g.text.trim()} (${g.finishReason})`);
     assert.equal(g.finishReason, "eos");
     assert.match(g.text, /went to the/);
+    // the same through `xverse chat`, two turns
+    const chat = spawnSync(process.execPath, [join(root, "bin/xverse.js"), "chat", "-m", out, "--greedy", "--quiet"],
+      { input: "What did Tom find?\nIs Tom happy?\n", encoding: "utf8" });
+    assert.equal(chat.status, 0, chat.stderr);
+    console.log(`# xverse chat: ${JSON.stringify(chat.stdout)}`);
+    assert.match(chat.stdout, /^Tom found a .+\.\n(.|\n)*Yes, Tom is very happy today\./);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
