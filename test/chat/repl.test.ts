@@ -143,7 +143,7 @@ function hasScript(): boolean {
 }
 
 test("REPL on a terminal: Ctrl-C stops the reply and returns to the prompt; twice at an empty prompt exits", { skip: !hasScript() && "needs util-linux script for a pseudo-terminal" }, async () => {
-  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot, "bin", "xverse.js"))} chat --max-new-tokens 80 --seed 2`;
+  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(join(repoRoot, "bin", "xverse.js"))} chat --max-new-tokens 80 --seed 2 --backend ts`;
   const child = spawn("script", ["-qfec", cmd, "/dev/null"], { cwd: repoRoot, env: { ...process.env, XVERSE_CHAT_TOKEN_DELAY_MS: "20" } });
   let out = "";
   const waiters: (() => void)[] = [];
