@@ -109,21 +109,57 @@ export function rmsnorm(t: Tape, x: Var, w: Var, D: number, eps: number): Var {
 /** y = x Wᵀ (no bias anywhere in XVERSE). x (N, In), W (Out, In) → (N, Out). */
 export function linear(t: Tape, x: Var, W: Var, In: number, Out: number): Var {
   const N = x.data.length / In;
-  const y = new Var(matmulNT(f64(x.data), f64(W.data), N, In, Out), x.requiresGrad || W.requiresGrad);
+  const xd = f64(x.data);
+  const y = new Var(new Float64Array(N * Out), x.requiresGrad || W.requiresGrad);
+  // W is walked in blocks of output rows widened to f64, so no full-size copy of a big weight (lm_head) is made
+  const BO = blockRows(In);
+  for (let o0 = 0; o0 < Out; o0 += BO) {
+    const o1 = Math.min(Out, o0 + BO);
+    matmulNT(xd, widenRows(W.data, o0, o1, In, false), N, In, o1 - o0, y.data as Float64Array, Out, o0, false);
+  }
   if (y.requiresGrad) t.push(() => {
     if (!y.grad) return;
-    const gy = f64(y.grad);
-    // Both gradients are "row · row" products after a cheap transpose, so they reuse the fast kernel:
-    // gW (Out, In) += gyᵀ (Out, N) · xᵀ (In, N)ᵀ ;  gx (N, In) += gy (N, Out) · Wᵀ (In, Out)ᵀ
-    if (W.requiresGrad) addInto(W.g(), matmulNT(transpose(gy, N, Out), transpose(x.data, N, In), Out, N, In));
-    if (x.requiresGrad) addInto(x.g(), matmulNT(gy, transpose(W.data, Out, In), N, Out, In));
+    // Both gradients are "row · row" products after a transpose, so they reuse the same kernel:
+    // gW[o] (In) = Σ_n gy[n, o] x[n]  = rows of gyᵀ (Out, N) · rows of xᵀ (In, N)
+    // gx[n] (In) = Σ_o gy[n, o] W[o]  = rows of gy (N, Out) · rows of Wᵀ (In, Out)
+    const gyT = transpose(f64(y.grad), N, Out);
+    const xT = W.requiresGrad ? transpose(xd, N, In) : null;
+    const gx = x.requiresGrad ? new Float64Array(N * In) : null;
+    for (let o0 = 0; o0 < Out; o0 += BO) {
+      const o1 = Math.min(Out, o0 + BO), bo = o1 - o0;
+      const gyTb = gyT.subarray(o0 * N, o1 * N); // (bo, N)
+      if (xT) {
+        const gwb = new Float64Array(bo * In);
+        matmulNT(gyTb, xT, bo, N, In, gwb, In, 0, false);
+        const gw = W.g();
+        for (let i = 0; i < gwb.length; i++) gw[o0 * In + i] += gwb[i];
+      }
+      if (gx) matmulNT(transpose(gyTb, bo, N), widenRows(W.data, o0, o1, In, true), N, bo, In, gx, In, 0, true);
+    }
+    if (gx) addInto(x.g(), gx);
   });
   return y;
 }
 
-/** The kernel only ever sees Float64Array, so V8 keeps its element loads monomorphic (f32 weights are widened once per call). */
+/** Output rows per block: about 1 MiB of f64 weights. */
+function blockRows(In: number): number {
+  return Math.max(4, Math.floor(131072 / In / 4) * 4);
+}
+
+/** The kernel only ever sees Float64Array, so V8 keeps its element loads monomorphic. */
 function f64(a: Arr): Float64Array {
   return a instanceof Float64Array ? a : Float64Array.from(a);
+}
+
+/** Rows r0…r1−1 of W (·, C) as f64: (r1−r0, C), or transposed (C, r1−r0). */
+function widenRows(w: Arr, r0: number, r1: number, C: number, transposed: boolean): Float64Array {
+  const R = r1 - r0, o = new Float64Array(R * C);
+  if (!transposed) {
+    for (let i = 0; i < R * C; i++) o[i] = w[r0 * C + i];
+  } else {
+    for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[c * R + r] = w[(r0 + r) * C + c];
+  }
+  return o;
 }
 
 function addInto(dst: Arr, src: Float64Array): void {
@@ -138,11 +174,12 @@ function transpose(a: Arr, R: number, C: number): Float64Array {
 }
 
 /**
- * a (M, K) · bᵀ, b (N, K) → (M, N): every entry a dot product of two contiguous rows, unrolled 2 rows × 4
- * columns so each load feeds several multiply-adds (about 3× the plain triple loop in V8). Sums run over k in order.
+ * out[m, off + n] (=, or += with acc) Σ_k a[m, k] · b[n, k] for a (M, K), b (N, K), out rows of length ld: every
+ * entry a dot product of two contiguous rows, unrolled 2 rows × 4 columns so each load feeds several
+ * multiply-adds (about 3× the plain triple loop in V8). Sums run over k in order.
  */
-function matmulNT(a: Float64Array, b: Float64Array, M: number, K: number, N: number): Float64Array {
-  const out = new Float64Array(M * N);
+function matmulNT(a: Float64Array, b: Float64Array, M: number, K: number, N: number, out: Float64Array, ld: number, off: number, acc: boolean): void {
+  const put = (i: number, v: number): void => { if (acc) out[i] += v; else out[i] = v; };
   let m = 0;
   for (; m + 1 < M; m += 2) {
     const xa = m * K, xb = xa + K;
@@ -156,15 +193,15 @@ function matmulNT(a: Float64Array, b: Float64Array, M: number, K: number, N: num
         a0 += u * p0; a1 += u * p1; a2 += u * p2; a3 += u * p3;
         b0 += v * p0; b1 += v * p1; b2 += v * p2; b3 += v * p3;
       }
-      const ya = m * N + n, yb = ya + N;
-      out[ya] = a0; out[ya + 1] = a1; out[ya + 2] = a2; out[ya + 3] = a3;
-      out[yb] = b0; out[yb + 1] = b1; out[yb + 2] = b2; out[yb + 3] = b3;
+      const ya = m * ld + off + n, yb = ya + ld;
+      put(ya, a0); put(ya + 1, a1); put(ya + 2, a2); put(ya + 3, a3);
+      put(yb, b0); put(yb + 1, b1); put(yb + 2, b2); put(yb + 3, b3);
     }
     for (; n < N; n++) {
       const wo = n * K;
       let s0 = 0, s1 = 0;
       for (let k = 0; k < K; k++) { s0 += a[xa + k] * b[wo + k]; s1 += a[xb + k] * b[wo + k]; }
-      out[m * N + n] = s0; out[(m + 1) * N + n] = s1;
+      put(m * ld + off + n, s0); put((m + 1) * ld + off + n, s1);
     }
   }
   for (; m < M; m++) {
@@ -173,10 +210,9 @@ function matmulNT(a: Float64Array, b: Float64Array, M: number, K: number, N: num
       const wo = n * K;
       let s = 0;
       for (let k = 0; k < K; k++) s += a[xo + k] * b[wo + k];
-      out[m * N + n] = s;
+      put(m * ld + off + n, s);
     }
   }
-  return out;
 }
 
 /**
