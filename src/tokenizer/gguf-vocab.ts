@@ -120,10 +120,9 @@ export class GgufTokenizer implements Tokenizer {
       }
       const frag = text.slice(f.start, f.end);
       const r: number[] = [];
-      const before = ids.length;
       if (this.spm) {
         const pre = this.addSpacePrefix && prevSpecial ? 1 : 0;
-        spmTokenize(this.spm, (pre ? " " : "" + "") .concat(frag).replaceAll(" ", "\u2581"), ids, r);
+        spmTokenize(this.spm, ((pre ? " " : "") + frag).replaceAll(" ", "\u2581"), ids, r);
         for (let k = 0; k < r.length; k += 2) {
           offsets.push([f.start + Math.max(0, r[k] - pre), f.start + Math.max(0, r[k + 1] - pre)]);
         }
@@ -142,7 +141,6 @@ export class GgufTokenizer implements Tokenizer {
           }
         }
       }
-      void before;
       prevSpecial = false;
     }
     if (addSpecial && this.addEos) {

@@ -60,7 +60,7 @@ export function spmTokenize(v: SpmVocab, text: string, ids: number[], ranges: nu
     tryAdd(prev[l], l);
     tryAdd(l, next[l]);
   }
-  const resegment = (i: number, from: number, n: number): void => {
+  const resegment = (from: number, n: number): void => {
     const s = text.slice(from, from + n);
     const id = v.tokenToId.get(s);
     if (id !== undefined) {
@@ -81,21 +81,12 @@ export function spmTokenize(v: SpmVocab, text: string, ids: number[], ranges: nu
       }
       return;
     }
-    // The merge recorded for this text: its two halves, as they were when the merge was queued.
-    const [a, b] = p;
-    const la = lengthOfSymbolText(s, st[a], st[b], from);
-    resegment(a, from, la);
-    resegment(b, from + la, n - la);
-    void i;
+    // The merge recorded for this text: its left part runs from the text's start to the right symbol's start.
+    // (Every merge forms a token, so this only matters for ids beyond n_tokens, as in llama.cpp.)
+    const la = st[p[1]] - st[p[0]];
+    resegment(from, la);
+    resegment(from + la, n - la);
   };
   if (st.length === 0) return;
-  for (let i = 0; i !== -1; i = next[i]) resegment(i, st[i], len[i]);
-}
-
-/**
- * In llama.cpp the rev_merge entry points at the two symbols (left, right) that formed this text; the left part
- * starts where the text starts and runs up to the right symbol's start.
- */
-function lengthOfSymbolText(_s: string, leftStart: number, rightStart: number, _from: number): number {
-  return rightStart - leftStart;
+  for (let i = 0; i !== -1; i = next[i]) resegment(st[i], len[i]);
 }

@@ -86,7 +86,7 @@ export function tokenizerFromJson(json: Json | string, config: TokenizerConfig =
   const preTokenizer = buildPreTokenizer(j.pre_tokenizer);
   const decoder = buildDecoder(j.decoder);
   const tokenToIdAll = (t: string): number | undefined => added.find((a) => a.content === t)?.id ?? model.tokenToId(t);
-  const postProcessor = buildPostProcessor(j.post_processor, tokenToIdAll);
+  const postProcessor = buildPostProcessor(j.post_processor);
   const idOf = (v: TokenizerConfig["bos_token"]): number | null => {
     if (v == null) return null;
     const name = typeof v === "string" ? v : v.content;

@@ -52,16 +52,6 @@ export function subPiece(p: Piece, from: number, to: number): Piece {
   return { s, a: null, o: p.o, k: Math.min(p.k, to) - from, f: p.f };
 }
 
-/** The explicit per-unit alignment of units [from, to). */
-export function toExplicit(p: Piece, from = 0, to = p.s.length): Piece {
-  const a = new Int32Array(2 * (to - from));
-  for (let i = from; i < to; i++) {
-    a[2 * (i - from)] = startOf(p, i);
-    a[2 * (i - from) + 1] = endOf(p, i);
-  }
-  return { s: p.s.slice(from, to), a, o: 0, k: 0, f: 1 };
-}
-
 /** Replaces units one-for-one (same length): alignment is unchanged. */
 export function withText(p: Piece, s: string): Piece {
   return { s, a: p.a, o: p.o, k: p.k, f: p.f };

@@ -10,11 +10,11 @@ export type PostProcessor = (e: Encoding, addSpecial: boolean) => Encoding;
 
 type Json = Record<string, any>;
 
-export function buildPostProcessor(j: Json | null | undefined, tokenToId: (t: string) => number | undefined): PostProcessor | null {
+export function buildPostProcessor(j: Json | null | undefined): PostProcessor | null {
   if (j == null) return null;
   switch (j.type) {
     case "Sequence": {
-      const steps = ((j.processors ?? []) as Json[]).map((x) => buildPostProcessor(x, tokenToId)).filter((x): x is PostProcessor => x !== null);
+      const steps = ((j.processors ?? []) as Json[]).map((x) => buildPostProcessor(x)).filter((x): x is PostProcessor => x !== null);
       return (e, add) => {
         for (const s of steps) e = s(e, add);
         return e;
