@@ -1,8 +1,8 @@
 /**
- * The worker side of a request: prompt → tokens → generate() → events. Several jobs run at once in one worker
- * and interleave token by token: generate() awaits setImmediate after every token, so each active job's next
- * decode step runs in turn (round robin through the event loop), and an abort message is seen between tokens.
- * Each job owns its KV cache (made by generate()); it becomes garbage the moment the job's generator ends.
+ * The worker side of a request: prompt → tokens → decode → events. Several jobs run at once in one worker and
+ * share one decode loop (batch.ts): each step is one batched forward pass over every active job, and between
+ * steps the loop yields to the event loop, so abort messages and new jobs are seen between tokens. A job's KV
+ * rows are dropped from the shared cache when it ends.
  */
 import { constrainedToolCallHook } from "../chat/constrained.js";
 import { ToolCallStream } from "../chat/parse.js";
@@ -10,8 +10,9 @@ import { buildPrompt, NO_CHAT_SETTINGS, type ChatSettings } from "../chat/prompt
 import { normalizeTools } from "../chat/tools.js";
 import type { BuiltPrompt } from "../chat/types.js";
 import { XverseError } from "../errors.js";
-import { generate, type GenerateOptions } from "../generate/generate.js";
+import type { GenerateOptions } from "../generate/generate.js";
 import type { LoadedModel } from "../model/load.js";
+import { BatchDecoder } from "./batch.js";
 import { ApiError, badField } from "./errors.js";
 import { logSumExp, promptLogprobs, promptPieces, tokenPieces, toTokenLogprobs, topLogprobs } from "./logprobs.js";
 import type { ChatJob, CompletionJob, Job, ModelInfo, Sampling, ToMain } from "./protocol.js";
@@ -22,6 +23,8 @@ type Finish = "stop" | "length" | "tool_calls" | "abort";
 export class Engine {
   private readonly eosIds: number[];
   private readonly eosText: string;
+  /** All jobs' decode steps run through here, batched into one forward pass per step. */
+  readonly batch: BatchDecoder;
 
   constructor(
     private readonly loaded: LoadedModel,
@@ -32,6 +35,7 @@ export class Engine {
     const { model, tokenizer: tok, generationConfig: gc } = loaded;
     this.eosIds = gc.eosTokenIds.length ? gc.eosTokenIds : model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosId !== null ? [tok.eosId] : [];
     this.eosText = this.eosIds.length ? tok.idToToken(this.eosIds[0]) ?? "" : "";
+    this.batch = new BatchDecoder(model, tok);
   }
 
   info(): ModelInfo {
@@ -108,7 +112,7 @@ export class Engine {
     }
     opts.signal = signal;
     const calls = useTools ? new ToolCallStream() : null;
-    const it = generate(model, tok, prompt.ids, opts);
+    const it = this.batch.generate(prompt.ids, opts);
     let all = "", shown = 0, n = 0, finish: Finish = "length", done = false;
     let call: { name: string; arguments: string } | undefined, before = "";
     try {
@@ -179,11 +183,12 @@ export class Engine {
 
     const opts = this.decoding(job.sampling, maxNew);
     opts.signal = signal;
-    // the hook sees each step's raw logits (generate() keeps that buffer until after the token is yielded), so the
-    // chosen token's logprob and its alternatives come from one computation and compare exactly
-    let row: Float32Array | null = null, lse = 0;
-    if (job.logprobs !== null) opts.logitsHook = (_ids, logits) => { row = logits; lse = logSumExp(logits); };
-    const it = generate(model, tok, ids, opts);
+    // the hook sees each step's raw logits, before the token is picked; the batch loop may run ahead of this
+    // consumer, so the alternatives wait in a queue, one entry per token. The decoder computes the chosen token's
+    // logprob with the same logSumExp, so it compares exactly with its alternatives.
+    const tops: Record<string, number>[] = [];
+    if (k > 0) opts.logitsHook = (_ids, logits) => { tops.push(topLogprobs(logits, k, logSumExp(logits), pieces)); };
+    const it = this.batch.generate(ids, opts);
     let text = "", n = 0;
     let r = await it.next();
     while (!r.done) {
@@ -191,7 +196,7 @@ export class Engine {
       const d = r.value.text;
       text += d;
       const lp = job.logprobs !== null
-        ? { token: d, logprob: row ? row[r.value.id] - lse : r.value.logprob, top: row && k > 0 ? topLogprobs(row, k, lse, pieces) : null, offset }
+        ? { token: d, logprob: r.value.logprob, top: k > 0 ? tops.shift() ?? null : null, offset }
         : undefined;
       offset += [...d].length;
       emit({ type: "delta", id, text: d, ...(lp && { logprob: lp }) });

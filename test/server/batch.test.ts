@@ -1,0 +1,76 @@
+/**
+ * The server's batched decoder gives exactly what generate() gives one request at a time — greedy and seeded
+ * sampling, prompts of different lengths, requests joining and leaving mid-batch (which repacks the shared KV
+ * cache), an abort — while running the requests' steps as one forward pass.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { generateText, type GenerateOptions, type GenerateResult } from "../../src/generate/generate.js";
+import { loadModel } from "../../src/model/load.js";
+import { BatchDecoder } from "../../src/server/batch.js";
+
+const sleepTicks = async (n: number) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
+
+for (const backend of ["ts", "auto"] as const) {
+  describe(`batched decoding (${backend} backend)`, () => {
+    it("matches generate() per request, with requests joining and leaving mid-batch", async () => {
+      const { model, tokenizer } = await loadModel(undefined, { backend, onWarning: () => {} });
+      const cases: { prompt: string; opts: GenerateOptions; delay: number }[] = [
+        { prompt: "Once upon a time", opts: { greedy: true, maxNewTokens: 60, eosTokenIds: [] }, delay: 0 },
+        { prompt: "Lily and Ben went to the park to play with a big red ball", opts: { greedy: true, maxNewTokens: 25 }, delay: 0 },
+        { prompt: "The cat", opts: { temperature: 0.9, topK: 20, topP: 0.9, seed: 42, maxNewTokens: 40, eosTokenIds: [] }, delay: 3 },
+        { prompt: "One day, a little bird", opts: { greedy: true, maxNewTokens: 80, repetitionPenalty: 1.1, eosTokenIds: [] }, delay: 10 },
+        { prompt: "Tom had a dog", opts: { greedy: true, maxNewTokens: 5, stopStrings: ["."] }, delay: 20 },
+      ];
+      const expected: GenerateResult[] = [];
+      for (const c of cases) expected.push(await generateText(model, tokenizer, tokenizer.encode(c.prompt).ids, c.opts));
+      const dec = new BatchDecoder(model, tokenizer);
+      const results = await Promise.all(cases.map(async (c) => {
+        await sleepTicks(c.delay);
+        const it = dec.generate(tokenizer.encode(c.prompt).ids, c.opts);
+        let text = "";
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return { ...r.value, streamed: text };
+          text += r.value.text;
+        }
+      }));
+      results.forEach((r, i) => {
+        assert.deepEqual(r.ids, expected[i].ids, `case ${i}: ids`);
+        assert.equal(r.text, expected[i].text, `case ${i}: text`);
+        assert.equal(r.streamed, expected[i].text, `case ${i}: streamed deltas`);
+        assert.equal(r.finishReason, expected[i].finishReason, `case ${i}: finish`);
+      });
+      assert.ok(dec.maxBatchSeen >= 3, `largest batch ${dec.maxBatchSeen}`);
+      assert.equal(dec.active, 0);
+    });
+
+    it("an aborted request leaves; the others are unaffected", async () => {
+      const { model, tokenizer } = await loadModel(undefined, { backend, onWarning: () => {} });
+      const opts: GenerateOptions = { greedy: true, maxNewTokens: 50, eosTokenIds: [] };
+      const ids = tokenizer.encode("Once upon a time").ids;
+      const want = await generateText(model, tokenizer, ids, opts);
+      const dec = new BatchDecoder(model, tokenizer);
+      const ac = new AbortController();
+      const run = async (signal?: AbortSignal) => {
+        const it = dec.generate(ids, { ...opts, signal });
+        let n = 0;
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return r.value;
+          if (signal && ++n === 5) ac.abort();
+        }
+      };
+      const [a, b] = await Promise.all([run(ac.signal), run()]);
+      assert.equal(a.finishReason, "abort");
+      assert.ok(a.ids.length < 10);
+      assert.deepEqual(b.ids, want.ids);
+      // a consumer that stops pulling (return()) also leaves
+      const it = dec.generate(ids, opts);
+      await it.next();
+      await it.return(undefined as never);
+      await sleepTicks(5);
+      assert.equal(dec.active, 0);
+    });
+  });
+}
