@@ -17,6 +17,12 @@
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 #define INL inline __attribute__((always_inline))
+#ifndef XV_R1
+#define XV_R1 1
+#endif
+#ifndef XV_PF
+#define XV_PF 512
+#endif
 
 namespace xv {
 
@@ -79,6 +85,10 @@ bool vnni_supports(const WView& w) {
 
 namespace {
 
+// Software prefetch distance (bytes) along each weight row: rows of int weights are short (2-4 KB), too short for
+// the hardware prefetcher to ramp up on the 4 interleaved streams of a tile.
+constexpr int64_t kPrefetch = XV_PF;
+
 // A register tile of R weight rows × TT tokens: each weight chunk is loaded (and unpacked) once for TT tokens,
 // each activation chunk once for R rows. T = 1 is the decode matvec (TT = 1).
 template <int R, int TT>
@@ -95,7 +105,10 @@ TVNNI void tile_q8(const WView& w, const QuantX* qx, float* y, int64_t ldy, int6
     const __mmask64 m = left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1);
     __m512i wv[R];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) wv[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * w.cols + k), flip);
+    for (int i = 0; i < R; i++) {
+      _mm_prefetch(reinterpret_cast<const char*>(base + i * w.cols + k + kPrefetch), _MM_HINT_T0);
+      wv[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * w.cols + k), flip);
+    }
 #pragma GCC unroll 4
     for (int t = 0; t < TT; t++) {
       const __m512i xq = _mm512_load_si512(qx[t].q + k);
@@ -142,6 +155,7 @@ TVNNI void tile_q4(const WView& w, const QuantX* qx, float* y, int64_t ldy, int6
     __m512 sw[R];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
+      _mm_prefetch(reinterpret_cast<const char*>(base + i * rb + c * 64 + kPrefetch), _MM_HINT_T0);
       const __m512i b = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + i * rb + c * 64), flip);
       lo[i] = _mm512_and_si512(b, m4);
       hi[i] = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
@@ -194,6 +208,10 @@ constexpr int kTT = 3;
 
 TVNNI void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                             int64_t r1) {
+  if (T == 1 && XV_R1) {
+    for (int64_t r = r0; r < r1; r++) tile_any<1, 1>(w, qx, y, ldy, r);
+    return;
+  }
   for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
     const int64_t te = tb + kTokenBlock < T ? tb + kTokenBlock : T;
     for (int64_t r = r0; r < r1; r += 4) {
