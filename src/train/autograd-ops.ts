@@ -7,6 +7,7 @@
  * anyway, and it keeps training bit-close to PyTorch's f32 math); parameters may be Float32Array (f32 master
  * weights) or Float64Array (finite-difference checks).
  */
+import { addInto, blockRows, f64, matmulNT, transpose, widenRows } from "./kernels.js";
 import type { Rng } from "./rng.js";
 
 export type Arr = Float32Array | Float64Array;
@@ -141,80 +142,6 @@ export function linear(t: Tape, x: Var, W: Var, In: number, Out: number): Var {
   return y;
 }
 
-/** Output rows per block: about 1 MiB of f64 weights. */
-function blockRows(In: number): number {
-  return Math.max(4, Math.floor(131072 / In / 4) * 4);
-}
-
-/** The kernel only ever sees Float64Array, so V8 keeps its element loads monomorphic. */
-function f64(a: Arr): Float64Array {
-  return a instanceof Float64Array ? a : Float64Array.from(a);
-}
-
-/** Rows r0…r1−1 of W (·, C) as f64: (r1−r0, C), or transposed (C, r1−r0). */
-function widenRows(w: Arr, r0: number, r1: number, C: number, transposed: boolean): Float64Array {
-  const R = r1 - r0, o = new Float64Array(R * C);
-  if (!transposed) {
-    for (let i = 0; i < R * C; i++) o[i] = w[r0 * C + i];
-  } else {
-    for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[c * R + r] = w[(r0 + r) * C + c];
-  }
-  return o;
-}
-
-function addInto(dst: Arr, src: Float64Array): void {
-  for (let i = 0; i < src.length; i++) dst[i] += src[i];
-}
-
-/** (R, C) → (C, R), in double. */
-function transpose(a: Arr, R: number, C: number): Float64Array {
-  const o = new Float64Array(R * C);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[c * R + r] = a[r * C + c];
-  return o;
-}
-
-/**
- * out[m, off + n] (=, or += with acc) Σ_k a[m, k] · b[n, k] for a (M, K), b (N, K), out rows of length ld: every
- * entry a dot product of two contiguous rows, unrolled 2 rows × 4 columns so each load feeds several
- * multiply-adds (about 3× the plain triple loop in V8). Sums run over k in order.
- */
-function matmulNT(a: Float64Array, b: Float64Array, M: number, K: number, N: number, out: Float64Array, ld: number, off: number, acc: boolean): void {
-  const put = (i: number, v: number): void => { if (acc) out[i] += v; else out[i] = v; };
-  let m = 0;
-  for (; m + 1 < M; m += 2) {
-    const xa = m * K, xb = xa + K;
-    let n = 0;
-    for (; n + 3 < N; n += 4) {
-      const w0 = n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K;
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-      for (let k = 0; k < K; k++) {
-        const u = a[xa + k], v = a[xb + k];
-        const p0 = b[w0 + k], p1 = b[w1 + k], p2 = b[w2 + k], p3 = b[w3 + k];
-        a0 += u * p0; a1 += u * p1; a2 += u * p2; a3 += u * p3;
-        b0 += v * p0; b1 += v * p1; b2 += v * p2; b3 += v * p3;
-      }
-      const ya = m * ld + off + n, yb = ya + ld;
-      put(ya, a0); put(ya + 1, a1); put(ya + 2, a2); put(ya + 3, a3);
-      put(yb, b0); put(yb + 1, b1); put(yb + 2, b2); put(yb + 3, b3);
-    }
-    for (; n < N; n++) {
-      const wo = n * K;
-      let s0 = 0, s1 = 0;
-      for (let k = 0; k < K; k++) { s0 += a[xa + k] * b[wo + k]; s1 += a[xb + k] * b[wo + k]; }
-      put(m * ld + off + n, s0); put((m + 1) * ld + off + n, s1);
-    }
-  }
-  for (; m < M; m++) {
-    const xo = m * K;
-    for (let n = 0; n < N; n++) {
-      const wo = n * K;
-      let s = 0;
-      for (let k = 0; k < K; k++) s += a[xo + k] * b[wo + k];
-      put(m * ld + off + n, s);
-    }
-  }
-}
-
 /**
  * cos/sin tables for rotate-half RoPE: (N, headDim/2) for the given positions, angle = pos · base^(−2i/headDim).
  * `posScale` is 1/factor for linear scaling.
@@ -271,102 +198,7 @@ export function rope(t: Tape, x: Var, nHeads: number, headDim: number, tab: { co
   return y;
 }
 
-export interface AttnShape {
-  B: number;
-  T: number;
-  nHeads: number;
-  nKvHeads: number;
-  headDim: number;
-  /** (B·T) 1 = real token, 0 = padding; padded keys get no attention. null = no padding. */
-  keyMask: Uint8Array | null;
-}
-
-/**
- * Causal softmax attention with GQA (query head h reads kv head h / (nHeads/nKvHeads)) and a key padding mask.
- * q (B·T, nHeads·hd), k and v (B·T, nKvHeads·hd) → (B·T, nHeads·hd). Keeps P (B, nHeads, T, T) for backward.
- * A query with no visible key (a left pad at position 0) outputs zeros.
- */
-export function attention(t: Tape, q: Var, k: Var, v: Var, s: AttnShape): Var {
-  const { B, T, nHeads: H, nKvHeads: KH, headDim: hd, keyMask } = s;
-  const group = H / KH, QW = H * hd, KW = KH * hd, scale = 1 / Math.sqrt(hd);
-  const y = out(B * T * QW, q, k, v);
-  const qd = q.data, kd = k.data, vd = v.data, yd = y.data;
-  const P = new Float64Array(B * H * T * T);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const kh = Math.floor(h / group);
-      for (let i = 0; i < T; i++) {
-        const qo = (b * T + i) * QW + h * hd;
-        const po = ((b * H + h) * T + i) * T;
-        let mx = -Infinity;
-        for (let j = 0; j <= i; j++) {
-          if (keyMask && !keyMask[b * T + j]) continue;
-          const ko = (b * T + j) * KW + kh * hd;
-          let sc = 0;
-          for (let d = 0; d < hd; d++) sc += qd[qo + d] * kd[ko + d];
-          sc *= scale;
-          P[po + j] = sc;
-          if (sc > mx) mx = sc;
-        }
-        if (mx === -Infinity) continue;
-        let sum = 0;
-        for (let j = 0; j <= i; j++) {
-          if (keyMask && !keyMask[b * T + j]) continue;
-          const e = Math.exp(P[po + j] - mx);
-          P[po + j] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let j = 0; j <= i; j++) {
-          if (keyMask && !keyMask[b * T + j]) { P[po + j] = 0; continue; }
-          const p = (P[po + j] *= inv);
-          const vo = (b * T + j) * KW + kh * hd;
-          for (let d = 0; d < hd; d++) yd[qo + d] += p * vd[vo + d];
-        }
-      }
-    }
-  }
-  if (y.requiresGrad) t.push(() => {
-    if (!y.grad) return;
-    const gy = y.grad;
-    const gq = q.requiresGrad ? q.g() : null, gk = k.requiresGrad ? k.g() : null, gv = v.requiresGrad ? v.g() : null;
-    const dP = new Float64Array(T);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const kh = Math.floor(h / group);
-        for (let i = 0; i < T; i++) {
-          const qo = (b * T + i) * QW + h * hd;
-          const po = ((b * H + h) * T + i) * T;
-          // dP_j = dO·v_j ; dS_j = P_j (dP_j − Σ P dP)
-          let dot = 0;
-          for (let j = 0; j <= i; j++) {
-            const p = P[po + j];
-            if (p === 0) { dP[j] = 0; continue; }
-            const vo = (b * T + j) * KW + kh * hd;
-            let s2 = 0;
-            for (let d = 0; d < hd; d++) {
-              s2 += gy[qo + d] * vd[vo + d];
-              if (gv) gv[vo + d] += p * gy[qo + d];
-            }
-            dP[j] = s2;
-            dot += p * s2;
-          }
-          for (let j = 0; j <= i; j++) {
-            const p = P[po + j];
-            if (p === 0) continue;
-            const ds = p * (dP[j] - dot) * scale;
-            const ko = (b * T + j) * KW + kh * hd;
-            for (let d = 0; d < hd; d++) {
-              if (gq) gq[qo + d] += ds * kd[ko + d];
-              if (gk) gk[ko + d] += ds * qd[qo + d];
-            }
-          }
-        }
-      }
-    }
-  });
-  return y;
-}
+export { attention, type AttnShape } from "./attention-op.js";
 
 /** SwiGLU's gate: silu(g) ⊙ u. g, u (N, I). */
 export function swiglu(t: Tape, g: Var, u: Var): Var {
