@@ -8,6 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -44,7 +45,8 @@ const prefix = dirname(dirname(process.execPath));
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, "include", "node", "node_api.h"))) {
   args.push(`--nodedir=${prefix}`);
 }
-if (process.env.XVERSE_NATIVE_JOBS) args.push(`--jobs=${process.env.XVERSE_NATIVE_JOBS}`);
+// Seven translation units: compile them in parallel (node-gyp's default is one at a time).
+args.push(`--jobs=${process.env.XVERSE_NATIVE_JOBS ?? Math.min(4, availableParallelism())}`);
 
 const quiet = process.env.XVERSE_NATIVE_VERBOSE !== "1";
 const r = spawnSync(process.execPath, args, { cwd: nativeDir, stdio: quiet ? "pipe" : "inherit", encoding: "utf8" });

@@ -14,8 +14,8 @@ export interface SelectOptions extends NativeOptions {
   warn?: (message: string) => void;
 }
 
-// Measured on the 2-core dev machine (AVX-512): native decode vs the TS reference, bf16/int weights.
-const SLOWDOWN = "10-30x";
+// Measured on the 2-core dev machine (AVX-512), one thread each: matvec f32 ~10x, bf16/f16 ~70x, int8/int4 100x+.
+const SLOWDOWN = "10-100x";
 let warned = false;
 
 export function selectBackend(kind: BackendKind = "auto", opts: SelectOptions = {}): Backend {
