@@ -38,11 +38,13 @@ export class LocalScorer implements Scorer {
 
   async generate(prompt: string, req: GenerateRequest): Promise<string> {
     let ids = this.tokenizer.encode(prompt).ids;
-    // Keep room for the answer: cut the prompt from the left (as lm-eval does) when it would not fit.
-    const room = this.model.config.maxPositionEmbeddings - req.maxNewTokens;
-    if (room < 1) throw new RangeError(`max new tokens ${req.maxNewTokens} leaves no room for a prompt in ${this.model.config.maxPositionEmbeddings} positions`);
-    if (ids.length > room) ids = ids.slice(ids.length - room);
-    const r = await generateText(this.model, this.tokenizer, ids, { greedy: true, maxNewTokens: req.maxNewTokens, stopStrings: [...req.stop] });
+    // A small context (stories260K: 512) cannot hold prompt + max new tokens: keep at least half the window for
+    // the prompt (cut from the left, as lm-eval does) and let the answer have the rest.
+    const maxPos = this.model.config.maxPositionEmbeddings;
+    const keep = Math.max(1, Math.max(maxPos - req.maxNewTokens, Math.floor(maxPos / 2)));
+    if (ids.length > keep) ids = ids.slice(ids.length - keep);
+    const maxNewTokens = Math.min(req.maxNewTokens, maxPos - ids.length);
+    const r = await generateText(this.model, this.tokenizer, ids, { greedy: true, maxNewTokens, stopStrings: [...req.stop] });
     return truncateAtStop(r.text, req.stop);
   }
 }
