@@ -93,3 +93,27 @@ test("finetune errors name the problem", () => {
   assert.match(xverse(["finetune", "--data", data, "--out", "/tmp/x", "--schedule", "cubic"]).stderr, /--schedule must be one of/);
   assert.match(xverse(["finetune", "--data", data, "--out", "/tmp/x", "--lora", "--targets", "qproj"]).stderr, /LoRA target "qproj" matches no linear layer/);
 });
+
+test("training prompts are the ids `xverse chat` feeds the model (v2 multi-turn, v1 newest turn, BOS models)", async () => {
+  const { buildPrompt } = await import("../../src/chat/prompt.js");
+  const { encodeConversation } = await import("../../src/train/data.js");
+  const { loadConfig } = await import("../../src/config.js");
+  for (const dir of [tiny, join(root, "models/stories260K")]) {
+    const tok = loadTokenizer(dir), config = loadConfig(dir);
+    const bos = dir === tiny ? null : tok.bosId;
+    const turns = [{ user: "Where is the cat?", assistant: "The cat is in the garden." }, { user: "And the dog?", assistant: "Home." }];
+    const e = encodeConversation(tok, { turns }, { format: "v2", eosId: config.eosTokenIds[0], bosId: bos });
+    const p = buildPrompt(tok, [
+      { role: "user", content: turns[0].user }, { role: "assistant", content: turns[0].assistant }, { role: "user", content: turns[1].user },
+    ], { format: "v2", config, addBos: bos !== null }).ids;
+    assert.deepEqual(e.ids.slice(0, p.length), p, dir);
+    // inside that prefix only the first reply and its eos are trained on
+    const reply0 = [...tok.encode(turns[0].assistant, { addSpecialTokens: false }).ids, config.eosTokenIds[0]];
+    assert.deepEqual(e.labels.slice(0, p.length).filter((l) => l !== -100), reply0);
+    const e1 = encodeConversation(tok, { turns: turns.slice(0, 1) }, { format: "v1", eosId: config.eosTokenIds[0], bosId: bos });
+    const p1 = buildPrompt(tok, [{ role: "user", content: turns[0].user }], { format: "v1", config, addBos: bos !== null }).ids;
+    assert.deepEqual(e1.ids.slice(0, p1.length), p1, dir);
+    assert.ok(e1.labels.slice(0, p1.length).every((l) => l === -100));
+    assert.notEqual(e1.labels[p1.length], -100);
+  }
+});
