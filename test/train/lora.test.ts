@@ -11,6 +11,7 @@ import { openSafetensors } from "../../src/io/safetensors.js";
 import { XverseModel } from "../../src/model/xverse.js";
 import { Tape } from "../../src/train/autograd-ops.js";
 import { addLora, loadPeftAdapter, mergeLora, savePeftAdapter } from "../../src/train/lora.js";
+import { withPeftAdapter } from "../../src/train/lora-source.js";
 import { Rng } from "../../src/train/rng.js";
 import { XverseTrainModel, type TrainBatch } from "../../src/train/xverse-train-model.js";
 
@@ -88,4 +89,22 @@ test("merged weights give the logits of the adapters applied on the fly (within 
   const d = maxDiff(logits(m), onTheFly);
   console.log(`# merged vs on-the-fly: max |Δlogit| ${d.toExponential(2)}`);
   assert.ok(d <= 1e-5, `max |Δ| ${d}`);
+});
+
+test("withPeftAdapter: the inference model on base + adapter equals the merged training model", () => {
+  const m = withAdapters();
+  const out = mkdtempSync(join(tmpdir(), "xverse-lora-src-"));
+  try {
+    savePeftAdapter(m, out);
+    const src = withPeftAdapter(openSafetensors(dir + "model.safetensors"), out);
+    const inf = XverseModel.fromSource(cfg, src, { backend: tsBackend });
+    src.close();
+    const ref = inf.forward(tokens, inf.newCache(tokens.length), { logits: "all" });
+    mergeLora(m);
+    const d = maxDiff(logits(m), ref);
+    console.log(`# inference on base + PEFT adapter vs merged: max |Δlogit| ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-4, `max |Δ| ${d}`);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
