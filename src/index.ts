@@ -40,3 +40,4 @@ export { tokenizerFromGguf, GgufTokenizer, type GgufEncodeOptions } from "./toke
 export { openTokenizer } from "./tokenizer/auto.js";
 export { HfTokenizer } from "./tokenizer/tokenizer.js";
 export { chat, chatStream, chatTurn, buildPrompt, buildV1, buildV2, inputBudget, loadChatSettings, resolveChatFormat, normalizeTools, toolPrompt, withTools, formatToolCall, parseToolCall, ToolCallStream, constrainedToolCallHook, validateValue, THINK_START, THINK_END, type ChatMessage, type ChatRole, type ChatFormat, type BuiltPrompt, type ChatOptions, type ChatResult, type ChatSettings, type PromptOptions, type ToolSpec, type ParsedReply, type ToolCall, type ConstrainedHook, type JsonSchema } from "./chat/index.js";
+export { withPeftAdapter } from "./train/lora-source.js";
