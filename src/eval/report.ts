@@ -51,3 +51,17 @@ export function writeFileAtomic(path: string, text: string): void {
 export function writeReport(path: string, report: EvalReport): void {
   writeFileAtomic(path, JSON.stringify(report, null, 1) + "\n");
 }
+
+/** One report from several runs of the same model (e.g. tasks run in parallel processes): tasks and items joined. */
+export function mergeReports(reports: EvalReport[]): EvalReport {
+  if (reports.length === 0) throw new RangeError("mergeReports: no reports");
+  const first = reports[0]!;
+  const tasks = reports.flatMap((r) => r.tasks);
+  return {
+    ...first,
+    settings: { ...first.settings, tasks: tasks.map((t) => t.task), shots: Object.assign({}, ...reports.map((r) => r.settings.shots)) },
+    sandbox: reports.map((r) => r.sandbox).find((s) => s) ?? null,
+    tasks,
+    items: reports.flatMap((r) => r.items),
+  };
+}
