@@ -22,6 +22,11 @@ export interface GgufEncodeOptions extends EncodeOptions {
 
 type Meta = Record<string, unknown>;
 
+/** C isspace(): what llama.cpp's lstrip / rstrip remove. */
+const C_SPACE = /^[ \t\n\v\f\r]$/;
+
+const EOG_TEXTS = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "</s>"];
+
 function get<T>(m: Meta, key: string, check: (v: unknown) => boolean, what: string): T | undefined {
   const v = m[key];
   if (v === undefined) return undefined;
@@ -50,9 +55,13 @@ export class GgufTokenizer implements Tokenizer {
   private readonly types: number[];
   private readonly tokenToIdMap = new Map<string, number>();
   private readonly specials: number[];
+  private readonly lstrip = new Set<number>();
+  private readonly rstrip = new Set<number>();
   private readonly addBos: boolean;
   private readonly addEos: boolean;
   private readonly addSpacePrefix: boolean;
+  /** llama.cpp's clean_spaces: decode removes the space before ? ! . , and before 's 'm 'll 're 've. */
+  readonly cleanSpaces: boolean;
   private readonly spm: SpmVocab | null = null;
   private readonly bpe: BpeVocab | null = null;
   private readonly regexes: RegExp[] = [];
@@ -63,6 +72,12 @@ export class GgufTokenizer implements Tokenizer {
     const types = get<number[]>(m, "tokenizer.ggml.token_type", Array.isArray, "an array of integers");
     this.types = types ? types.map(Number) : new Array(tokens.length).fill(TokenType.NORMAL);
     this.tokens.forEach((t, i) => this.tokenToIdMap.set(t, i));
+    // llama.cpp retypes end-of-generation tokens as control tokens when a file marks them otherwise (phi-3's
+    // "</s>" is user-defined), so they are only recognised in text with parse_special.
+    for (const name of EOG_TEXTS) {
+      const id = this.tokenToIdMap.get(name);
+      if (id !== undefined && this.types[id] !== TokenType.CONTROL) this.types[id] = TokenType.CONTROL;
+    }
     this.bosId = num(m["tokenizer.ggml.bos_token_id"]);
     this.eosId = num(m["tokenizer.ggml.eos_token_id"]);
     this.padId = num(m["tokenizer.ggml.padding_token_id"]);
@@ -76,6 +91,19 @@ export class GgufTokenizer implements Tokenizer {
       if ((t === TokenType.CONTROL || t === TokenType.USER_DEFINED || t === TokenType.UNKNOWN) && this.tokens[i].length > 0) this.specials.push(i);
     });
     this.specials.sort((a, b) => utf8Length(this.tokens[b]) - utf8Length(this.tokens[a]) || a - b);
+    // llama.cpp's per-model token attributes (llama-vocab.cpp): phi-3's special tokens eat the whitespace
+    // after them, except <unk>, <s> and <|endoftext|>.
+    const modelName = String(m["general.name"] ?? "").toLowerCase();
+    if (modelName.includes("phi-3") || modelName.includes("phi3")) {
+      for (const id of this.specials) this.rstrip.add(id);
+      const eos = this.tokenToIdMap.get("</s>");
+      if (eos !== undefined) this.rstrip.add(eos);
+      for (const name of ["<unk>", "<s>", "<|endoftext|>"]) {
+        const id = this.tokenToIdMap.get(name);
+        if (id !== undefined) this.rstrip.delete(id);
+      }
+    }
+    this.cleanSpaces = false;
     if (spm) {
       const scores = get<number[]>(m, "tokenizer.ggml.scores", Array.isArray, "an array of numbers");
       const byteIds = new Int32Array(256).fill(-1);
@@ -97,6 +125,7 @@ export class GgufTokenizer implements Tokenizer {
       const pre = get<string>(m, "tokenizer.ggml.pre", (v) => typeof v === "string", "a string") ?? "default";
       const { regexes, ignoreMerges } = preTokenizerRegexes(pre);
       this.regexes = compileRegexes(regexes);
+      this.cleanSpaces = !NO_CLEAN_SPACES.has(pre);
       this.bpe = { tokenToId: this.tokenToIdMap, ranks, ignoreMerges };
     }
   }
@@ -169,9 +198,12 @@ export class GgufTokenizer implements Tokenizer {
         for (;;) {
           const k = text.indexOf(content, pos);
           if (k < 0 || k + content.length > f.end) break;
-          if (k > pos) next.push({ id: -1, start: pos, end: k });
+          let left = k;
+          if (this.lstrip.has(sid)) while (left > pos && C_SPACE.test(text[left - 1])) left--;
+          if (left > pos) next.push({ id: -1, start: pos, end: left });
           next.push({ id: sid, start: k, end: k + content.length });
           pos = k + content.length;
+          if (this.rstrip.has(sid)) while (pos < f.end && C_SPACE.test(text[pos])) pos++;
         }
         if (pos < f.end) next.push({ id: -1, start: pos, end: f.end });
       }
@@ -181,6 +213,12 @@ export class GgufTokenizer implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    const text = this.decodeRaw(ids, options);
+    return this.cleanSpaces ? cleanSpaces(text) : text;
+  }
+
+  /** decode without clean_spaces (streaming uses it: a space already emitted cannot be taken back). */
+  private decodeRaw(ids: ArrayLike<number>, options?: DecodeOptions): string {
     const skip = options?.skipSpecialTokens ?? false;
     const bytes: number[] = [];
     const enc = new TextEncoder();
@@ -192,6 +230,8 @@ export class GgufTokenizer implements Tokenizer {
       const type = this.types[id];
       if (type === TokenType.CONTROL || type === TokenType.UNKNOWN) {
         if (!skip) for (const b of enc.encode(t)) bytes.push(b);
+        // llama.cpp only drops the space prefix from the very first token of the list
+        first = false;
         continue;
       }
       if (type === TokenType.BYTE && /^<0x[0-9A-Fa-f]{2}>$/.test(t)) {
@@ -230,8 +270,19 @@ export class GgufTokenizer implements Tokenizer {
 
   streamDecoder(options?: DecodeOptions): StreamDecoder {
     const skip = options?.skipSpecialTokens ?? false;
-    return createStreamDecoder((ids) => this.decode(ids), (id) => skip && this.isSpecial(id));
+    return createStreamDecoder((ids) => this.decodeRaw(ids), (id) => skip && this.isSpecial(id));
   }
+}
+
+/** Pre-tokenizer types for which llama.cpp turns clean_spaces off (llama-vocab.cpp). */
+const NO_CLEAN_SPACES = new Set(["deepseek-llm", "deepseek-coder", "deepseek-v3", "command-r", "qwen2", "qwen35", "stablelm2", "poro-chat", "chatglm-bpe", "viking", "tekken", "smollm", "chameleon", "gpt-4o", "superbpe", "trillion", "bailingmoe", "megrez", "hunyuan", "kimi-k2"]);
+
+/** llama.cpp's three clean-up passes, in order. */
+function cleanSpaces(t: string): string {
+  return t
+    .replace(/ ([?!.,])/g, "$1")
+    .replace(/ ' /g, "'")
+    .replace(/ '(?=s|m|ll|re|ve)/g, "'");
 }
 
 function utf8Length(s: string): number {

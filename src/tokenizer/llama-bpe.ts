@@ -67,9 +67,12 @@ export function preTokenizerRegexes(pre: string): { regexes: string[]; ignoreMer
 }
 
 /** Applies the regex list: each regex re-splits every piece; returns piece boundaries as [start, end) pairs. */
-export function regexSplit(text: string, res: RegExp[]): number[] {
+export function regexSplit(original: string, res: RegExp[]): number[] {
+  if (original.length === 0) return [];
+  // llama.cpp matches with std::regex, which only knows ASCII whitespace, so it first turns every other
+  // whitespace character into \v: explicit ranges such as deepseek-llm's [　-。] then no longer see U+3000.
+  const text = NON_ASCII_SPACE.test(original) ? original.replace(NON_ASCII_SPACE_G, "\v") : original;
   let pieces = [0, text.length];
-  if (text.length === 0) return [];
   for (const re of res) {
     const out: number[] = [];
     for (let i = 0; i < pieces.length; i += 2) {
@@ -93,6 +96,9 @@ export function regexSplit(text: string, res: RegExp[]): number[] {
   }
   return pieces;
 }
+
+const NON_ASCII_SPACE = /[^\x00-\x7f]/u;
+const NON_ASCII_SPACE_G = /(?![\x00-\x7f])\p{White_Space}/gu;
 
 export function compileRegexes(list: string[]): RegExp[] {
   return list.map((r) => new RegExp(translateOniguruma(r, false), "gu"));

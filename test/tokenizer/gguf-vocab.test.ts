@@ -30,10 +30,13 @@ for (const f of files) {
       if (JSON.stringify(got) !== JSON.stringify(want)) bad.push(`${JSON.stringify(text)}: ${JSON.stringify(got)} != ${JSON.stringify(want)}`);
     });
     assert.equal(bad.length, 0, `${bad.length}/46 differ:\n${bad.slice(0, 6).join("\n")}`);
-    // Decoding gives the text back (llama.cpp's own round trip, SPM dropping the space prefix it added).
+    // Decoding gives the text back (SPM dropping the space prefix it added; vocabularies with llama.cpp's
+    // clean_spaces lose the space before punctuation, so they are checked through the stream decoder).
     for (const text of inputs) {
       const ids = tok.encode(text, { addSpecialTokens: false, parseSpecial: false }).ids;
-      assert.equal(tok.decode(ids), text, `round trip of ${JSON.stringify(text)}`);
+      if (!tok.cleanSpaces) assert.equal(tok.decode(ids), text, `round trip of ${JSON.stringify(text)}`);
+      const d = tok.streamDecoder();
+      assert.equal(ids.map((id) => d.push(id)).join("") + d.flush(), text, `streamed round trip of ${JSON.stringify(text)}`);
     }
   });
 }
