@@ -5,7 +5,7 @@
  * with the decode memory-bandwidth roofline. The last lines are `ratio_prefill_<p>: X.XX` / `ratio_decode_<p>: X.XX`
  * (ours / llama.cpp).
  *
- *   node dist/bench/inference.js [--quick] [--threads N] [--runs N] [--prompt N] [--gen N]
+ *   node dist/bench/inference.js [--quick | --size full|medium|quick] [--threads N] [--runs N] [--prompt N] [--gen N]
  *                                [--precisions f16,int8,int4] [--dir DIR] [--skip-llama] [--skip-ours]
  */
 import { existsSync, statSync } from "node:fs";
@@ -16,11 +16,13 @@ import { loadConfig } from "../src/config.js";
 import { openCheckpoint } from "../src/io/checkpoint.js";
 import { exportGguf, type ExportType } from "../src/gguf/export.js";
 import { readGguf } from "../src/io/gguf.js";
+import type { TensorSource } from "../src/io/source.js";
+import { f16ToF32 } from "../src/tensor.js";
 import { selectBackend } from "../src/backend/select.js";
 import { XverseModel } from "../src/model/xverse.js";
 import { projectionLoader } from "../src/quant/load.js";
 import { weightBytes } from "../src/quant/quantize.js";
-import { BENCH_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
+import { BENCH_SPEC, MEDIUM_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
 import { importPeer, machineInfo, measureBandwidth, median } from "./machine.js";
 
 type Precision = "f16" | "int8" | "int4";
@@ -41,7 +43,15 @@ function argmax(a: Float32Array): number {
   return b;
 }
 
-async function runOurs(dir: string, p: Precision, prompt: number[], gen: number, runs: number, threads: number): Promise<Timing & { backend: string }> {
+/** One engine at one precision, loaded once; `run` times one prefill + decode. */
+interface Engine {
+  name: string;
+  bytesPerToken: number;
+  run(): Promise<{ prefill: number; decode: number; generated: number }>;
+  close(): Promise<void>;
+}
+
+async function openOurs(dir: string, p: Precision, prompt: number[], gen: number, threads: number): Promise<Engine> {
   const warnings: string[] = [];
   const backend = selectBackend("auto", { threads, warn: (m) => warnings.push(m) });
   for (const w of warnings) log(`  ours: ${w}`);
@@ -51,6 +61,7 @@ async function runOurs(dir: string, p: Precision, prompt: number[], gen: number,
   const model = XverseModel.fromSource(cfg, src, { backend, projection: projectionLoader(cfg, OURS[p]) });
   src.close();
   const W = model.weights;
+  // Bytes one decode step streams: the seven projections of every layer and lm_head (one embedding row is noise).
   let bytes = weightBytes(W.lmHead);
   for (const L of W.layers) for (const w of [L.q, L.k, L.v, L.o, L.gate, L.up, L.down]) bytes += weightBytes(w);
   const isa = (backend as { isa?: string }).isa;
@@ -60,22 +71,23 @@ async function runOurs(dir: string, p: Precision, prompt: number[], gen: number,
   // warm-up: a short prefill and a few decode steps (page faults, JIT, thread pool start)
   model.forward(prompt.slice(0, 16), cache);
   for (let i = 0; i < 4; i++) model.forward([prompt[16 + i]], cache);
-  const out: Timing & { backend: string } = { prefill: [], decode: [], bytesPerToken: bytes, backend: name };
-  for (let r = 0; r < runs; r++) {
-    cache.truncate(0);
-    let t = performance.now();
-    let logits = model.forward(prompt, cache);
-    out.prefill.push(prompt.length / ((performance.now() - t) / 1000));
-    const buf = new Float32Array(logits.length);
-    t = performance.now();
-    for (let i = 0; i < gen; i++) logits = model.forward([argmax(logits)], cache, { out: buf });
-    out.decode.push(gen / ((performance.now() - t) / 1000));
-    log(`  ours ${p} run ${r + 1}: prefill ${out.prefill[r].toFixed(2)} tok/s, decode ${out.decode[r].toFixed(2)} tok/s`);
-  }
-  return out;
+  const buf = new Float32Array(cfg.vocabSize);
+  return {
+    name, bytesPerToken: bytes,
+    async run() {
+      cache.truncate(0);
+      let t = performance.now();
+      let logits = model.forward(prompt, cache);
+      const prefill = prompt.length / ((performance.now() - t) / 1000);
+      t = performance.now();
+      for (let i = 0; i < gen; i++) logits = model.forward([argmax(logits)], cache, { out: buf });
+      return { prefill, decode: gen / ((performance.now() - t) / 1000), generated: gen };
+    },
+    async close() { /* garbage-collected */ },
+  };
 }
 
-async function runLlama(ggufPath: string, p: Precision, prompt: number[], gen: number, runs: number, threads: number): Promise<Timing> {
+async function openLlama(ggufPath: string, prompt: number[], gen: number, threads: number): Promise<Engine> {
   const nlc = await importPeer<any>("node-llama-cpp");
   const llama = await nlc.getLlama({ gpu: false, build: "never", maxThreads: threads, logLevel: nlc.LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
@@ -85,35 +97,55 @@ async function runLlama(ggufPath: string, p: Precision, prompt: number[], gen: n
   const seq = ctx.getSequence();
   // Bytes one decode step streams: every tensor but the embedding table (only one of its rows is read).
   let bytes = 0;
-  const g = readGguf(ggufPath);
-  for (const t of g.tensors) if (t.name !== "token_embd.weight") bytes += t.nbytes;
+  for (const t of readGguf(ggufPath).tensors) if (t.name !== "token_embd.weight") bytes += t.nbytes;
   await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 16));
-  await seq.clearHistory();
-  const out: Timing = { prefill: [], decode: [], bytesPerToken: bytes };
-  for (let r = 0; r < runs; r++) {
-    await seq.clearHistory();
-    let t = performance.now();
-    await seq.evaluateWithoutGeneratingNewTokens(prompt);
-    out.prefill.push(prompt.length / ((performance.now() - t) / 1000));
-    let n = 0;
-    t = performance.now();
-    // greedy decoding through the generator: each yielded token is one single-token forward + sampling
-    for await (const _tok of seq.evaluate([prompt[prompt.length - 1]], { temperature: 0 })) if (++n >= gen) break;
-    out.decode.push(n / ((performance.now() - t) / 1000));
-    if (n < gen) out.note = `llama.cpp stopped after ${n} tokens`;
-    log(`  llama.cpp ${p} run ${r + 1}: prefill ${out.prefill[r].toFixed(2)} tok/s, decode ${out.decode[r].toFixed(2)} tok/s`);
-  }
-  await ctx.dispose();
-  await model.dispose();
-  await llama.dispose();
-  return out;
+  return {
+    name: "llama.cpp", bytesPerToken: bytes,
+    async run() {
+      await seq.clearHistory();
+      let t = performance.now();
+      await seq.evaluateWithoutGeneratingNewTokens(prompt);
+      const prefill = prompt.length / ((performance.now() - t) / 1000);
+      let n = 0;
+      t = performance.now();
+      // greedy decoding through the generator: each yielded token is one single-token forward + sampling
+      for await (const _tok of seq.evaluate([prompt[prompt.length - 1]], { temperature: 0 })) if (++n >= gen) break;
+      return { prefill, decode: n / ((performance.now() - t) / 1000), generated: n };
+    },
+    async close() {
+      await ctx.dispose();
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
+}
+
+/**
+ * The checkpoint with f16 tensors widened to f32 through a lookup table: the exporter's per-element f16 decode
+ * costs minutes on a billion weights, and the values (hence the GGUF files) are identical either way.
+ */
+function widened(src: TensorSource): TensorSource {
+  const tab = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) tab[h] = f16ToF32(h);
+  return {
+    ...src,
+    names: () => src.names(), has: (n) => src.has(n), close: () => src.close(),
+    info: (n) => ({ ...src.info(n), dtype: "f32" }),
+    read: (n) => {
+      const t = src.read(n);
+      if (t.dtype !== "f16") return t;
+      const h = t.data as Uint16Array, x = new Float32Array(h.length);
+      for (let i = 0; i < h.length; i++) x[i] = tab[h[i]];
+      return { dtype: "f32", shape: t.shape, data: x };
+    },
+  };
 }
 
 function ensureGguf(dir: string, p: Precision): string {
   const path = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
   if (existsSync(path)) return path;
   const cfg = loadConfig(join(dir, "f16"));
-  const src = openCheckpoint(join(dir, "f16"));
+  const src = widened(openCheckpoint(join(dir, "f16")));
   const t0 = performance.now();
   try {
     // exportGguf writes atomically, so an existing file is always complete
@@ -128,13 +160,15 @@ function ensureGguf(dir: string, p: Precision): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      quick: { type: "boolean" }, threads: { type: "string" }, runs: { type: "string" }, prompt: { type: "string" },
+      quick: { type: "boolean" }, size: { type: "string" }, threads: { type: "string" }, runs: { type: "string" }, prompt: { type: "string" },
       gen: { type: "string" }, precisions: { type: "string" }, dir: { type: "string" },
       "skip-llama": { type: "boolean" }, "skip-ours": { type: "boolean" },
     },
   });
   const m = machineInfo();
-  const spec: SyntheticSpec = values.quick ? QUICK_SPEC : BENCH_SPEC;
+  const size = values.size ?? (values.quick ? "quick" : "full");
+  const spec: SyntheticSpec | undefined = ({ full: BENCH_SPEC, medium: MEDIUM_SPEC, quick: QUICK_SPEC } as Record<string, SyntheticSpec>)[size];
+  if (!spec) throw new Error(`--size must be full, medium or quick, got ${size}`);
   const threads = Number(values.threads ?? m.physical);
   const runs = Number(values.runs ?? 3);
   const promptLen = Number(values.prompt ?? (values.quick ? 128 : 512));
@@ -157,13 +191,24 @@ async function main(): Promise<void> {
   const results: { p: Precision; ours?: Timing & { backend: string }; llama?: Timing }[] = [];
   for (const p of precisions) {
     const r: (typeof results)[number] = { p };
-    if (!values["skip-llama"]) {
-      const path = ensureGguf(dir, p);
-      r.llama = await runLlama(path, p, prompt, gen, runs, threads);
+    // Both engines stay loaded and their runs alternate, so load from other processes hits both alike.
+    const llama = values["skip-llama"] ? null : await openLlama(ensureGguf(dir, p), prompt, gen, threads);
+    const ours = values["skip-ours"] ? null : await openOurs(join(dir, "f16"), p, prompt, gen, threads);
+    if (llama) r.llama = { prefill: [], decode: [], bytesPerToken: llama.bytesPerToken };
+    if (ours) r.ours = { prefill: [], decode: [], bytesPerToken: ours.bytesPerToken, backend: ours.name };
+    for (let i = 0; i < runs; i++) {
+      for (const [e, t] of [[llama, r.llama], [ours, r.ours]] as const) {
+        if (!e || !t) continue;
+        const x = await e.run();
+        t.prefill.push(x.prefill);
+        t.decode.push(x.decode);
+        if (x.generated < gen) t.note = `${e.name} stopped after ${x.generated} tokens`;
+        log(`  ${e.name} ${p} run ${i + 1}: prefill ${x.prefill.toFixed(2)} tok/s, decode ${x.decode.toFixed(2)} tok/s`);
+      }
     }
-    if (!values["skip-ours"]) r.ours = await runOurs(join(dir, "f16"), p, prompt, gen, runs, threads);
+    await llama?.close();
+    await ours?.close();
     results.push(r);
-    (globalThis as { gc?: () => void }).gc?.();
   }
 
   console.log("");

@@ -26,13 +26,12 @@ import { f32ToBf16, toFloat32 } from "../src/tensor.js";
 import { loadTokenizer } from "../src/tokenizer/load.js";
 import { machineInfo, repoRoot } from "./machine.js";
 import { heldOutStories } from "./quality-text.js";
-import { BENCH_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, type SyntheticSpec } from "./synthetic.js";
+import { BENCH_SPEC, MEDIUM_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, } from "./synthetic.js";
 
 interface Precision { key: string; label: string; dir: "f32" | "bf16"; bits: 0 | 4 | 8; group: number }
 interface ChildJob { dir: string; bits: 0 | 4 | 8; group: number; seqs: number[][]; out: string }
 interface ChildResult { rssMiB: number; weightMiB: number; nll: number; count: number; seconds: number; backend: string; perRow: string[] }
 
-const SMALL_SPEC: SyntheticSpec = { hidden: 1024, layers: 8, heads: 8, kvHeads: 8, intermediate: 2816, vocab: 32000, context: 2048, seed: 3 };
 
 // ------------------------------------------------------------------ child: one model at one precision
 
@@ -205,7 +204,7 @@ function main(): void {
 
   const size = values.size ?? "1b";
   if (size !== "none") {
-    const spec = size === "small" ? SMALL_SPEC : BENCH_SPEC;
+    const spec = size === "small" ? MEDIUM_SPEC : BENCH_SPEC;
     const base = join(work, `synthetic-${specKey(spec)}`);
     const log = (s: string) => process.stderr.write(s + "\n");
     const dirs = { f32: buildSyntheticModel(join(base, "f32"), spec, "f32", log), bf16: buildSyntheticModel(join(base, "bf16"), spec, "bf16", log) };

@@ -37,6 +37,8 @@ export interface SyntheticSpec {
 
 /** The issue's example: ~1.2 B parameters (0.81 B in the layers, 2 × 0.21 B embeddings / lm_head). */
 export const BENCH_SPEC: SyntheticSpec = { hidden: 2048, layers: 16, heads: 16, kvHeads: 16, intermediate: 5504, vocab: 100534, context: 4096, seed: 1 };
+/** ~0.2 B parameters (0.4 GB in f16): past every cache, so decode is still bandwidth-bound, at a sixth of the work. */
+export const MEDIUM_SPEC: SyntheticSpec = { hidden: 1024, layers: 8, heads: 8, kvHeads: 8, intermediate: 2816, vocab: 32000, context: 2048, seed: 3 };
 /** `--quick`: the same shape family, small enough for a smoke run. */
 export const QUICK_SPEC: SyntheticSpec = { hidden: 512, layers: 4, heads: 8, kvHeads: 8, intermediate: 1408, vocab: 32000, context: 2048, seed: 1 };
 
