@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { resolve, basename } from "node:path";
 import { parseFlags, numberFlag, type Command } from "../command.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
@@ -117,9 +118,11 @@ export const command: Command = {
     } else {
       const path = modelPath(v) ?? defaultModelDir();
       const { model, tokenizer } = await loadModel(path, loadOptionsFromFlags(v));
-      // The cache key names the model by its resolved path and load-time transform (quantization changes scores).
+      // The cache key names the model by its resolved path, its mtime (a model rewritten in place — fine-tuned,
+      // converted — gets a new one) and the load-time transform (quantization changes scores).
       const q = loadOptionsFromFlags(v).quantize;
-      scorer = new LocalScorer(model, tokenizer, `local:${resolve(path)}${q ? `#int${q}` : ""}`);
+      const stamp = Math.round(statSync(path).mtimeMs);
+      scorer = new LocalScorer(model, tokenizer, `local:${resolve(path)}@${stamp}${q ? `#int${q}` : ""}`);
       name = (v.name as string | undefined) ?? basename(resolve(path));
     }
     if (cacheFile && settings.progress) process.stderr.write(`cache: ${cacheFile}\n`);
