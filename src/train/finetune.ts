@@ -45,6 +45,8 @@ export interface FinetuneOptions {
   /** Dtype of the written weights: "auto" = the input checkpoint's. */
   saveDtype?: "auto" | "f32" | "bf16";
   hooks?: TrainHooks;
+  /** Abort to stop after the current step (a checkpoint is saved; resume later). */
+  signal?: AbortSignal;
   /** Data already read with prepareData (so a caller that inspected it does not tokenize twice). */
   prepared?: PreparedData;
 }
@@ -108,7 +110,7 @@ export interface FinetuneResult {
   adapterDir: string | null;
 }
 
-export function finetune(o: FinetuneOptions): FinetuneResult {
+export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const cfg = loadConfig(o.modelDir);
   const data = o.prepared ?? prepareData(o, cfg);
   const src = openCheckpoint(o.modelDir);
@@ -130,11 +132,13 @@ export function finetune(o: FinetuneOptions): FinetuneResult {
     model: resolve(o.modelDir), data: resolve(o.dataPath), lora: o.lora ? { r: o.lora.r, alpha: o.lora.alpha, targets: o.lora.targets } : null,
     batchSize: o.train.batchSize, gradAccum: o.train.gradAccum, seed: o.train.seed, packing: o.packing ?? false, maxLength: data.encode.maxLength,
   };
-  const state = train(model, data.train, data.eval, o.train, {
-    padId: data.padId, checkpointDir: o.outDir, resume: o.resume, hooks: o.hooks, describe,
+  const state = await train(model, data.train, data.eval, o.train, {
+    padId: data.padId, checkpointDir: o.outDir, resume: o.resume, hooks: o.hooks, describe, signal: o.signal,
   });
   writeFileSync(join(o.outDir, "training_loss.svg"), lossPlotSvg(state.history, `training loss of ${o.outDir}`));
   writeFileSync(join(o.outDir, "trainer_log.jsonl"), state.history.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  // stopped early: the checkpoint holds the progress; the model is written when a --resume run completes
+  if (state.stopped) return { state, data, outDir: o.outDir, adapterDir: null };
   const dtype = o.saveDtype && o.saveDtype !== "auto" ? o.saveDtype : srcDtype === "bf16" ? "bf16" : "f32";
   let adapterDir: string | null = null;
   if (o.lora) {

@@ -60,6 +60,8 @@ export interface TrainState {
   batchInEpoch: number;
   tokens: number;
   history: LogEntry[];
+  /** True when run.signal stopped the run early. */
+  stopped?: boolean;
 }
 
 export interface TrainHooks {
@@ -75,6 +77,8 @@ export interface TrainRun {
   hooks?: TrainHooks;
   /** Saved with checkpoints so a resume can check it runs the same job. */
   describe?: Record<string, unknown>;
+  /** Checked after every optimizer step: when aborted, the loop saves a checkpoint and returns (stopped = true). */
+  signal?: AbortSignal;
 }
 
 /** Optimizer steps of the whole run. */
@@ -97,7 +101,11 @@ export function evaluate(model: XverseTrainModel, examples: Example[], batchSize
   return count ? sum / count : NaN;
 }
 
-export function train(model: XverseTrainModel, data: Example[], evalData: Example[] | null, c: TrainConfig, run: TrainRun): TrainState {
+/**
+ * Runs the whole job. Async only so that signals (Ctrl-C → run.signal) are seen between steps: the loop yields to
+ * the event loop once per optimizer step.
+ */
+export async function train(model: XverseTrainModel, data: Example[], evalData: Example[] | null, c: TrainConfig, run: TrainRun): Promise<TrainState> {
   if (data.length === 0) throw new XverseError("bad_data", "no training examples (all were empty or cut away)");
   // HF Trainer's parameter groups: no weight decay on norm weights (or biases, which XVERSE has none of)
   const opt = new AdamW({ lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, decays: (n) => !/norm\.weight$|bias$/.test(n) });
@@ -150,6 +158,12 @@ export function train(model: XverseTrainModel, data: Example[], evalData: Exampl
       log({ step: state.step, epoch: state.epoch + state.batchInEpoch / batches.length, loss: n ? lossSum / n : 0, lr: opt.lr, gradNorm, tokens: state.tokens, tokensPerSec: tps });
       if (c.evalEvery && state.step % c.evalEvery === 0 && state.step < total) doEval();
       if (c.saveEvery && state.step % c.saveEvery === 0) { save(); t0 = performance.now(); seen = 0; }
+      await new Promise((r) => setImmediate(r));
+      if (run.signal?.aborted) {
+        save();
+        state.stopped = true;
+        return state;
+      }
     }
   }
   doEval();

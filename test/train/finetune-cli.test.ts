@@ -117,3 +117,30 @@ test("training prompts are the ids `xverse chat` feeds the model (v2 multi-turn,
     assert.notEqual(e1.labels[p1.length], -100);
   }
 });
+
+test("Ctrl-C stops after the current step with a checkpoint (exit 130); --resume finishes the run", async () => {
+  const { spawn } = await import("node:child_process");
+  const out = mkdtempSync(join(tmpdir(), "xverse-ft-int-"));
+  try {
+    const args = [join(root, "bin/xverse.js"), "finetune", "--data", data, "--max-steps", "400", "--batch-size", "1", "--out", out];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    const code = await new Promise<number | null>((res) => {
+      child.stderr.on("data", (b: Buffer) => {
+        err += b.toString();
+        if (/ 1\/400 /.test(err) && !child.killed) child.kill("SIGINT");
+      });
+      child.on("exit", (c) => res(c));
+    });
+    assert.equal(code, 130, err);
+    assert.match(err, /stopped at step \d+; checkpoint saved/);
+    const step = JSON.parse(readFileSync(join(out, "checkpoint", "trainer_state.json"), "utf8")).step;
+    assert.ok(step >= 1 && step < 400, String(step));
+    assert.ok(!existsSync(join(out, "model.safetensors")));
+    const r = xverse(["finetune", "--data", data, "--max-steps", String(step + 2), "--batch-size", "1", "--out", out, "--resume", "--quiet"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(out, "model.safetensors")));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -74,10 +74,10 @@ function examples(): Example[] {
 }
 const base: TrainConfig = { lr: 5e-3, epochs: 3, batchSize: 4, gradAccum: 1, maxGradNorm: 1, schedule: "cosine", warmupSteps: 2, weightDecay: 0.01, seed: 1 };
 
-test("training lowers the loss; eval loss and SVG plot", () => {
+test("training lowers the loss; eval loss and SVG plot", async () => {
   const m = randomModel(cfg, 2, "f32");
   const ex = examples();
-  const s = train(m, ex, ex.slice(0, 4), { ...base, epochs: 6, evalEvery: 6 }, { padId: 0 });
+  const s = await train(m, ex, ex.slice(0, 4), { ...base, epochs: 6, evalEvery: 6 }, { padId: 0 });
   const losses = s.history.filter((e) => e.loss !== undefined).map((e) => e.loss!);
   const evals = s.history.filter((e) => e.evalLoss !== undefined).map((e) => e.evalLoss!);
   assert.equal(losses.length, 18);
@@ -89,34 +89,55 @@ test("training lowers the loss; eval loss and SVG plot", () => {
   assert.equal((svg.match(/<circle/g) ?? []).length, 3);
 });
 
-test("gradient accumulation: batch 2 × accumulate 2 == batch 4 (token-weighted)", () => {
+test("gradient accumulation: batch 2 × accumulate 2 == batch 4 (token-weighted)", async () => {
   const ex = examples().slice(0, 4);
   const a = randomModel(cfg, 4, "f64"), b = randomModel(cfg, 4, "f64");
   const c1: TrainConfig = { ...base, epochs: 1, shuffle: false, schedule: "constant", warmupSteps: 0 };
-  train(a, ex, null, { ...c1, batchSize: 4, gradAccum: 1 }, { padId: 0 });
-  train(b, ex, null, { ...c1, batchSize: 2, gradAccum: 2 }, { padId: 0 });
+  await train(a, ex, null, { ...c1, batchSize: 4, gradAccum: 1 }, { padId: 0 });
+  await train(b, ex, null, { ...c1, batchSize: 2, gradAccum: 2 }, { padId: 0 });
   for (const [n, v] of a.params) {
     const w = b.p(n).data;
     for (let i = 0; i < w.length; i++) assert.ok(Math.abs(w[i] - v.data[i]) < 1e-9, n);
   }
 });
 
-test("a run interrupted after a checkpoint resumes to the same weights as an uninterrupted run", () => {
+test("a run interrupted after a checkpoint resumes to the same weights as an uninterrupted run", async () => {
   const ex = examples();
   const d1 = tmp(), d2 = tmp();
   try {
     const full = randomModel(cfg, 6, "f32");
-    train(full, ex, null, { ...base, saveEvery: 2 }, { padId: 0, checkpointDir: d1 });
+    await train(full, ex, null, { ...base, saveEvery: 2 }, { padId: 0, checkpointDir: d1 });
     const part = randomModel(cfg, 6, "f32");
-    assert.throws(() => train(part, ex, null, { ...base, saveEvery: 2 }, {
+    await assert.rejects(() => train(part, ex, null, { ...base, saveEvery: 2 }, {
       padId: 0, checkpointDir: d2,
       hooks: { onCheckpoint: (_d, step) => { if (step === 4) throw new Error("crash"); } },
     }), /crash/);
     assert.ok(existsSync(join(d2, "checkpoint", "trainer_state.json")));
     assert.equal(JSON.parse(readFileSync(join(d2, "checkpoint", "trainer_state.json"), "utf8")).step, 4);
     const resumed = randomModel(cfg, 99, "f32"); // different start: everything must come from the checkpoint
-    const s = train(resumed, ex, null, { ...base, saveEvery: 2 }, { padId: 0, checkpointDir: d2, resume: true });
+    const s = await train(resumed, ex, null, { ...base, saveEvery: 2 }, { padId: 0, checkpointDir: d2, resume: true });
     assert.equal(s.step, 9);
+    for (const [n, v] of full.params) assert.deepEqual(resumed.p(n).data, v.data, n);
+  } finally {
+    rmSync(d1, { recursive: true, force: true });
+    rmSync(d2, { recursive: true, force: true });
+  }
+});
+
+test("an aborted run stops after the step, saves a checkpoint, and resumes to the uninterrupted result", async () => {
+  const ex = examples();
+  const d1 = tmp(), d2 = tmp();
+  try {
+    const full = randomModel(cfg, 8, "f32");
+    await train(full, ex, null, base, { padId: 0, checkpointDir: d1 });
+    const stop = new AbortController();
+    const part = randomModel(cfg, 8, "f32");
+    const s1 = await train(part, ex, null, base, { padId: 0, checkpointDir: d2, signal: stop.signal, hooks: { onLog: (e) => { if (e.step === 5) stop.abort(); } } });
+    assert.equal(s1.stopped, true);
+    assert.equal(s1.step, 5);
+    const resumed = randomModel(cfg, 1, "f32");
+    const s2 = await train(resumed, ex, null, base, { padId: 0, checkpointDir: d2, resume: true });
+    assert.equal(s2.step, 9);
     for (const [n, v] of full.params) assert.deepEqual(resumed.p(n).data, v.data, n);
   } finally {
     rmSync(d1, { recursive: true, force: true });

@@ -23,7 +23,7 @@ test("stories260K: 200 steps of full fine-tuning lower held-out loss and teach t
   const modelDir = defaultModelDir();
   const out = mkdtempSync(join(tmpdir(), "xverse-ft-stories-"));
   try {
-    const r = finetune({
+    const r = await finetune({
       modelDir, outDir: out, tokenizer: loadTokenizer(modelDir),
       dataPath: fixtures + "dialogues-train.jsonl", evalDataPath: fixtures + "dialogues-eval.jsonl",
       train: {

@@ -145,7 +145,17 @@ export const command: Command = {
       if (tty) process.stderr.write(`\r\x1b[K${line}${e.evalLoss !== undefined || e.step === n ? "\n" : ""}`);
       else if (e.evalLoss !== undefined || e.step % every === 0 || e.step === n || e.step === 1) process.stderr.write(line + "\n");
     };
-    const r = finetune({ ...common, outDir: outDir!, train, lora, resume: v.resume === true, saveDtype: saveDtype as "auto", hooks: { onLog }, prepared: data });
+    // First Ctrl-C: finish the step, save a checkpoint, exit; a second one kills at once (Node's default).
+    const stop = new AbortController();
+    process.once("SIGINT", () => {
+      process.stderr.write("\nstopping after this step (Ctrl-C again to kill)…\n");
+      stop.abort();
+    });
+    const r = await finetune({ ...common, outDir: outDir!, train, lora, resume: v.resume === true, saveDtype: saveDtype as "auto", hooks: { onLog }, prepared: data, signal: stop.signal });
+    if (r.state.stopped) {
+      say(`stopped at step ${r.state.step}; checkpoint saved in ${resolve(outDir!, "checkpoint")}: rerun the same command with --resume to continue`);
+      return 130;
+    }
     const evals = r.state.history.filter((e) => e.evalLoss !== undefined);
     if (evals.length) say(`eval loss ${evals[0].evalLoss!.toFixed(4)} → ${evals.at(-1)!.evalLoss!.toFixed(4)}`);
     say(`wrote ${lora?.adapterOnly ? "the PEFT adapter" : "the model"} to ${r.outDir}${r.adapterDir && !lora?.adapterOnly ? ` (adapter in ${r.adapterDir})` : ""}; loss plot ${resolve(r.outDir, "training_loss.svg")}`);
