@@ -58,7 +58,9 @@ Options:
   --save-dtype T         auto | f32 | bf16 (default auto: the input checkpoint's)
   --export-deepspeed D   do not train here: write the LLaMA-Factory + DeepSpeed ZeRO-2 job to D
                          (tokenized data, dataset_info.json, ds_z2_config.json, train_args.yaml, launch.sh)
-  --quiet                no progress output`;
+  --quiet                no progress output
+
+Ctrl-C finishes the current step, saves DIR/checkpoint and exits (status 130); rerun with --resume.`;
 
 export const command: Command = {
   summary: "fine-tune a model (full or LoRA) on conversation data",
