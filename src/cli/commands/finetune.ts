@@ -137,7 +137,7 @@ export const command: Command = {
     }
 
     const nTok = data.train.reduce((a, e) => a + e.ids.length, 0);
-    say(`${useLora ? `LoRA r=${lora!.r} α=${lora!.alpha} on ${lora!.targets.join(",")}` : "full fine-tuning"} of ${modelDir}: ` +
+    say(`${lora?.from ? `LoRA (continuing ${lora.from})` : lora ? `LoRA r=${lora.r} α=${lora.alpha} on ${lora.targets.join(",")}` : "full fine-tuning"} of ${modelDir}: ` +
       `${data.train.length} examples (${nTok} tokens, format ${data.format}${data.dropped ? `, ${data.dropped} dropped with nothing to learn` : ""}), ${total} steps`);
     const tty = process.stderr.isTTY === true;
     const every = Math.max(1, Math.round(total / 20));
