@@ -2,7 +2,7 @@
  * Tokenizer throughput: a ~1 MB multilingual text (built deterministically from the golden strings, the eval
  * samples and seeded random strings) encoded as one string and line by line with the XVERSE-style
  * tokenizer.json — ours, the Rust `tokenizers` package and `@huggingface/tokenizers` (transformers.js), same run.
- * Median of 5 repeats. Last line: `speedup_vs_rust: X.XX` (one-string case, Rust time / our time).
+ * Median of 5 interleaved repeats. Last line: `speedup_vs_rust: X.XX` (one-string case, Rust time / our time).
  */
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -28,16 +28,21 @@ function buildText(): string {
   return out.join("\n");
 }
 
-async function median(fn: () => unknown | Promise<unknown>): Promise<number> {
-  await fn(); // warm-up (JIT, caches)
-  const times: number[] = [];
-  for (let i = 0; i < REPEATS; i++) {
-    const t = performance.now();
-    await fn();
-    times.push((performance.now() - t) / 1000);
+/**
+ * Times every case REPEATS times, interleaved (case 1, case 2, …, then again), so that load from other processes
+ * on a shared machine hits all of them alike; returns the median seconds per case.
+ */
+async function medians(cases: (() => unknown | Promise<unknown>)[]): Promise<number[]> {
+  for (const fn of cases) await fn(); // warm-up (JIT, caches)
+  const times: number[][] = cases.map(() => []);
+  for (let r = 0; r < REPEATS; r++) {
+    for (let c = 0; c < cases.length; c++) {
+      const t = performance.now();
+      await cases[c]();
+      times[c].push((performance.now() - t) / 1000);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]);
 }
 
 async function main(): Promise<void> {
@@ -48,7 +53,7 @@ async function main(): Promise<void> {
   const cpu = cpus();
   console.log(`machine: ${cpu[0]?.model ?? "unknown CPU"}, ${cpu.length} logical cores, node ${process.version}`);
   console.log(`text: ${mb.toFixed(2)} MB, ${lines.length} lines, ${[...text].length} code points; tokenizer: ${file}`);
-  console.log(`median of ${REPEATS} runs (after one warm-up)\n`);
+  console.log(`median of ${REPEATS} interleaved runs per case (after one warm-up); wall time\n`);
 
   const ours = loadTokenizer(file);
   const { Tokenizer: RustTokenizer } = requirePeer("tokenizers");
@@ -63,19 +68,21 @@ async function main(): Promise<void> {
   const same = oursIds.length === rustIds.length && oursIds.every((x, i) => x === rustIds[i]);
   console.log(`ids identical to Rust on the whole text: ${same} (${oursIds.length} tokens)\n`);
 
-  const rows: [string, number, number][] = [];
-  const tOursOne = await median(() => ours.encode(text));
-  const tOursLines = await median(() => { for (const l of lines) ours.encode(l); });
-  rows.push(["ours (TypeScript)", tOursOne, tOursLines]);
-  const tRustOne = await median(() => rust.encode(text));
-  const tRustLines = await median(async () => { for (const l of lines) await rust.encode(l); });
-  rows.push(["Rust tokenizers 0.23 (await per line)", tRustOne, tRustLines]);
-  const tRustBatch = await median(() => rust.encodeBatch(lines));
-  rows.push(["Rust tokenizers encodeBatch (all threads)", NaN, tRustBatch]);
-  const tJsOne = await median(() => js.encode(text));
-  const tJsLines = await median(() => { for (const l of lines) js.encode(l); });
-  rows.push(["@huggingface/tokenizers 0.2", tJsOne, tJsLines]);
-
+  const [tOursOne, tRustOne, tJsOne, tOursLines, tRustLines, tRustBatch, tJsLines] = await medians([
+    () => ours.encode(text),
+    () => rust.encode(text),
+    () => js.encode(text),
+    () => { for (const l of lines) ours.encode(l); },
+    async () => { for (const l of lines) await rust.encode(l); },
+    () => rust.encodeBatch(lines),
+    () => { for (const l of lines) js.encode(l); },
+  ]);
+  const rows: [string, number, number][] = [
+    ["ours (TypeScript)", tOursOne, tOursLines],
+    ["Rust tokenizers 0.23 (await per line)", tRustOne, tRustLines],
+    ["Rust tokenizers encodeBatch (all threads)", NaN, tRustBatch],
+    ["@huggingface/tokenizers 0.2", tJsOne, tJsLines],
+  ];
   const fmt = (t: number): string => (Number.isNaN(t) ? "      -" : `${(mb / t).toFixed(2).padStart(7)} MB/s (${t.toFixed(3)} s)`);
   console.log(`${"".padEnd(44)} ${"one string".padEnd(24)} lines`);
   for (const [name, one, ls] of rows) console.log(`${name.padEnd(44)} ${fmt(one).padEnd(24)} ${fmt(ls)}`);

@@ -72,6 +72,7 @@ function sequence(input: PreTokenizer[]): PreTokenizer {
       steps[steps.length - 1] = charSplit(memo(both), "Isolated");
     } else steps.push(s);
   }
+  if (steps.length === 0) return (p, out) => void out.push(p);
   if (steps.length === 1) return steps[0];
   // Scratch arrays reused across calls (a pre-tokenizer never re-enters itself).
   let a: Piece[] = [];
