@@ -152,15 +152,14 @@ void Matmul(const Napi::CallbackInfo& info) {
   int64_t chunk = rows / (nt * 8);
   chunk = std::max<int64_t>(4, chunk & ~int64_t(3));
   if (serial) chunk = rows;
-  const bool int_w = w.fmt == Fmt::Q8 || w.fmt == Fmt::Q4 || w.fmt == Fmt::Q4G;
 
-  if (int_w && s.vnni && vnni_supports(w)) {
+  if (s.vnni && vnni_supports(w)) {
     // Quantize every token's activations once, then all threads share them.
     const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;
     const size_t need = static_cast<size_t>(per * T);
     if (s.qscratch.size() < need) s.qscratch.resize(need);
     if (static_cast<int64_t>(s.qx.size()) < T) s.qx.resize(T);
-    for (int64_t t = 0; t < T; t++) s.qx[t] = quantize_x(x + t * cols, cols, w.fmt != Fmt::Q8, s.qscratch.data() + t * per);
+    for (int64_t t = 0; t < T; t++) s.qx[t] = quantize_x(x + t * cols, cols, s.qscratch.data() + t * per);
     const QuantX* qx = s.qx.data();
     s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_vnni_rows(w, qx, y, rows, T, b, e); });
     return;

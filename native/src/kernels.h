@@ -39,19 +39,18 @@ void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float* y, i
 bool avx2_supports(const WView& w);
 bool avx512_supports(const WView& w);
 
-// Int8 activations for the VNNI path: x quantized in blocks of 32 (one f32 scale per block, like
-// llama.cpp's Q8_0), laid out per weight format so a dpbusd lane lines up with the weight bytes it multiplies.
+// Int8 activations for the VNNI int4 path: x quantized in blocks of 32 (one f32 scale per block, like
+// llama.cpp's Q8_0), laid out so a dpbusd lane lines up with the weight nibbles it multiplies.
 struct QuantX {
   int64_t cols = 0, padded = 0;
-  int8_t* q = nullptr;     // q8 layout: natural order; q4 layout: per 128-col chunk, 64 even cols then 64 odd cols
-  float* dx = nullptr;     // per dpbusd lane: the scale of the block the lane belongs to
-  int32_t* xs = nullptr;   // per lane: offset · Σ q over the lane, removed from the unsigned-weight product
+  int8_t* q = nullptr;     // per 128-col chunk: its 64 even columns, then its 64 odd columns
+  float* dx = nullptr;     // per dpbusd lane (8 columns): the scale of the block the lane belongs to
+  int32_t* xs = nullptr;   // per lane: 8 · Σ q over the lane, removed from the unsigned-weight product
 };
 // Bytes of scratch quantize_x needs for `cols`.
 int64_t quantx_bytes(int64_t cols);
-// Quantizes x for weight format q8 (`q4 == false`) or q4/q4g (`q4 == true`) into `scratch`.
-QuantX quantize_x(const float* x, int64_t cols, bool q4, void* scratch);
-// Whether matmul_vnni_rows handles this weight (q8, q4, q4g with a group size dividing or divisible by 128).
+QuantX quantize_x(const float* x, int64_t cols, void* scratch);
+// Whether matmul_vnni_rows handles this weight (q4, q4g with a group size dividing or divisible by 128).
 bool vnni_supports(const WView& w);
 // y[t * ldy + r] for rows [r0, r1) and T tokens, token t quantized in qx[t].
 void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);

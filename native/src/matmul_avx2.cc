@@ -55,6 +55,8 @@ struct LQ4 {
   int64_t cols;
   const float* scales;
   int64_t group;
+  int gshift;  // log2(group) when group is a power of two (the usual 32/64/128), else -1: no divide per slice
+  INL int64_t gidx(int64_t i) const { return gshift >= 0 ? i >> gshift : i / group; }
   TAVX2 INL __m256 load(int64_t r, int64_t k) const {
     int32_t four;
     std::memcpy(&four, p + (r * cols + k) / 2, 4);
@@ -63,7 +65,7 @@ struct LQ4 {
     __m128i v = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
     v = _mm_sub_epi8(_mm_xor_si128(v, eight), eight);
     __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
-    if (GROUP) f = _mm256_mul_ps(f, _mm256_set1_ps(scales[(r * cols + k) / group]));
+    if (GROUP) f = _mm256_mul_ps(f, _mm256_set1_ps(scales[gidx(r * cols + k)]));
     return f;
   }
   INL float rscale(int64_t r) const { return GROUP ? 1.f : scales[r]; }
@@ -105,11 +107,33 @@ TAVX2 void tile(const L& ld, const WView& w, int64_t r, const float* x, int64_t 
   }
 }
 
+// Decode: one row at a time (a single linear stream), four accumulators to cover the FMA latency.
+template <class L>
+TAVX2 float row_dot(const L& ld, const WView& w, int64_t r, const float* x) {
+  const int64_t cols = w.cols, main = cols & ~int64_t(7);
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t k = 0;
+  for (; k + 32 <= main; k += 32) {
+    a0 = _mm256_fmadd_ps(ld.load(r, k), _mm256_loadu_ps(x + k), a0);
+    a1 = _mm256_fmadd_ps(ld.load(r, k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    a2 = _mm256_fmadd_ps(ld.load(r, k + 16), _mm256_loadu_ps(x + k + 16), a2);
+    a3 = _mm256_fmadd_ps(ld.load(r, k + 24), _mm256_loadu_ps(x + k + 24), a3);
+  }
+  for (; k < main; k += 8) a0 = _mm256_fmadd_ps(ld.load(r, k), _mm256_loadu_ps(x + k), a0);
+  float tail = 0;  // weight_at already includes the scale
+  for (k = main; k < cols; k++) tail += x[k] * weight_at(w, r, k);
+  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) * ld.rscale(r) + tail;
+}
+
 constexpr int64_t kTokenBlock = 64;
 
 template <class L>
 TAVX2 void drive(const L& ld, const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T,
                  int64_t r0, int64_t r1) {
+  if (T == 1) {
+    for (int64_t r = r0; r < r1; r++) y[r] = row_dot(ld, w, r, x);
+    return;
+  }
   for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
     const int64_t te = tb + kTokenBlock < T ? tb + kTokenBlock : T;
     for (int64_t r = r0; r < r1; r += 4) {
@@ -135,6 +159,12 @@ TAVX2 void drive(const L& ld, const WView& w, const float* x, int64_t ldx, float
 
 }  // namespace
 
+static int log2_exact(int64_t g) {
+  for (int s = 0; s < 62; s++)
+    if ((int64_t(1) << s) == g) return s;
+  return -1;
+}
+
 bool avx2_supports(const WView& w) { return w.fmt != Fmt::Q4G || w.group % 8 == 0; }
 
 TAVX2 void matmul_rows_avx2(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T,
@@ -146,9 +176,9 @@ TAVX2 void matmul_rows_avx2(const WView& w, const float* x, int64_t ldx, float* 
     case Fmt::F16: return drive(LF16{static_cast<const uint16_t*>(w.data), c}, w, x, ldx, y, ldy, T, r0, r1);
     case Fmt::Q8: return drive(LQ8{static_cast<const int8_t*>(w.data), c, w.scales}, w, x, ldx, y, ldy, T, r0, r1);
     case Fmt::Q4:
-      return drive(LQ4<false>{static_cast<const uint8_t*>(w.data), c, w.scales, 0}, w, x, ldx, y, ldy, T, r0, r1);
+      return drive(LQ4<false>{static_cast<const uint8_t*>(w.data), c, w.scales, 0, 0}, w, x, ldx, y, ldy, T, r0, r1);
     case Fmt::Q4G:
-      return drive(LQ4<true>{static_cast<const uint8_t*>(w.data), c, w.scales, w.group}, w, x, ldx, y, ldy, T, r0,
+      return drive(LQ4<true>{static_cast<const uint8_t*>(w.data), c, w.scales, w.group, log2_exact(w.group)}, w, x, ldx, y, ldy, T, r0,
                    r1);
   }
 }

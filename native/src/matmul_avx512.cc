@@ -78,9 +78,11 @@ struct LQ4 {
   int64_t cols;
   const float* scales;
   int64_t group;
+  int gshift;  // log2(group) when group is a power of two (the usual 32/64/128), else -1: no divide per slice
+  INL int64_t gidx(int64_t i) const { return gshift >= 0 ? i >> gshift : i / group; }
   T512 INL __m512 gs(__m512 v, int64_t r, int64_t k) const {
     if (!GROUP) return v;
-    return _mm512_mul_ps(v, _mm512_set1_ps(scales[(r * cols + k) / group]));
+    return _mm512_mul_ps(v, _mm512_set1_ps(scales[gidx(r * cols + k)]));
   }
   T512 INL __m512 load(int64_t r, int64_t k) const {
     return gs(unpack_q4(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + (r * cols + k) / 2))), r, k);
@@ -194,6 +196,12 @@ T512 void drive(const L& ld, const float* x, int64_t ldx, float* y, int64_t ldy,
 
 }  // namespace
 
+static int log2_exact(int64_t g) {
+  for (int s = 0; s < 62; s++)
+    if ((int64_t(1) << s) == g) return s;
+  return -1;
+}
+
 bool avx512_supports(const WView& w) { return w.fmt != Fmt::Q4G || w.group % 16 == 0; }
 
 T512 void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T,
@@ -205,9 +213,9 @@ T512 void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float*
     case Fmt::F16: return drive(LF16{static_cast<const uint16_t*>(w.data), c}, x, ldx, y, ldy, T, r0, r1, c);
     case Fmt::Q8: return drive(LQ8{static_cast<const int8_t*>(w.data), c, w.scales}, x, ldx, y, ldy, T, r0, r1, c);
     case Fmt::Q4:
-      return drive(LQ4<false>{static_cast<const uint8_t*>(w.data), c, w.scales, 0}, x, ldx, y, ldy, T, r0, r1, c);
+      return drive(LQ4<false>{static_cast<const uint8_t*>(w.data), c, w.scales, 0, 0}, x, ldx, y, ldy, T, r0, r1, c);
     case Fmt::Q4G:
-      return drive(LQ4<true>{static_cast<const uint8_t*>(w.data), c, w.scales, w.group}, x, ldx, y, ldy, T, r0, r1, c);
+      return drive(LQ4<true>{static_cast<const uint8_t*>(w.data), c, w.scales, w.group, log2_exact(w.group)}, x, ldx, y, ldy, T, r0, r1, c);
   }
 }
 
