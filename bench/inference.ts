@@ -9,7 +9,7 @@
  *                                [--precisions f16,int8,int4] [--dir DIR] [--skip-llama] [--skip-ours]
  */
 import { existsSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.js";
@@ -182,6 +182,8 @@ async function main(): Promise<void> {
   console.log(`threads: ${threads} for both engines; runs: ${runs} (median); prompt ${promptLen} tokens, decode ${gen} tokens`);
   console.log(`model: synthetic XVERSE architecture, random weights — ${describe(spec)}`);
   console.log(`files: ${dir}`);
+  // Other processes compete for the same cores; say how busy the machine was so the numbers can be judged.
+  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 
   buildSyntheticModel(join(dir, "f16"), spec, "f16", log);
   const bw = await measureBandwidth(threads);
@@ -229,6 +231,7 @@ async function main(): Promise<void> {
   console.log("");
   console.log("Notes: llama.cpp's Q8_0 / Q4_0 files quantize token_embd and output (lm_head) too, as convert_hf_to_gguf does;");
   console.log("ours keeps lm_head in f16 (XVERSE's scheme), so it streams more bytes per decoded token at int8 / int4.");
+  console.log(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   console.log("");
   for (const r of results) {
     if (!r.ours || !r.llama) continue;
