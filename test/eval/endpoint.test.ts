@@ -1,5 +1,6 @@
-// Endpoint mode against a minimal OpenAI-compatible /v1/completions server (written here, backed by the same
-// stories260K model): multiple-choice scores and generations must equal in-process mode.
+// Endpoint mode against `xverse serve` (src/server) on stories260K: multiple-choice scores and generations must
+// equal in-process mode, with prompts sent as token ids and as text. A minimal OpenAI-style server written here
+// covers what ours does not do: refusing max_tokens 0, and answering without prompt log-probs.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
@@ -12,6 +13,7 @@ import { XverseModel } from "../../src/model/xverse.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { generateText } from "../../src/generate/generate.js";
 import { EndpointScorer, apiBase } from "../../src/eval/endpoint.js";
+import { startServer } from "../../src/server/index.js";
 import { LocalScorer } from "../../src/eval/scorer.js";
 import { runEval, type EvalSettings, type McRecord } from "../../src/eval/harness.js";
 import { fixture, repoRoot } from "../helpers/peers.js";
@@ -79,9 +81,7 @@ test("apiBase adds /v1 once", () => {
   assert.equal(apiBase("http://h:8000/v1/"), "http://h:8000/v1");
 });
 
-test("endpoint mode (token ids and text) gives the in-process multiple-choice scores and generations", async () => {
-  const { url, server } = await fakeServer();
-  servers.push(server);
+async function compareWithLocal(url: string, label: string): Promise<void> {
   const local = await runEval(new LocalScorer(model, tok, "local"), settings);
   const compared = local.items.filter((it) => fits(it.prompt)).length;
   assert.ok(compared >= 10, `${compared} items fit`);
@@ -96,13 +96,22 @@ test("endpoint mode (token ids and text) gives the in-process multiple-choice sc
       if (!fits(a.prompt)) continue;
       if (a.kind === "mc") {
         const bm = b as McRecord;
-        for (let k = 0; k < a.scores.length; k++) assert.ok(Math.abs(a.scores[k]! - bm.scores[k]!) < 1e-4, `${a.task}/${a.subject} choice ${k} (${tokenizer ? "ids" : "text"}): ${a.scores[k]} vs ${bm.scores[k]}`);
+        for (let k = 0; k < a.scores.length; k++) assert.ok(Math.abs(a.scores[k]! - bm.scores[k]!) < 1e-4, `${label} ${a.task}/${a.subject} choice ${k} (${tokenizer ? "ids" : "text"}): ${a.scores[k]} vs ${bm.scores[k]}`);
         assert.equal(bm.prediction, a.prediction);
         assert.deepEqual(bm.greedy, a.greedy);
       } else {
         assert.deepEqual(b, a);
       }
     }
+  }
+}
+
+test("endpoint mode against xverse serve gives the in-process scores and generations", async () => {
+  const srv = await startServer({ port: 0, concurrency: 1, load: { backend: "ts" }, modelId: "stories260K" });
+  try {
+    await compareWithLocal(srv.url, "xverse serve");
+  } finally {
+    await srv.close();
   }
 });
 
