@@ -28,7 +28,11 @@ export function createStreamDecoder(decode: (ids: number[]) => string, skip: (id
     flush(): string {
       if (ids.length === prefixLen) return "";
       const text = decode(ids);
-      const delta = text.startsWith(prefixText) ? text.slice(prefixText.length) : text;
+      // The text can only fail to extend what was emitted when the stream ends inside a broken byte sequence that
+      // swallowed earlier bytes; emit what lies past the part already shown rather than repeat it.
+      let common = 0;
+      while (common < prefixText.length && common < text.length && text[common] === prefixText[common]) common++;
+      const delta = text.startsWith(prefixText) ? text.slice(prefixText.length) : text.slice(Math.max(common, prefixText.length));
       ids = ids.slice(prefixLen);
       prefixLen = ids.length;
       prefixText = decode(ids);
