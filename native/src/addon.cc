@@ -231,7 +231,8 @@ void SiluMul(const Napi::CallbackInfo& info) {
   float* g = arr<Napi::Float32Array>(info, 0, napi_float32_array, n, "gate").Data();
   const float* u = arr<Napi::Float32Array>(info, 1, napi_float32_array, n, "up").Data();
   const int64_t chunk = n < 65536 ? n : 16384;  // exp dominates; split only prefill-sized inputs
-  s.pool.parallel_for(n, chunk, [&](int64_t b, int64_t e, int) { silu_mul(g, u, b, e); });
+  const Isa isa = s.isa;
+  s.pool.parallel_for(n, chunk, [&](int64_t b, int64_t e, int) { silu_mul(g, u, b, e, isa); });
 }
 
 // addInPlace(y, x, n)

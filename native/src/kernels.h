@@ -55,10 +55,10 @@ bool vnni_supports(const WView& w);
 // y[t * ldy + r] for rows [r0, r1) and T tokens, token t quantized in qx[t].
 void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
 
-// Small ops (ops.cc); `isa` picks the vector code for the dot products.
+// Small ops (ops.cc, attention.cc).
 void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);
 void rope(float* x, int64_t T, int64_t nHeads, int64_t headDim, const float* cos, const float* sin);
-void silu_mul(float* gate, const float* up, int64_t begin, int64_t end);
+void silu_mul(float* gate, const float* up, int64_t begin, int64_t end, Isa isa);
 void add_in_place(float* y, const float* x, int64_t n);
 
 struct AttnArgs {

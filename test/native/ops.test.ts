@@ -107,18 +107,24 @@ test("rope parity (rotate-half)", { skip }, () => {
 
 test("siluMul and addInPlace parity (serial and threaded sizes)", { skip }, () => {
   const r = rng(40);
-  for (const n of [1, 37, 5504, 100_003]) {
+  for (const [isa, n] of isas.flatMap((i) => [1, 37, 5504, 100_003].map((n) => [i, n] as const))) {
+    nb!.setIsa(isa);
     const gate = randArray(n, r, 6);
+    if (n > 1) {
+      gate[0] = 100; // saturating exp in both directions
+      gate[1] = -100;
+    }
     const up = randArray(n, r);
     const ref = gate.slice();
     tsBackend.siluMul(ref, up, n);
     const got = gate.slice();
     nb!.siluMul(got, up, n);
-    close(got, ref, `siluMul n=${n}`);
+    close(got, ref, `${isa} siluMul n=${n}`);
     const y1 = up.slice();
     const y2 = up.slice();
     tsBackend.addInPlace(y1, gate, n);
     nb!.addInPlace(y2, gate, n);
     close(y2, y1, `addInPlace n=${n}`);
   }
+  nb!.setIsa(isas[isas.length - 1]);
 });
