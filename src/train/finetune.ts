@@ -15,6 +15,7 @@ import { encodeAll, pack, readConversations, type Conversation, type EncodeOptio
 import { addLora, loadPeftAdapter, mergeLora, savePeftAdapter } from "./lora.js";
 import { train, type TrainConfig, type TrainHooks, type TrainState } from "./loop.js";
 import { lossPlotSvg } from "./plot.js";
+import { Rng } from "./rng.js";
 import { XverseTrainModel } from "./xverse-train-model.js";
 
 export interface LoraSettings {
@@ -32,6 +33,8 @@ export interface FinetuneOptions {
   modelDir: string;
   dataPath: string;
   evalDataPath?: string;
+  /** Without evalDataPath: hold out this many conversations (≥ 1) or this fraction (< 1) for evaluation. */
+  valSize?: number;
   outDir: string;
   tokenizer: Tokenizer;
   train: TrainConfig;
@@ -64,7 +67,7 @@ export interface PreparedData {
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "LICENSE"];
 
 /** Reads and tokenizes the data the way the chat command will prompt the result. */
-export function prepareData(o: Pick<FinetuneOptions, "modelDir" | "dataPath" | "evalDataPath" | "tokenizer" | "format" | "maxLength" | "packing">, cfg: XverseConfig): PreparedData {
+export function prepareData(o: Pick<FinetuneOptions, "modelDir" | "dataPath" | "evalDataPath" | "valSize" | "tokenizer" | "format" | "maxLength" | "packing">, cfg: XverseConfig, seed = 0): PreparedData {
   const settings = loadChatSettings(o.modelDir);
   const format = resolveChatFormat(o.format ?? null, cfg.chatFormat, null);
   if (format === "template") throw new XverseError("bad_flag", "fine-tuning data is built with the XVERSE v1 or v2 format: pass --format v1 or --format v2");
@@ -76,11 +79,20 @@ export function prepareData(o: Pick<FinetuneOptions, "modelDir" | "dataPath" | "
     maxLength: o.maxLength ?? cfg.maxPositionEmbeddings,
   };
   const padId = cfg.padTokenId ?? tok.padId ?? 0;
-  const conversations = readConversations(o.dataPath);
+  let conversations = readConversations(o.dataPath);
+  let held: Conversation[] | null = o.evalDataPath ? readConversations(o.evalDataPath) : null;
+  if (o.valSize && !held) {
+    // LLaMA-Factory's val_size: a count (≥ 1) or a fraction of the data, split off after a seeded shuffle
+    const n = o.valSize >= 1 ? Math.floor(o.valSize) : Math.round(o.valSize * conversations.length);
+    if (n < 1 || n >= conversations.length) throw new XverseError("bad_flag", `--val-size ${o.valSize} leaves no evaluation or no training data (${conversations.length} conversations)`);
+    const order = new Rng(seed ^ 0x5eed).shuffle(conversations.map((_, i) => i));
+    held = order.slice(0, n).map((i) => conversations[i]);
+    conversations = order.slice(n).sort((a, b) => a - b).map((i) => conversations[i]);
+  }
   const enc = encodeAll(tok, conversations, encode);
   let trainEx = enc.examples;
   if (o.packing) trainEx = pack(trainEx, encode.maxLength!);
-  const evalEx = o.evalDataPath ? encodeAll(tok, readConversations(o.evalDataPath), encode).examples : null;
+  const evalEx = held ? encodeAll(tok, held, encode).examples : null;
   return { format, encode, padId, conversations, train: trainEx, eval: evalEx, dropped: enc.dropped };
 }
 
@@ -112,7 +124,7 @@ export interface FinetuneResult {
 
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const cfg = loadConfig(o.modelDir);
-  const data = o.prepared ?? prepareData(o, cfg);
+  const data = o.prepared ?? prepareData(o, cfg, o.train.seed);
   const src = openCheckpoint(o.modelDir);
   let model: XverseTrainModel, srcDtype: string;
   try {

@@ -51,6 +51,8 @@ export interface LogEntry {
   tokens: number;
   /** Input tokens (padding excluded) processed per second since the last checkpoint or start. */
   tokensPerSec?: number;
+  /** Seconds per optimizer step over the same span (for the ETA). */
+  secPerStep?: number;
 }
 
 export interface TrainState {
@@ -130,7 +132,7 @@ export async function train(model: XverseTrainModel, data: Example[], evalData: 
   };
 
   if (c.evalAtStart && state.step === 0) doEval();
-  let t0 = performance.now(), seen = 0;
+  let t0 = performance.now(), seen = 0, steps0 = state.step;
   outer: for (; state.epoch < c.epochs; state.epoch++, state.batchInEpoch = 0) {
     const batches = epochBatches(data, c.batchSize, c.seed, state.epoch, run.padId, c.shuffle ?? true);
     while (state.batchInEpoch < batches.length) {
@@ -155,9 +157,9 @@ export async function train(model: XverseTrainModel, data: Example[], evalData: 
       state.tokens += n;
       const now = performance.now();
       const tps = (seen * 1000) / Math.max(1, now - t0);
-      log({ step: state.step, epoch: state.epoch + state.batchInEpoch / batches.length, loss: n ? lossSum / n : 0, lr: opt.lr, gradNorm, tokens: state.tokens, tokensPerSec: tps });
+      log({ step: state.step, epoch: state.epoch + state.batchInEpoch / batches.length, loss: n ? lossSum / n : 0, lr: opt.lr, gradNorm, tokens: state.tokens, tokensPerSec: tps, secPerStep: (now - t0) / 1000 / Math.max(1, state.step - steps0) });
       if (c.evalEvery && state.step % c.evalEvery === 0 && state.step < total) doEval();
-      if (c.saveEvery && state.step % c.saveEvery === 0) { save(); t0 = performance.now(); seen = 0; }
+      if (c.saveEvery && state.step % c.saveEvery === 0) { save(); t0 = performance.now(); seen = 0; steps0 = state.step; }
       await new Promise((r) => setImmediate(r));
       if (run.signal?.aborted) {
         save();
@@ -177,5 +179,11 @@ export function formatProgress(e: LogEntry, total: number, width = 24): string {
   const bar = "#".repeat(Math.round(frac * width)).padEnd(width, "-");
   if (e.evalLoss !== undefined) return `[${bar}] ${e.step}/${total} eval loss ${e.evalLoss.toFixed(4)}`;
   const tps = e.tokensPerSec !== undefined ? ` ${Math.round(e.tokensPerSec).toLocaleString("en-US")} tok/s` : "";
-  return `[${bar}] ${e.step}/${total} epoch ${e.epoch.toFixed(2)} loss ${(e.loss ?? NaN).toFixed(4)} lr ${e.lr.toExponential(2)} |g| ${(e.gradNorm ?? NaN).toFixed(3)}${tps}`;
+  const eta = e.secPerStep !== undefined && e.step < total ? ` eta ${fmtDuration(e.secPerStep * (total - e.step))}` : "";
+  return `[${bar}] ${e.step}/${total} epoch ${e.epoch.toFixed(2)} loss ${(e.loss ?? NaN).toFixed(4)} lr ${e.lr.toExponential(2)} |g| ${(e.gradNorm ?? NaN).toFixed(3)}${tps}${eta}`;
+}
+
+function fmtDuration(sec: number): string {
+  const s = Math.round(sec);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }

@@ -144,3 +144,19 @@ test("Ctrl-C stops after the current step with a checkpoint (exit 130); --resume
     rmSync(out, { recursive: true, force: true });
   }
 });
+
+test("--val-size holds out a seeded, disjoint part of the data", async () => {
+  const { prepareData } = await import("../../src/train/finetune.js");
+  const { loadConfig } = await import("../../src/config.js");
+  const tokenizer = loadTokenizer(tiny), cfg = loadConfig(tiny);
+  const a = prepareData({ modelDir: tiny, dataPath: data, valSize: 16, tokenizer, format: "v1" }, cfg, 1);
+  const b = prepareData({ modelDir: tiny, dataPath: data, valSize: 0.1, tokenizer, format: "v1" }, cfg, 1);
+  assert.equal(a.train.length, 144);
+  assert.equal(a.eval!.length, 16);
+  assert.deepEqual(a.eval, b.eval);
+  const key = (e: { ids: number[] }): string => e.ids.join(",");
+  const trainKeys = new Set(a.conversations.map((c) => JSON.stringify(c)));
+  assert.equal(trainKeys.size <= 144, true);
+  assert.equal(a.train.length + a.eval!.length, 160);
+  assert.notDeepEqual(prepareData({ modelDir: tiny, dataPath: data, valSize: 16, tokenizer, format: "v1" }, cfg, 2).eval!.map(key), a.eval!.map(key));
+});

@@ -29,6 +29,7 @@ Options:
   --model DIR            model to start from (default: the embedded stories260K)
   --data FILE            training conversations
   --eval-data FILE       held-out conversations: eval loss every --eval-every steps and at the end
+  --val-size N           without --eval-data: hold out N conversations (or a fraction if < 1) for eval
   --out DIR              where the result goes
   --lora                 train LoRA adapters instead of all weights
   --rank R               LoRA rank (default 8)
@@ -67,7 +68,7 @@ export const command: Command = {
   help,
   async run(argv) {
     const { values: v } = parseFlags(argv, {
-      model: { type: "string" }, data: { type: "string" }, "eval-data": { type: "string" }, out: { type: "string" },
+      model: { type: "string" }, data: { type: "string" }, "eval-data": { type: "string" }, "val-size": { type: "string" }, out: { type: "string" },
       lora: { type: "boolean" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" },
       targets: { type: "string" }, adapter: { type: "string" }, "adapter-only": { type: "boolean" },
       lr: { type: "string" }, epochs: { type: "string" }, "max-steps": { type: "string" }, "batch-size": { type: "string" },
@@ -118,8 +119,9 @@ export const command: Command = {
     const maxLength = numberFlag(s("max-length"), "--max-length", { int: true, min: 2 });
     const tokenizer = loadTokenizer(modelDir);
     const cfg = loadConfig(modelDir);
-    const common = { modelDir, dataPath, evalDataPath: s("eval-data"), tokenizer, format, maxLength, packing: v.packing === true };
-    const data = prepareData(common, cfg);
+    const valSize = numberFlag(s("val-size"), "--val-size", { min: 0 });
+    const common = { modelDir, dataPath, evalDataPath: s("eval-data"), valSize, tokenizer, format, maxLength, packing: v.packing === true };
+    const data = prepareData(common, cfg, train.seed);
     const total = totalSteps(data.train.length, train);
     const ratio = numberFlag(s("warmup-ratio"), "--warmup-ratio", { min: 0, max: 1 });
     if (ratio !== undefined) train.warmupSteps = Math.ceil(ratio * total);
