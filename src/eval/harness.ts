@@ -27,6 +27,8 @@ export interface EvalSettings {
   gsm8kMaxTokens?: number;
   humanevalMaxTokens?: number;
   progress?: boolean;
+  /** Items scored at once (endpoint mode; capped by the scorer's maxConcurrency). Default 1. */
+  concurrency?: number;
 }
 
 interface ItemBase { task: TaskName; subject: string; index: number; prompt: string; correct: boolean }
@@ -143,17 +145,25 @@ export async function runEval(scorer: Scorer, s: EvalSettings): Promise<EvalRepo
   }
   const cache = new ResultCache<ItemRecord>(s.cacheFile ?? null);
   const progress = new Progress(jobs.length, process.stderr, s.progress ?? true);
-  const items: ItemRecord[] = [];
-  for (const job of jobs) {
-    let rec = cache.get(job.key);
-    const cached = rec !== undefined;
-    if (!rec) {
-      rec = await job.run();
-      cache.put(job.key, rec);
+  const items: ItemRecord[] = new Array(jobs.length);
+  // Requests to a server can overlap (a vLLM cluster serves many at once); an in-process model runs one at a time.
+  const workers = Math.max(1, Math.min(s.concurrency ?? 1, scorer.maxConcurrency ?? Infinity));
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      const job = jobs[i]!;
+      let rec = cache.get(job.key);
+      const cached = rec !== undefined;
+      if (!rec) {
+        rec = await job.run();
+        cache.put(job.key, rec);
+      }
+      items[i] = rec;
+      progress.tick(`${job.task}/${job.subject}`, cached);
     }
-    items.push(rec);
-    progress.tick(`${job.task}/${job.subject}`, cached);
-  }
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
   const displayNames = new Map(jobs.map((j) => [`${j.task}/${j.subject}`, j.displayName]));
   return {
     modelId: scorer.id,

@@ -19,6 +19,8 @@ export interface GenerateRequest {
 export interface Scorer {
   /** Identifies the model in cache keys and reports (a resolved path or endpoint + model name). */
   readonly id: string;
+  /** How many calls may run at once (undefined: no limit). */
+  readonly maxConcurrency?: number;
   loglikelihood(context: string, continuation: string): Promise<LoglikResult>;
   generate(prompt: string, req: GenerateRequest): Promise<string>;
 }
@@ -26,6 +28,8 @@ export interface Scorer {
 /** The in-process scorer: one model, one tokenizer, one reused KV cache for log-likelihoods. */
 export class LocalScorer implements Scorer {
   private readonly reuse = new PrefixCache();
+  /** One model, one KV cache: calls must not interleave. */
+  readonly maxConcurrency = 1;
 
   constructor(readonly model: XverseModel, readonly tokenizer: Tokenizer, readonly id: string) {}
 

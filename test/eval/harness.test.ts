@@ -104,3 +104,26 @@ test("results table: the seed README layout, one column per benchmark with its s
   ].join("\n"));
   assert.match(subjectTable(r), /\| C-Eval \| computer_network \(计算机网络\) \| 1 \| [01] \|/);
 });
+
+test("concurrency: items overlap up to the limit (and the scorer's cap) and keep their order", async () => {
+  class SlowScorer extends LetterScorer {
+    inFlight = 0;
+    peak = 0;
+    override async loglikelihood(context: string, continuation: string): Promise<LoglikResult> {
+      this.inFlight++;
+      this.peak = Math.max(this.peak, this.inFlight);
+      await new Promise((r) => setTimeout(r, 1 + (context.length % 3)));
+      this.inFlight--;
+      return super.loglikelihood(context, continuation);
+    }
+  }
+  const s: EvalSettings = { dataDir: data, tasks: ["mmlu"], limit: 4, progress: false };
+  const serial = await runEval(new LetterScorer("C"), s);
+  const fast = new SlowScorer("C");
+  const parallel = await runEval(fast, { ...s, concurrency: 5 });
+  assert.deepEqual(parallel.items, serial.items);
+  assert.equal(fast.peak, 5);
+  const capped = Object.assign(new SlowScorer("C"), { maxConcurrency: 2 });
+  await runEval(capped, { ...s, concurrency: 5 });
+  assert.equal(capped.peak, 2);
+});

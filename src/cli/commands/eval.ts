@@ -46,6 +46,7 @@ Endpoint (any OpenAI-compatible server: xverse serve, vLLM; llama.cpp's server f
   --endpoint URL           e.g. http://localhost:8000 (/v1 is added when missing)
   --api-key KEY            bearer token (default: $OPENAI_API_KEY)
   --endpoint-model NAME    the request's model field (default: the first of GET /v1/models)
+  --concurrency N          requests in flight at once (default 8)
   --tokenizer PATH         send prompts as token ids split with this tokenizer (exact, as lm-eval does);
                            without it prompts go as text and the split comes from text_offset
 
@@ -84,6 +85,7 @@ export const command: Command = {
       "api-key": { type: "string" },
       "endpoint-model": { type: "string" },
       tokenizer: { type: "string" },
+      concurrency: { type: "string" },
     }, false);
     void positionals;
     if (typeof v.data !== "string") throw new XverseError("bad_flag", "--data DIR is required: the folder holding mmlu/, ceval/, cmmlu/, gsm8k/, humaneval/ (see --help)");
@@ -103,6 +105,7 @@ export const command: Command = {
         memoryMb: numberFlag(v.memory as string | undefined, "--memory", { int: true, min: 64 }) ?? 1024,
       },
       progress: v.quiet !== true,
+      concurrency: numberFlag(v.concurrency as string | undefined, "--concurrency", { int: true, min: 1, max: 256 }) ?? (v.endpoint ? 8 : 1),
     };
 
     let scorer: Scorer;
