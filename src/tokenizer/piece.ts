@@ -103,7 +103,7 @@ export type SplitBehavior = "Removed" | "Isolated" | "MergedWithPrevious" | "Mer
  * `ranges` are the match ranges (sorted, non-overlapping). Returns the non-empty sub-pieces, as
  * NormalizedString::split does.
  */
-export function splitPiece(p: Piece, ranges: number[], behavior: SplitBehavior, out: Piece[], invert = false): void {
+export function splitPiece(p: Piece, ranges: number[], behavior: SplitBehavior, out: { push(p: Piece): unknown }, invert = false): void {
   const n = p.s.length;
   if (n === 0) return;
   // Full partition of the piece into (start, end, isMatch), like Pattern::find_matches.

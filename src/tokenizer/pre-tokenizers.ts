@@ -7,8 +7,13 @@ import { XverseError } from "../errors.js";
 import { type Piece, type SplitBehavior, PieceBuilder, endOf, prependPiece, splitPiece, startOf, subPiece, withText } from "./piece.js";
 import { compileHfPattern, regexPattern } from "./regex.js";
 
-/** Cuts one piece, appending the results to `out`. */
-export type PreTokenizer = (p: Piece, out: Piece[]) => void;
+/** Where pieces go: an array, or the next stage (pieces are then tokenized as they come, never all held). */
+export interface PieceSink {
+  push(p: Piece): unknown;
+}
+
+/** Cuts one piece, handing the results to `out` in order. */
+export type PreTokenizer = (p: Piece, out: PieceSink) => void;
 
 type Json = Record<string, any>;
 
@@ -74,24 +79,16 @@ function sequence(input: PreTokenizer[]): PreTokenizer {
   }
   if (steps.length === 0) return (p, out) => void out.push(p);
   if (steps.length === 1) return steps[0];
-  // Scratch arrays reused across calls (a pre-tokenizer never re-enters itself).
-  let a: Piece[] = [];
-  let b: Piece[] = [];
+  // Depth first: each piece a step produces goes straight into the next step, so a long text never has all its
+  // intermediate pieces alive at once (that is what made the garbage collector copy them around).
   return (p, out) => {
-    a.length = 0;
-    a.push(p);
-    for (let k = 0; k < steps.length; k++) {
+    let sink: PieceSink = out;
+    for (let k = steps.length - 1; k >= 1; k--) {
       const step = steps[k];
-      const last = k === steps.length - 1;
-      const dst = last ? out : b;
-      if (!last) b.length = 0;
-      for (let i = 0; i < a.length; i++) step(a[i], dst);
-      if (!last) {
-        const t = a;
-        a = b;
-        b = t;
-      }
+      const next = sink;
+      sink = { push: (q: Piece) => step(q, next) };
     }
+    steps[0](p, sink);
   };
 }
 

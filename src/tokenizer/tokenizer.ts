@@ -78,7 +78,8 @@ export class HfTokenizer implements Tokenizer {
     const out = new EncodingBuilder();
     const raw: Segment[] = [];
     this.rawAdded.split(plainPiece(text, 0), raw);
-    const words: Piece[] = [];
+    // Words are tokenized as the pre-tokenizer produces them.
+    const words = { push: (w: Piece): void => this.pushWord(w, out) };
     for (const seg of raw) {
       if (seg.id >= 0) {
         this.pushAdded(seg, out);
@@ -94,10 +95,8 @@ export class HfTokenizer implements Tokenizer {
           this.pushAdded(s, out);
           continue;
         }
-        words.length = 0;
-        if (this.pre === null) words.push(s.piece);
+        if (this.pre === null) this.pushWord(s.piece, out);
         else this.pre(s.piece, words);
-        for (let i = 0; i < words.length; i++) this.pushWord(words[i], out);
       }
     }
     const enc = out.finish(SURROGATE.test(text) ? text : null);
