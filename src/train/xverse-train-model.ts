@@ -12,6 +12,7 @@ import {
   add, attention, checkpoint, crossEntropy, dropout, embedding, linear, rmsnorm, rope, ropeTables, scale, swiglu,
   Tape, Var, type Arr,
 } from "./autograd-ops.js";
+import { headCrossEntropy } from "./head-loss.js";
 import { Rng } from "./rng.js";
 
 export interface TrainBatch {
@@ -168,6 +169,12 @@ export class XverseTrainModel {
 
   /** Logits (B·T, vocab) for a batch. */
   forward(t: Tape, batch: TrainBatch, opts: ForwardOptions = {}): Var {
+    const x = this.hidden(t, batch, opts);
+    return this.proj(t, x, "lm_head", this.cfg.hiddenSize, this.cfg.vocabSize, opts.train ?? false);
+  }
+
+  /** Final hidden states (B·T, hidden), after model.norm: everything but lm_head. */
+  hidden(t: Tape, batch: TrainBatch, opts: ForwardOptions = {}): Var {
     const c = this.cfg, { B, T } = batch, D = c.hiddenSize, I = c.intermediateSize, hd = c.headDim;
     const H = c.numHeads, KH = c.numKvHeads, train = opts.train ?? false;
     if (batch.inputIds.length !== B * T) throw new XverseError("bad_argument", `inputIds has ${batch.inputIds.length} ids, expected B·T = ${B * T}`);
@@ -201,17 +208,19 @@ export class XverseTrainModel {
       };
       x = opts.recompute ? checkpoint(t, x, layer, this.rng) : layer(t, x);
     }
-    x = rmsnorm(t, x, this.p("model.norm.weight"), D, c.rmsNormEps);
-    return this.proj(t, x, "lm_head", D, c.vocabSize, train);
+    return rmsnorm(t, x, this.p("model.norm.weight"), D, c.rmsNormEps);
   }
 
   /** Mean next-token cross-entropy over labelled positions; `count` is how many positions were counted. */
-  loss(t: Tape, batch: TrainBatch, opts: ForwardOptions = {}): { loss: Var; count: number; logits: Var } {
+  loss(t: Tape, batch: TrainBatch, opts: ForwardOptions = {}): { loss: Var; count: number } {
     if (!batch.labels) throw new XverseError("bad_argument", "loss needs labels");
-    const logits = this.forward(t, batch, opts);
     const targets = shiftLabels(batch.labels, batch.B, batch.T);
-    const { loss, count } = crossEntropy(t, logits, targets, this.cfg.vocabSize);
-    return { loss, count, logits };
+    const x = this.hidden(t, batch, opts);
+    // a LoRA on lm_head needs the general path; otherwise the fused head skips masked rows and big buffers
+    if (this.lora.has("lm_head")) {
+      return crossEntropy(t, this.proj(t, x, "lm_head", this.cfg.hiddenSize, this.cfg.vocabSize, opts.train ?? false), targets, this.cfg.vocabSize);
+    }
+    return headCrossEntropy(t, x, this.p("lm_head.weight"), targets, this.cfg.hiddenSize, this.cfg.vocabSize);
   }
 }
 

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Tape, type Var } from "../../src/train/autograd-ops.js";
+import { crossEntropy, linear, Tape, Var } from "../../src/train/autograd-ops.js";
+import { headCrossEntropy } from "../../src/train/head-loss.js";
 import { addLora } from "../../src/train/lora.js";
 import { Rng } from "../../src/train/rng.js";
 import type { XverseTrainModel, TrainBatch } from "../../src/train/xverse-train-model.js";
@@ -67,12 +68,12 @@ test("LoRA adapter gradients match finite differences (base frozen)", () => {
   const cfg = tinyConfig();
   const m = randomModel(cfg, 9);
   m.setBaseTrainable(false);
-  addLora(m, { r: 2, alpha: 4, dropout: 0, targets: ["q_proj", "v_proj", "down_proj"], seed: 1, dtype: "f64" });
+  addLora(m, { r: 2, alpha: 4, dropout: 0, targets: ["q_proj", "v_proj", "down_proj", "lm_head"], seed: 1, dtype: "f64" });
   // B starts at zero; give it values so every path is exercised
   const rng = new Rng(4);
   for (const l of m.lora.values()) for (let i = 0; i < l.B.data.length; i++) l.B.data[i] = 0.2 * rng.normal();
   gradCheck(m, tinyBatch(cfg));
-  assert.equal(m.trainable().length, 2 * 3 * cfg.numLayers);
+  assert.equal(m.trainable().length, 2 * 3 * cfg.numLayers + 2);
 });
 
 test("recomputation replays LoRA dropout masks exactly", () => {
@@ -88,4 +89,23 @@ test("recomputation replays LoRA dropout masks exactly", () => {
     return m.trainable().map(([, v]) => Float64Array.from(v.grad!));
   };
   assert.deepEqual(grads(true), grads(false));
+});
+
+test("fused lm_head + cross-entropy (chunked, masked rows skipped) equals linear + crossEntropy", () => {
+  const N = 9, D = 5, V = 7, rng = new Rng(3);
+  const mk = (n: number): Float64Array => Float64Array.from({ length: n }, () => rng.normal());
+  const targets = Int32Array.from([-100, 3, 0, -100, 6, 6, 1, -100, 2]);
+  const run = (fused: boolean): [number, Float64Array, Float64Array] => {
+    const x = new Var(mk(N * D), true), W = new Var(mk(V * D), true);
+    rng.state = 3;
+    x.data.set(mk(N * D)); W.data.set(mk(V * D));
+    const t = new Tape();
+    const r = fused ? headCrossEntropy(t, x, W, targets, D, V, 2) : crossEntropy(t, linear(t, x, W, D, V), targets, V);
+    t.backward(r.loss);
+    return [r.loss.data[0], x.grad as Float64Array, W.grad as Float64Array];
+  };
+  const [l1, gx1, gw1] = run(true), [l2, gx2, gw2] = run(false);
+  assert.ok(Math.abs(l1 - l2) < 1e-12);
+  for (let i = 0; i < gx1.length; i++) assert.ok(Math.abs(gx1[i] - gx2[i]) < 1e-12);
+  for (let i = 0; i < gw1.length; i++) assert.ok(Math.abs(gw1[i] - gw2[i]) < 1e-12);
 });
