@@ -1,9 +1,10 @@
 /**
  * Opens a tokenizer from whatever a user points at: a model directory (tokenizer.json), a tokenizer.json file,
- * or a .gguf file (its tokenizer.ggml.* metadata).
+ * a Hugging Face cache folder, or a .gguf file (its tokenizer.ggml.* metadata).
  */
 import { existsSync, statSync } from "node:fs";
 import { XverseError } from "../errors.js";
+import { resolveModelDir } from "../io/checkpoint.js";
 import { readGguf } from "../io/gguf.js";
 import { tokenizerFromGguf } from "./gguf-vocab.js";
 import { loadTokenizer } from "./load.js";
@@ -21,5 +22,6 @@ export function openTokenizer(path: string): Tokenizer {
       throw e;
     }
   }
-  return loadTokenizer(path);
+  // A Hugging Face cache folder (models--org--name) stands for its snapshot.
+  return loadTokenizer(statSync(path).isDirectory() ? resolveModelDir(path) : path);
 }
