@@ -5,7 +5,8 @@
  * RSS before, at peak and after (should return near its baseline once the clients are gone).
  * Not a test: it reports, and exits 1 only on server errors or a stream that should have completed and did not.
  *
- *   node dist/bench/server-load.js [--seconds 60] [--clients 32] [--concurrency 4] [--max-tokens 128] [--model DIR] [--url URL]
+ *   node dist/bench/server-load.js [--seconds 60] [--clients 32] [--concurrency 4] [--max-tokens 128] [--model DIR]
+ *                                  [--threads N] [--url URL (an already running server)]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -19,6 +20,7 @@ const { values: v } = parseArgs({
     concurrency: { type: "string", default: "4" },
     "max-tokens": { type: "string", default: "128" },
     model: { type: "string" },
+    threads: { type: "string" },
     url: { type: "string" },
   },
 });
@@ -26,12 +28,12 @@ const SECONDS = Number(v.seconds), CLIENTS = Number(v.clients), MAX_TOKENS = Num
 const DISCONNECTERS = Math.round(CLIENTS / 4);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Health { active: number; queued: number; failed: number; completed: number; aborted: number; rss: number }
+interface Health { active: number; queued: number; failed: number; completed: number; aborted: number; rss: number; heap_used: number; worker_heap_used: number; max_batch: number }
 
 async function startServer(): Promise<{ url: string; child: ChildProcess | null; stderr: () => string }> {
   if (v.url) return { url: v.url.replace(/\/+$/, ""), child: null, stderr: () => "" };
   const bin = join(dirname(fileURLToPath(import.meta.url)), "../../bin/xverse.js");
-  const args = [bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(v.model ? ["--model", v.model] : [])];
+  const args = [bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(v.model ? ["--model", v.model] : []), ...(v.threads ? ["--threads", v.threads] : [])];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
   child.stdout!.on("data", (d) => (out += d));
@@ -113,37 +115,50 @@ const ms = (x: number) => `${x.toFixed(0)} ms`;
 async function main(): Promise<void> {
   const srv = await startServer();
   try {
-    // warm up (first-request allocations, JIT), then take the baseline
-    await streamOnce(srv.url, 0, null);
-    await sleep(500);
-    const base = await health(srv.url);
-    console.log(`server ${srv.url} · ${CLIENTS} streaming clients (${DISCONNECTERS} hang up mid-stream) for ${SECONDS} s · baseline RSS ${mb(base.rss)}`);
+    const cold = await health(srv.url);
+    let seq = 1;
+    /** All clients for `secs` seconds; returns their outcomes and the peak RSS seen. */
+    const phase = async (secs: number, outcomes: Outcome[]): Promise<number> => {
+      let peak = 0;
+      const end = Date.now() + secs * 1000;
+      const sampler = (async () => {
+        while (Date.now() < end) {
+          peak = Math.max(peak, (await health(srv.url)).rss);
+          await sleep(250);
+        }
+      })();
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+        while (Date.now() < end) {
+          const i = seq++;
+          outcomes.push(await streamOnce(srv.url, i, c < DISCONNECTERS ? 1 + (i % 12) : null));
+        }
+      }));
+      await sampler;
+      return peak;
+    };
+    /** Waits for the server to drain, then a moment for it to settle. */
+    const idle = async (): Promise<Health> => {
+      let h = await health(srv.url);
+      for (let i = 0; i < 100 && (h.active || h.queued); i++) { await sleep(100); h = await health(srv.url); }
+      await sleep(2000);
+      return health(srv.url);
+    };
+
+    // The baseline is the idle server after a warm-up under the same load: the first burst sizes V8's heaps and
+    // JIT-compiles the hot paths, memory a server keeps; what must not happen is growth from one period to the next.
+    const warm: Outcome[] = [];
+    const warmSecs = Math.max(3, Math.min(10, SECONDS / 6));
+    await phase(warmSecs, warm);
+    const base = await idle();
+    console.log(`server ${srv.url} · ${CLIENTS} streaming clients (${DISCONNECTERS} hang up mid-stream) for ${SECONDS} s · ` +
+      `RSS cold ${mb(cold.rss)}, after a ${warmSecs.toFixed(0)} s warm-up (baseline) ${mb(base.rss)}`);
 
     const outcomes: Outcome[] = [];
-    let peak = base.rss, seq = 1;
-    const end = Date.now() + SECONDS * 1000;
-    const sampler = (async () => {
-      while (Date.now() < end) {
-        peak = Math.max(peak, (await health(srv.url)).rss);
-        await sleep(250);
-      }
-    })();
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
-      while (Date.now() < end) {
-        const i = seq++;
-        const cut = c < DISCONNECTERS ? 1 + (i % 12) : null;
-        outcomes.push(await streamOnce(srv.url, i, cut));
-      }
-    }));
+    const peak = await phase(SECONDS, outcomes);
     const wall = (performance.now() - t0) / 1000;
-    await sampler;
-
-    // after the clients: the server should drain and give memory back
-    let after = await health(srv.url);
-    for (let i = 0; i < 100 && (after.active || after.queued); i++) { await sleep(100); after = await health(srv.url); }
-    await sleep(2000);
-    after = await health(srv.url);
+    const after = await idle();
+    outcomes.push(...warm.filter((o) => o.kind === "error"));
 
     const completed = outcomes.filter((o) => o.kind === "completed");
     const cut = outcomes.filter((o) => o.kind === "cut");
@@ -156,6 +171,7 @@ async function main(): Promise<void> {
     console.log(`TTFT   p50 ${ms(pct(ttft, 50))} · p90 ${ms(pct(ttft, 90))} · p99 ${ms(pct(ttft, 99))}`);
     console.log(`total  p50 ${ms(pct(total, 50))} · p90 ${ms(pct(total, 90))} · p99 ${ms(pct(total, 99))}`);
     console.log(`RSS    baseline ${mb(base.rss)} · peak ${mb(peak)} · after ${mb(after.rss)} (${(((after.rss - base.rss) / base.rss) * 100).toFixed(1)}% over baseline)`);
+    console.log(`heap   HTTP thread ${mb(base.heap_used)} → ${mb(after.heap_used)} · worker ${mb(base.worker_heap_used)} → ${mb(after.worker_heap_used)} · largest decode batch ${after.max_batch}`);
     for (const e of errors.slice(0, 5)) console.log(`  error: ${e.why}`);
     for (const l of serverLog.slice(0, 5)) console.log(`  server: ${l}`);
     if (errors.length || serverLog.length || after.failed !== base.failed) process.exitCode = 1;

@@ -33,6 +33,8 @@ class Seq {
   cache: KVCache | null = null;
   row = 0;
   logits: Float32Array;
+  /** The processors' scratch copy of the logits (one per request, not one per token). */
+  readonly work: Float32Array;
   done = false;
   text = "";
   finish: FinishReason = "length";
@@ -48,6 +50,7 @@ class Seq {
   constructor(readonly prompt: readonly number[], readonly opts: GenerateOptions, tok: Tokenizer, V: number) {
     this.ids = [...prompt];
     this.logits = new Float32Array(V);
+    this.work = new Float32Array(V);
     this.sampling = opts.greedy === true ? false : opts.greedy === false || opts.temperature !== undefined || opts.topK !== undefined || opts.topP !== undefined;
     this.chain = processorChain({ repetitionPenalty: opts.repetitionPenalty, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, sample: this.sampling });
     this.rng = new Rng(opts.seed ?? Date.now());
@@ -159,8 +162,8 @@ export class BatchDecoder {
     if (s.out.length >= s.maxNew) { s.done = true; s.finish = "length"; return; }
     s.opts.logitsHook?.(s.ids, s.logits);
     const lse = logSumExp(s.logits);
-    const work = Float32Array.from(s.logits);
-    const processed = applyChain(s.chain, s.ids, work);
+    s.work.set(s.logits);
+    const processed = applyChain(s.chain, s.ids, s.work);
     const id = s.sampling ? sample(processed, s.rng) : argmax(processed);
     const logprob = s.logits[id] - lse;
     s.ids.push(id);

@@ -129,7 +129,10 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         allow("GET");
         sendJson(res, 200, {
           status: "ok", model: sched.model.id, ...sched.stats(),
-          rss: process.memoryUsage().rss, uptime_s: Math.round((Date.now() - started) / 1000),
+          max_batch: sched.workerMemory.maxBatch,
+          rss: process.memoryUsage().rss, heap_used: process.memoryUsage().heapUsed,
+          worker_heap_used: sched.workerMemory.heapUsed, worker_heap_total: sched.workerMemory.heapTotal,
+          uptime_s: Math.round((Date.now() - started) / 1000),
         }, { "Cache-Control": "no-store" });
         return;
       case "/v1/models":

@@ -66,6 +66,8 @@ export type ToMain =
   | { type: "ready"; model: ModelInfo }
   | { type: "fatal"; message: string }
   | { type: "warning"; message: string }
+  /** The worker's V8 heap, sent every second: RSS is one number for both threads, the heaps tell them apart. */
+  | { type: "memory"; heapUsed: number; heapTotal: number; maxBatch: number }
   | { type: "start"; id: number; promptTokens: number; maxTokens: number; echo?: { text: string; logprobs: TokenLogprob[] | null } }
   | { type: "delta"; id: number; text: string; logprob?: TokenLogprob }
   | {

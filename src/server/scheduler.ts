@@ -42,6 +42,8 @@ export class Scheduler {
   private closing = false;
   private counts = { completed: 0, aborted: 0, failed: 0 };
   model!: ModelInfo;
+  /** The worker's last memory report (heap bytes) and the largest decode batch it has run. */
+  workerMemory = { heapUsed: 0, heapTotal: 0, maxBatch: 0 };
 
   private constructor(private readonly init: WorkerInit, readonly concurrency: number, private readonly log: (line: string) => void) {}
 
@@ -54,7 +56,9 @@ export class Scheduler {
 
   private spawn(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: this.init });
+      // a small young generation: decoding allocates many short-lived objects, and V8 otherwise grows the
+      // nursery under load and keeps it, which shows up as RSS that never returns to its idle level
+      const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: this.init, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       this.worker = w;
       let started = false;
       w.on("message", (m: ToMain) => {
@@ -67,6 +71,7 @@ export class Scheduler {
           reject(new Error(m.message));
           void w.terminate();
         } else if (m.type === "warning") this.log(`warning: ${m.message}`);
+        else if (m.type === "memory") this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch };
         else this.dispatch(m);
       });
       w.on("error", (e) => (started ? this.crashed(e.message) : reject(e)));
@@ -90,7 +95,7 @@ export class Scheduler {
     this.spawn().catch((err: Error) => this.log(`error: the model worker could not restart: ${err.message}`));
   }
 
-  private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" }>): void {
+  private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" | "memory" }>): void {
     const e = this.active.get(m.id);
     if (!e) return;
     if (m.type === "end" || m.type === "error") {

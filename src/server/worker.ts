@@ -41,6 +41,10 @@ async function main(): Promise<void> {
     void engine.run(m.id, m.job, ac.signal, post).finally(() => running.delete(m.id));
   });
   post({ type: "ready", model: engine.info() });
+  setInterval(() => {
+    const m = process.memoryUsage();
+    post({ type: "memory", heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: engine.batch.maxBatchSeen });
+  }, 1000).unref();
 }
 
 main().catch((e: unknown) => post({ type: "fatal", message: (e as Error)?.message ?? String(e) }));
