@@ -50,3 +50,4 @@ export { readMcTask, readGsm8k, readHumanEval, TASKS, type TaskName, type McTask
 export { mcPrompt, mcFewShotPrefix, gsm8kPrompt, extractGsm8kAnswer, GSM8K_EXEMPLARS, HUMANEVAL_STOP } from "./eval/prompts.js";
 export { runPythonSandboxed, sandboxLayers, describeSandbox, type SandboxOptions, type SandboxResult } from "./eval/sandbox.js";
 export { resultsTable, subjectTable, mergeReports } from "./eval/report.js";
+export { startServer, BatchDecoder, ApiError as ServerApiError, DEFAULT_MAX_BODY, type ServeOptions, type RunningServer } from "./server/index.js";
