@@ -1,5 +1,5 @@
 /**
- * GGUF vocabularies against llama.cpp itself (node-llama-cpp, a test-only peer): 300 seeded random strings per
+ * GGUF vocabularies against llama.cpp itself (node-llama-cpp, a test-only peer): 200 seeded random strings per
  * vocabulary, tokenized with and without parse_special, and decoded. Skips when llama.cpp cannot start here.
  */
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import { tokenizerFromGguf } from "../../src/tokenizer/gguf-vocab.js";
 import { fixture, importPeer } from "../helpers/peers.js";
 import { randomString, rng } from "./random-text.js";
 
-const N = 300;
+const N = 200;
 const dir = fixture("llama.cpp-vocab-tests");
 const files = readdirSync(dir).filter((f) => f.endsWith(".gguf")).sort();
 
