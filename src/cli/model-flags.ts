@@ -15,6 +15,7 @@ export const MODEL_FLAGS = {
   "group-size": { type: "string" },
   "rope-theta": { type: "string" },
   "rope-scaling": { type: "string" },
+  adapter: { type: "string" },
 } as const;
 
 export const MODEL_FLAGS_HELP = `Model options:
@@ -25,7 +26,8 @@ export const MODEL_FLAGS_HELP = `Model options:
   --quantize 8|4           quantize the seven projections of every layer while loading
   --group-size 32|64|128   with --quantize 4: one scale per group instead of per row
   --rope-theta X           override rope_theta (XVERSE-13B-256K needs 500000)
-  --rope-scaling S         override rope_scaling: none | linear:F | dynamic:F (13B-256K: dynamic:2)`;
+  --rope-scaling S         override rope_scaling: none | linear:F | dynamic:F (13B-256K: dynamic:2)
+  --adapter DIR            apply a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)`;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -48,5 +50,6 @@ export function loadOptionsFromFlags(v: Values): LoadModelOptions {
     quantize: quantize as 0 | 4 | 8 | undefined,
     groupSize: numberFlag(v["group-size"] as string | undefined, "--group-size", { int: true, min: 0 }),
     overrides,
+    adapter: typeof v.adapter === "string" ? v.adapter : undefined,
   };
 }

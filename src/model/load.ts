@@ -16,6 +16,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 import { defaultModelDir } from "./embedded.js";
+import { withPeftAdapter } from "../train/lora-source.js";
 import { XverseModel } from "./xverse.js";
 
 export interface LoadModelOptions {
@@ -29,6 +30,8 @@ export interface LoadModelOptions {
   quantize?: 0 | 4 | 8;
   /** int4 group size (32 / 64 / 128); 0 = one scale per row. */
   groupSize?: number;
+  /** A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) merged in while loading. */
+  adapter?: string;
   /** Warnings (unused tensors, backend fallback) go here; default: stderr. */
   onWarning?: (message: string) => void;
 }
@@ -71,6 +74,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     tokenizer = loadTokenizer(path);
     generationConfig = loadGenerationConfig(path, config);
   }
+  if (opts.adapter) source = withPeftAdapter(source, opts.adapter);
   try {
     const model = XverseModel.fromSource(config, source, {
       backend,
