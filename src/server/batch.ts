@@ -22,6 +22,9 @@ import type { XverseModel } from "../model/xverse.js";
 import type { StreamDecoder, Tokenizer } from "../tokenizer/types.js";
 import { logSumExp } from "./logprobs.js";
 
+/** Prompt tokens prefilled per loop turn, across all newcomers. */
+export const PREFILL_CHUNK = 256;
+
 type Item = { token: GeneratedToken } | { end: GenerateResult };
 
 class Seq {
@@ -118,14 +121,30 @@ export class BatchDecoder {
     let out = new Float32Array(0);
     try {
       while (this.rows.length || this.waiting.length) {
-        // 1. newcomers: prefill each alone (its prompt's logits are its first step's)
-        const fresh = this.waiting.splice(0);
-        for (const s of fresh) {
-          if (s.opts.signal?.aborted || s.done) { s.done = true; s.finish = "abort"; this.end(s); continue; }
-          s.cache = this.model.newCache(s.prompt.length);
-          this.model.forward(s.prompt, s.cache, { out: s.logits });
-          s.len = s.prompt.length;
-          s.row = 0;
+        // 1. newcomers: prefill alone, in chunks of at most PREFILL_CHUNK tokens per turn, so a long prompt
+        //    delays the running requests' next token by one chunk, not by the whole prompt. The last chunk's
+        //    logits are the newcomer's first step's.
+        const fresh: Seq[] = [];
+        let budget = PREFILL_CHUNK;
+        for (const s of [...this.waiting]) {
+          if (s.opts.signal?.aborted || s.done) {
+            this.waiting.splice(this.waiting.indexOf(s), 1);
+            s.done = true;
+            s.finish = "abort";
+            this.end(s);
+            continue;
+          }
+          if (budget <= 0) continue;
+          s.cache ??= this.model.newCache(s.prompt.length);
+          const n = Math.min(budget, s.prompt.length - s.len);
+          this.model.forward(s.prompt.slice(s.len, s.len + n), s.cache, { out: s.logits });
+          s.len += n;
+          budget -= n;
+          if (s.len === s.prompt.length) {
+            this.waiting.splice(this.waiting.indexOf(s), 1);
+            s.row = 0;
+            fresh.push(s);
+          }
         }
         // 2. every row picks its next token from its logits
         const all = [...this.rows, ...fresh.filter((s) => !s.done)];

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { generateText, type GenerateOptions, type GenerateResult } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/load.js";
-import { BatchDecoder } from "../../src/server/batch.js";
+import { BatchDecoder, PREFILL_CHUNK } from "../../src/server/batch.js";
 
 const sleepTicks = async (n: number) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
 
@@ -21,7 +21,10 @@ for (const backend of ["ts", "auto"] as const) {
         { prompt: "The cat", opts: { temperature: 0.9, topK: 20, topP: 0.9, seed: 42, maxNewTokens: 40, eosTokenIds: [] }, delay: 3 },
         { prompt: "One day, a little bird", opts: { greedy: true, maxNewTokens: 80, repetitionPenalty: 1.1, eosTokenIds: [] }, delay: 10 },
         { prompt: "Tom had a dog", opts: { greedy: true, maxNewTokens: 5, stopStrings: ["."] }, delay: 20 },
+        // longer than one prefill chunk: it is prefilled over several turns while the others decode
+        { prompt: "Once upon a time, there was a girl. ".repeat(30), opts: { greedy: true, maxNewTokens: 30, eosTokenIds: [] }, delay: 6 },
       ];
+      assert.ok(tokenizer.encode(cases[5].prompt).ids.length > PREFILL_CHUNK);
       const expected: GenerateResult[] = [];
       for (const c of cases) expected.push(await generateText(model, tokenizer, tokenizer.encode(c.prompt).ids, c.opts));
       const dec = new BatchDecoder(model, tokenizer);
