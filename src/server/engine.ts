@@ -90,7 +90,16 @@ export class Engine {
       if (e instanceof XverseError) throw badField(e.code === "bad_tools" ? "tools" : "messages", e.message, e.code);
       throw e;
     }
-    // the builder already dropped old turns to fit its budget (the official behaviour); max_tokens gets what is left
+    // The builder drops old turns to fit its budget (the official behaviour, and what a long chat needs), but it
+    // would also cut the newest message itself: refuse that instead of answering a question the model never saw.
+    if (prompt.truncated) {
+      const last = job.messages[job.messages.length - 1];
+      const own = tok.encode(last.content, { addSpecialTokens: false }).ids.length;
+      if (own + 8 > prompt.budget) {
+        throw new ApiError(400, `This model's maximum context length is ${ctx} tokens, of which ${prompt.budget} are for the prompt with max_tokens ${requested}, but the last message alone has ${own} tokens`, `messages[${job.messages.length - 1}].content`, "context_length_exceeded");
+      }
+    }
+    // max_tokens gets what the prompt leaves
     const room = ctx - prompt.ids.length;
     if (room < 1 && requested > 0) {
       throw new ApiError(400, `This model's maximum context length is ${ctx} tokens, but the messages take ${prompt.ids.length} tokens and leave no room for a reply`, "messages", "context_length_exceeded");

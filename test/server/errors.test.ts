@@ -144,6 +144,15 @@ describe("validation and limits", () => {
     assert.equal(capped.status, 200);
     assert.equal(capped.json.usage.completion_tokens, 7);
     assert.equal(capped.json.choices[0].finish_reason, "length");
+    // chat: old turns are dropped to fit (as the official builder does), but a last message that cannot fit is a 400
+    const story = "Once upon a time there was a little girl named Lily. ".repeat(8);
+    const history = Array.from({ length: 6 }, (_, i) => [{ role: "user", content: `${i}: ${story}` }, { role: "assistant", content: story }]).flat();
+    const fits = await post(srv, CHAT, { model: "m", messages: [...history, { role: "user", content: "And then?" }], max_tokens: 8 });
+    assert.equal(fits.status, 200);
+    assert.ok(fits.json.usage.prompt_tokens <= 512);
+    const huge = await post(srv, CHAT, { model: "m", messages: [{ role: "user", content: story.repeat(6) }], max_tokens: 8 });
+    assertError(huge, 400, "messages[0].content", "context_length_exceeded");
+    assert.match(huge.json.error.message, /512/);
     // streaming requests get the same 400 before any event
     const s = await post(srv, "/v1/completions", { model: "m", prompt: long, stream: true });
     assertError(s, 400, "prompt", "context_length_exceeded");
