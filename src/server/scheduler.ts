@@ -62,6 +62,7 @@ export class Scheduler {
       this.worker = w;
       let started = false;
       w.on("message", (m: ToMain) => {
+        if (w !== this.worker) return;
         if (m.type === "ready") {
           this.model = m.model;
           this.ready = started = true;
@@ -74,10 +75,11 @@ export class Scheduler {
         else if (m.type === "memory") this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch };
         else this.dispatch(m);
       });
-      w.on("error", (e) => (started ? this.crashed(e.message) : reject(e)));
+      // events of a worker already replaced (its late "exit" after an "error") must not touch its successor
+      w.on("error", (e) => (!started ? reject(e) : w === this.worker && this.crashed(e.message)));
       w.on("exit", (code) => {
         if (!started) reject(new Error(`the model worker exited with code ${code} before loading`));
-        else if (!this.closing) this.crashed(`the model worker exited with code ${code}`);
+        else if (!this.closing && w === this.worker) this.crashed(`the model worker exited with code ${code}`);
       });
     });
   }

@@ -121,3 +121,29 @@ describe("xverse serve (CLI)", () => {
     assert.equal(code, 0);
   });
 });
+
+describe("worker crash", () => {
+  let srv: RunningServer;
+  before(async () => { srv = await startTestServer({ concurrency: 2 }); });
+  after(() => srv.close());
+
+  it("fails the requests in flight with an error, restarts the worker, and keeps serving", async () => {
+    const res = await fetch(`${srv.url}/v1/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...LONG, stream: true }) });
+    const reader = res.body!.getReader();
+    await reader.read();
+    // simulate a crash (out of memory, a native fault): the worker thread dies mid-generation
+    await (srv.scheduler as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    assert.match(text, /"code":"worker_crashed"/);
+    assert.match(text, /data: \[DONE\]/);
+    await waitFor(async () => (await raw(srv, "/health")).status === 200);
+    const r = await post(srv, "/v1/completions", { model: "m", prompt: "Once", max_tokens: 4, temperature: 0 });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal((await health(srv)).body.failed, 1);
+  });
+});
