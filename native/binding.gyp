@@ -10,7 +10,8 @@
         "src/matmul_scalar.cc",
         "src/matmul_avx2.cc",
         "src/matmul_avx512.cc",
-        "src/matvec_vnni.cc"
+        "src/matvec_vnni.cc",
+        "src/portable_stubs.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

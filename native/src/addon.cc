@@ -16,7 +16,7 @@ namespace xv {
 
 CpuCaps detect_cpu() {
   CpuCaps c;
-#if defined(__x86_64__) || defined(__i386__)
+#if XV_X86 && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   c.avx2_fma_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   c.avx512 = c.avx2_fma_f16c && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

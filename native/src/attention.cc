@@ -1,12 +1,13 @@
 // One attention row (query token t, head h) over the KV cache: scores, softmax in f32, weighted sum of V.
 // The AVX-512 version scores 4 keys at once (4 independent FMA chains instead of one long one per key), takes
 // exp 16 lanes at a time, and for headDim ≤ 128 keeps the output row in registers while it sums over V.
-#include <immintrin.h>
-
 #include <cmath>
 
 #include "kernels.h"
 #include "vexp.h"
+#if XV_X86
+#include <immintrin.h>
+#endif
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define TAVX2 __attribute__((target("avx2,fma")))
@@ -25,6 +26,7 @@ void axpy_scalar(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+#if XV_X86
 TAVX2 float dot_256(const float* a, const float* b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
@@ -44,9 +46,17 @@ TAVX2 void axpy_256(float* y, float a, const float* x, int64_t n) {
   for (; i < n; i++) y[i] += a * x[i];
 }
 
+#endif
+
 void row_generic(const AttnArgs& a, int64_t t, int64_t h, float* scores, bool avx2) {
+#if XV_X86
   auto dot = avx2 ? dot_256 : dot_scalar;
   auto axpy = avx2 ? axpy_256 : axpy_scalar;
+#else
+  (void)avx2;
+  auto dot = dot_scalar;
+  auto axpy = axpy_scalar;
+#endif
   const int64_t hd = a.headDim, kvStride = a.nKvHeads * hd;
   const int64_t kvh = (h / (a.nHeads / a.nKvHeads)) * hd;
   const int64_t last = a.past + t;  // causal: keys 0 … last
@@ -78,6 +88,7 @@ void row_generic(const AttnArgs& a, int64_t t, int64_t h, float* scores, bool av
 }
 
 // --- AVX-512 ---
+#if XV_X86
 
 T512 inline __mmask16 tail_mask(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
@@ -194,10 +205,14 @@ T512 void row_512(const AttnArgs& a, int64_t t, int64_t h, float* scores) {
   pv_any(out, scores, a.v + kvh, kvStride, n, hd);
 }
 
+#endif  // XV_X86
+
 }  // namespace
 
 void attention_row(const AttnArgs& a, int64_t t, int64_t h, float* scores, Isa isa) {
+#if XV_X86
   if (isa == Isa::Avx512) return row_512(a, t, h, scores);
+#endif
   row_generic(a, t, h, scores, isa == Isa::Avx2);
 }
 

@@ -3,6 +3,14 @@
 #pragma once
 #include <cstdint>
 
+// The vector kernels are x86 only; elsewhere (e.g. arm64) the addon still builds, with the scalar kernels.
+// -DXV_NO_X86 builds that variant on x86 too, so it can be tested.
+#if (defined(__x86_64__) || defined(__i386__) || defined(_M_X64)) && !defined(XV_NO_X86)
+#define XV_X86 1
+#else
+#define XV_X86 0
+#endif
+
 namespace xv {
 
 enum class Fmt : int { F32 = 0, BF16 = 1, F16 = 2, Q8 = 3, Q4 = 4, Q4G = 5 };

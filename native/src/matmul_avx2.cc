@@ -1,5 +1,7 @@
 // AVX2 + FMA matmul for CPUs without AVX-512: the same register-tile plan as matmul_avx512.cc at 8 lanes, with a
 // 4 × 2 tile (16 ymm registers), and the cols % 8 tail done in scalar code.
+#include "kernels.h"
+#if XV_X86
 #include <immintrin.h>
 
 #include <cstring>
@@ -184,3 +186,5 @@ TAVX2 void matmul_rows_avx2(const WView& w, const float* x, int64_t ldx, float* 
 }
 
 }  // namespace xv
+
+#endif  // XV_X86

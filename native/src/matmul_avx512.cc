@@ -4,6 +4,8 @@
 // Plan: a register tile of R weight rows × TT tokens (4 × 4 → 16 zmm accumulators). Each 16-wide weight slice
 // is decoded to f32 once and used for TT tokens; each x slice is used for R rows. T = 1 (decode) runs 4 × 1:
 // four weight streams in flight, x stays in L1. Tails (cols % 16) use masked loads, so no scalar loop.
+#include "kernels.h"
+#if XV_X86
 #include <immintrin.h>
 
 #include "kernels.h"
@@ -220,3 +222,5 @@ T512 void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float*
 }
 
 }  // namespace xv
+
+#endif  // XV_X86

@@ -9,6 +9,8 @@
 // Lanes: a 64-byte chunk c holds columns 128c … 128c+127; its low nibbles are the even columns, the high
 // nibbles the odd ones, so x is stored as [64 even | 64 odd] per chunk and dpbusd lane L covers columns
 // 8L … 8L+7. A lane never straddles a 32-block, so one scale per lane suffices.
+#include "kernels.h"
+#if XV_X86
 #include <immintrin.h>
 
 #include <cmath>
@@ -186,3 +188,5 @@ TVNNI void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t 
 }
 
 }  // namespace xv
+
+#endif  // XV_X86

@@ -1,7 +1,5 @@
 // The small O(T · dim) kernels: RMSNorm, RoPE, SiLU·mul, add. Plain loops the compiler vectorizes (keeping the
 // reference's accumulation order where that sets the error), except SiLU, whose exp gets the vector version.
-#include <immintrin.h>
-
 #include <cmath>
 
 #include "kernels.h"
@@ -39,6 +37,7 @@ void rope(float* x, int64_t T, int64_t nHeads, int64_t headDim, const float* cos
   }
 }
 
+#if XV_X86
 T512 static void silu_mul_512(float* gate, const float* up, int64_t begin, int64_t end) {
   const __m512 one = _mm512_set1_ps(1.f);
   for (int64_t i = begin; i < end; i += 16) {
@@ -49,8 +48,14 @@ T512 static void silu_mul_512(float* gate, const float* up, int64_t begin, int64
   }
 }
 
+#endif
+
 void silu_mul(float* gate, const float* up, int64_t begin, int64_t end, Isa isa) {
+#if XV_X86
   if (isa == Isa::Avx512) return silu_mul_512(gate, up, begin, end);
+#else
+  (void)isa;
+#endif
   for (int64_t i = begin; i < end; i++) {
     const float g = gate[i];
     gate[i] = g / (1.f + std::exp(-g)) * up[i];

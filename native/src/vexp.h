@@ -3,6 +3,8 @@
 // on [-87, 88], far inside the 1e-5 parity bound. Inputs are clamped, so −∞ gives ~1e-38 (callers that need
 // exact zeros mask those lanes) and large inputs give ~2e38 instead of ∞.
 #pragma once
+#include "kernels.h"
+#if XV_X86
 #include <immintrin.h>
 
 namespace xv {
@@ -27,3 +29,5 @@ XV_T512_EXP inline __m512 exp512(__m512 x) {
 }
 
 }  // namespace xv
+
+#endif  // XV_X86
