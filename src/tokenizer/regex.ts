@@ -61,8 +61,11 @@ export function translateOniguruma(src: string, oniguruma = true): string {
       continue;
     }
     if (inClass) {
-      if (c === "[") { inClass++; out += "\\["; continue; }
-      if (c === "]") inClass--;
+      // Oniguruma nests classes ([a[b]], [[:alpha:]], &&); JavaScript `u` mode has none of it.
+      if (c === "[" || (c === "&" && src[i + 1] === "&")) unsupportedInClass(c === "[" ? "nested [...] or [:posix:]" : "&&");
+      if (c === "]") inClass = 0;
+      // A letter inside (?i:[...]) would need both cases; say so rather than match one.
+      if (ci > 0 && /[A-Za-z]/.test(c)) throw new XverseError("unsupported", "regex character classes inside (?i:...) are not supported");
       out += c;
       continue;
     }
