@@ -9,11 +9,15 @@
  *   A server that refuses max_tokens 0 is retried once with max_tokens 1 and the generated tail is dropped.
  * - Generation: `{prompt, max_tokens, temperature: 0, stop}` (OpenAI allows four stop strings, so the rest
  *   are applied here to the returned text).
- * Who supports what (as of their 2024–2025 releases): `xverse serve` — echo + logprobs with max_tokens 0, token
- * id prompts; vLLM — echo + logprobs on /v1/completions (prompt log-probs), token id prompts; older vLLM
- * versions need max_tokens ≥ 1 (the retry covers it); llama.cpp's server — generation only: its completions
- * endpoint reports probabilities of generated tokens, not of the echoed prompt, so multiple-choice tasks stop
- * with an error naming the missing field; OpenAI's hosted API no longer accepts echo with logprobs.
+ * Who supports what (checked against their trackers, 2024–2026):
+ * - `xverse serve`: echo + logprobs with max_tokens 0, text or token-id prompts (tested here against it).
+ * - vLLM: echo on /v1/completions since 0.2.4, returning prompt log-probs; some versions want max_tokens ≥ 1
+ *   (lm-eval-harness issue #1411) — the retry with max_tokens 1 covers them. Token-id prompts are accepted.
+ * - llama.cpp's llama-server: generation only. It refuses echo ("Only no echo is supported"), and builds that
+ *   accept logprobs report them for generated tokens only, in the newer `logprobs.content` shape (llama.cpp
+ *   issues #8942, #27174; PRs #15189, #17935 unmerged). Multiple choice therefore stops with an error naming
+ *   the missing field — never a silent chance-level score; gsm8k and humaneval work.
+ * - OpenAI's hosted API no longer accepts echo with logprobs.
  */
 import { XverseError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
@@ -108,7 +112,8 @@ export class EndpointScorer implements Scorer {
     try {
       r = await this.request("POST", "/completions", body);
     } catch (e) {
-      if (this.maxTokensForEcho !== 0 || !(e instanceof XverseError && e.code === "http_400")) throw e;
+      // Any HTTP refusal of max_tokens 0 (400, 422, or a 500 from servers that crash on it) gets one retry with 1.
+      if (this.maxTokensForEcho !== 0 || !(e instanceof XverseError && /^http_/.test(e.code))) throw e;
       this.maxTokensForEcho = 1;
       r = await this.request("POST", "/completions", { ...body, max_tokens: 1 });
     }

@@ -138,3 +138,16 @@ test("a server without prompt log-probs gets a clear error", async () => {
   await assert.rejects(ep.loglikelihood("a", " b"), /no prompt log-probabilities/);
   assert.equal(await ep.generate("p", { maxNewTokens: 4, stop: [] }), "x");
 });
+
+test("a server that reports log-probs of the generated token only is refused, not scored at chance", async () => {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ choices: [{ text: "x", logprobs: { tokens: [" x"], token_logprobs: [-0.5], top_logprobs: [{ " x": -0.5 }], text_offset: [40] } }] }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  servers.push(server);
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  for (const tokenizer of [tok, undefined]) {
+    await assert.rejects(new EndpointScorer(url, { model: "m", tokenizer }).loglikelihood("Once upon a time", " there"), /echo returned 1 prompt tokens/);
+  }
+});
