@@ -21,6 +21,10 @@ test("unsupported components are named, never tokenized wrongly", () => {
     ["model", (j) => (j.model = { type: "Unigram", vocab: [] }), /model type Unigram is not supported/],
     ["decoder", (j) => (j.decoder = { type: "CTC" }), /decoder type CTC is not supported/],
     ["post_processor", (j) => (j.post_processor = { type: "Fancy" }), /post_processor type Fancy is not supported/],
+    ["POSIX class in a Split regex", (j) => j.pre_tokenizer.pretokenizers.push({ type: "Split", pattern: { Regex: "[[:alpha:]]+" }, behavior: "Isolated", invert: false }), /not supported/],
+    ["class under (?i:)", (j) => j.pre_tokenizer.pretokenizers.push({ type: "Split", pattern: { Regex: "(?i:[a-z]+)" }, behavior: "Isolated", invert: false }), /not supported/],
+    ["split behaviour", (j) => j.pre_tokenizer.pretokenizers.push({ type: "Split", pattern: { String: "x" }, behavior: "Sideways", invert: false }), /behavior Sideways is not supported/],
+    ["BPE dropout", (j) => (j.model.dropout = 0.1), /dropout is not supported/],
   ];
   for (const [what, edit, re] of cases) {
     const j = clone();
