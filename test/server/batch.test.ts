@@ -77,3 +77,45 @@ for (const backend of ["ts", "auto"] as const) {
     });
   });
 }
+
+describe("batched decoding: memory", () => {
+  it("frees every request's KV cache: array-buffer memory returns to its level after hundreds of requests", async () => {
+    // gc() for this check only: V8 flags set at run time, the function fetched from a fresh context
+    const v8 = await import("node:v8");
+    const vm = await import("node:vm");
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const { model, tokenizer } = await loadModel(undefined, { backend: "ts", onWarning: () => {} });
+    const dec = new BatchDecoder(model, tokenizer);
+    const ids = tokenizer.encode("Once upon a time").ids;
+    const burst = async (n: number) => Promise.all(Array.from({ length: n }, async (_, i) => {
+      const ac = new AbortController();
+      const it = dec.generate(ids, { greedy: true, maxNewTokens: 40 + (i % 5) * 20, eosTokenIds: [], signal: ac.signal });
+      let k = 0;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        if (i % 4 === 0 && ++k === 3) ac.abort(); // a quarter leave early
+      }
+    }));
+    const level = async () => {
+      gc();
+      await new Promise((r) => setImmediate(r));
+      gc();
+      return process.memoryUsage().arrayBuffers;
+    };
+    await burst(16);
+    const base = await level();
+    let during = 0;
+    for (let round = 0; round < 8; round++) {
+      const p = burst(32);
+      await sleepTicks(20);
+      during = Math.max(during, process.memoryUsage().arrayBuffers);
+      await p;
+    }
+    assert.equal(dec.active, 0);
+    const after = await level();
+    assert.ok(during > base, "the bursts did hold KV memory while running");
+    assert.ok(after - base < 256 * 1024, `array buffers: ${base} before, ${after} after (${during} during)`);
+  });
+});
