@@ -122,10 +122,11 @@ export const command: Command = {
       const path = modelPath(v) ?? defaultModelDir();
       const { model, tokenizer } = await loadModel(path, loadOptionsFromFlags(v));
       // The cache key names the model by its resolved path, its mtime (a model rewritten in place — fine-tuned,
-      // converted — gets a new one) and the load-time transform (quantization changes scores).
+      // converted — gets a new one), a LoRA adapter and the load-time transform (each changes the scores).
       const q = loadOptionsFromFlags(v).quantize;
-      const stamp = Math.round(statSync(path).mtimeMs);
-      scorer = new LocalScorer(model, tokenizer, `local:${resolve(path)}@${stamp}${q ? `#int${q}` : ""}`);
+      const stamp = (p: string) => Math.round(statSync(p).mtimeMs);
+      const adapter = typeof v.adapter === "string" ? `+lora:${resolve(v.adapter)}@${stamp(v.adapter)}` : "";
+      scorer = new LocalScorer(model, tokenizer, `local:${resolve(path)}@${stamp(path)}${adapter}${q ? `#int${q}` : ""}`);
       name = (v.name as string | undefined) ?? basename(resolve(path));
     }
     if (cacheFile && settings.progress) process.stderr.write(`cache: ${cacheFile}\n`);
