@@ -159,7 +159,12 @@ void Matmul(const Napi::CallbackInfo& info) {
     const size_t need = static_cast<size_t>(per * T);
     if (s.qscratch.size() < need) s.qscratch.resize(need);
     if (static_cast<int64_t>(s.qx.size()) < T) s.qx.resize(T);
-    for (int64_t t = 0; t < T; t++) s.qx[t] = quantize_x(x + t * cols, cols, s.qscratch.data() + t * per);
+    char* qs = s.qscratch.data();
+    auto quant = [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; t++) s.qx[t] = quantize_x(x + t * cols, cols, qs + t * per);
+    };
+    if (T * cols < 65536) quant(0, T, 0);
+    else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
     const QuantX* qx = s.qx.data();
     s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_vnni_rows(w, qx, y, rows, T, b, e); });
     return;

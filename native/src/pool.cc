@@ -9,10 +9,10 @@
 
 namespace xv {
 
-// Spin this many rounds before sleeping. Decode issues a few hundred parallel_for calls per token, a few
-// microseconds apart, so a short spin avoids a futex wake-up each time; sleeping after that keeps an idle
-// server from burning its cores.
-static constexpr int kSpinRounds = 20000;
+// Spin this many rounds (~0.1 ms) before sleeping. Decode issues a few hundred parallel_for calls per token, a
+// few microseconds apart, so a short spin avoids a futex wake-up each time; sleeping after that keeps an idle
+// server, or a machine shared with other work, from losing cores to spinning.
+static constexpr int kSpinRounds = 4000;
 
 ThreadPool::ThreadPool(int threads) { start(threads); }
 ThreadPool::~ThreadPool() { stop(); }
