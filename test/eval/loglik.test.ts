@@ -60,3 +60,32 @@ test("golden log-likelihoods within 1e-4 from strings (lm-eval encoding conventi
     assert.equal(r.isGreedy, c.is_greedy);
   }
 });
+
+test("isGreedy is true exactly when every continuation token is the argmax", () => {
+  const model = tinyModel();
+  const ctx = cases[1]!.input_ids.slice(0, cases[1]!.n_context);
+  const V = model.config.vocabSize;
+  const greedy: number[] = [];
+  const ids = [...ctx];
+  for (let k = 0; k < 3; k++) {
+    const logits = model.forward(ids, model.newCache(ids.length), { logits: "last" });
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
+    greedy.push(best);
+    ids.push(best);
+  }
+  assert.equal(loglikelihoodTokens(model, ctx, greedy).isGreedy, true);
+  assert.equal(loglikelihoodTokens(model, ctx, [greedy[0]!, (greedy[1]! + 1) % V, greedy[2]!]).isGreedy, false);
+});
+
+test("a context longer than max_position_embeddings is cut from the left (lm-eval), as if given cut", () => {
+  const model = tinyModel();
+  const maxPos = model.config.maxPositionEmbeddings; // 256
+  const long = Array.from({ length: maxPos + 40 }, (_, i) => 300 + ((i * 37) % 900));
+  const cont = [1581, 1748];
+  const full = [...long, ...cont];
+  const kept = full.slice(full.length - 1 - maxPos); // the model reads maxPos tokens and predicts the last
+  const a = loglikelihoodTokens(model, long, cont);
+  const b = loglikelihoodTokens(model, kept.slice(0, kept.length - cont.length), cont);
+  assert.ok(Math.abs(a.logprob - b.logprob) < 1e-6, `${a.logprob} vs ${b.logprob}`);
+});
