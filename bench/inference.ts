@@ -187,7 +187,7 @@ async function main(): Promise<void> {
 
   buildSyntheticModel(join(dir, "f16"), spec, "f16", log);
   const bw = await measureBandwidth(threads);
-  console.log(`memory read bandwidth: ${(bw / 1e9).toFixed(1)} GB/s (${threads} JS worker threads streaming 1 GiB; a lower bound)`);
+  console.log(`memory read bandwidth: ${(bw / 1e9).toFixed(1)} GB/s (${threads} thread(s) scanning 1 GiB with memchr)`);
   const prompt = syntheticTokens(promptLen, spec.vocab);
 
   const results: { p: Precision; ours?: Timing & { backend: string }; llama?: Timing }[] = [];

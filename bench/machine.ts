@@ -47,42 +47,31 @@ export function machineInfo(): MachineInfo {
   return { cpu: list[0]?.model ?? "unknown", logical: list.length, physical, memGiB: totalmem() / 2 ** 30, flags };
 }
 
-// Each worker sums its slice of a shared buffer `reps` times; 8 independent accumulators keep the loop bound
-// by loads rather than by the add latency.
+// Each worker scans its slice of a shared zero-filled buffer for a byte that is not there: Buffer.indexOf is
+// memchr, vectorized C, so the scan runs at memory speed rather than at JavaScript loop speed.
 const WORKER = `
 const { workerData, parentPort } = require("node:worker_threads");
 const { sab, start, end, reps, flag } = workerData;
-const a = new Float64Array(sab, start * 8, end - start);
+const b = Buffer.from(sab, start, end - start);
 const f = new Int32Array(flag);
 Atomics.wait(f, 0, 0);
-let s = 0;
-for (let r = 0; r < reps; r++) {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-  for (let i = 0; i + 7 < a.length; i += 8) {
-    s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3];
-    s4 += a[i + 4]; s5 += a[i + 5]; s6 += a[i + 6]; s7 += a[i + 7];
-  }
-  s += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
-}
-parentPort.postMessage(s);
+let found = 0;
+for (let r = 0; r < reps; r++) found += b.indexOf(1);
+parentPort.postMessage(found);
 `;
 
-/**
- * Read bandwidth in bytes/s with `threads` workers over a buffer of `bytes` (well past the caches).
- * A JavaScript loop, so it is a lower bound on what vectorized native code can stream.
- */
-export async function measureBandwidth(threads: number, bytes = 1 << 30, reps = 4): Promise<number> {
-  const n = bytes / 8;
+/** Read bandwidth in bytes/s with `threads` workers scanning a buffer of `bytes` (well past the caches). */
+export async function measureBandwidth(threads: number, bytes = 1 << 30, reps = 8): Promise<number> {
   const sab = new SharedArrayBuffer(bytes);
-  const a = new Float64Array(sab);
-  for (let i = 0; i < n; i += 512) a[i] = 1; // touch every page
+  const u8 = new Uint8Array(sab);
+  for (let i = 0; i < bytes; i += 4096) u8[i] = 0; // touch every page
   const flag = new SharedArrayBuffer(4);
-  const per = Math.floor(n / threads);
+  const per = Math.floor(bytes / threads / 4096) * 4096;
   const workers = Array.from({ length: threads }, (_, t) => new Worker(WORKER, {
-    eval: true, workerData: { sab, start: t * per, end: t === threads - 1 ? n : (t + 1) * per, reps, flag },
+    eval: true, workerData: { sab, start: t * per, end: t === threads - 1 ? bytes : (t + 1) * per, reps, flag },
   }));
   const done = workers.map((w) => new Promise<void>((res, rej) => { w.once("message", () => res()); w.once("error", rej); }));
-  await new Promise((r) => setTimeout(r, 200)); // let every worker reach Atomics.wait
+  await new Promise((r) => setTimeout(r, 300)); // let every worker reach Atomics.wait
   const t0 = performance.now();
   Atomics.store(new Int32Array(flag), 0, 1);
   Atomics.notify(new Int32Array(flag), 0);
