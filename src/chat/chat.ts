@@ -12,6 +12,7 @@
  * the last space; the concatenated text is the same.
  */
 import type { GenerationConfig } from "../config.js";
+import { samplingOptions } from "../generate/sampling.js";
 import { generate, type FinishReason } from "../generate/generate.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
@@ -101,20 +102,13 @@ export async function* chatStream(
   const eosText = tokenizer.idToToken(eosIds[0]) ?? "";
   // the model cannot attend past its positions: leave the reply the room the prompt leaves
   const maxNew = Math.max(1, Math.min(requested, model.config.maxPositionEmbeddings - prompt.ids.length));
-  const picked = options.temperature !== undefined || options.topK !== undefined || options.topP !== undefined;
-  const greedy = options.greedy ?? (options.temperature === 0 || (!picked && !(gc?.doSample ?? false)));
   const hook = tools.length && options.constrainToolCalls
     ? constrainedToolCallHook(tokenizer, tools, { force: options.constrainToolCalls === "force", eosTokenIds: eosIds, limits: options.constrainLimits, maxNewTokens: maxNew })
     : undefined;
 
   const it = generate(model, tokenizer, prompt.ids, {
     maxNewTokens: maxNew,
-    greedy,
-    temperature: greedy ? undefined : options.temperature ?? gc?.temperature,
-    topK: greedy ? undefined : options.topK ?? gc?.topK,
-    topP: greedy ? undefined : options.topP ?? gc?.topP,
-    repetitionPenalty: options.repetitionPenalty ?? gc?.repetitionPenalty,
-    seed: options.seed,
+    ...samplingOptions(options, gc),
     eosTokenIds: eosIds,
     stopStrings: options.stopStrings,
     signal: options.signal,

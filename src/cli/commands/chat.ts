@@ -14,8 +14,9 @@ import type { ChatMessage } from "../../chat/types.js";
 import { XverseError } from "../../errors.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { loadModel, type LoadedModel } from "../../model/load.js";
-import { numberFlag, parseFlags, type Command } from "../command.js";
+import { parseFlags, type Command } from "../command.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { SAMPLING_FLAGS, samplingFromFlags } from "../sampling-flags.js";
 
 const COMMANDS = `Commands:
   /reset          forget the conversation (the system prompt and tools stay)
@@ -49,20 +50,6 @@ ${MODEL_FLAGS_HELP}
 
 Environment: XVERSE_CHAT_TOKEN_DELAY_MS slows the stream by that many ms per token (demos, tests).`;
 
-type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
-
-function sampling(v: Values): Partial<ChatOptions> {
-  const str = (k: string): string | undefined => v[k] as string | undefined;
-  return {
-    maxNewTokens: numberFlag(str("max-new-tokens"), "--max-new-tokens", { int: true, min: 1 }),
-    greedy: v.greedy === true ? true : undefined,
-    temperature: numberFlag(str("temperature"), "--temperature", { min: 0 }),
-    topK: numberFlag(str("top-k"), "--top-k", { int: true, min: 0 }),
-    topP: numberFlag(str("top-p"), "--top-p", { min: 0, max: 1 }),
-    repetitionPenalty: numberFlag(str("repetition-penalty"), "--repetition-penalty", { min: 0.01 }),
-    seed: numberFlag(str("seed"), "--seed", { int: true }),
-  };
-}
 
 class Repl {
   private history: ChatMessage[] = [];
@@ -318,17 +305,11 @@ export const command: Command = {
       system: { type: "string" },
       tools: { type: "string" },
       constrain: { type: "boolean" },
-      "max-new-tokens": { type: "string" },
-      greedy: { type: "boolean" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      "repetition-penalty": { type: "string" },
-      seed: { type: "string" },
+      ...SAMPLING_FLAGS,
       quiet: { type: "boolean" },
     }, false);
     const path = modelPath(v) ?? defaultModelDir();
-    const opts = sampling(v);
+    const opts = samplingFromFlags(v);
     const tools = typeof v.tools === "string" ? readToolsFile(v.tools) : [];
     const t0 = performance.now();
     const loaded = await loadModel(path, loadOptionsFromFlags(v));

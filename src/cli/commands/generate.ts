@@ -1,4 +1,6 @@
-import { parseFlags, numberFlag, type Command } from "../command.js";
+import { parseFlags, type Command } from "../command.js";
+import { SAMPLING_FLAGS, SAMPLING_FLAGS_HELP, samplingFromFlags } from "../sampling-flags.js";
+import { samplingOptions } from "../../generate/sampling.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
 import { loadModel } from "../../model/load.js";
 import { generate, type GenerateOptions } from "../../generate/generate.js";
@@ -10,14 +12,9 @@ Continues PROMPT with a base (non-chat) model and streams the continuation to st
 stdout carries exactly the generated text (the prompt too with --echo); speed and
 diagnostics go to stderr. Sampling defaults come from the model's generation_config.json.
 
-Generation options:
-  --max-new-tokens N       tokens to generate at most (default: generation_config, else 256)
-  --greedy                 argmax decoding (lowest id on ties); ignores temperature/top-k/top-p
-  --temperature T          sampling temperature (> 0)
-  --top-k K                keep the K most likely tokens (0 = off)
-  --top-p P                nucleus sampling: keep the smallest set with probability ≥ P
-  --repetition-penalty R   Hugging Face repetition penalty over prompt + generated ids (1 = off)
-  --seed S                 RNG seed for reproducible sampling
+${SAMPLING_FLAGS_HELP}
+
+Other options:
   --stop TEXT              stop when TEXT appears (repeatable); TEXT itself is not printed
   --echo                   print the prompt before the continuation
   --no-bos                 do not let the tokenizer add BOS (models whose tokenizer adds it)
@@ -34,13 +31,7 @@ export const command: Command = {
   async run(argv) {
     const { values: v, positionals } = parseFlags(argv, {
       ...MODEL_FLAGS,
-      "max-new-tokens": { type: "string" },
-      greedy: { type: "boolean" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      "repetition-penalty": { type: "string" },
-      seed: { type: "string" },
+      ...SAMPLING_FLAGS,
       stop: { type: "string", multiple: true },
       echo: { type: "boolean" },
       "no-bos": { type: "boolean" },
@@ -54,16 +45,10 @@ export const command: Command = {
 
     const ids = tokenizer.encode(prompt, { addSpecialTokens: !v["no-bos"] }).ids;
     if (ids.length === 0) throw new XverseError("bad_prompt", "the prompt encodes to no tokens: give some text");
-    const temperature = numberFlag(v.temperature as string | undefined, "--temperature", { min: 0 });
-    const greedy = v.greedy === true || temperature === 0 || (!gc.doSample && temperature === undefined && v["top-k"] === undefined && v["top-p"] === undefined);
+    const req = samplingFromFlags(v);
     const opts: GenerateOptions = {
-      maxNewTokens: numberFlag(v["max-new-tokens"] as string | undefined, "--max-new-tokens", { int: true, min: 1 }) ?? gc.maxNewTokens,
-      greedy,
-      temperature: greedy ? undefined : temperature ?? gc.temperature,
-      topK: greedy ? undefined : numberFlag(v["top-k"] as string | undefined, "--top-k", { int: true, min: 0 }) ?? gc.topK,
-      topP: greedy ? undefined : numberFlag(v["top-p"] as string | undefined, "--top-p", { min: 0, max: 1 }) ?? gc.topP,
-      repetitionPenalty: numberFlag(v["repetition-penalty"] as string | undefined, "--repetition-penalty", { min: 0.01 }) ?? gc.repetitionPenalty,
-      seed: numberFlag(v.seed as string | undefined, "--seed", { int: true }),
+      maxNewTokens: req.maxNewTokens ?? gc.maxNewTokens,
+      ...samplingOptions(req, gc),
       eosTokenIds: gc.eosTokenIds.length ? gc.eosTokenIds : undefined,
       stopStrings: (v.stop as string[] | undefined) ?? [],
     };
