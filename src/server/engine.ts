@@ -119,6 +119,14 @@ export class Engine {
       const allowed = typeof tc === "object" ? specs.filter((t) => t.name === tc.name) : specs;
       opts.logitsHook = constrainedToolCallHook(tok, allowed, { force: tc !== "auto", eosTokenIds: this.eosIds });
     }
+    // logprobs: alternatives come from the logits as the token was picked (after any constraint mask)
+    const k = job.logprobs ?? 0;
+    const pieces = k > 0 ? tokenPieces(tok) : [];
+    const tops: Record<string, number>[] = [];
+    if (k > 0) {
+      const inner = opts.logitsHook;
+      opts.logitsHook = (ids, logits) => { inner?.(ids, logits); tops.push(topLogprobs(logits, k, logSumExp(logits), pieces)); };
+    }
     opts.signal = signal;
     const calls = useTools ? new ToolCallStream() : null;
     const it = this.batch.generate(prompt.ids, opts);
@@ -131,21 +139,18 @@ export class Engine {
         n++;
         const delta = this.eosText ? r.value.text.split(this.eosText).join("") : r.value.text;
         all += delta;
-        if (!calls) {
-          if (delta) { emit({ type: "delta", id, text: delta }); shown += delta.length; }
-          continue;
-        }
-        const c = calls.push(delta);
-        if (c.text) { emit({ type: "delta", id, text: c.text }); shown += c.text.length; }
-        if (c.call) {
-          // a finished call ends the turn: the client runs the tool and answers with a `tool` message
-          if (c.call.call) {
-            call = { name: c.call.call.name, arguments: JSON.stringify(c.call.call.arguments) };
-            before = c.call.text;
-            finish = "tool_calls";
-          } else finish = "stop";
-          break;
-        }
+        const lp = job.logprobs !== null ? { token: delta, logprob: r.value.logprob, top: k > 0 ? tops.shift() ?? null : null, offset: 0 } : undefined;
+        const c = calls ? calls.push(delta) : { text: delta };
+        // a token whose text is held back (a possible call marker) still reports its logprob
+        if (c.text || lp) { emit({ type: "delta", id, text: c.text, ...(lp && { logprob: lp }) }); shown += c.text.length; }
+        if (!("call" in c) || !c.call) continue;
+        // a finished call ends the turn: the client runs the tool and answers with a `tool` message
+        if (c.call.call) {
+          call = { name: c.call.call.name, arguments: JSON.stringify(c.call.call.arguments) };
+          before = c.call.text;
+          finish = "tool_calls";
+        } else finish = "stop";
+        break;
       }
     } finally {
       if (!done) await it.return(undefined as never);

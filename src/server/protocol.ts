@@ -31,6 +31,8 @@ export interface ChatJob {
   messages: ChatMessage[];
   tools: OpenAIFunctionTool[];
   toolChoice: ToolChoice;
+  /** OpenAI's logprobs + top_logprobs: null = off, k = that many alternatives per token. */
+  logprobs: number | null;
   sampling: Sampling;
 }
 

@@ -51,8 +51,10 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
   const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
   const created = now(), model = sched.model.id;
   let promptTokens = 0, text = "";
-  const chunk = (delta: object, finish: string | null) => ({
-    id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  const entries: ReturnType<typeof chatLogprob>[] = [];
+  const chunk = (delta: object, finish: string | null, lp: TokenLogprob | null = null) => ({
+    id, object: "chat.completion.chunk", created, model,
+    choices: [{ index: 0, delta, logprobs: lp ? { content: [chatLogprob(lp)], refusal: null } : null, finish_reason: finish }],
   });
   const toolCalls = (m: Ev<"end">) => m.toolCall
     ? [{ id: `call_${randomBytes(12).toString("hex")}`, type: "function", function: { name: m.toolCall.name, arguments: m.toolCall.arguments } }]
@@ -66,8 +68,11 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
       sseData(res, chunk({ role: "assistant", content: "" }, null));
     },
     onDelta(m) {
-      if (env.stream) sseData(res, chunk({ content: m.text }, null));
-      else text += m.text;
+      if (env.stream) sseData(res, chunk({ content: m.text }, null, m.logprob ?? null));
+      else {
+        text += m.text;
+        if (m.logprob) entries.push(chatLogprob(m.logprob));
+      }
     },
     onEnd(m) {
       const calls = toolCalls(m);
@@ -82,11 +87,20 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
       const message = calls ? { role: "assistant", content: m.text || null, tool_calls: calls } : { role: "assistant", content: text };
       sendJson(res, 200, {
         id, object: "chat.completion", created, model,
-        choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
+        choices: [{ index: 0, message, logprobs: env.job.logprobs !== null ? { content: entries, refusal: null } : null, finish_reason: finish }],
         usage: usage(promptTokens, m.completionTokens),
       });
     },
   });
+}
+
+/** One token in chat's logprobs shape: {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}. */
+function chatLogprob(t: TokenLogprob) {
+  const bytes = (s: string) => [...Buffer.from(s, "utf8")];
+  return {
+    token: t.token, logprob: t.logprob ?? 0, bytes: bytes(t.token),
+    top_logprobs: Object.entries(t.top ?? {}).map(([token, logprob]) => ({ token, logprob, bytes: bytes(token) })),
+  };
 }
 
 interface LogprobsBody {

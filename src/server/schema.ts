@@ -150,15 +150,16 @@ export function parseChatRequest(body: unknown): Envelope<ChatJob> {
   if (!Array.isArray(o.messages)) throw badField("messages", "messages must be a non-empty array", o.messages === undefined ? "missing_required_parameter" : "invalid_type");
   if (o.messages.length === 0) throw badField("messages", "messages must not be empty");
   const messages = o.messages.map(message);
-  if (o.logprobs === true) throw badField("logprobs", "logprobs are not supported on chat completions: use /v1/completions", "unsupported_parameter");
-  optNumber(o, "top_logprobs", { int: true, min: 0, max: 20 });
+  const logprobs = optBool(o, "logprobs") ?? false;
+  const top = optNumber(o, "top_logprobs", { int: true, min: 0, max: 20 });
+  if (top !== undefined && !logprobs) throw badField("top_logprobs", "top_logprobs needs logprobs: true");
   optBool(o, "parallel_tool_calls");
   if (o.response_format !== undefined && o.response_format !== null) {
     const rf = obj(o.response_format, "response_format");
     if (rf.type !== "text") throw badField("response_format", 'response_format must be {"type": "text"}: JSON modes are not supported', "unsupported_parameter");
   }
   const list = tools(o.tools);
-  return { ...envelope(o), job: { kind: "chat", messages, tools: list, toolChoice: toolChoice(o.tool_choice, list), sampling: sampling(o, ["max_tokens", "max_completion_tokens"]) } };
+  return { ...envelope(o), job: { kind: "chat", messages, tools: list, toolChoice: toolChoice(o.tool_choice, list), logprobs: logprobs ? top ?? 0 : null, sampling: sampling(o, ["max_tokens", "max_completion_tokens"]) } };
 }
 
 export function parseCompletionRequest(body: unknown): Envelope<CompletionJob> {

@@ -74,6 +74,24 @@ describe("OpenAI API (openai client)", () => {
     assert.deepEqual(usage, plain.usage);
   });
 
+  it("chat: logprobs and top_logprobs, plain and streamed", async () => {
+    const req = { model: "m", messages: [{ role: "user" as const, content: "Hi" }], max_tokens: 10, temperature: 0, logprobs: true, top_logprobs: 2 };
+    const r = await client.chat.completions.create(req);
+    const content = r.choices[0].logprobs!.content!;
+    assert.equal(content.length, r.usage!.completion_tokens);
+    assert.equal(content.map((c) => c.token).join(""), r.choices[0].message.content);
+    for (const c of content) {
+      assert.ok(c.logprob <= 0);
+      assert.equal(c.top_logprobs.length, 2);
+      // greedy: the chosen token is the most likely one
+      assert.equal(c.logprob, Math.max(...c.top_logprobs.map((t) => t.logprob)));
+    }
+    const s = await client.chat.completions.create({ ...req, stream: true });
+    const streamed: number[] = [];
+    for await (const c of s) for (const e of c.choices[0]?.logprobs?.content ?? []) streamed.push(e.logprob);
+    assert.deepEqual(streamed, content.map((c) => c.logprob));
+  });
+
   it("chat: stop strings and a seed", async () => {
     const r1 = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Go" }], max_tokens: 40, temperature: 0.8, top_p: 0.9, seed: 7 });
     const r2 = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Go" }], max_tokens: 40, temperature: 0.8, top_p: 0.9, seed: 7 });
