@@ -8,6 +8,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "kernels.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
@@ -173,7 +175,9 @@ constexpr int64_t kTokenBlock = 64;
 template <class L>
 T512 void drive(const L& ld, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1,
                 int64_t cols) {
-  if (T == 1) {
+  // f32 rows (16 KB at 4096 columns) measured faster through the 4-row tile: 20 vs 16 GB/s; narrower formats
+  // the other way round (bf16 21 vs 18, int8 18 vs 15), A/B in one process on the dev machine.
+  if (T == 1 && !std::is_same<L, LF32>::value) {
     for (int64_t r = r0; r < r1; r++) y[r] = row_dot(ld, r, x, cols);
     return;
   }
