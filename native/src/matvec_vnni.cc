@@ -107,7 +107,7 @@ namespace {
 
 // Software prefetch distance (bytes) along each weight row: rows of int weights are short (2-4 KB), too short for
 // the hardware prefetcher to ramp up on the 4 interleaved streams of a tile.
-constexpr int64_t kPrefetch = 512;
+constexpr int64_t kPrefetch = 2048;
 
 // A register tile of R weight rows × TT tokens: each weight chunk is loaded and unpacked once for TT tokens,
 // each activation chunk once for R rows. T = 1 (decode) runs R = 1: one linear stream through the weights.
