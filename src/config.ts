@@ -170,6 +170,7 @@ export function parseGenerationConfig(raw: Json, model?: XverseConfig): Generati
   });
 }
 
+/** Reads a JSON object file; errors name the file and say it is unreadable or not JSON. */
 export function readJsonFile(path: string): Json {
   let text: string;
   try {
@@ -182,7 +183,7 @@ export function readJsonFile(path: string): Json {
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("expected a JSON object");
     return v as Json;
   } catch (e) {
-    throw new XverseError("bad_json", `${path} is not valid JSON: ${(e as Error).message}`);
+    throw new XverseError("bad_json", `${path} is not valid JSON (${(e as Error).message}); fix or re-download the file`);
   }
 }
 

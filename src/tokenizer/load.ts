@@ -2,8 +2,9 @@
  * Loading a Hugging Face tokenizer: a directory with tokenizer.json (+ tokenizer_config.json /
  * special_tokens_map.json for bos / eos / pad), or a tokenizer.json path.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { readJsonFile } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { AddedToken } from "./added-tokens.js";
 import { BpeModel } from "./bpe.js";
@@ -34,14 +35,14 @@ export function loadTokenizer(pathOrDir: string): Tokenizer {
   if (!existsSync(file)) {
     throw new XverseError("not_found", `no tokenizer.json in ${pathOrDir}; only Hugging Face fast tokenizers (tokenizer.json) are supported`);
   }
-  const json = readJson(file);
+  const json = readJsonFile(file);
   // The side files apply when they sit next to the tokenizer.json they describe.
   const config: TokenizerConfig = {};
   if (isDir || basename(file) === "tokenizer.json") {
     for (const name of ["special_tokens_map.json", "tokenizer_config.json"]) {
       const p = join(dir, name);
       if (!existsSync(p)) continue;
-      const j = readJson(p);
+      const j = readJsonFile(p) as Json;
       for (const k of ["bos_token", "eos_token", "pad_token"] as const) if (j[k] !== undefined) config[k] = j[k];
     }
   }
@@ -50,20 +51,6 @@ export function loadTokenizer(pathOrDir: string): Tokenizer {
   } catch (e) {
     if (e instanceof XverseError) throw new XverseError(e.code, `${file}: ${e.message}`);
     throw e;
-  }
-}
-
-function readJson(path: string): Json {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new XverseError("not_found", `cannot read ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as Json;
-  } catch (e) {
-    throw new XverseError("bad_tokenizer", `${path} is not valid JSON (${(e as Error).message}); re-download the file`);
   }
 }
 
