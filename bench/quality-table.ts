@@ -209,7 +209,7 @@ function main(): void {
     const log = (s: string) => process.stderr.write(s + "\n");
     const dirs = { f32: buildSyntheticModel(join(base, "f32"), spec, "f32", log), bf16: buildSyntheticModel(join(base, "bf16"), spec, "bf16", log) };
     const n = Number(values.tokens ?? 128);
-    console.log(`\nsynthetic model: ${describe(spec)}; weights N(0, σ²) with 1 % outliers at 8σ (bench/synthetic.ts); ` +
+    console.log(`\nsynthetic model: ${describe(spec)}; weights 99.5 % N(0, σ²) + 0.5 % outliers at 6σ, GPT-2-style σ (bench/synthetic.ts); ` +
       `${n} random token ids (no perplexity: a random model has no language).`);
     evaluate(`synthetic ${size === "small" ? "0.2B" : "1.2B"}`, dirs, precisionsFor(groups), [syntheticTokens(n, spec.vocab, 11)], work, false);
   }
