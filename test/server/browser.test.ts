@@ -76,15 +76,33 @@ describe("web pages in Chromium", { skip }, () => {
     await page.reload();
     assert.equal(await page.locator(".msg").count(), 4);
 
-    // stop: a long reply is cut off and the server's slot comes back
-    await page.click("summary >> text=Settings");
-    await page.fill("#max_tokens", "480");
+    // stop: a long reply is cut off and the server's slot comes back. The tiny model is fast, so this request is
+    // made long (ignore_eos, rewritten on its way out) and Stop is pressed at its first text. (Whether the server
+    // was still generating by then is a race here; scheduling.test.ts checks the server-side abort.)
+    const before = (await raw(srv, "/health")).json;
+    await page.route("**/v1/chat/completions", async (route) => {
+      await route.continue({ postData: JSON.stringify({ ...route.request().postDataJSON(), max_tokens: 480, ignore_eos: true }) });
+    });
+    // and the network is slowed (Chromium's emulation), so the reply arrives over seconds, not milliseconds
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 16 * 1024, uploadThroughput: -1 });
     await page.fill("#input", "A long story please.");
     await page.click("#send");
-    await page.click("#stop");
+    await page.waitForFunction(() => {
+      const replies = document.querySelectorAll(".msg.assistant");
+      const last = replies[replies.length - 1];
+      return replies.length === 3 && last.textContent !== "…" && last.textContent.length > 0;
+    });
+    await page.evaluate(() => document.getElementById("stop").click());
     await page.waitForFunction(() => !document.getElementById("send").disabled);
-    for (let i = 0; i < 100 && (await raw(srv, "/health")).json.active > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal((await raw(srv, "/health")).json.active, 0);
+    await page.unroute("**/v1/chat/completions");
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    for (let i = 0; i < 200 && (await raw(srv, "/health")).json.active > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const h = (await raw(srv, "/health")).json;
+    assert.equal(h.active, 0);
+    assert.equal(h.aborted + h.completed, before.aborted + before.completed + 1);
+    const shown = Number(/(\d+) tokens/.exec((await page.textContent("#stats"))!)![1]);
+    assert.ok(shown < 480, `the page stopped reading after ${shown} of 480 tokens`);
 
     // reset: empty log, and the next turn starts a new conversation
     await page.click("#reset");

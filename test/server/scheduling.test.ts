@@ -29,6 +29,14 @@ async function waitFor(cond: () => Promise<boolean>, ms = 5000): Promise<void> {
   assert.fail("condition not reached in time");
 }
 
+/** Waits until nothing runs or waits, so one test's requests cannot leak into the next one's counts. */
+async function idle(srv: RunningServer): Promise<void> {
+  await waitFor(async () => {
+    const h = (await health(srv)).body;
+    return h.active === 0 && h.queued === 0;
+  }, 20_000);
+}
+
 describe("scheduling", () => {
   let srv: RunningServer;
   before(async () => { srv = await startTestServer({ concurrency: 1 }); });
@@ -61,22 +69,25 @@ describe("scheduling", () => {
   });
 
   it("requests beyond the concurrency wait in FIFO order", async () => {
+    await idle(srv);
     const order: number[] = [];
-    const reqs = [0, 1, 2].map(async (i) => {
-      await sleep(i * 30); // arrival order 0, 1, 2
-      const r = await post(srv, "/v1/completions", { ...LONG, max_tokens: 300 });
+    const send = (i: number) => post(srv, "/v1/completions", { ...LONG, max_tokens: i === 0 ? 500 : 50 }).then((r) => {
       assert.equal(r.status, 200);
       order.push(i);
     });
-    await sleep(75);
-    const h = (await health(srv)).body;
-    assert.equal(h.active, 1);
-    assert.equal(h.queued, 2);
+    // arrival order 0, 1, 2, each sent once the server has seen the one before
+    const reqs = [send(0)];
+    await waitFor(async () => (await health(srv)).body.active === 1);
+    reqs.push(send(1));
+    await waitFor(async () => (await health(srv)).body.queued === 1);
+    reqs.push(send(2));
+    await waitFor(async () => (await health(srv)).body.queued === 2);
     await Promise.all(reqs);
     assert.deepEqual(order, [0, 1, 2]);
   });
 
   it("a client that disconnects mid-stream stops its generation and frees the slot", async () => {
+    await idle(srv);
     const before = (await health(srv)).body;
     const ac = new AbortController();
     const res = await fetch(`${srv.url}/v1/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...LONG, stream: true }), signal: ac.signal });
@@ -93,6 +104,7 @@ describe("scheduling", () => {
   });
 
   it("a client that gives up while queued is dropped from the queue", async () => {
+    await idle(srv);
     const running = post(srv, "/v1/completions", { ...LONG, max_tokens: 400 });
     await waitFor(async () => (await health(srv)).body.active === 1);
     const ac = new AbortController();
