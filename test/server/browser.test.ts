@@ -47,12 +47,17 @@ describe("web pages in Chromium", { skip }, () => {
     const { page, errors } = await newPage("/");
     const bodies: { messages: { role: string; content: string }[]; stream: boolean }[] = [];
     page.on("request", (r) => { if (r.url().endsWith("/v1/chat/completions")) bodies.push(r.postDataJSON()); });
-    // count the reply bubble's text updates: a streamed reply arrives in several
+    // record the reply bubble's text as it changes: a streamed reply shows up piece by piece. The network is
+    // slowed a little (Chromium's emulation) so the tiny, fast model's reply cannot arrive in one read.
     await page.evaluate(() => {
-      window.updates = 0;
-      new MutationObserver(() => window.updates++).observe(document.getElementById("log"), { subtree: true, childList: true, characterData: true });
+      window.seen = [];
+      new MutationObserver(() => {
+        const b = document.querySelector(".msg.assistant");
+        if (b && b.textContent !== "…" && b.textContent !== window.seen[window.seen.length - 1]) window.seen.push(b.textContent);
+      }).observe(document.getElementById("log"), { subtree: true, childList: true, characterData: true });
     });
-
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 64 * 1024, uploadThroughput: -1 });
     await page.fill("#input", "Hello, who are you?");
     await page.click("#send");
     await page.waitForFunction(chatIdle, 1);
@@ -61,8 +66,12 @@ describe("web pages in Chromium", { skip }, () => {
     assert.match((await page.textContent("#stats"))!, /tokens · [\d.–]+ tok\/s/);
     assert.equal(bodies[0].stream, true);
     assert.deepEqual(bodies[0].messages, [{ role: "user", content: "Hello, who are you?" }]);
-    const updates: number = await page.evaluate(() => window.updates);
-    assert.ok(updates >= 3, `the reply bubble was updated ${updates} times`);
+    const seen: string[] = await page.evaluate(() => window.seen);
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const growing = seen.filter((t) => t.length > 0);
+    assert.ok(growing.length >= 3, `the reply appeared in ${growing.length} steps`);
+    assert.equal(growing.at(-1), first);
+    for (let i = 1; i < growing.length; i++) assert.ok(growing[i].startsWith(growing[i - 1]), "each step extends the last");
 
     // second turn: the history goes with it
     await page.fill("#input", "Tell me more.");
@@ -83,8 +92,7 @@ describe("web pages in Chromium", { skip }, () => {
     await page.route("**/v1/chat/completions", async (route) => {
       await route.continue({ postData: JSON.stringify({ ...route.request().postDataJSON(), max_tokens: 480, ignore_eos: true }) });
     });
-    // and the network is slowed (Chromium's emulation), so the reply arrives over seconds, not milliseconds
-    const cdp = await page.context().newCDPSession(page);
+    // and the network is slowed more, so the reply arrives over seconds, not milliseconds
     await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 16 * 1024, uploadThroughput: -1 });
     await page.fill("#input", "A long story please.");
     await page.click("#send");
