@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -216,16 +217,46 @@ void Attention(const Napi::CallbackInfo& info) {
   if (!info[4].IsNull() && !info[4].IsUndefined())
     a.keyMask = arr<Napi::Uint8Array>(info, 4, napi_uint8_array, S, "keyMask").Data();
   const int nt = s.pool.threads();
+  // Prefill: each thread copies the head it works on out of the interleaved cache into a contiguous buffer
+  // first. In the cache consecutive keys of one head sit nKvHeads·headDim floats apart (8 KB for 16 × 128),
+  // all in the same L1 sets, so every query re-read them from L2; the copy is read T times from L1/L2.
+  const bool pack = a.T >= 4 && a.nKvHeads > 1;
   if (static_cast<int>(s.attn.size()) < nt) s.attn.resize(nt);
-  for (auto& v : s.attn)
-    if (static_cast<int64_t>(v.size()) < S) v.resize(S);
+  for (auto& v : s.attn) {
+    const size_t need = static_cast<size_t>(S + (pack ? 2 * S * a.headDim : 0));
+    if (v.size() < need) v.resize(need);
+  }
   const int64_t rows = a.T * a.nHeads;
   const bool serial = rows * S * a.headDim < 32768;
   const int64_t chunk = serial ? rows : std::max<int64_t>(1, rows / (nt * 4));
   const Isa isa = s.isa;
+  const int64_t group = a.nHeads / a.nKvHeads, hd = a.headDim, stride = a.nKvHeads * hd;
   s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int tid) {
     float* sc = s.attn[tid].data();
-    for (int64_t i = b; i < e; i++) attention_row(a, i / a.nHeads, i % a.nHeads, sc, isa);
+    float* kbuf = sc + S;
+    float* vbuf = kbuf + S * hd;
+    int64_t packed_kvh = -1, packed_n = 0;
+    // Head-major order: consecutive rows share one head's K and V, which then stay in cache.
+    for (int64_t i = b; i < e; i++) {
+      const int64_t t = i % a.T, h = i / a.T;
+      if (!pack) {
+        attention_row(a, t, h, kv_in_cache(a, h), sc, isa);
+        continue;
+      }
+      const int64_t kvh = h / group;
+      // keys this chunk needs for this head: up to the last token of the head's run inside [b, e)
+      const int64_t run_end = std::min(e, (h + 1) * a.T);
+      const int64_t n = a.past + ((run_end - 1) % a.T) + 1;
+      if (kvh != packed_kvh || n > packed_n) {
+        for (int64_t j = 0; j < n; j++) {
+          std::memcpy(kbuf + j * hd, a.k + j * stride + kvh * hd, hd * sizeof(float));
+          std::memcpy(vbuf + j * hd, a.v + j * stride + kvh * hd, hd * sizeof(float));
+        }
+        packed_kvh = kvh;
+        packed_n = n;
+      }
+      attention_row(a, t, h, KvView{kbuf, vbuf, hd}, sc, isa);
+    }
   });
 }
 

@@ -78,7 +78,18 @@ struct AttnArgs {
   int64_t T, past, nHeads, nKvHeads, headDim;
   float scale;
 };
+// Where the keys and values of the head a query row reads live: key s at k + s·stride (likewise v). Either the
+// cache itself (stride nKvHeads·headDim) or a contiguous copy of that head (stride headDim).
+struct KvView {
+  const float* k;
+  const float* v;
+  int64_t stride;
+};
+inline KvView kv_in_cache(const AttnArgs& a, int64_t h) {
+  const int64_t kvh = (h / (a.nHeads / a.nKvHeads)) * a.headDim;
+  return KvView{a.k + kvh, a.v + kvh, a.nKvHeads * a.headDim};
+}
 // One query row: token t, head h. `scores` holds past + T floats.
-void attention_row(const AttnArgs& a, int64_t t, int64_t h, float* scores, Isa isa);
+void attention_row(const AttnArgs& a, int64_t t, int64_t h, const KvView& kv, float* scores, Isa isa);
 
 }  // namespace xv

@@ -180,8 +180,10 @@ TVNNI void tile_q4(const WView& w, const GroupWalk& gw, const QuantX* qx, float*
       gleft = gw.cpg;
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < R; i++) {
     const float s = GROUP ? 1.f : w.scales[r + i];
+#pragma GCC unroll 4
     for (int t = 0; t < TT; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]) * s;
   }
 }
