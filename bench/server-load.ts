@@ -6,7 +6,7 @@
  * Not a test: it reports, and exits 1 only on server errors or a stream that should have completed and did not.
  *
  *   node dist/bench/server-load.js [--seconds 60] [--clients 32] [--concurrency 4] [--max-tokens 128] [--model DIR]
- *                                  [--threads N] [--url URL (an already running server)]
+ *                                  [--threads N] [--semi-space MB] [--url URL (an already running server)]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -21,6 +21,7 @@ const { values: v } = parseArgs({
     "max-tokens": { type: "string", default: "128" },
     model: { type: "string" },
     threads: { type: "string" },
+    "semi-space": { type: "string" },
     url: { type: "string" },
   },
 });
@@ -28,12 +29,14 @@ const SECONDS = Number(v.seconds), CLIENTS = Number(v.clients), MAX_TOKENS = Num
 const DISCONNECTERS = Math.round(CLIENTS / 4);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Health { active: number; queued: number; failed: number; completed: number; aborted: number; rss: number; heap_used: number; worker_heap_used: number; max_batch: number }
+interface Health { active: number; queued: number; failed: number; completed: number; aborted: number; rss: number; heap_used: number; heap_total: number; worker_heap_used: number; worker_heap_total: number; max_batch: number }
 
 async function startServer(): Promise<{ url: string; child: ChildProcess | null; stderr: () => string }> {
   if (v.url) return { url: v.url.replace(/\/+$/, ""), child: null, stderr: () => "" };
   const bin = join(dirname(fileURLToPath(import.meta.url)), "../../bin/xverse.js");
-  const args = [bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(v.model ? ["--model", v.model] : []), ...(v.threads ? ["--threads", v.threads] : [])];
+  // --semi-space MB: V8's young-generation cap for the server's HTTP thread (node --max-semi-space-size); by
+  // default V8 grows it to 16 MB per semi-space under load and keeps it, which is most of the RSS growth seen
+  const args = [...(v["semi-space"] ? [`--max-semi-space-size=${v["semi-space"]}`] : []), bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(v.model ? ["--model", v.model] : []), ...(v.threads ? ["--threads", v.threads] : [])];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
   child.stdout!.on("data", (d) => (out += d));
@@ -171,7 +174,8 @@ async function main(): Promise<void> {
     console.log(`TTFT   p50 ${ms(pct(ttft, 50))} · p90 ${ms(pct(ttft, 90))} · p99 ${ms(pct(ttft, 99))}`);
     console.log(`total  p50 ${ms(pct(total, 50))} · p90 ${ms(pct(total, 90))} · p99 ${ms(pct(total, 99))}`);
     console.log(`RSS    baseline ${mb(base.rss)} · peak ${mb(peak)} · after ${mb(after.rss)} (${(((after.rss - base.rss) / base.rss) * 100).toFixed(1)}% over baseline)`);
-    console.log(`heap   HTTP thread ${mb(base.heap_used)} → ${mb(after.heap_used)} · worker ${mb(base.worker_heap_used)} → ${mb(after.worker_heap_used)} · largest decode batch ${after.max_batch}`);
+    console.log(`heap   used/committed, baseline → after: HTTP thread ${mb(base.heap_used)}/${mb(base.heap_total)} → ${mb(after.heap_used)}/${mb(after.heap_total)} · ` +
+      `worker ${mb(base.worker_heap_used)}/${mb(base.worker_heap_total)} → ${mb(after.worker_heap_used)}/${mb(after.worker_heap_total)} · largest decode batch ${after.max_batch}`);
     for (const e of errors.slice(0, 5)) console.log(`  error: ${e.why}`);
     for (const l of serverLog.slice(0, 5)) console.log(`  server: ${l}`);
     if (errors.length || serverLog.length || after.failed !== base.failed) process.exitCode = 1;

@@ -130,7 +130,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         sendJson(res, 200, {
           status: "ok", model: sched.model.id, ...sched.stats(),
           max_batch: sched.workerMemory.maxBatch,
-          rss: process.memoryUsage().rss, heap_used: process.memoryUsage().heapUsed,
+          rss: process.memoryUsage().rss, heap_used: process.memoryUsage().heapUsed, heap_total: process.memoryUsage().heapTotal,
           worker_heap_used: sched.workerMemory.heapUsed, worker_heap_total: sched.workerMemory.heapTotal,
           uptime_s: Math.round((Date.now() - started) / 1000),
         }, { "Cache-Control": "no-store" });
