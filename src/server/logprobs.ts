@@ -61,12 +61,13 @@ export async function promptLogprobs(
   const V = model.config.vocabSize;
   const chunk = Math.max(1, Math.min(256, Math.floor((1 << 24) / V)));
   const cache = model.newCache(ids.length);
+  const buf = new Float32Array(Math.min(chunk, Math.max(1, ids.length - 1)) * V); // one logits buffer for every chunk
   const out: { logprob: number | null; top: Record<string, number> | null }[] = [{ logprob: null, top: null }];
   for (let s = 0; s < ids.length - 1; s += chunk) {
     if (signal?.aborted) break;
     // rows s … e−1 predict tokens s+1 … e; the last prompt token predicts nothing we need
     const e = Math.min(ids.length - 1, s + chunk);
-    const logits = model.forward(ids.slice(s, e), cache, { logits: "all" });
+    const logits = model.forward(ids.slice(s, e), cache, { logits: "all", out: buf.subarray(0, (e - s) * V) });
     for (let t = 0; t < e - s; t++) {
       const row = logits.subarray(t * V, (t + 1) * V);
       const lse = logSumExp(row);

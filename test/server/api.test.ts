@@ -120,8 +120,9 @@ describe("OpenAI API (openai client)", () => {
     assert.ok(echoed.choices[0].text.startsWith("Once"));
   });
 
-  it("completions: echo + logprobs with max_tokens 0 scores the prompt (matches the model's own forward pass)", async () => {
-    const r = await client.completions.create({ model: "m", prompt: "Once upon a time there was", max_tokens: 0, echo: true, logprobs: 3, temperature: 0 });
+  for (const [what, text] of [["a short prompt", "Once upon a time there was"], ["a prompt longer than one scoring chunk", "Once upon a time, there was a girl. ".repeat(30)]]) {
+  it(`completions: echo + logprobs with max_tokens 0 scores ${what} (matches the model's own forward pass)`, async () => {
+    const r = await client.completions.create({ model: "m", prompt: text, max_tokens: 0, echo: true, logprobs: 3, temperature: 0 });
     const lp = r.choices[0].logprobs!;
     assert.equal(r.usage!.completion_tokens, 0);
     assert.equal(lp.tokens!.join(""), r.choices[0].text);
@@ -129,7 +130,7 @@ describe("OpenAI API (openai client)", () => {
     assert.equal(lp.text_offset!.length, lp.tokens!.length);
     // the reference: log-softmax of the model's logits, computed here without the server
     const { model, tokenizer } = await loadModel(undefined, { backend: "ts", onWarning: () => {} });
-    const ids = tokenizer.encode("Once upon a time there was").ids;
+    const ids = tokenizer.encode(text).ids;
     assert.equal(ids.length, lp.tokens!.length);
     const V = model.config.vocabSize;
     const logits = model.forward(ids, model.newCache(ids.length), { logits: "all" });
@@ -143,6 +144,7 @@ describe("OpenAI API (openai client)", () => {
       assert.ok(Math.max(...Object.values(top)) >= lp.token_logprobs![t]! - 1e-9);
     }
   });
+  }
 
   it("tools: a forced call comes back as tool_calls; the tool result gives a final answer", async () => {
     const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "What is the weather in Paris?" }];
