@@ -73,8 +73,12 @@ void ThreadPool::worker(int tid, uint64_t seen) {
     }
     seen = g;
     if (quit_.load()) return;
-    run_chunks(tid);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    // Join the job only while it is open. The caller closes it once every chunk is taken, so a worker that
+    // was descheduled before it got here (a shared machine) costs the caller nothing; one that joined is waited
+    // for. seq_cst on both sides: either the caller sees our increment, or we see the job closed.
+    active_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst)) run_chunks(tid);
+    active_.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
@@ -89,7 +93,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, const RangeFn& fn) {
   n_ = n;
   chunk_ = chunk;
   next_.store(0, std::memory_order_relaxed);
-  pending_.store(nthreads_ - 1, std::memory_order_relaxed);
+  open_.store(true, std::memory_order_seq_cst);  // publishes fn_, n_, chunk_, next_ to workers that join
   {
     // Bumping under the lock pairs with the predicate check in cv_.wait, so a worker about to sleep cannot
     // miss this generation.
@@ -98,8 +102,10 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, const RangeFn& fn) {
   }
   if (sleepers_.load() > 0) cv_.notify_all();
   run_chunks(0);
-  // A worker may have been descheduled (2 cores shared with other processes): after a while, yield the core.
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; spins++) {
+  // Every chunk is taken: close the job, then wait for the workers that joined to finish theirs. One that was
+  // descheduled mid-chunk still holds us up; after a while, yield the core to it.
+  open_.store(false, std::memory_order_seq_cst);
+  for (int spins = 0; active_.load(std::memory_order_seq_cst) != 0; spins++) {
     if (spins < kSpinRounds) XV_PAUSE();
     else std::this_thread::yield();
   }

@@ -41,7 +41,8 @@ class ThreadPool {
   const RangeFn* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
   std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};  // workers (not counting the caller) still inside the current job
+  std::atomic<bool> open_{false};  // the current job still accepts workers
+  std::atomic<int> active_{0};     // workers (not counting the caller) inside a job
 
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> quit_{false};
