@@ -11,6 +11,7 @@
         "src/matmul_avx2.cc",
         "src/matmul_avx512.cc",
         "src/matvec_vnni.cc",
+        "src/matmul_q4_avx2.cc",
         "src/portable_stubs.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

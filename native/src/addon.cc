@@ -154,7 +154,11 @@ void Matmul(const Napi::CallbackInfo& info) {
   chunk = std::max<int64_t>(4, chunk & ~int64_t(3));
   if (serial) chunk = rows;
 
-  if (s.vnni && vnni_supports(w)) {
+  // int4 on VNNI or AVX2: integer dot products over int8-quantized activations (AVX-512 without VNNI keeps
+  // the exact f32 path: widening in 512-bit registers is fast enough there).
+  const bool q4_vnni = s.vnni && vnni_supports(w);
+  const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
+  if (q4_vnni || q4_avx2) {
     // Quantize every token's activations once, then all threads share them.
     const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;
     const size_t need = static_cast<size_t>(per * T);
@@ -162,12 +166,13 @@ void Matmul(const Napi::CallbackInfo& info) {
     if (static_cast<int64_t>(s.qx.size()) < T) s.qx.resize(T);
     char* qs = s.qscratch.data();
     auto quant = [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; t++) s.qx[t] = quantize_x(x + t * cols, cols, qs + t * per);
+      for (int64_t t = b; t < e; t++) s.qx[t] = quantize_x(x + t * cols, cols, qs + t * per, q4_vnni);
     };
     if (T * cols < 65536) quant(0, T, 0);
     else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
     const QuantX* qx = s.qx.data();
-    s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_vnni_rows(w, qx, y, rows, T, b, e); });
+    auto rows_fn = q4_vnni ? matmul_vnni_rows : matmul_q4_avx2_rows;
+    s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { rows_fn(w, qx, y, rows, T, b, e); });
     return;
   }
   auto kernel = matmul_rows_scalar;

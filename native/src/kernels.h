@@ -57,11 +57,16 @@ struct QuantX {
 };
 // Bytes of scratch quantize_x needs for `cols`.
 int64_t quantx_bytes(int64_t cols);
-QuantX quantize_x(const float* x, int64_t cols, void* scratch);
-// Whether matmul_vnni_rows handles this weight (q4, q4g with a group size dividing or divisible by 128).
+// `avx512`: use the AVX-512 code for full chunks (same results as the scalar code, which runs otherwise).
+QuantX quantize_x(const float* x, int64_t cols, void* scratch, bool avx512);
+// Whether matmul_vnni_rows / matmul_q4_avx2_rows handle this weight (q4, q4g with a group size that is a
+// multiple of 8 and divides 128 or is a multiple of 128).
 bool vnni_supports(const WView& w);
 // y[t * ldy + r] for rows [r0, r1) and T tokens, token t quantized in qx[t].
 void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+// The same on AVX2 (vpmaddubsw + vpmaddwd), for CPUs without AVX-512 VNNI (matmul_q4_avx2.cc).
+void matmul_q4_avx2_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                         int64_t r1);
 
 // Small ops (ops.cc, attention.cc).
 void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);

@@ -57,7 +57,7 @@ TVNNI static void quantize_chunk_512(const float* x, int8_t* q, float* dx, int32
   }
 }
 
-QuantX quantize_x(const float* x, int64_t cols, void* scratch) {
+QuantX quantize_x(const float* x, int64_t cols, void* scratch, bool avx512) {
   QuantX qx;
   qx.cols = cols;
   qx.padded = round_up(cols < 1 ? 1 : cols, 128);
@@ -66,7 +66,8 @@ QuantX quantize_x(const float* x, int64_t cols, void* scratch) {
   qx.xs = static_cast<int32_t*>(align64(qx.dx + qx.padded / 8));
   constexpr int lane = 8, offset = 8;  // columns per dpbusd lane; the unsigned shift of the weights
   int64_t c0 = 0;
-  for (; c0 + 128 <= cols; c0 += 128) quantize_chunk_512(x + c0, qx.q + c0, qx.dx + c0 / lane, qx.xs + c0 / lane);
+  if (avx512)
+    for (; c0 + 128 <= cols; c0 += 128) quantize_chunk_512(x + c0, qx.q + c0, qx.dx + c0 / lane, qx.xs + c0 / lane);
   for (; c0 < qx.padded; c0 += 128) {  // the last, partial chunk: zero padding
     int8_t nat[128];
     for (int64_t b = 0; b < 128; b += 32) {

@@ -2,12 +2,13 @@
  * Native matmul vs the TS reference, every weight format × every instruction set the CPU has × odd shapes.
  *
  * Bounds (normalized: max|Δ| / max|ref|):
- * - f32 accumulation paths (f32, bf16, f16, q8_row always; int4 below avx512_vnni): 1e-5 — only the
+ * - f32 accumulation paths (f32, bf16, f16, q8_row always; int4 on scalar and avx512): 1e-5 — only the
  *   summation order differs from the reference.
- * - avx512_vnni with int4 weights (any T): activations are quantized to int8 in blocks of 32 (llama.cpp's
- *   Q8_0 scheme: scale = max|x| / 127, q = round(x / scale)). Two checks: against the reference run on the
- *   same quantize-dequantized x, 1e-5 (the kernel itself is exact); against the plain reference, 5e-2 (the
- *   cost of quantizing activations: ~2-3e-2 on these uniform random inputs, printed by the "worst" test).
+ * - int4 weights on avx512_vnni and avx2 (any T), integer dot products: activations are quantized to int8 in
+ *   blocks of 32 (llama.cpp's Q8_0 scheme: scale = max|x| / 127, q = x · (127 / max|x|) rounded half to
+ *   even). Two checks: against the reference run on the same quantize-dequantized x, 1e-5 (the kernel itself
+ *   is exact); against the plain reference, 5e-2 (the cost of quantizing activations: ~1-2e-2 on these
+ *   uniform random inputs, printed by the "worst" test).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -24,7 +25,13 @@ const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
 const FLOAT_BOUND = 1e-5;
 const QUANT_ACT_BOUND = 5e-2;
 
-/** x as the VNNI path sees it: int8 per block of 32 columns, then back to f32. */
+/** Round half to even, as the CPU's default rounding (nearbyint, vcvtps2dq) does; Math.round rounds half up. */
+function rint(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** x as the integer int4 paths see it: int8 per block of 32 columns, then back to f32. */
 function quantizeActs(x: Float32Array, T: number, cols: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let t = 0; t < T; t++) {
@@ -35,7 +42,7 @@ function quantizeActs(x: Float32Array, T: number, cols: number): Float32Array {
       for (let i = b; i < e; i++) amax = Math.max(amax, Math.abs(x[o + i]));
       const d = Math.fround(amax / 127);
       const id = amax > 0 ? Math.fround(127 / amax) : 0;
-      for (let i = b; i < e; i++) out[o + i] = Math.round(Math.fround(x[o + i] * id)) * d;
+      for (let i = b; i < e; i++) out[o + i] = rint(Math.fround(x[o + i] * id)) * d;
     }
   }
   return out;
@@ -63,7 +70,7 @@ for (const [group, cols] of [[8, 40], [16, 48], [32, 160], [32, 4096], [64, 320]
 }
 
 function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
-  return isa === "avx512_vnni" && c.format.startsWith("q4");
+  return (isa === "avx512_vnni" || isa === "avx2") && c.format.startsWith("q4");
 }
 
 /** Normalized error vs the reference; for the quantized-activation path also vs the quantized reference. */
