@@ -1,6 +1,8 @@
 import { parseFlags, numberFlag, type Command } from "../command.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
-import { DEFAULT_MAX_BODY, startServer } from "../../server/http.js";
+import { Worker } from "node:worker_threads";
+import { DEFAULT_MAX_BODY, type ServeOptions } from "../../server/http.js";
+import type { ServeThreadMessage } from "../../server/serve-thread.js";
 import { XverseError } from "../../errors.js";
 
 const help = `Usage: xverse serve [options]
@@ -49,34 +51,55 @@ export const command: Command = {
     const format = v["chat-format"] as string | undefined;
     if (format !== undefined && !["v1", "v2", "template"].includes(format)) throw new XverseError("bad_flag", `--chat-format must be v1, v2 or template, got "${format}"`);
     const apiKey = (v["api-key"] as string | undefined) ?? process.env.XVERSE_API_KEY;
-    const log = (line: string) => process.stderr.write(line + "\n");
     const t0 = performance.now();
     const load = loadOptionsFromFlags(v);
-    const srv = await startServer({
+    const port = numberFlag(v.port as string | undefined, "--port", { int: true, min: 0, max: 65535 }) ?? 8000;
+    const opts: Omit<ServeOptions, "log"> = {
       model: modelPath(v),
       load: { ...load, backend: typeof load.backend === "string" ? load.backend : undefined },
       format,
       modelId: v["served-model-name"] as string | undefined,
       host: (v.host as string | undefined) ?? "127.0.0.1",
-      port: numberFlag(v.port as string | undefined, "--port", { int: true, min: 0, max: 65535 }) ?? 8000,
+      port,
       concurrency: numberFlag(v.concurrency as string | undefined, "--concurrency", { int: true, min: 1, max: 256 }) ?? 4,
       apiKey: apiKey || undefined,
       maxBody: numberFlag(v["max-body"] as string | undefined, "--max-body", { int: true, min: 1024 }) ?? DEFAULT_MAX_BODY,
-      log,
-    }).catch((e: Error & { code?: string }) => {
-      if (e.code === "EADDRINUSE") throw new XverseError("port_in_use", `port ${v.port ?? 8000} is in use: pick another with --port (0 = any free port)`);
-      if (e instanceof XverseError) throw e;
-      throw new XverseError("load_failed", e.message);
+    };
+    // the server runs in its own thread, with a capped young generation (see server/serve-thread.ts)
+    const thread = new Worker(new URL("../../server/serve-thread.js", import.meta.url), { workerData: opts, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+    const next = () => new Promise<ServeThreadMessage>((resolve, reject) => {
+      const onExit = (code: number) => reject(new XverseError("server_exited", `the server thread exited with code ${code}`));
+      thread.once("exit", onExit);
+      thread.once("message", (m: ServeThreadMessage) => { thread.off("exit", onExit); resolve(m); });
     });
-    const m = srv.scheduler.model;
+    const first = await next();
+    if (first.type === "failed") {
+      await thread.terminate();
+      if (first.code === "EADDRINUSE") throw new XverseError("port_in_use", `port ${port} is in use: pick another with --port (0 = any free port)`);
+      throw new XverseError(first.code && !/^E[A-Z]+$/.test(first.code) ? first.code : "serve_failed", first.message);
+    }
+    if (first.type !== "listening") throw new XverseError("serve_failed", "the server thread did not start");
     // the first stdout line is the address, so scripts (and tests) that start with --port 0 can find it
-    process.stdout.write(`listening on ${srv.url}\n`);
-    log(`model ${m.id} (${m.backend} backend, context ${m.contextLength}) loaded in ${(performance.now() - t0).toFixed(0)} ms · ` +
-      `concurrency ${srv.scheduler.concurrency}${apiKey ? " · API key required" : ""}\n  chat: ${srv.url}/   text generation: ${srv.url}/generate`);
+    process.stdout.write(`listening on ${first.url}\n`);
+    const m = first.model;
+    process.stderr.write(`model ${m.id} (${m.backend} backend, context ${m.contextLength}) loaded in ${(performance.now() - t0).toFixed(0)} ms · ` +
+      `concurrency ${first.concurrency}${apiKey ? " · API key required" : ""}\n  chat: ${first.url}/   text generation: ${first.url}/generate\n`);
+    let stopping = false;
     await new Promise<void>((resolve) => {
+      thread.on("exit", (code) => {
+        // a server thread that dies on its own ends the command with an error
+        if (!stopping) {
+          process.stderr.write(`xverse serve: the server thread exited (code ${code})\n`);
+          process.exitCode = 1;
+        }
+        resolve();
+      });
       const stop = () => {
-        log("shutting down");
-        void srv.close().then(resolve);
+        stopping = true;
+        process.stderr.write("shutting down\n");
+        thread.postMessage({ type: "close" });
+        thread.once("message", () => void thread.terminate());
+        setTimeout(() => void thread.terminate(), 5000).unref();
       };
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
