@@ -14,8 +14,9 @@ export interface SelectOptions extends NativeOptions {
   warn?: (message: string) => void;
 }
 
-// Measured on the 2-core dev machine (AVX-512), one thread each: matvec f32 ~10x, bf16/f16 ~70x, int8/int4 100x+.
-const SLOWDOWN = "10-100x";
+// Measured on the 2-core dev machine (AVX-512), one native thread, a 4-layer 512-wide model: decode 17-35x,
+// prefill 29-49x (f16, int8, int4 weights).
+const SLOWDOWN = "20-50x";
 let warned = false;
 
 export function selectBackend(kind: BackendKind = "auto", opts: SelectOptions = {}): Backend {
