@@ -186,7 +186,9 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 
   buildSyntheticModel(join(dir, "f16"), spec, "f16", log);
-  const bw = await measureBandwidth(threads);
+  // best of three probes: other processes can only make a probe slower
+  let bw = 0;
+  for (let i = 0; i < 3; i++) bw = Math.max(bw, await measureBandwidth(threads));
   console.log(`memory read bandwidth: ${(bw / 1e9).toFixed(1)} GB/s (${threads} thread(s) scanning 1 GiB with memchr)`);
   const prompt = syntheticTokens(promptLen, spec.vocab);
 
@@ -214,8 +216,8 @@ async function main(): Promise<void> {
   }
 
   console.log("");
-  console.log(`| precision | engine | weights | prefill tok/s | decode tok/s | MB read / token | decode roofline tok/s | % of roofline |`);
-  console.log(`|---|---|---|---|---|---|---|---|`);
+  console.log(`| precision | engine | weights | prefill tok/s | decode tok/s | MB read / token | decode GB/s achieved | decode roofline tok/s | % of roofline |`);
+  console.log(`|---|---|---|---|---|---|---|---|---|`);
   for (const r of results) {
     for (const [eng, t, label] of [
       [`ours (${r.ours?.backend ?? "-"})`, r.ours, OURS[r.p].label],
@@ -224,13 +226,14 @@ async function main(): Promise<void> {
       if (!t) continue;
       const roof = bw / t.bytesPerToken;
       const dec = median(t.decode);
-      console.log(`| ${r.p} | ${eng} | ${label} | ${median(t.prefill).toFixed(2)} | ${dec.toFixed(2)} | ${(t.bytesPerToken / 1e6).toFixed(0)} | ${roof.toFixed(2)} | ${((100 * dec) / roof).toFixed(0)} % |`);
+      console.log(`| ${r.p} | ${eng} | ${label} | ${median(t.prefill).toFixed(2)} | ${dec.toFixed(2)} | ${(t.bytesPerToken / 1e6).toFixed(0)} | ${((dec * t.bytesPerToken) / 1e9).toFixed(1)} | ${roof.toFixed(2)} | ${((100 * dec) / roof).toFixed(0)} % |`);
       if (t.note) console.log(`note: ${t.note}`);
     }
   }
   console.log("");
   console.log("Notes: llama.cpp's Q8_0 / Q4_0 files quantize token_embd and output (lm_head) too, as convert_hf_to_gguf does;");
   console.log("ours keeps lm_head in f16 (XVERSE's scheme), so it streams more bytes per decoded token at int8 / int4.");
+  console.log("Above 100 % of the roofline means the bandwidth probe (memchr under whatever else runs) measured low.");
   console.log(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   console.log("");
   for (const r of results) {
