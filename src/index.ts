@@ -51,3 +51,5 @@ export { mcPrompt, mcFewShotPrefix, gsm8kPrompt, extractGsm8kAnswer, GSM8K_EXEMP
 export { runPythonSandboxed, sandboxLayers, describeSandbox, type SandboxOptions, type SandboxResult } from "./eval/sandbox.js";
 export { resultsTable, subjectTable, mergeReports } from "./eval/report.js";
 export { startServer, BatchDecoder, ApiError as ServerApiError, DEFAULT_MAX_BODY, type ServeOptions, type RunningServer } from "./server/index.js";
+export { selectBackend, type BackendKind } from "./backend/select.js";
+export { loadNativeBackend, tryLoadNativeBackend, type NativeBackend, type NativeOptions, type NativeIsa } from "./backend/native/index.js";
