@@ -11,6 +11,7 @@ import { normalizeTools } from "../chat/tools.js";
 import type { BuiltPrompt } from "../chat/types.js";
 import { XverseError } from "../errors.js";
 import type { GenerateOptions } from "../generate/generate.js";
+import { samplingOptions } from "../generate/sampling.js";
 import type { LoadedModel } from "../model/load.js";
 import { BatchDecoder } from "./batch.js";
 import { ApiError, badField } from "./errors.js";
@@ -58,17 +59,9 @@ export class Engine {
 
   /** generate() options from the request, with generation_config.json filling what it leaves out (as chat() does). */
   private decoding(s: Sampling, maxNew: number): GenerateOptions {
-    const gc = this.loaded.generationConfig;
-    const picked = s.temperature !== undefined || s.topK !== undefined || s.topP !== undefined;
-    const greedy = s.temperature === 0 || (!picked && !gc.doSample);
     return {
       maxNewTokens: maxNew,
-      greedy,
-      temperature: greedy ? undefined : s.temperature ?? gc.temperature,
-      topK: greedy ? undefined : s.topK ?? gc.topK,
-      topP: greedy ? undefined : s.topP ?? gc.topP,
-      repetitionPenalty: s.repetitionPenalty ?? gc.repetitionPenalty,
-      seed: s.seed,
+      ...samplingOptions(s, this.loaded.generationConfig),
       eosTokenIds: s.ignoreEos ? [] : this.eosIds,
       stopStrings: s.stop,
     };
