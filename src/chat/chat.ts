@@ -12,7 +12,7 @@
  * the last space; the concatenated text is the same.
  */
 import type { GenerationConfig } from "../config.js";
-import { samplingOptions } from "../generate/sampling.js";
+import { samplingOptions, type SamplingRequest } from "../generate/sampling.js";
 import { generate, type FinishReason } from "../generate/generate.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
@@ -23,7 +23,7 @@ import { buildPrompt, turnEndId, type ChatSettings } from "./prompt.js";
 import { normalizeTools, type ToolSpec } from "./tools.js";
 import type { BuiltPrompt, ChatFormat, ChatMessage } from "./types.js";
 
-export interface ChatOptions {
+export interface ChatOptions extends SamplingRequest {
   /** v1, v2 or template (default: the directory's choice, else its chat_template, else v2). */
   format?: ChatFormat | string | null;
   /** A system prompt put first unless the history already starts with one (v2 / template only). */
@@ -38,12 +38,6 @@ export interface ChatOptions {
   /** The model's generation_config.json; its values are the defaults below. */
   generationConfig?: GenerationConfig;
   maxNewTokens?: number;
-  greedy?: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  repetitionPenalty?: number;
-  seed?: number;
   stopStrings?: string[];
   signal?: AbortSignal;
   /** Push the reply onto `history` as an assistant message. Default false: the history is never changed. */

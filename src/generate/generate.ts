@@ -10,16 +10,10 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { applyChain, argmax, logProbOf, processorChain, sample } from "./processors.js";
 import { Rng } from "./rng.js";
 import { StopMatcher } from "./stop.js";
+import type { SamplingRequest } from "./sampling.js";
 
-export interface GenerateOptions {
+export interface GenerateOptions extends SamplingRequest {
   maxNewTokens?: number;
-  /** Greedy decoding (argmax). Default: sample when temperature/topK/topP are given, else greedy. */
-  greedy?: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  repetitionPenalty?: number;
-  seed?: number;
   /** Default: the tokenizer's eos id. */
   eosTokenIds?: number[];
   stopStrings?: string[];

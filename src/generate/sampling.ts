@@ -4,9 +4,10 @@
  * do_sample decides; temperature 0 means greedy. Unset values come from generation_config.
  */
 import type { GenerationConfig } from "../config.js";
-import type { GenerateOptions } from "./generate.js";
 
+/** The sampling knobs (HF names, camelCase). */
 export interface SamplingRequest {
+  /** Greedy decoding (argmax, lowest id on ties). Default: sample when temperature/topK/topP are given. */
   greedy?: boolean;
   temperature?: number;
   topK?: number;
@@ -15,9 +16,7 @@ export interface SamplingRequest {
   seed?: number;
 }
 
-export type SamplingOptions = Pick<GenerateOptions, "greedy" | "temperature" | "topK" | "topP" | "repetitionPenalty" | "seed">;
-
-export function samplingOptions(req: SamplingRequest, gc?: GenerationConfig): SamplingOptions {
+export function samplingOptions(req: SamplingRequest, gc?: GenerationConfig): SamplingRequest {
   const picked = req.temperature !== undefined || req.topK !== undefined || req.topP !== undefined;
   const greedy = req.greedy ?? (req.temperature === 0 || (!picked && !(gc?.doSample ?? false)));
   return {
