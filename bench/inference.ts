@@ -171,8 +171,8 @@ async function main(): Promise<void> {
   if (!spec) throw new Error(`--size must be full, medium or quick, got ${size}`);
   const threads = Number(values.threads ?? m.physical);
   const runs = Number(values.runs ?? 3);
-  const promptLen = Number(values.prompt ?? (values.quick ? 128 : 512));
-  const gen = Number(values.gen ?? (values.quick ? 32 : 128));
+  const promptLen = Number(values.prompt ?? (size === "quick" ? 128 : 512));
+  const gen = Number(values.gen ?? (size === "quick" ? 32 : 128));
   const precisions = (values.precisions ?? "f16,int8,int4").split(",") as Precision[];
   for (const p of precisions) if (!(p in OURS)) throw new Error(`unknown precision ${p} (f16, int8, int4)`);
   const dir = values.dir ?? join(tmpdir(), `xverse-bench-${specKey(spec)}`);
