@@ -34,9 +34,14 @@ export interface QuantizeDirResult {
   bytes: number;
 }
 
-/** Weight files and indexes are replaced by our single model.safetensors; everything else is copied. */
-function isWeightFile(f: string): boolean {
-  return /\.(safetensors|bin|pt|pth|gguf|ckpt|h5|msgpack)$/.test(f) || /\.index\.json$/.test(f) || f === "config.json";
+/**
+ * Weight files and indexes are replaced by our single model.safetensors; everything else is copied except
+ * Python modeling code: XVERSE's remote code would build its own QuantizedLinear from quantization_bit, and its
+ * int4 nibble order and lack of group-wise scales are not guaranteed to match ours — better an error than
+ * silently wrong weights when someone loads the directory with trust_remote_code.
+ */
+function isSkippedFile(f: string): boolean {
+  return /\.(safetensors|bin|pt|pth|gguf|ckpt|h5|msgpack|py|pyc)$/.test(f) || /\.index\.json$/.test(f) || f === "config.json";
 }
 
 function quantizedShapes(shape: number[], bits: QuantBits, groupSize: number): { w: number[]; s: number[] } {
@@ -122,7 +127,7 @@ export function quantizeCheckpoint(opts: QuantizeDirOptions): QuantizeDirResult 
     writeFileSync(join(tmp, "config.json"), JSON.stringify(outCfg, null, 2) + "\n");
     for (const f of readdirSync(modelDir)) {
       const p = join(modelDir, f);
-      if (isWeightFile(f) || f.startsWith(".") || !statSync(p).isFile()) continue;
+      if (isSkippedFile(f) || f.startsWith(".") || !statSync(p).isFile()) continue;
       copyFileSync(p, join(tmp, f));
     }
     // An empty pre-existing --out directory is replaced; rename cannot overwrite a directory.
