@@ -16,8 +16,6 @@ import { loadConfig } from "../src/config.js";
 import { openCheckpoint } from "../src/io/checkpoint.js";
 import { exportGguf, type ExportType } from "../src/gguf/export.js";
 import { readGguf } from "../src/io/gguf.js";
-import type { TensorSource } from "../src/io/source.js";
-import { f16ToF32 } from "../src/tensor.js";
 import { selectBackend } from "../src/backend/select.js";
 import { XverseModel } from "../src/model/xverse.js";
 import { projectionLoader } from "../src/quant/load.js";
@@ -120,32 +118,12 @@ async function openLlama(ggufPath: string, prompt: number[], gen: number, thread
   };
 }
 
-/**
- * The checkpoint with f16 tensors widened to f32 through a lookup table: the exporter's per-element f16 decode
- * costs minutes on a billion weights, and the values (hence the GGUF files) are identical either way.
- */
-function widened(src: TensorSource): TensorSource {
-  const tab = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) tab[h] = f16ToF32(h);
-  return {
-    ...src,
-    names: () => src.names(), has: (n) => src.has(n), close: () => src.close(),
-    info: (n) => ({ ...src.info(n), dtype: "f32" }),
-    read: (n) => {
-      const t = src.read(n);
-      if (t.dtype !== "f16") return t;
-      const h = t.data as Uint16Array, x = new Float32Array(h.length);
-      for (let i = 0; i < h.length; i++) x[i] = tab[h[i]];
-      return { dtype: "f32", shape: t.shape, data: x };
-    },
-  };
-}
 
 function ensureGguf(dir: string, p: Precision): string {
   const path = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
   if (existsSync(path)) return path;
   const cfg = loadConfig(join(dir, "f16"));
-  const src = widened(openCheckpoint(join(dir, "f16")));
+  const src = openCheckpoint(join(dir, "f16"));
   const t0 = performance.now();
   try {
     // exportGguf writes atomically, so an existing file is always complete

@@ -84,6 +84,17 @@ export function f32ToF16(x: number): number {
   return sign | (e << 10) | r;
 }
 
+let f16Lut: Float32Array | null = null;
+
+/** All 65,536 half-precision values as f32 (256 KiB, built on first use): f16 decoding is one lookup. */
+export function f16Table(): Float32Array {
+  if (!f16Lut) {
+    f16Lut = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Lut[h] = f16ToF32(h);
+  }
+  return f16Lut;
+}
+
 /** Any float tensor (f32, f64, f16, bf16) as a fresh or shared Float32Array. */
 export function toFloat32(t: Tensor): Float32Array {
   switch (t.dtype) {
@@ -99,7 +110,8 @@ export function toFloat32(t: Tensor): Float32Array {
     case "f16": {
       const src = t.data as Uint16Array;
       const out = new Float32Array(src.length);
-      for (let i = 0; i < src.length; i++) out[i] = f16ToF32(src[i]);
+      const tab = f16Table();
+      for (let i = 0; i < src.length; i++) out[i] = tab[src[i]];
       return out;
     }
     default:

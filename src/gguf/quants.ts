@@ -6,7 +6,7 @@
  *
  * Within a row, element i of block b is output element b*blockSize + i; rows are independent runs of blocks.
  */
-import { f16ToF32, f32ToF16 } from "../tensor.js";
+import { f16Table, f32ToF16 } from "../tensor.js";
 import { XverseError } from "../errors.js";
 import { GGML, GGML_TYPES } from "./types.js";
 
@@ -14,8 +14,7 @@ const fr = Math.fround;
 const QK_K = 256;
 
 // f16 → f32 through a 64K-entry table: dequantizing a 13B model calls it billions of times.
-const F16_TABLE = new Float32Array(65536);
-for (let i = 0; i < 65536; i++) F16_TABLE[i] = f16ToF32(i);
+const F16_TABLE = f16Table();
 const h = (b: Uint8Array, o: number): number => F16_TABLE[b[o] | (b[o + 1] << 8)];
 
 /** Q4_0 (32 elems, 18 bytes): f16 d; u8 qs[16]. x[j] = (qs[j] & 15) − 8, x[j+16] = (qs[j] >> 4) − 8; y = x·d. */

@@ -11,7 +11,7 @@
  */
 import { XverseError } from "../errors.js";
 import type { Weight } from "../backend/backend.js";
-import { f16ToF32, toFloat32, type Tensor } from "../tensor.js";
+import { toFloat32, type Tensor } from "../tensor.js";
 
 export type QuantBits = 4 | 8;
 /** The group sizes we offer for group-wise int4 (0 = per row). */
@@ -118,20 +118,6 @@ export function quantizeQ4Group(w: Float32Array, rows: number, cols: number, gro
   return { format: "q4_group", rows, cols, data, scales, groupSize };
 }
 
-let f16Table: Float32Array | null = null;
-
-/** toFloat32, with a 256 KiB lookup table for f16 (the per-element conversion costs ~10× the quantization). */
-function floatsOf(t: Tensor): Float32Array {
-  if (t.dtype !== "f16") return toFloat32(t);
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
-  }
-  const src = t.data as Uint16Array, tab = f16Table;
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = tab[src[i]];
-  return out;
-}
 
 /**
  * A 2-D float checkpoint tensor [out, in] → a quantized Weight. bits 8 → q8_row; bits 4 with groupSize 0 → q4_row;
@@ -142,7 +128,7 @@ export function quantizeWeight(t: Tensor, bits: QuantBits, groupSize = 0): Weigh
     throw new XverseError("bad_shape", `only 2-D weights are quantized, got shape [${t.shape.join(", ")}]`);
   }
   const [rows, cols] = t.shape;
-  const w = floatsOf(t);
+  const w = toFloat32(t);
   if (bits === 8) {
     if (groupSize) throw new XverseError("unsupported", `group-wise quantization is int4 only (got --bits 8 with group size ${groupSize})`);
     return quantizeQ8Row(w, rows, cols);

@@ -4,6 +4,7 @@
  * weight once; decode (T = 1) is a plain dot product per row.
  */
 import type { Weight } from "../backend.js";
+import { f16Table } from "../../tensor.js";
 
 let scratch = new Float32Array(0);
 function scratchRow(n: number): Float32Array {
@@ -25,17 +26,6 @@ function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: nu
   return s0 + s1 + s2 + s3;
 }
 
-const f16Table = /* @__PURE__ */ (() => {
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >>> 10) & 0x1f;
-    const m = h & 0x3ff;
-    t[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return t;
-})();
-
 /** Decodes row r of w into out[0 … cols). */
 export function decodeRow(w: Weight, r: number, out: Float32Array): void {
   const n = w.cols;
@@ -53,7 +43,8 @@ export function decodeRow(w: Weight, r: number, out: Float32Array): void {
     }
     case "f16": {
       const src = w.data as Uint16Array;
-      for (let i = 0; i < n; i++) out[i] = f16Table[src[base + i]];
+      const tab = f16Table();
+      for (let i = 0; i < n; i++) out[i] = tab[src[base + i]];
       return;
     }
     case "q8_row": {
