@@ -134,6 +134,33 @@ test("tiny-xverse GGUF logits match the golden PyTorch logits (f32 ≤ 1e-4, f16
   }
 });
 
+// The f16 file's remaining distance to the f32 golden logits is the weight rounding itself: the same model with
+// every weight rounded to f16 in memory (no GGUF involved: safetensors → f32ToF16) gives the GGUF f16 logits.
+test("tiny-xverse GGUF f16 logits equal the safetensors model with f16-rounded weights within 1e-5", () => {
+  const ids = JSON.parse(readFileSync(join(tiny, "golden.json"), "utf8")).prompts.chat.ids as number[];
+  const { path } = exportTo(tiny, "f16");
+  const g = openGgufModel(path);
+  const viaGguf = XverseModel.fromSource(parseConfig(g.config, path), g.source, { backend: tsBackend });
+  const st = openSafetensors(join(tiny, "model.safetensors"));
+  const rounded = {
+    ...st,
+    names: () => st.names(), has: (n: string) => st.has(n), info: (n: string) => st.info(n), close: () => st.close(),
+    read: (n: string) => {
+      const t = st.read(n);
+      const x = toFloat32(t);
+      // 2-D weights are f16 in the file; 1-D norms stay f32 (convert_hf_to_gguf keeps them F32 too)
+      const data = t.shape.length === 2 ? Float32Array.from(x, (v) => f16ToF32(f32ToF16(v))) : x;
+      return { dtype: "f32" as const, shape: t.shape, data };
+    },
+  };
+  const direct = XverseModel.fromSource(loadConfig(tiny), rounded, { backend: tsBackend });
+  const a = viaGguf.forward(ids, viaGguf.newCache(ids.length), { logits: "all" });
+  const b = direct.forward(ids, direct.newCache(ids.length), { logits: "all" });
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  assert.ok(worst <= 1e-5, `max |Δ| = ${worst}`);
+});
+
 test("a tied llama GGUF (no output.weight) exposes the embedding as lm_head", () => {
   const { path } = exportTo(stories, "f32");
   const src = readGguf(path);
