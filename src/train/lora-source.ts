@@ -4,24 +4,19 @@
  * fine-tuned model without a merged copy on disk. Tensors keep their dtype (bf16 weights are merged in f32
  * and rounded back once).
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { XverseError } from "../errors.js";
 import { openSafetensors } from "../io/safetensors.js";
 import type { TensorSource } from "../io/source.js";
 import { f32ToBf16, f32ToF16, toFloat32, type Tensor } from "../tensor.js";
+import { readJsonFile } from "../config.js";
 
 interface Adapter { A: Float32Array; B: Float32Array; r: number; In: number; Out: number }
 
 /** Reads adapter_config.json + adapter_model.safetensors into per-weight deltas (keyed "<module>.weight"). */
 function readAdapter(dir: string): { scaling: number; adapters: Map<string, Adapter> } {
   const cfgPath = join(dir, "adapter_config.json");
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
-  } catch (e) {
-    throw new XverseError("bad_adapter", `cannot read ${cfgPath}: ${(e as Error).message}`);
-  }
+  const cfg = readJsonFile(cfgPath);
   if (cfg.use_dora === true || cfg.use_rslora === true || cfg.fan_in_fan_out === true) {
     throw new XverseError("unsupported", `${cfgPath}: DoRA, rsLoRA and fan_in_fan_out adapters are not supported`);
   }

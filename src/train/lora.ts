@@ -4,7 +4,7 @@
  * Adapters are saved and loaded in PEFT's layout (adapter_config.json + adapter_model.safetensors with
  * `base_model.model.<module>.lora_A.weight` names), and can be merged into the base weights.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { XverseError } from "../errors.js";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
@@ -13,6 +13,7 @@ import { toFloat32 } from "../tensor.js";
 import { Var, type Arr } from "./autograd-ops.js";
 import { Rng } from "./rng.js";
 import { linearDims, paramShapes, type XverseTrainModel } from "./xverse-train-model.js";
+import { readJsonFile } from "../config.js";
 
 export interface LoraOptions {
   r: number;
@@ -123,12 +124,7 @@ export function isPeftAdapterDir(dir: string): boolean {
  */
 export function loadPeftAdapter(model: XverseTrainModel, dir: string, dtype: "f32" | "f64" = "f32"): string[] {
   const cfgPath = join(dir, "adapter_config.json");
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
-  } catch (e) {
-    throw new XverseError("bad_adapter", `cannot read ${cfgPath}: ${(e as Error).message}`);
-  }
+  const cfg = readJsonFile(cfgPath);
   if (cfg.peft_type !== undefined && cfg.peft_type !== "LORA") throw new XverseError("unsupported", `${cfgPath}: peft_type ${JSON.stringify(cfg.peft_type)} is not supported (only LORA)`);
   if (cfg.use_dora === true || cfg.use_rslora === true || cfg.fan_in_fan_out === true) {
     throw new XverseError("unsupported", `${cfgPath}: DoRA, rsLoRA and fan_in_fan_out adapters are not supported`);

@@ -6,6 +6,7 @@ import { exportGguf, type ExportType } from "../../gguf/export.js";
 import { openCheckpoint } from "../../io/checkpoint.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { parseFlags, type Command } from "../command.js";
+import { progressBar } from "../progress.js";
 
 const help = `Usage: xverse convert [--model DIR] --to gguf [--type f32|f16|q8_0|q4_0] --out FILE.gguf
 
@@ -30,22 +31,6 @@ Options:
 
 const TYPES: readonly ExportType[] = ["f32", "f16", "q8_0", "q4_0"];
 
-function progressBar(quiet: boolean): (done: number, total: number, name: string) => void {
-  const tty = process.stderr.isTTY === true;
-  const t0 = Date.now();
-  let lastPct = -1;
-  return (done, total, name) => {
-    if (quiet) return;
-    const width = 30, fill = Math.round((width * done) / total), pct = Math.floor((100 * done) / total);
-    const line = `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${done}/${total} ${((Date.now() - t0) / 1000).toFixed(0)}s ${name}`;
-    if (tty) process.stderr.write(`\r\x1b[K${line}${done === total ? "\n" : ""}`);
-    else if (pct >= lastPct + 10 || done === total) {
-      // pipes and logs get a line per 10 % instead of a stream of carriage returns
-      lastPct = pct;
-      process.stderr.write(line + "\n");
-    }
-  };
-}
 
 export const command: Command = {
   summary: "write a checkpoint as GGUF (f32 / f16 / q8_0 / q4_0) for llama.cpp",

@@ -3,6 +3,7 @@ import { XverseError } from "../../errors.js";
 import { openCheckpoint } from "../../io/checkpoint.js";
 import { quantizeCheckpoint } from "../../quant/convert.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
+import { progressBar } from "../progress.js";
 
 const help = `Usage: xverse quantize --model DIR --bits 8|4 [--group-size N] --out DIR
 
@@ -22,26 +23,6 @@ Options:
   --out DIR          the new directory (must not exist, or be empty)
   --quiet            no progress bar`;
 
-function progressBar(quiet: boolean): (done: number, total: number, name: string) => void {
-  const tty = process.stderr.isTTY === true;
-  let lastPct = -1;
-  const t0 = Date.now();
-  return (done, total, name) => {
-    if (quiet) return;
-    const pct = Math.floor((100 * done) / total);
-    const width = 30;
-    const fill = Math.round((width * done) / total);
-    const secs = ((Date.now() - t0) / 1000).toFixed(0);
-    const line = `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${done}/${total} ${secs}s ${name}`;
-    if (tty) {
-      process.stderr.write(`\r\x1b[K${line}${done === total ? "\n" : ""}`);
-    } else if (pct >= lastPct + 10 || done === total) {
-      // Logs and pipes get a line every 10 % rather than a carriage-return stream.
-      lastPct = pct;
-      process.stderr.write(line + "\n");
-    }
-  };
-}
 
 export const command: Command = {
   summary: "write an int8 / int4 quantized copy of a model directory",
