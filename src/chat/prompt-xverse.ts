@@ -58,6 +58,44 @@ function effectiveBudget(opts: XverseBuildOptions): number {
 }
 
 /**
+ * The newest-first walk both official builders share: pieces gather into a round (newest message first), and a
+ * user / exec / system message closes the round into the prompt — the newest round always, older ones only while
+ * the total stays within the budget.
+ */
+class NewestFirst {
+  total: Piece[] = [];
+  totalLen = 0;
+  truncated = false;
+  private round: Piece[] = [];
+  private roundLen = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** Puts pieces in front of the current round. */
+  prepend(...pieces: Piece[]): void {
+    this.round = [...pieces, ...this.round];
+    for (const p of pieces) this.roundLen += p.ids.length;
+  }
+
+  /** Closes the round; false means stop the walk. `newest`: the walk's first message; `older`: more remain. */
+  commit(newest: boolean, older: boolean): boolean {
+    if (!newest && this.totalLen + this.roundLen > this.max) {
+      this.truncated = true;
+      return false;
+    }
+    this.total = [...this.round, ...this.total];
+    this.totalLen += this.roundLen;
+    this.round = [];
+    this.roundLen = 0;
+    if (newest && this.totalLen >= this.max) {
+      this.truncated ||= older;
+      return false;
+    }
+    return true;
+  }
+}
+
+/**
  * v1 (XVERSE-13B-Chat v1, 7B-Chat era): each user turn is ONE string "Human: {content}\n\n" (+ "Assistant: "
  * on the newest), each assistant turn "Assistant: {content}" + eos id; user/assistant only; a final left cut.
  */
@@ -65,40 +103,16 @@ export function buildV1(tok: Tokenizer, messages: readonly ChatMessage[], opts: 
   const enc = encoder(tok);
   const max = effectiveBudget(opts);
   const eos: Piece = { ids: [opts.eosId], text: tok.idToToken(opts.eosId) ?? "" };
-  let total: Piece[] = [];
-  let totalLen = 0;
-  let round: Piece[] = [];
-  let roundLen = 0;
-  let truncated = false;
+  const walk = new NewestFirst(max);
   const n = messages.length;
   for (let i = 0; i < n; i++) {
     const m = messages[n - 1 - i];
     const role = roleOf(m, n - 1 - i);
     if (role === "user") {
-      const piece = enc(`${HUMAN}${m.content}\n\n${i === 0 ? ASSISTANT : ""}`);
-      round = [piece, ...round];
-      roundLen += piece.ids.length;
-      if (i !== 0) {
-        if (totalLen + roundLen > max) {
-          truncated = true;
-          break;
-        }
-        total = [...round, ...total];
-        totalLen += roundLen;
-      } else {
-        total = [...round, ...total];
-        totalLen += roundLen;
-        if (totalLen >= max) {
-          truncated = i + 1 < n;
-          break;
-        }
-      }
-      round = [];
-      roundLen = 0;
+      walk.prepend(enc(`${HUMAN}${m.content}\n\n${i === 0 ? ASSISTANT : ""}`));
+      if (!walk.commit(i === 0, i + 1 < n)) break;
     } else if (role === "assistant") {
-      const piece = enc(ASSISTANT + m.content);
-      round = [piece, eos, ...round];
-      roundLen += piece.ids.length + 1;
+      walk.prepend(enc(ASSISTANT + m.content), eos);
     } else {
       throw new XverseError(
         "unsupported",
@@ -106,7 +120,8 @@ export function buildV1(tok: Tokenizer, messages: readonly ChatMessage[], opts: 
       );
     }
   }
-  if (totalLen > max) {
+  let { total, truncated } = walk;
+  if (walk.totalLen > max) {
     // the official code keeps the LAST max_input_tokens ids (left truncation), even mid-token-sequence
     const ids = join(total).ids.slice(-max);
     total = [{ ids, text: tok.decode(ids, { skipSpecialTokens: false }) }];
@@ -127,11 +142,7 @@ export function buildV2(tok: Tokenizer, messages: readonly ChatMessage[], opts: 
   const E = enc(EXEC);
   const A = enc(ASSISTANT);
   const eos: Piece = { ids: [opts.eosId], text: tok.idToToken(opts.eosId) ?? "" };
-  let total: Piece[] = [];
-  let totalLen = 0;
-  let round: Piece[] = [];
-  let roundLen = 0;
-  let truncated = false;
+  const walk = new NewestFirst(max);
   const n = messages.length;
   for (let i = 0; i < n; i++) {
     const idx = n - 1 - i;
@@ -153,51 +164,23 @@ export function buildV2(tok: Tokenizer, messages: readonly ChatMessage[], opts: 
             ? prefix.text + tok.decode(ids.slice(prefix.ids.length), { skipSpecialTokens: false })
             : tok.decode(ids, { skipSpecialTokens: false });
           parts = [{ ids, text }];
-          truncated = true;
+          walk.truncated = true;
         }
         parts.push(A);
       }
-      const len = parts.reduce((s, p) => s + p.ids.length, 0);
-      round = [...parts, ...round];
-      roundLen += len;
-      if (i !== 0) {
-        if (totalLen + roundLen > max) {
-          truncated = true;
-          break;
-        }
-        total = [...round, ...total];
-        totalLen += roundLen;
-      } else {
-        total = [...round, ...total];
-        totalLen += roundLen;
-        if (totalLen >= max) {
-          truncated = truncated || i + 1 < n;
-          break;
-        }
-      }
-      round = [];
-      roundLen = 0;
+      walk.prepend(...parts);
+      if (!walk.commit(i === 0, i + 1 < n)) break;
     } else if (role === "assistant") {
-      const body = enc(m.content);
-      round = [A, body, eos, ...round];
-      roundLen += A.ids.length + body.ids.length + 1;
+      walk.prepend(A, enc(m.content), eos);
     } else if (role === "system") {
       if (idx !== 0) throw new XverseError("bad_messages", `a system message must be the first message (found one at position ${idx})`);
       // one "\n" after the system text, and the Human prefix reused: as the official builder does
-      const body = enc(m.content + "\n");
-      round = [H, body, ...round];
-      roundLen += H.ids.length + body.ids.length;
-      if (totalLen + roundLen > max) {
-        truncated = true;
-        break;
-      }
-      total = [...round, ...total];
-      totalLen += roundLen;
-      round = [];
-      roundLen = 0;
+      walk.prepend(H, enc(m.content + "\n"));
+      // a system prompt that does not fit is dropped, like any older turn
+      if (!walk.commit(false, false)) break;
     } else {
       throw new XverseError("bad_messages", `message ${idx}: unknown role "${m.role}" (use system, user, assistant or exec)`);
     }
   }
-  return finish(total, opts, opts.budget, truncated, "v2");
+  return finish(walk.total, opts, opts.budget, walk.truncated, "v2");
 }
