@@ -5,6 +5,7 @@ import { parseToolCall } from "../../src/chat/parse.js";
 import { validateValue, type JsonSchema } from "../../src/chat/schema.js";
 import { normalizeTools } from "../../src/chat/tools.js";
 import { README_PLUGINS } from "./readme-fixtures.js";
+import { rng } from "../helpers/rng.js";
 
 const WEATHER: JsonSchema = {
   type: "object",
@@ -77,15 +78,6 @@ test("rejects what the schema or the compact grammar forbids", () => {
   }
 });
 
-/** A small seeded PRNG (mulberry32), so the walk is reproducible. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // every character a JSON call can need, plus distractors; a random walk over it stands in for a random model
 const ALPHABET = [...new Set([..."{}[]:,\"\\/-.0123456789 \n\tabcdefghijklmnopqrstuvwxyz_ABCJNOSTU`<|>上海停车场", "\u0001"])];

@@ -1,18 +1,9 @@
 /** Seeded random inputs for the native parity tests (no test cases here). */
 import type { Weight, WeightFormat } from "../../src/backend/backend.js";
 import { f32ToBf16, f32ToF16 } from "../../src/tensor.js";
+import { rng } from "../helpers/rng.js";
 
-/** mulberry32: tiny, seedable, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** Uniform in [-1, 1), with a few larger outliers like real activations. */
 export function randArray(n: number, r: () => number, scale = 1): Float32Array {

@@ -4,18 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import { fixture } from "../helpers/peers.js";
+import { rng } from "../helpers/rng.js";
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 const WORDS = [
   "Hello", "world", "the", "tokenizer", "XVERSE", "model", "über", "straße", "naïve", "café", "Ελληνικά",
