@@ -104,6 +104,10 @@ interface ChildResult {
   decodeTokens: number;
   decodeTokS: number;
   peakRssEndMiB: number;
+  /** CPU seconds of the load (user, system) and bytes read from storage during it (fsRead blocks × 512). */
+  loadUserS: number;
+  loadSysS: number;
+  loadReadGB: number;
   firstTokens: number[];
 }
 
@@ -114,7 +118,8 @@ async function child(dir: string, precision: string, threads: number): Promise<v
   const t0 = performance.now();
   const { model } = await loadModel(dir, { quantize: p.bits, groupSize: p.group, backend: "native", threads, onWarning: (m) => log(`warning: ${m}`) });
   const loadS = (performance.now() - t0) / 1000;
-  const peakRssLoadMiB = process.resourceUsage().maxRSS / 1024; // KiB → MiB: the peak, load included
+  const ru = process.resourceUsage();
+  const peakRssLoadMiB = ru.maxRSS / 1024; // KiB → MiB: the peak, load included
   const rssAfterLoadMiB = process.memoryUsage().rss / 2 ** 20;
   const W = model.weights;
   let bytes = weightBytes(W.embed) + weightBytes(W.lmHead) + W.norm.byteLength;
@@ -140,7 +145,8 @@ async function child(dir: string, precision: string, threads: number): Promise<v
   const r: ChildResult = {
     precision, loadS, peakRssLoadMiB, rssAfterLoadMiB, weightBytes: bytes,
     prefillTokens: prompt.length, prefillTokS: prompt.length / prefillS, decodeTokens: decodeN, decodeTokS: decodeN / decodeS,
-    peakRssEndMiB: process.resourceUsage().maxRSS / 1024, firstTokens: out.slice(0, 6),
+    peakRssEndMiB: process.resourceUsage().maxRSS / 1024,
+    loadUserS: ru.userCPUTime / 1e6, loadSysS: ru.systemCPUTime / 1e6, loadReadGB: (ru.fsRead * 512) / 1e9, firstTokens: out.slice(0, 6),
   };
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
 }
@@ -211,7 +217,7 @@ async function main(): Promise<void> {
       const res = JSON.parse(line.slice(7)) as ChildResult;
       results.push(res);
       log(`${p}: load ${res.loadS.toFixed(1)} s, peak RSS ${(res.peakRssLoadMiB / 1024).toFixed(2)} GiB (after load ${(res.rssAfterLoadMiB / 1024).toFixed(2)} GiB), ` +
-        `weights ${gb(res.weightBytes)} GB; prefill ${res.prefillTokS.toFixed(2)} tok/s, decode ${res.decodeTokS.toFixed(2)} tok/s`);
+        `weights ${gb(res.weightBytes)} GB, load CPU ${res.loadUserS.toFixed(0)} s user + ${res.loadSysS.toFixed(0)} s sys, ${res.loadReadGB.toFixed(1)} GB read from disk; prefill ${res.prefillTokS.toFixed(2)} tok/s, decode ${res.decodeTokS.toFixed(2)} tok/s`);
     }
   } finally {
     if (!flag("keep")) { rmSync(dir, { recursive: true, force: true }); log(`deleted ${dir}`); }
