@@ -92,16 +92,7 @@ function table(sigma: number): Float32Array {
 /** n random f32 values for tensor `name`. */
 export function randomValues(name: string, n: number, sigma: number, seed: number): Float32Array {
   const t = table(sigma);
-  const next = rng(`${seed}:${name}`);
-  const out = new Float32Array(n);
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const r = next();
-    out[i] = t[r & 0xffff];
-    out[i + 1] = t[r >>> 16];
-  }
-  if (i < n) out[i] = t[next() & 0xffff];
-  return out;
+  return drawFrom(t, new Float32Array(n), rng(`${seed}:${name}`));
 }
 
 const encodedTables = new Map<string, Uint16Array>();
@@ -120,8 +111,12 @@ export function randomEncoded(name: string, n: number, sigma: number, seed: numb
     for (let i = 0; i < src.length; i++) t[i] = conv(src[i]);
     encodedTables.set(key, t);
   }
-  const next = rng(`${seed}:${name}`);
-  const out = new Uint16Array(n);
+  return drawFrom(t, new Uint16Array(n), rng(`${seed}:${name}`));
+}
+
+/** Fills out with table entries picked by two 16-bit halves of each 32-bit draw. */
+function drawFrom<A extends Float32Array | Uint16Array>(t: A, out: A, next: () => number): A {
+  const n = out.length;
   let i = 0;
   for (; i + 1 < n; i += 2) {
     const r = next();

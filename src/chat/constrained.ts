@@ -83,13 +83,17 @@ function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, 
   }
   for (const [ch, child] of trie.next) {
     const m2 = m.clone();
-    if (!m2.feed(ch)) continue;
-    if (child.ids.length) {
-      const fits = room === Infinity || minCompletion(m2) <= room;
-      for (const id of child.ids) (fits ? out : over).push(id);
-    }
-    if (child.next.size) allowedIds(child, m2, out, room, over);
+    if (m2.feed(ch)) emitAndDescend(child, m2, out, room, over);
   }
+}
+
+/** Once the recognizer has taken a trie node's character: its token ids (allowed or over budget), then its children. */
+function emitAndDescend(child: Trie, m2: CallRecognizer, out: number[], room: number, over: number[]): void {
+  if (child.ids.length) {
+    const fits = room === Infinity || minCompletion(m2) <= room;
+    for (const id of child.ids) (fits ? out : over).push(id);
+  }
+  if (child.next.size) allowedIds(child, m2, out, room, over);
 }
 
 type StrFrame = NonNullable<ReturnType<CallRecognizer["plainString"]>>;
@@ -108,12 +112,7 @@ function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: numb
     const code = ch.codePointAt(0)!;
     if (ch === '"' || ch === "\\" || code < 0x20) {
       const m2 = m.clone();
-      if (!m2.feed(ch)) continue;
-      if (child.ids.length) {
-        const fits = room === Infinity || minCompletion(m2) <= room;
-        for (const id of child.ids) (fits ? out : over).push(id);
-      }
-      if (child.next.size) allowedIds(child, m2, out, room, over);
+      if (m2.feed(ch)) emitAndDescend(child, m2, out, room, over);
       continue;
     }
     if (f.len >= f.n.maxLength) continue;
