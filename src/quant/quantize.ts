@@ -128,14 +128,31 @@ export function quantizeWeight(t: Tensor, bits: QuantBits, groupSize = 0): Weigh
     throw new XverseError("bad_shape", `only 2-D weights are quantized, got shape [${t.shape.join(", ")}]`);
   }
   const [rows, cols] = t.shape;
-  const w = toFloat32(t);
-  if (bits === 8) {
-    if (groupSize) throw new XverseError("unsupported", `group-wise quantization is int4 only (got --bits 8 with group size ${groupSize})`);
-    return quantizeQ8Row(w, rows, cols);
+  if (bits !== 8 && bits !== 4) throw new XverseError("bad_flag", `quantization bits must be 4 or 8, got ${String(bits)}`);
+  if (bits === 8 && groupSize) throw new XverseError("unsupported", `group-wise quantization is int4 only (got --bits 8 with group size ${groupSize})`);
+  const quantize = (w: Float32Array, n: number): Weight =>
+    bits === 8 ? quantizeQ8Row(w, n, cols) : groupSize ? quantizeQ4Group(w, n, cols, groupSize) : quantizeQ4Row(w, n, cols);
+  if (t.dtype === "f32" || rows <= BLOCK_ROWS(cols)) return quantize(toFloat32(t), rows);
+
+  // bf16 / f16 / f64: widen a block of rows at a time, so a 13B load never allocates an f32 copy of a whole matrix
+  // (every scheme here is per row, so blocks quantize exactly as the whole matrix would)
+  const block = BLOCK_ROWS(cols);
+  let out: Weight | null = null;
+  for (let r0 = 0; r0 < rows; r0 += block) {
+    const n = Math.min(block, rows - r0);
+    const sub: Tensor = { dtype: t.dtype, shape: [n, cols], data: t.data.subarray(r0 * cols, (r0 + n) * cols) as Tensor["data"] };
+    const part = quantize(toFloat32(sub), n);
+    if (!out) {
+      out = { ...part, rows, data: new (part.data.constructor as Int8ArrayConstructor)((part.data.length / n) * rows), scales: new Float32Array((part.scales!.length / n) * rows) };
+    }
+    out.data.set(part.data as Int8Array, (part.data.length / n) * r0);
+    out.scales!.set(part.scales!, (part.scales!.length / n) * r0);
   }
-  if (bits === 4) return groupSize ? quantizeQ4Group(w, rows, cols, groupSize) : quantizeQ4Row(w, rows, cols);
-  throw new XverseError("bad_flag", `quantization bits must be 4 or 8, got ${String(bits)}`);
+  return out!;
 }
+
+/** Rows per conversion block: about 1M values (4 MB of f32). */
+const BLOCK_ROWS = (cols: number): number => Math.max(1, Math.floor((1 << 20) / cols));
 
 /** The signed int4 at column c of a packed row starting at byte `rowByte`. */
 export function getNibble(data: Uint8Array, rowByte: number, c: number): number {
