@@ -23,6 +23,7 @@ CpuCaps detect_cpu() {
   c.avx512 = c.avx2_fma_f16c && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   c.avx512_vnni = c.avx512 && __builtin_cpu_supports("avx512vnni");
+  c.avx512_vbmi = c.avx512 && __builtin_cpu_supports("avx512vbmi");
 #endif
   return c;
 }
@@ -156,7 +157,9 @@ void Matmul(const Napi::CallbackInfo& info) {
 
   // int4 on VNNI or AVX2: integer dot products over int8-quantized activations (AVX-512 without VNNI keeps
   // the exact f32 path: widening in 512-bit registers is fast enough there).
-  const bool q4_vnni = s.vnni && vnni_supports(w);
+  // int8 prefill (T > 1) on VNNI + VBMI the same way; int8 decode stays exact (memory-bound, VNNI gains nothing).
+  const bool q8_vnni = s.vnni && s.caps.avx512_vbmi && w.fmt == Fmt::Q8 && T > 1;
+  const bool q4_vnni = q8_vnni || (s.vnni && vnni_supports(w));
   const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
   if (q4_vnni || q4_avx2) {
     // Quantize every token's activations once, then all threads share them.
@@ -171,7 +174,7 @@ void Matmul(const Napi::CallbackInfo& info) {
     if (T * cols < 65536) quant(0, T, 0);
     else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
     const QuantX* qx = s.qx.data();
-    auto rows_fn = q4_vnni ? matmul_vnni_rows : matmul_q4_avx2_rows;
+    auto rows_fn = q8_vnni ? matmul_vnni_q8_rows : q4_vnni ? matmul_vnni_rows : matmul_q4_avx2_rows;
     s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { rows_fn(w, qx, y, rows, T, b, e); });
     return;
   }

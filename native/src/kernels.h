@@ -31,6 +31,7 @@ struct CpuCaps {
   bool avx2_fma_f16c = false;
   bool avx512 = false;       // f, bw, vl, dq
   bool avx512_vnni = false;
+  bool avx512_vbmi = false;  // vpermt2b, for the int8 VNNI prefill
 };
 CpuCaps detect_cpu();
 
@@ -64,6 +65,9 @@ QuantX quantize_x(const float* x, int64_t cols, void* scratch, bool avx512);
 bool vnni_supports(const WView& w);
 // y[t * ldy + r] for rows [r0, r1) and T tokens, token t quantized in qx[t].
 void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+// int8 rows (q8_row) for T > 1 on the same quantized x (needs AVX-512 VNNI + VBMI); decode keeps the exact f32
+// path.
+void matmul_vnni_q8_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
 // The same on AVX2 (vpmaddubsw + vpmaddwd), for CPUs without AVX-512 VNNI (matmul_q4_avx2.cc).
 void matmul_q4_avx2_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                          int64_t r1);

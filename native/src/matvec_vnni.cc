@@ -18,6 +18,8 @@
 #include "kernels.h"
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+// The q8 tiles also need vpermt2b (AVX-512 VBMI) to split a weight chunk into even / odd columns.
+#define TVBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
 #define INL inline __attribute__((always_inline))
 
 namespace xv {
@@ -167,11 +169,11 @@ TVNNI void tile_q4(const WView& w, const GroupWalk& gw, const QuantX* qx, float*
       const __m512i xlo = _mm512_load_si512(qx[t].q + c * 128);
       const __m512i xhi = _mm512_load_si512(qx[t].q + c * 128 + 64);
       const __m512 dx = _mm512_load_ps(qx[t].dx + c * 16);
-      const __m512i xs = _mm512_load_si512(qx[t].xs + c * 16);
+      // −xs as the accumulator's start: the +8 shift is taken back once per token for all R rows
+      const __m512i nxs = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_load_si512(qx[t].xs + c * 16));
 #pragma GCC unroll 4
       for (int i = 0; i < R; i++) {
-        __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[i], xlo);
-        is = _mm512_sub_epi32(_mm512_dpbusd_epi32(is, hi[i], xhi), xs);
+        const __m512i is = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(nxs, lo[i], xlo), hi[i], xhi);
         const __m512 sc = GROUP ? _mm512_mul_ps(dx, sw[i]) : dx;
         acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc[i][t]);
       }
@@ -204,6 +206,78 @@ TVNNI void tile_t(const WView& w, const GroupWalk& gw, const QuantX* qx, float* 
   }
 }
 
+// int8 rows (prefill only), on the same quantized x: a 128-column chunk is two 64-byte loads, split by vpermt2b
+// into its even and odd columns so it lines up with x as the nibbles do; ^ 0x80 makes them unsigned (w + 128),
+// and the shift is taken back with 16 · xs (xs holds 8 · Σ xq per lane). The integer sums are exact.
+template <int R, int TT>
+TVBMI void tile_q8(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r) {
+  const int64_t rb = w.cols;  // bytes per row
+  const int8_t* base = static_cast<const int8_t*>(w.data) + r * rb;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  alignas(64) static const uint8_t kEven[64] = {
+      0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42,
+      44, 46, 48, 50, 52, 54, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86,
+      88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126};
+  const __m512i ieven = _mm512_load_si512(kEven);
+  const __m512i iodd = _mm512_add_epi8(ieven, _mm512_set1_epi8(1));
+  __m512 acc[R][TT];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps();
+  for (int64_t c = 0; c * 128 < rb; c++) {
+    const int64_t left = rb - c * 128;
+    // Masked-off bytes load as 0 and become 0x80 (w + 128 with w = 0); x is zero there, and so is xs.
+    const __mmask64 m0 = left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1);
+    const __mmask64 m1 = left >= 128 ? ~__mmask64(0) : left <= 64 ? 0 : ((__mmask64(1) << (left - 64)) - 1);
+    __m512i lo[R], hi[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+      const int8_t* p = base + i * rb + c * 128;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + 64 + kPrefetch), _MM_HINT_T0);
+      const __m512i a = _mm512_maskz_loadu_epi8(m0, p), b = _mm512_maskz_loadu_epi8(m1, p + 64);
+      lo[i] = _mm512_xor_si512(_mm512_permutex2var_epi8(a, ieven, b), flip);
+      hi[i] = _mm512_xor_si512(_mm512_permutex2var_epi8(a, iodd, b), flip);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) {
+      const __m512i xlo = _mm512_load_si512(qx[t].q + c * 128);
+      const __m512i xhi = _mm512_load_si512(qx[t].q + c * 128 + 64);
+      const __m512 dx = _mm512_load_ps(qx[t].dx + c * 16);
+      // −16 · xs, the accumulator's start: the shift is taken back for free, once per token for all R rows
+      const __m512i nxs = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_load_si512(qx[t].xs + c * 16), 4));
+#pragma GCC unroll 4
+      for (int i = 0; i < R; i++) {
+        const __m512i is = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(nxs, lo[i], xlo), hi[i], xhi);
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), dx, acc[i][t]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++) {
+    const float s = w.scales[r + i];
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]) * s;
+  }
+}
+
+template <int R>
+TVBMI void tile_q8_t(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r, int tt) {
+  switch (tt) {
+    case 5: return tile_q8<R, 5>(w, qx, y, ldy, r);
+    case 4: return tile_q8<R, 4>(w, qx, y, ldy, r);
+    case 3: return tile_q8<R, 3>(w, qx, y, ldy, r);
+    case 2: return tile_q8<R, 2>(w, qx, y, ldy, r);
+    default: return tile_q8<R, 1>(w, qx, y, ldy, r);
+  }
+}
+
+#ifndef XV_TT8
+#define XV_TT8 4
+#endif
+constexpr int kTT8 = XV_TT8;
+
 // Token blocks of 64 keep their quantized activations (≈ 64 × 1.8 × cols bytes) in L2 while the rows pass.
 constexpr int64_t kTokenBlock = 64;
 constexpr int kTT = 3;
@@ -230,6 +304,26 @@ TVNNI void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t 
           case 3: tile_t<3>(w, gw, qx + t, yt, ldy, r, tt); break;
           case 2: tile_t<2>(w, gw, qx + t, yt, ldy, r, tt); break;
           default: tile_t<1>(w, gw, qx + t, yt, ldy, r, tt); break;
+        }
+      }
+    }
+  }
+}
+
+TVBMI void matmul_vnni_q8_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                               int64_t r1) {
+  for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
+    const int64_t te = tb + kTokenBlock < T ? tb + kTokenBlock : T;
+    for (int64_t r = r0; r < r1; r += 4) {
+      const int64_t R = r1 - r < 4 ? r1 - r : 4;
+      for (int64_t t = tb; t < te; t += kTT8) {
+        const int tt = static_cast<int>(te - t < kTT8 ? te - t : kTT8);
+        float* yt = y + t * ldy;
+        switch (R) {
+          case 4: tile_q8_t<4>(w, qx + t, yt, ldy, r, tt); break;
+          case 3: tile_q8_t<3>(w, qx + t, yt, ldy, r, tt); break;
+          case 2: tile_q8_t<2>(w, qx + t, yt, ldy, r, tt); break;
+          default: tile_q8_t<1>(w, qx + t, yt, ldy, r, tt); break;
         }
       }
     }

@@ -19,6 +19,7 @@ void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float* y, i
 int64_t quantx_bytes(int64_t) { return 0; }
 QuantX quantize_x(const float*, int64_t, void*, bool) { return QuantX{}; }
 void matmul_vnni_rows(const WView&, const QuantX*, float*, int64_t, int64_t, int64_t, int64_t) {}
+void matmul_vnni_q8_rows(const WView&, const QuantX*, float*, int64_t, int64_t, int64_t, int64_t) {}
 void matmul_q4_avx2_rows(const WView&, const QuantX*, float*, int64_t, int64_t, int64_t, int64_t) {}
 
 }  // namespace xv

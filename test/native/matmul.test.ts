@@ -2,9 +2,11 @@
  * Native matmul vs the TS reference, every weight format × every instruction set the CPU has × odd shapes.
  *
  * Bounds (normalized: max|Δ| / max|ref|):
- * - f32 accumulation paths (f32, bf16, f16, q8_row always; int4 on scalar and avx512): 1e-5 — only the
+ * - f32 accumulation paths (f32, bf16, f16 always; q8_row on scalar, avx2, avx512 and in decode; int4 on
+ *   scalar and avx512): 1e-5 — only the
  *   summation order differs from the reference.
- * - int4 weights on avx512_vnni and avx2 (any T), integer dot products: activations are quantized to int8 in
+ * - int4 weights on avx512_vnni and avx2 (any T), and int8 (q8_row) weights in prefill (T > 1) on avx512_vnni
+ *   when the CPU also has AVX-512 VBMI, integer dot products: activations are quantized to int8 in
  *   blocks of 32 (llama.cpp's Q8_0 scheme: scale = max|x| / 127, q = x · (127 / max|x|) rounded half to
  *   even). Two checks: against the reference run on the same quantize-dequantized x, 1e-5 (the kernel itself
  *   is exact); against the plain reference, 5e-2 (the cost of quantizing activations: ~1-2e-2 on these
@@ -15,6 +17,7 @@ import { test } from "node:test";
 import type { Weight, WeightFormat } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
+import { readFileSync } from "node:fs";
 import { normErr, randArray, randWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -69,7 +72,17 @@ for (const [group, cols] of [[8, 40], [16, 48], [32, 160], [32, 4096], [64, 320]
   cases.push({ format: "q4_group", rows: 11, cols, group });
 }
 
+/** Whether the CPU has AVX-512 VBMI (the int8 VNNI prefill needs it); undefined where /proc/cpuinfo is absent. */
+const hasVbmi: boolean | undefined = (() => {
+  try {
+    return /\bavx512vbmi\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return undefined;
+  }
+})();
+
 function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
+  if (c.format === "q8_row") return isa === "avx512_vnni" && T > 1 && hasVbmi === true;
   return (isa === "avx512_vnni" || isa === "avx2") && c.format.startsWith("q4");
 }
 
@@ -122,10 +135,11 @@ test("matmul parity: larger shapes split across threads", { skip }, () => {
 test("matmul: reports the worst normalized error of the quantized-activation path (T = 1 and 8)", { skip }, (t) => {
   if (!isas.includes("avx512_vnni")) return t.skip("no AVX-512 VNNI on this CPU");
   const worst: string[] = [];
-  for (const format of ["q4_row", "q4_group"] as const) {
+  for (const format of ["q4_row", "q4_group", ...(hasVbmi ? (["q8_row"] as const) : [])] as const) {
     let m = 0;
     for (let s = 0; s < 5; s++) {
-      m = Math.max(m, runCase({ format, rows: 64, cols: 4096, group: 32 }, s % 2 ? 8 : 1, "avx512_vnni", 77 + s).err);
+      const T = s % 2 || format === "q8_row" ? 8 : 1;
+      m = Math.max(m, runCase({ format, rows: 64, cols: 4096, group: 32 }, T, "avx512_vnni", 77 + s).err);
     }
     worst.push(`${format} ${m.toExponential(2)}`);
     assert.ok(m <= QUANT_ACT_BOUND);
