@@ -8,21 +8,13 @@ import { join } from "node:path";
 import { chat, chatStream, chatTurn } from "../../src/chat/chat.js";
 import { buildPrompt } from "../../src/chat/prompt.js";
 import type { ChatMessage } from "../../src/chat/types.js";
-import { tsBackend } from "../../src/backend/ts/index.js";
-import { loadConfig, loadGenerationConfig } from "../../src/config.js";
-import { openCheckpoint } from "../../src/io/checkpoint.js";
-import { XverseModel } from "../../src/model/xverse.js";
-import { loadTokenizer } from "../../src/tokenizer/load.js";
+import { loadModel } from "../../src/model/load.js";
 import { fixture, repoRoot, requirePeer } from "../helpers/peers.js";
 import { HOTEL_DIALOGUE, PRESIDENT, README_NOW, README_PLUGINS } from "./readme-fixtures.js";
 
 const DIR = fixture("golden", "tiny-xverse");
-const config = loadConfig(DIR);
-const source = openCheckpoint(DIR);
-const model = XverseModel.fromSource(config, source, { backend: tsBackend });
-source.close();
-const tok = loadTokenizer(DIR);
-const gc = loadGenerationConfig(DIR, config);
+const { model, tokenizer: tok, generationConfig: gc } = await loadModel(DIR, { backend: "ts" });
+const config = model.config;
 
 test("chat(): the reply is the concatenated stream; greedy is reproducible; the history is left alone", async () => {
   const history: ChatMessage[] = PRESIDENT.map((m) => ({ ...m }));

@@ -9,22 +9,14 @@ import { constrainedToolCallHook, vocabPieces } from "../../src/chat/constrained
 import { validateValue } from "../../src/chat/schema.js";
 import { normalizeTools } from "../../src/chat/tools.js";
 import { parseToolCall } from "../../src/chat/parse.js";
-import { tsBackend } from "../../src/backend/ts/index.js";
-import { loadConfig, loadGenerationConfig } from "../../src/config.js";
 import { generate } from "../../src/generate/generate.js";
-import { openCheckpoint } from "../../src/io/checkpoint.js";
-import { XverseModel } from "../../src/model/xverse.js";
-import { loadTokenizer } from "../../src/tokenizer/load.js";
+import { loadModel } from "../../src/model/load.js";
 import { fixture } from "../helpers/peers.js";
 import { README_PLUGINS } from "./readme-fixtures.js";
 
 const DIR = fixture("golden", "tiny-xverse");
-const config = loadConfig(DIR);
-const source = openCheckpoint(DIR);
-const model = XverseModel.fromSource(config, source, { backend: tsBackend });
-source.close();
-const tok = loadTokenizer(DIR);
-const gc = loadGenerationConfig(DIR, config);
+const { model, tokenizer: tok, generationConfig: gc } = await loadModel(DIR, { backend: "ts" });
+const config = model.config;
 
 const WEATHER = {
   type: "object",
