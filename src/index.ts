@@ -11,7 +11,7 @@ export { openTorchBin } from "./io/torch-bin.js";
 export { openCheckpoint, detectCheckpoint, isSkippedTensor, resolveModelDir, hfCacheRepoDir } from "./io/checkpoint.js";
 export type { CheckpointLayout } from "./io/checkpoint.js";
 export { XverseModel, type ForwardOptions } from "./model/xverse.js";
-export { KVCache } from "./model/kv-cache.js";
+export { KvPool, KvSequence, KV_TYPES, parseKvType, type KvType, type KvPoolOptions, type KvPoolStats } from "./kv/index.js";
 export { loadModel, type LoadModelOptions, type LoadedModel } from "./model/load.js";
 export { defaultModelDir } from "./model/embedded.js";
 export { tsBackend } from "./backend/ts/index.js";

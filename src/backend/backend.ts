@@ -27,6 +27,55 @@ export interface Weight {
   handle?: unknown;
 }
 
+/** How keys and values are stored in the KV cache (see kv/layout.ts for the byte layout). */
+export type KvType = "f32" | "f16" | "q8_0";
+
+/**
+ * The byte layout of one KV block: `blockSize` tokens × every layer; per layer a K region then a V region, each
+ * head-major (nKvHeads, blockSize, headDim); q8_0 regions hold int8 values then f16 scales (one per `group`).
+ */
+export interface KvLayout {
+  readonly type: KvType;
+  readonly nLayers: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  readonly blockSize: number;
+  /** q8_0: values per scale; 0 otherwise. */
+  readonly group: number;
+  /** Bytes of one K (or V) region: one layer of one block. */
+  readonly regionBytes: number;
+  /** q8_0: byte offset of the scales inside a region. */
+  readonly scaleOffset: number;
+  /** Bytes of one block (all layers, K and V). */
+  readonly blockBytes: number;
+  /** 2 × layers × kvHeads × headDim × bytes per element. */
+  readonly bytesPerToken: number;
+}
+
+/** One segment of KV memory and its typed views. */
+export interface KvSegment {
+  readonly buffer: ArrayBuffer;
+  readonly bytes: Uint8Array;
+  readonly f32: Float32Array;
+  readonly u16: Uint16Array;
+  readonly i8: Int8Array;
+}
+
+/**
+ * One sequence's keys and values for one layer, in place: token s lives in block table[⌊s / blockSize⌋], row
+ * s mod blockSize. Block b is in segments[⌊b / blocksPerSegment⌋] at byte (b mod blocksPerSegment) · blockBytes.
+ */
+export interface KvView {
+  readonly layout: KvLayout;
+  readonly blocksPerSegment: number;
+  readonly segments: readonly KvSegment[];
+  /** The segments' ArrayBuffers (what native code receives). */
+  readonly buffers: readonly ArrayBuffer[];
+  /** Block ids in token order. */
+  readonly table: Int32Array;
+  readonly layer: number;
+}
+
 export interface AttentionParams {
   /** Number of new query tokens. */
   T: number;
@@ -37,8 +86,6 @@ export interface AttentionParams {
   headDim: number;
   /** Usually 1/sqrt(headDim). */
   scale: number;
-  /** Optional (past+T): 0 marks a padded key no query may attend to (left-padded batches). */
-  keyMask?: Uint8Array | null;
 }
 
 export interface Backend {
@@ -55,11 +102,17 @@ export interface Backend {
    */
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
   /**
-   * Causal attention with GQA. q (T, nHeads, headDim); k, v (≥ past+T, nKvHeads, headDim) — the cache of one
-   * sequence and layer, already holding these T keys; out (T, nHeads, headDim). Query t sees keys 0 … past+t
-   * whose keyMask is not 0. Softmax in f32. Query head h uses kv head floor(h / (nHeads / nKvHeads)).
+   * Stores T tokens' keys and values at positions start … start+T−1 of the view (converting to its KV type:
+   * f16 rounds to nearest even, q8_0 quantizes each group with d = amax/127 as llama.cpp's Q8_0).
+   * k, v (T, nKvHeads·headDim) token-major, after RoPE. The blocks must already be reserved.
    */
-  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams): void;
+  kvWrite(kv: KvView, k: Float32Array, v: Float32Array, start: number, T: number): void;
+  /**
+   * Causal attention with GQA over the paged cache, read in place. q (T, nHeads, headDim); kv holds keys
+   * 0 … past+T−1 (these T included); out (T, nHeads, headDim). Query t sees keys 0 … past+t. Softmax in f32.
+   * Query head h uses kv head floor(h / (nHeads / nKvHeads)).
+   */
+  attention(out: Float32Array, q: Float32Array, kv: KvView, p: AttentionParams): void;
   /** gate (n) = silu(gate) ⊙ up */
   siluMul(gate: Float32Array, up: Float32Array, n: number): void;
   /** y (n) += x */

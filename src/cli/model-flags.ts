@@ -6,6 +6,17 @@ import { numberFlag } from "./command.js";
 import { parseRopeScalingFlag, type ConfigOverrides } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { LoadModelOptions } from "../model/load.js";
+import { parseKvType } from "../kv/layout.js";
+
+/** "4G", "512M", "1.5GB", "1000000" → bytes. */
+export function parseSize(s: string, flag: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(s);
+  if (!m) throw new XverseError("bad_flag", `${flag}: "${s}" is not a size (e.g. 4G, 512M, 1000000)`);
+  const mult = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2].toLowerCase() as "" | "k" | "m" | "g" | "t"];
+  const n = Math.floor(Number(m[1]) * mult);
+  if (!(n >= 1)) throw new XverseError("bad_flag", `${flag}: "${s}" must be at least 1 byte`);
+  return n;
+}
 
 export const MODEL_FLAGS = {
   model: { type: "string", short: "m" },
@@ -16,6 +27,9 @@ export const MODEL_FLAGS = {
   "rope-theta": { type: "string" },
   "rope-scaling": { type: "string" },
   adapter: { type: "string" },
+  "kv-type": { type: "string" },
+  "ctx-size": { type: "string" },
+  "kv-budget": { type: "string" },
 } as const;
 
 export const MODEL_FLAGS_HELP = `Model options:
@@ -27,7 +41,13 @@ export const MODEL_FLAGS_HELP = `Model options:
   --group-size 32|64|128   with --quantize 4: one scale per group instead of per row
   --rope-theta X           override rope_theta (XVERSE-13B-256K needs 500000)
   --rope-scaling S         override rope_scaling: none | linear:F | dynamic:F (13B-256K: dynamic:2)
-  --adapter DIR            apply a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)`;
+  --adapter DIR            apply a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)
+  --kv-type f16|q8_0|f32   how the KV cache stores keys and values (default f16, as llama.cpp;
+                           q8_0 halves it again; f32 is exact)
+  --ctx-size N             most tokens one sequence may hold (default: the model's
+                           max_position_embeddings; 13B-256K: up to 262144)
+  --kv-budget SIZE         most memory the KV cache may take, e.g. 4G or 512M (default: ctx-size
+                           tokens per concurrent sequence, at most half the RAM; allocated as used)`;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -51,5 +71,8 @@ export function loadOptionsFromFlags(v: Values): LoadModelOptions {
     groupSize: numberFlag(v["group-size"] as string | undefined, "--group-size", { int: true, min: 0 }),
     overrides,
     adapter: typeof v.adapter === "string" ? v.adapter : undefined,
+    kvType: typeof v["kv-type"] === "string" ? parseKvType(v["kv-type"]) : undefined,
+    ctxSize: numberFlag(v["ctx-size"] as string | undefined, "--ctx-size", { int: true, min: 1, max: 2 ** 24 }),
+    kvBudget: typeof v["kv-budget"] === "string" ? parseSize(v["kv-budget"], "--kv-budget") : undefined,
   };
 }

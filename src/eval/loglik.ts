@@ -7,15 +7,17 @@
  * - context and whole text are encoded separately and the continuation is whole[len(context ids):], so a
  *   tokenizer that merges across the boundary still scores the continuation's own tokens;
  * - an empty context is replaced by BOS (or EOS), since the first token needs something to be predicted from;
- * - too long an input is cut from the left to the model's max_position_embeddings.
+ * - too long an input is cut from the left to the model's context size (max_position_embeddings or --ctx-size).
  * `isGreedy` says whether every continuation token is the argmax (lowest id on ties) at its position.
- * The KV cache is reused across calls through the longest common token prefix, so a few-shot prefix shared by
- * all items of a subject — and the context shared by the four choices of an item — is computed once.
+ * The KV sequence is reused across calls through the longest common token prefix (and its pool's cached
+ * blocks), so a few-shot prefix shared by all items of a subject — and the context shared by the four choices of
+ * an item — is computed once.
  */
 import { XverseError } from "../errors.js";
-import type { KVCache } from "../model/kv-cache.js";
+import type { KvSequence } from "../kv/sequence.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { PREFILL_CHUNK } from "../generate/generate.js";
 
 export interface LoglikResult {
   /** Sum of log p(token) over the continuation's tokens (natural log). */
@@ -25,14 +27,10 @@ export interface LoglikResult {
   tokens: number;
 }
 
-/** Holds a KV cache and the ids it contains, for prefix reuse between calls. One per model and caller. */
+/** Holds a KV sequence for prefix reuse between calls. One per model and caller. */
 export class PrefixCache {
-  cache: KVCache | null = null;
-  ids: number[] = [];
+  seq: KvSequence | null = null;
 }
-
-/** Largest number of tokens fed to forward() at once (bounds scratch memory on long prompts). */
-const PREFILL_CHUNK = 512;
 
 /** lm-eval's _encode_pair: context ids and continuation ids. */
 export function encodePair(tokenizer: Tokenizer, context: string, continuation: string): { contextIds: number[]; continuationIds: number[] } {
@@ -53,8 +51,8 @@ export function encodePair(tokenizer: Tokenizer, context: string, continuation: 
 export function loglikelihoodTokens(model: XverseModel, contextIds: readonly number[], continuationIds: readonly number[], reuse: PrefixCache = new PrefixCache()): LoglikResult {
   if (contextIds.length === 0) throw new XverseError("bad_argument", "loglikelihood: the context must hold at least one token");
   if (continuationIds.length === 0) return { logprob: 0, isGreedy: true, tokens: 0 };
-  const maxLen = model.config.maxPositionEmbeddings;
-  if (continuationIds.length > maxLen) throw new XverseError("bad_argument", `loglikelihood: continuation of ${continuationIds.length} tokens exceeds max_position_embeddings ${maxLen}`);
+  const maxLen = model.ctxSize;
+  if (continuationIds.length > maxLen) throw new XverseError("bad_argument", `loglikelihood: continuation of ${continuationIds.length} tokens exceeds the context size ${maxLen}`);
   // The model reads everything but the last token; it predicts every continuation token.
   const full = [...contextIds, ...continuationIds];
   let input = full.slice(0, -1);
@@ -62,31 +60,25 @@ export function loglikelihoodTokens(model: XverseModel, contextIds: readonly num
   if (drop > 0) input = input.slice(drop);
   const firstScored = contextIds.length - 1 - drop; // input position whose logits predict continuation[0]
 
-  const cache = ensureCache(model, reuse, input.length);
-  let keep = 0;
-  const prev = reuse.ids;
-  while (keep < prev.length && keep < input.length && prev[keep] === input[keep]) keep++;
-  keep = Math.min(keep, firstScored, cache.length);
-  cache.truncate(keep);
-  reuse.ids = input.slice(0, keep);
-  // Prefix up to the first scored position: only the cache matters, not the logits.
-  for (let p = keep; p < firstScored; p += PREFILL_CHUNK) {
-    model.forward(input.slice(p, Math.min(firstScored, p + PREFILL_CHUNK)), cache, { logits: "last" });
+  if (!reuse.seq || reuse.seq.pool.layout.nLayers !== model.config.numLayers) reuse.seq = model.createPool().sequence(maxLen);
+  const seq = reuse.seq;
+  // keep what the sequence already holds of input[0, firstScored); compute the rest of that prefix without logits
+  seq.reuse(input.slice(0, firstScored + 1));
+  for (let p = seq.length; p < firstScored; p += PREFILL_CHUNK) {
+    model.forward(input.slice(p, Math.min(firstScored, p + PREFILL_CHUNK)), seq, { logits: "last" });
   }
-  reuse.ids = input.slice(0, firstScored);
   const V = model.config.vocabSize;
   let logprob = 0;
   let isGreedy = true;
   for (let p = firstScored; p < input.length; p += PREFILL_CHUNK) {
     const end = Math.min(input.length, p + PREFILL_CHUNK);
-    const logits = model.forward(input.slice(p, end), cache, { logits: "all" });
+    const logits = model.forward(input.slice(p, end), seq, { logits: "all" });
     for (let r = 0; r < end - p; r++) {
       const target = full[drop + p + r + 1]!;
       const s = scoreRow(logits, r * V, V, target);
       logprob += s.logprob;
       if (!s.argmax) isGreedy = false;
     }
-    reuse.ids = input.slice(0, end);
   }
   return { logprob, isGreedy, tokens: continuationIds.length };
 }
@@ -107,13 +99,4 @@ export function scoreRow(logits: Float32Array, off: number, V: number, target: n
   let sum = 0;
   for (let i = 0; i < V; i++) sum += Math.exp(logits[off + i]! - max);
   return { logprob: logits[off + target]! - max - Math.log(sum), argmax: best === target };
-}
-
-function ensureCache(model: XverseModel, reuse: PrefixCache, need: number): KVCache {
-  if (reuse.cache && reuse.cache.maxTokens >= need) return reuse.cache;
-  // Grow geometrically (a new cache loses the old prefix once), never past max_position_embeddings.
-  const cap = Math.min(model.config.maxPositionEmbeddings, Math.max(need, 2 * (reuse.cache?.maxTokens ?? 0), 256));
-  reuse.cache = model.newCache(cap);
-  reuse.ids = [];
-  return reuse.cache;
 }

@@ -33,10 +33,10 @@ export interface PerplexityResult {
 const CHUNK = 256;
 
 export async function perplexity(model: XverseModel, ids: readonly number[], opts: PerplexityOptions = {}): Promise<PerplexityResult> {
-  const maxPos = model.config.maxPositionEmbeddings;
+  const maxPos = model.ctxSize;
   const context = opts.context ?? maxPos;
   const stride = opts.stride ?? context;
-  if (!(context >= 2 && context <= maxPos)) throw new XverseError("bad_argument", `--context must be between 2 and max_position_embeddings ${maxPos}, got ${context}`);
+  if (!(context >= 2 && context <= maxPos)) throw new XverseError("bad_argument", `--context must be between 2 and the context size ${maxPos}, got ${context}`);
   if (!(stride >= 1 && stride <= context)) throw new XverseError("bad_argument", `--stride must be between 1 and --context ${context}, got ${stride}`);
   if (ids.length < 2) throw new XverseError("bad_argument", `perplexity needs at least 2 tokens, the text has ${ids.length}`);
   const V = model.config.vocabSize;

@@ -5,7 +5,7 @@
  */
 import { XverseError } from "../errors.js";
 import type { XverseModel } from "../model/xverse.js";
-import type { KVCache } from "../model/kv-cache.js";
+import type { KvSequence } from "../kv/sequence.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { applyChain, argmax, logProbOf, processorChain, sample } from "./processors.js";
 import { Rng } from "./rng.js";
@@ -20,8 +20,14 @@ export interface GenerateOptions extends SamplingRequest {
   signal?: AbortSignal;
   /** Runs on the raw logits before the HF processors (e.g. a constrained-decoding mask setting −Infinity). */
   logitsHook?: (ids: readonly number[], logits: Float32Array) => void;
-  /** Reuse a cache (e.g. a chat's shared prefix); it must hold exactly the first `cache.length` prompt ids. */
-  cache?: KVCache;
+  /**
+   * A KV sequence to generate in (a chat's earlier turns, or one from a shared pool): the longest prefix of the
+   * prompt it already holds — or that other sequences left in its pool — is reused, the rest computed. Afterwards
+   * it holds the prompt and the reply. Default: a private cache for this call.
+   */
+  cache?: KvSequence;
+  /** Told how many prompt tokens came from the cache, once the prompt is in it. */
+  onPrefill?: (cachedTokens: number) => void;
 }
 
 export interface GeneratedToken {
@@ -39,6 +45,18 @@ export interface GenerateResult {
   ids: number[];
   text: string;
   promptTokens: number;
+  /** Prompt tokens whose keys and values came from the cache instead of being computed. */
+  cachedTokens: number;
+}
+
+/** Prompt tokens per forward while prefilling: bounds the activation scratch for long prompts. */
+export const PREFILL_CHUNK = 512;
+
+/** Computes prompt ids [from, end) into seq in chunks; returns the last token's logits in `out`. */
+export function prefill(model: XverseModel, seq: KvSequence, ids: readonly number[], from: number, out: Float32Array): void {
+  for (let p = from; p < ids.length; p += PREFILL_CHUNK) {
+    model.forward(ids.slice(p, Math.min(ids.length, p + PREFILL_CHUNK)), seq, { out });
+  }
 }
 
 export async function* generate(
@@ -56,12 +74,13 @@ export async function* generate(
   const eos = new Set(opts.eosTokenIds ?? (tokenizer.eosId !== null ? [tokenizer.eosId] : []));
   const V = model.config.vocabSize;
 
-  const total = promptIds.length + maxNew;
-  let cache = opts.cache;
-  if (!cache || cache.maxTokens < total) cache = model.newCache(total);
-  const reuse = opts.cache === cache ? cache.length : 0;
-  if (reuse >= promptIds.length) cache.truncate(promptIds.length - 1);
-  const start = Math.min(cache.length, promptIds.length - 1);
+  const seq = opts.cache ?? model.newCache(promptIds.length + maxNew);
+  if (promptIds.length > seq.maxTokens) {
+    throw new XverseError("context_full", `the prompt has ${promptIds.length} tokens, more than the context size of ${seq.maxTokens}; shorten it or raise --ctx-size`);
+  }
+  // every generated token but the last is fed back, so the sequence limits how many can come
+  const limit = Math.min(maxNew, seq.maxTokens - promptIds.length + 1);
+  const cached = seq.reuse(promptIds);
 
   const ids = [...promptIds];
   const out: number[] = [];
@@ -72,8 +91,9 @@ export async function* generate(
   let text = "";
   let finish: FinishReason = "length";
 
-  model.forward(promptIds.slice(start), cache, { out: logits });
-  for (let step = 0; step < maxNew; step++) {
+  prefill(model, seq, promptIds, cached, logits);
+  opts.onPrefill?.(cached);
+  for (let step = 0; step < limit; step++) {
     if (opts.signal?.aborted) { finish = "abort"; break; }
     opts.logitsHook?.(ids, logits);
     work.set(logits);
@@ -90,20 +110,20 @@ export async function* generate(
       break;
     }
     const s = stops.push(decoder.push(id));
-    const last = step + 1 === maxNew;
+    const last = step + 1 === limit;
     // the final token also carries whatever the decoder and the stop matcher still hold back
     const delta = last && !s.stopped ? s.text + stops.push(decoder.flush()).text + stops.flush() : s.text;
     text += delta;
     yield { id, text: delta, logprob };
     if (s.stopped) { finish = "stop"; break; }
-    if (step + 1 < maxNew) {
-      model.forward([id], cache, { out: logits });
+    if (step + 1 < limit) {
+      model.forward([id], seq, { out: logits });
       // let other work run between tokens (the server, a Ctrl-C handler)
       await new Promise<void>((r) => setImmediate(r));
     }
   }
   if (finish === "abort") text += stops.push(decoder.flush()).text + stops.flush();
-  return { finishReason: finish, ids: out, text, promptTokens: promptIds.length };
+  return { finishReason: finish, ids: out, text, promptTokens: promptIds.length, cachedTokens: cached };
 }
 
 /** Runs generate() to the end and returns the result (ids and text). */

@@ -18,6 +18,7 @@ import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 import { defaultModelDir } from "./embedded.js";
 import { withPeftAdapter } from "../train/lora-source.js";
 import { XverseModel } from "./xverse.js";
+import type { KvType } from "../kv/layout.js";
 
 export interface LoadModelOptions {
   /** "auto" (native kernels when they load, else TypeScript), "ts", "native", or a Backend. Default "auto". */
@@ -32,6 +33,14 @@ export interface LoadModelOptions {
   groupSize?: number;
   /** A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) merged in while loading. */
   adapter?: string;
+  /** KV cache storage: f16 (default), q8_0 or f32 (exact). */
+  kvType?: KvType;
+  /** Tokens per KV block (default 32). */
+  kvBlockSize?: number;
+  /** Most tokens one sequence may hold (default: max_position_embeddings). */
+  ctxSize?: number;
+  /** Most bytes the shared KV pool (server, chat sessions) may take; default: see defaultKvBudget. */
+  kvBudget?: number;
   /** Warnings (unused tensors, backend fallback) go here; default: stderr. */
   onWarning?: (message: string) => void;
 }
@@ -79,6 +88,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     const model = XverseModel.fromSource(config, source, {
       backend,
       projection: firstOf(ggufQ4, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
+      kvType: opts.kvType, kvBlockSize: opts.kvBlockSize, ctxSize: opts.ctxSize, kvBudget: opts.kvBudget,
       onUnused: (names) => warn(`${names.length} tensor(s) in the checkpoint are not used by the model: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", …" : ""}`),
     });
     return { model, tokenizer, generationConfig, path };

@@ -9,21 +9,34 @@ import { decodeRow } from "../backend/ts/index.js";
 import type { XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
-import { KVCache } from "./kv-cache.js";
+import { KvPool, type KvPoolOptions } from "../kv/pool.js";
+import type { KvSequence } from "../kv/sequence.js";
+import { kvBytesPerElement, type KvType } from "../kv/layout.js";
 import { RopeTables } from "./rope.js";
 import { loadWeights, type ModelWeights, type WeightLoadOptions } from "./weights.js";
 
 export interface ForwardOptions {
-  /** B: tokens is (B, T) row-major. Default 1. */
-  batch?: number;
-  /** (B, T) position ids. Default: past + t, or cumsum(attentionMask) − 1 when a mask is given. */
-  positions?: Int32Array;
-  /** (B, past + T): 0 marks a pad token (left padding). Default: all ones. */
-  attentionMask?: Uint8Array;
-  /** "last" (default): logits of each row's last token, (B, vocab). "all": (B·T, vocab). */
+  /** "last" (default): logits of each sequence's last new token, (B, vocab). "all": every new token, (N, vocab). */
   logits?: "last" | "all";
   /** Write the logits here instead of a new array (the decode loop reuses one buffer). */
   out?: Float32Array;
+}
+
+/** One sequence's share of a batched forward: its new tokens, appended after what its cache holds. */
+export interface BatchItem {
+  seq: KvSequence;
+  tokens: ArrayLike<number>;
+}
+
+export interface KvOptions {
+  /** Storage type of keys and values (default f16, as llama.cpp). */
+  kvType?: KvType;
+  /** Tokens per KV block (default 32). */
+  kvBlockSize?: number;
+  /** Most tokens one sequence may hold (default: max_position_embeddings). */
+  ctxSize?: number;
+  /** Default byte budget of pools made by createPool() (default: 4 sequences of ctxSize, at most 8 GiB). */
+  kvBudget?: number;
 }
 
 class Scratch {
@@ -65,61 +78,94 @@ class Scratch {
 export class XverseModel {
   private readonly s = new Scratch();
   private readonly rope: RopeTables;
+  readonly kvType: KvType;
+  readonly kvBlockSize: number;
+  readonly ctxSize: number;
+  readonly kvBudget: number;
 
   constructor(
     readonly config: XverseConfig,
     readonly weights: ModelWeights,
     readonly backend: Backend,
+    kv: KvOptions = {},
   ) {
     this.rope = new RopeTables(config);
+    this.kvType = kv.kvType ?? "f16";
+    this.kvBlockSize = kv.kvBlockSize ?? 32;
+    this.ctxSize = kv.ctxSize ?? config.maxPositionEmbeddings;
+    if (!(Number.isInteger(this.ctxSize) && this.ctxSize >= 1)) throw new XverseError("bad_argument", `ctxSize must be a positive integer (got ${this.ctxSize})`);
+    this.kvBudget = kv.kvBudget ?? Math.min(8 * 2 ** 30, 4 * this.ctxSize * this.kvBytesPerToken);
   }
 
-  static fromSource(config: XverseConfig, source: TensorSource, opts: WeightLoadOptions): XverseModel {
-    return new XverseModel(config, loadWeights(config, source, opts), opts.backend);
+  static fromSource(config: XverseConfig, source: TensorSource, opts: WeightLoadOptions & KvOptions): XverseModel {
+    return new XverseModel(config, loadWeights(config, source, opts), opts.backend, opts);
   }
 
-  newCache(maxTokens: number, batch = 1): KVCache {
+  /** Bytes of keys and values per token at this model's KV type: 2 × layers × kvHeads × headDim × bytes. */
+  get kvBytesPerToken(): number {
     const c = this.config;
-    return new KVCache(c.numLayers, batch, maxTokens, c.numKvHeads, c.headDim);
+    return 2 * c.numLayers * c.numKvHeads * c.headDim * kvBytesPerElement(this.kvType, c.headDim);
   }
 
-  forward(tokens: ArrayLike<number>, cache: KVCache, opts: ForwardOptions = {}): Float32Array {
+  /** A KV pool shared by many sequences (prefix reuse across them), bounded by budgetBytes. */
+  createPool(opts: Partial<KvPoolOptions> = {}): KvPool {
+    const c = this.config;
+    return new KvPool({ type: this.kvType, blockSize: this.kvBlockSize, budgetBytes: this.kvBudget, ...opts, nLayers: c.numLayers, nKvHeads: c.numKvHeads, headDim: c.headDim });
+  }
+
+  /**
+   * A private cache for one sequence of up to maxTokens tokens (its own pool, no sharing; freed with it).
+   * For caches shared across turns or requests, use createPool() and pool.sequence().
+   */
+  newCache(maxTokens: number, opts: { type?: KvType } = {}): KvSequence {
+    if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new XverseError("bad_argument", `newCache: maxTokens must be an integer ≥ 1 (got ${maxTokens})`);
+    const B = Math.min(this.kvBlockSize, maxTokens);
+    const pool = this.createPool({ type: opts.type ?? this.kvType, blockSize: B, prefixCaching: false, budgetBytes: Infinity });
+    const exact = Math.ceil(maxTokens / B) * pool.layout.blockBytes;
+    return new KvPool({ ...poolOptions(pool), budgetBytes: exact, segmentBytes: exact }).sequence(maxTokens);
+  }
+
+  /** Appends tokens to one sequence and returns logits (see ForwardOptions). */
+  forward(tokens: ArrayLike<number>, seq: KvSequence, opts: ForwardOptions = {}): Float32Array {
+    return this.forwardBatch([{ seq, tokens }], opts);
+  }
+
+  /**
+   * One forward over several sequences, each with its own number of new tokens (a decode step of running
+   * requests plus a chunk of a newcomer's prompt): matmuls run on all N tokens at once, attention per sequence
+   * over its own blocks. No padding: positions are each sequence's own (cached length + t).
+   */
+  forwardBatch(items: readonly BatchItem[], opts: ForwardOptions = {}): Float32Array {
     const c = this.config, be = this.backend, s = this.s;
-    const B = opts.batch ?? 1;
-    const N = tokens.length;
-    const T = N / B;
-    const past = cache.length;
-    const S = past + T;
-    if (!Number.isInteger(T) || T < 1) throw new XverseError("bad_argument", `forward: ${N} tokens do not split into a batch of ${B}`);
-    if (cache.batch !== B) throw new XverseError("bad_argument", `forward: batch ${B} but the KV cache was made for ${cache.batch}`);
-    if (S > cache.maxTokens) throw new XverseError("context_full", `forward: ${past} cached + ${T} new tokens exceed the KV cache's ${cache.maxTokens}`);
-    const H = c.hiddenSize, hd = c.headDim, half = hd / 2;
+    const B = items.length;
+    if (B === 0) throw new XverseError("bad_argument", "forward: no sequences given");
+    let N = 0;
+    for (const it of items) {
+      if (it.tokens.length < 1) throw new XverseError("bad_argument", "forward: a sequence has no new tokens");
+      if (it.seq.pool.layout.nLayers !== c.numLayers || it.seq.pool.layout.headDim !== c.headDim || it.seq.pool.layout.nKvHeads !== c.numKvHeads) {
+        throw new XverseError("bad_argument", "forward: the KV sequence belongs to a pool of another model shape");
+      }
+      for (let i = 0; i < it.tokens.length; i++) {
+        const id = it.tokens[i];
+        if (!(Number.isInteger(id) && id >= 0 && id < c.vocabSize)) throw new XverseError("bad_token", `forward: token id ${id} is outside the vocabulary (0 … ${c.vocabSize - 1})`);
+      }
+      N += it.tokens.length;
+    }
+    const H = c.hiddenSize, hd = c.headDim;
     const qd = c.numHeads * hd, kvd = c.numKvHeads * hd;
     s.ensure(c, N);
+    for (const it of items) it.seq.reserve(it.tokens.length);
 
-    // key mask and positions: cumsum(mask) − 1, as HF generate() derives them for left-padded batches
-    const km = cache.keyMask;
-    for (let b = 0; b < B; b++) {
-      for (let j = past; j < S; j++) {
-        km[b * cache.maxTokens + j] = opts.attentionMask ? opts.attentionMask[b * S + j] : 1;
+    // embedding lookup: rows of the (vocab, hidden) table; positions continue each sequence
+    const offs = new Int32Array(B + 1);
+    for (let b = 0, n = 0; b < B; b++) {
+      const { seq, tokens } = items[b];
+      offs[b] = n;
+      for (let t = 0; t < tokens.length; t++, n++) {
+        s.pos[n] = seq.length + t;
+        decodeRow(this.weights.embed, tokens[t], s.x.subarray(n * H, (n + 1) * H));
       }
-      if (opts.positions) continue;
-      let count = 0;
-      for (let j = 0; j < past; j++) count += km[b * cache.maxTokens + j];
-      for (let t = 0; t < T; t++) {
-        const m = km[b * cache.maxTokens + past + t];
-        count += m;
-        s.pos[b * T + t] = m ? count - 1 : 1; // HF fills pad positions with 1
-      }
-    }
-    const pos = opts.positions ?? s.pos;
-
-    // embedding lookup: rows of the (vocab, hidden) table
-    const row = s.x;
-    for (let i = 0; i < N; i++) {
-      const id = tokens[i];
-      if (!(id >= 0 && id < c.vocabSize)) throw new XverseError("bad_token", `forward: token id ${id} is outside the vocabulary (0 … ${c.vocabSize - 1})`);
-      decodeRow(this.weights.embed, id, row.subarray(i * H, (i + 1) * H));
+      offs[b + 1] = n;
     }
 
     const x = s.x, xn = s.xn;
@@ -130,22 +176,18 @@ export class XverseModel {
       be.matmul(s.q, xn, L.q, N); // (N, nHeads·hd)
       be.matmul(s.k, xn, L.k, N); // (N, nKv·hd)
       be.matmul(s.v, xn, L.v, N);
-      const kc = cache.k[l], vc = cache.v[l];
       for (let b = 0; b < B; b++) {
-        this.rope.fill(s.cos, s.sin, pos, b * T, T, S);
-        const qb = s.q.subarray(b * T * qd, (b + 1) * T * qd);
-        const kb = s.k.subarray(b * T * kvd, (b + 1) * T * kvd);
+        const { seq } = items[b];
+        const o = offs[b], T = offs[b + 1] - o, past = seq.length;
+        this.rope.fill(s.cos, s.sin, s.pos, o, T, past + T);
+        const qb = s.q.subarray(o * qd, (o + T) * qd);
+        const kb = s.k.subarray(o * kvd, (o + T) * kvd);
         be.rope(qb, T, c.numHeads, hd, s.cos, s.sin);
         be.rope(kb, T, c.numKvHeads, hd, s.cos, s.sin);
-        // append this row's keys/values at positions past … S−1 of its cache row
-        const base = b * cache.rowStride + past * kvd;
-        kc.set(kb, base);
-        vc.set(s.v.subarray(b * T * kvd, (b + 1) * T * kvd), base);
-        const rowK = kc.subarray(b * cache.rowStride, b * cache.rowStride + S * kvd);
-        const rowV = vc.subarray(b * cache.rowStride, b * cache.rowStride + S * kvd);
-        be.attention(s.att.subarray(b * T * qd, (b + 1) * T * qd), qb, rowK, rowV, {
+        const view = seq.view(l);
+        be.kvWrite(view, kb, s.v.subarray(o * kvd, (o + T) * kvd), past, T);
+        be.attention(s.att.subarray(o * qd, (o + T) * qd), qb, view, {
           T, past, nHeads: c.numHeads, nKvHeads: c.numKvHeads, headDim: hd, scale: 1 / Math.sqrt(hd),
-          keyMask: km.subarray(b * cache.maxTokens, b * cache.maxTokens + S),
         });
       }
       be.matmul(s.proj, s.att, L.o, N); // (N, hidden)
@@ -158,9 +200,9 @@ export class XverseModel {
       be.matmul(s.proj, s.gate, L.down, N); // (N, hidden)
       be.addInPlace(x, s.proj, N * H);
     }
-    cache.length = S;
+    for (const it of items) it.seq.commit(it.tokens, 0, it.tokens.length);
 
-    // final norm and the untied lm_head, for the last token of each row or for all tokens
+    // final norm and the untied lm_head, for the last token of each sequence or for all tokens
     const V = c.vocabSize;
     if (opts.logits === "all") {
       be.rmsnorm(xn, x, this.weights.norm, N, H, c.rmsNormEps);
@@ -168,10 +210,15 @@ export class XverseModel {
       be.matmul(out, xn, this.weights.lmHead, N);
       return out;
     }
-    for (let b = 0; b < B; b++) s.last.set(x.subarray(((b + 1) * T - 1) * H, (b + 1) * T * H), b * H);
+    for (let b = 0; b < B; b++) s.last.set(x.subarray((offs[b + 1] - 1) * H, offs[b + 1] * H), b * H);
     be.rmsnorm(xn, s.last, this.weights.norm, B, H, c.rmsNormEps);
     const out = opts.out ?? new Float32Array(B * V);
     be.matmul(out, xn, this.weights.lmHead, B);
     return out;
   }
+}
+
+function poolOptions(p: KvPool): KvPoolOptions {
+  const L = p.layout;
+  return { type: L.type, nLayers: L.nLayers, nKvHeads: L.nKvHeads, headDim: L.headDim, blockSize: L.blockSize, prefixCaching: p.prefixCaching };
 }

@@ -1,13 +1,14 @@
 /**
- * Batched decoding for the server: every active request's next token comes out of ONE forward pass of batch B
- * (the weights are read once per step for all of them — the point of batching on memory-bound hardware).
+ * Continuous batching for the server: every active request's next token comes out of ONE forward pass (the
+ * weights are read once per step for all of them — the point of batching on memory-bound hardware).
  *
- * Rows of a batched KV cache advance together, but requests arrive and leave at any time. So the shared cache
- * is repacked whenever membership changes: each row's real tokens are right-aligned at the same end slot, the
- * slots before them masked out (keyMask 0, as left padding). Positions come from the mask (cumsum − 1), and
- * keys are stored after RoPE, so moving a row's K/V to other slots changes nothing it computes. A newcomer is
- * prefilled alone in its own cache and then copied in; a finished or aborted row is dropped at the next repack,
- * which also shrinks the cache to what the remaining rows need — so a request's KV memory is freed when it ends.
+ * Each request owns a KvSequence in the engine's shared KvPool; a step is model.forwardBatch() over a ragged
+ * batch — one token for every decoding request plus chunks of newcomers' prompts, at most STEP_TOKENS prompt
+ * tokens per step — so requests join and leave by block table alone (nothing is copied or padded), and a
+ * 4K-token newcomer delays running streams by one chunk per step, not by its whole prompt. A newcomer's prompt
+ * first reuses every leading block already in the pool (shared system prompts, tool blocks, earlier turns):
+ * only the rest is computed, and the count comes back as cachedTokens. A request's blocks go back to the pool
+ * when it ends; its full blocks stay cached (LRU) for the next request with the same prefix.
  *
  * `generate()` below keeps generate.ts's contract (tokens with text deltas and logprobs; eos, stop strings,
  * max tokens, abort; a logits hook), so the engine can use either.
@@ -17,24 +18,25 @@ import { applyChain, argmax, processorChain, sample, type LogitsProcessor } from
 import { Rng } from "../generate/rng.js";
 import { StopMatcher } from "../generate/stop.js";
 import { XverseError } from "../errors.js";
-import { KVCache } from "../model/kv-cache.js";
+import type { KvPool } from "../kv/pool.js";
+import type { KvSequence } from "../kv/sequence.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { StreamDecoder, Tokenizer } from "../tokenizer/types.js";
 import { logSumExp } from "./logprobs.js";
 
-/** Prompt tokens prefilled per loop turn, across all newcomers. */
-export const PREFILL_CHUNK = 256;
+/** Prompt tokens computed per step, across all newcomers (the running streams' tokens come on top). */
+export const STEP_TOKENS = 256;
 
 type Item = { token: GeneratedToken } | { end: GenerateResult };
 
 class Seq {
   readonly ids: number[];
   readonly out: number[] = [];
-  /** Tokens of this sequence in the KV cache (its real, unmasked slots). */
+  /** Its keys and values, in the shared pool (null until admitted). */
+  kv: KvSequence | null = null;
+  /** Prompt tokens reused from the pool, and prompt tokens in the cache so far. */
+  cached = 0;
   len = 0;
-  /** Where its K/V live: its own prefill cache (row 0) until merged, then the group's row `row`. */
-  cache: KVCache | null = null;
-  row = 0;
   logits: Float32Array;
   /** The processors' scratch copy of the logits (one per request, not one per token). */
   readonly work: Float32Array;
@@ -66,11 +68,6 @@ class Seq {
     return this.opts.maxNewTokens ?? 256;
   }
 
-  /** Tokens it may still feed through the model (the last sampled token is never fed). */
-  get remaining(): number {
-    return Math.max(1, this.maxNew - this.out.length);
-  }
-
   push(item: Item): void {
     this.items.push(item);
     this.wake?.();
@@ -86,12 +83,18 @@ class Seq {
 export class BatchDecoder {
   private readonly waiting: Seq[] = [];
   private rows: Seq[] = [];
-  private cache: KVCache | null = null;
   private running = false;
   /** Largest batch one forward pass has run (for tests and /health). */
   maxBatchSeen = 0;
 
-  constructor(private readonly model: XverseModel, private readonly tok: Tokenizer) {}
+  constructor(
+    private readonly model: XverseModel,
+    private readonly tok: Tokenizer,
+    /** Where every request's keys and values live. */
+    readonly pool: KvPool,
+    /** Most tokens one request may hold (prompt + reply). */
+    readonly ctxSize: number,
+  ) {}
 
   get active(): number {
     return this.rows.length + this.waiting.length;
@@ -99,6 +102,7 @@ export class BatchDecoder {
 
   async *generate(promptIds: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult> {
     if (promptIds.length === 0) throw new XverseError("bad_argument", "generate: the prompt is empty (give at least one token, e.g. BOS)");
+    if (promptIds.length > this.ctxSize) throw new XverseError("context_full", `the prompt has ${promptIds.length} tokens, more than the context size of ${this.ctxSize}`);
     const seq = new Seq(promptIds, opts, this.tok, this.model.config.vocabSize);
     if (seq.sampling && opts.temperature === 0) throw new XverseError("bad_argument", "temperature 0 means greedy: pass greedy instead");
     this.waiting.push(seq);
@@ -121,11 +125,18 @@ export class BatchDecoder {
     let out = new Float32Array(0);
     try {
       while (this.rows.length || this.waiting.length) {
-        // 1. newcomers: prefill alone, in chunks of at most PREFILL_CHUNK tokens per turn, so a long prompt
-        //    delays the running requests' next token by one chunk, not by the whole prompt. The last chunk's
-        //    logits are the newcomer's first step's.
-        const fresh: Seq[] = [];
-        let budget = PREFILL_CHUNK;
+        // 1. every running row picks its next token from its logits; finished rows leave (blocks released)
+        for (const s of this.rows) this.step(s);
+        for (const s of this.rows) if (s.done) this.end(s);
+        this.rows = this.rows.filter((s) => !s.done);
+        // 2. the batch: each running row's last token, then newcomers' prompt chunks within the step budget
+        const items: { seq: KvSequence; tokens: number[] }[] = [];
+        const owners: Seq[] = [];
+        for (const s of this.rows) {
+          items.push({ seq: s.kv!, tokens: [s.ids[s.ids.length - 1]] });
+          owners.push(s);
+        }
+        let budget = STEP_TOKENS;
         for (const s of [...this.waiting]) {
           if (s.opts.signal?.aborted || s.done) {
             this.waiting.splice(this.waiting.indexOf(s), 1);
@@ -135,40 +146,50 @@ export class BatchDecoder {
             continue;
           }
           if (budget <= 0) continue;
-          s.cache ??= this.model.newCache(s.prompt.length);
-          const n = Math.min(budget, s.prompt.length - s.len);
-          this.model.forward(s.prompt.slice(s.len, s.len + n), s.cache, { out: s.logits });
-          s.len += n;
-          budget -= n;
-          if (s.len === s.prompt.length) {
-            this.waiting.splice(this.waiting.indexOf(s), 1);
-            s.row = 0;
-            fresh.push(s);
+          if (!s.kv) {
+            s.kv = this.pool.sequence(this.ctxSize);
+            s.cached = s.len = s.kv.reuse(s.prompt);
           }
+          const n = Math.min(budget, s.prompt.length - s.len);
+          const tokens = s.prompt.slice(s.len, s.len + n);
+          try {
+            s.kv.reserve(n);
+          } catch (e) {
+            // out of KV memory: wait for running requests to finish, unless none is left to free any
+            if (e instanceof XverseError && e.code === "kv_budget" && this.rows.length) break;
+            throw e;
+          }
+          items.push({ seq: s.kv, tokens });
+          owners.push(s);
+          budget -= n;
         }
-        // 2. every row picks its next token from its logits
-        const all = [...this.rows, ...fresh.filter((s) => !s.done)];
-        for (const s of all) this.step(s);
-        // 3. repack when membership changed, then one batched forward of the last tokens
-        const live = all.filter((s) => !s.done);
-        for (const s of all) if (s.done) this.end(s);
-        if (live.length !== this.rows.length || fresh.length) this.repack(live);
-        if (live.length) {
-          const B = live.length;
+        if (items.length) {
+          const B = items.length;
           if (out.length < B * V) out = new Float32Array(B * V);
           const o = out.subarray(0, B * V);
-          this.model.forward(live.map((s) => s.ids[s.ids.length - 1]), this.cache!, { batch: B, out: o });
+          this.model.forwardBatch(items, { out: o });
           this.maxBatchSeen = Math.max(this.maxBatchSeen, B);
-          live.forEach((s, b) => { s.logits.set(o.subarray(b * V, (b + 1) * V)); s.len++; });
+          owners.forEach((s, b) => {
+            if (s.len < s.prompt.length) {
+              s.len += items[b].tokens.length;
+              if (s.len < s.prompt.length) return; // prompt not done: these logits are not needed
+              this.waiting.splice(this.waiting.indexOf(s), 1);
+              this.rows.push(s);
+              s.opts.onPrefill?.(s.cached);
+            }
+            s.logits.set(o.subarray(b * V, (b + 1) * V));
+          });
         }
         // let messages in (new jobs, aborts) and consumers forward their tokens
         await new Promise<void>((r) => setImmediate(r));
       }
     } catch (e) {
-      // a kernel failure fails every request in the batch, not the worker
-      for (const s of [...this.rows, ...this.waiting.splice(0)]) s.push({ end: { finishReason: "abort", ids: s.out, text: s.text + `\n[error: ${(e as Error).message}]`, promptTokens: s.prompt.length } });
+      // a kernel failure (or a request that cannot fit the KV budget alone) fails every request in flight, not the worker
+      for (const s of [...this.rows, ...this.waiting.splice(0)]) {
+        s.kv?.release();
+        s.push({ end: { finishReason: "abort", ids: s.out, text: s.text + `\n[error: ${(e as Error).message}]`, promptTokens: s.prompt.length, cachedTokens: s.cached } });
+      }
       this.rows = [];
-      this.cache = null;
     } finally {
       this.running = false;
     }
@@ -196,7 +217,8 @@ export class BatchDecoder {
       return;
     }
     const r = s.stops.push(s.decoder.push(id));
-    const last = s.out.length >= s.maxNew;
+    // the context is full when the next token could not be fed back
+    const last = s.out.length >= s.maxNew || s.kv!.length >= s.kv!.maxTokens;
     const delta = last && !r.stopped ? r.text + s.stops.push(s.decoder.flush()).text + s.stops.flush() : r.text;
     s.text += delta;
     s.push({ token: { id, text: delta, logprob } });
@@ -206,32 +228,7 @@ export class BatchDecoder {
 
   private end(s: Seq): void {
     if (s.finish === "abort") s.text += s.stops.push(s.decoder.flush()).text + s.stops.flush();
-    s.cache = null;
-    s.push({ end: { finishReason: s.finish, ids: s.out, text: s.text, promptTokens: s.prompt.length } });
-  }
-
-  /** Right-aligns every live row's K/V in a new cache sized for what they still need; the old cache is dropped. */
-  private repack(live: Seq[]): void {
-    this.rows = live;
-    if (!live.length) { this.cache = null; return; }
-    const c = this.model.config;
-    const L = Math.max(...live.map((s) => s.len));
-    const M = L + Math.max(...live.map((s) => s.remaining));
-    const next = this.model.newCache(M, live.length);
-    const kvd = c.numKvHeads * c.headDim;
-    live.forEach((s, b) => {
-      const src = s.cache ?? this.cache!;
-      const srcEnd = src.length; // rows in a cache all end at its length
-      for (let l = 0; l < c.numLayers; l++) {
-        const from = s.row * src.rowStride + (srcEnd - s.len) * kvd;
-        const to = b * next.rowStride + (L - s.len) * kvd;
-        next.k[l].set(src.k[l].subarray(from, from + s.len * kvd), to);
-        next.v[l].set(src.v[l].subarray(from, from + s.len * kvd), to);
-      }
-      next.keyMask.fill(1, b * M + (L - s.len), b * M + L);
-    });
-    next.length = L;
-    for (const [b, s] of live.entries()) { s.cache = null; s.row = b; }
-    this.cache = next;
+    s.kv?.release();
+    s.push({ end: { finishReason: s.finish, ids: s.out, text: s.text, promptTokens: s.prompt.length, cachedTokens: s.cached } });
   }
 }

@@ -36,12 +36,12 @@ export class Engine {
     const { model, tokenizer: tok, generationConfig: gc } = loaded;
     this.eosIds = gc.eosTokenIds.length ? gc.eosTokenIds : model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosId !== null ? [tok.eosId] : [];
     this.eosText = this.eosIds.length ? tok.idToToken(this.eosIds[0]) ?? "" : "";
-    this.batch = new BatchDecoder(model, tok);
+    this.batch = new BatchDecoder(model, tok, model.createPool(), model.ctxSize);
   }
 
   info(): ModelInfo {
     const m = this.loaded.model;
-    return { id: this.modelId, path: this.loaded.path, contextLength: m.config.maxPositionEmbeddings, vocabSize: m.config.vocabSize, backend: m.backend.name };
+    return { id: this.modelId, path: this.loaded.path, contextLength: m.ctxSize, vocabSize: m.config.vocabSize, backend: m.backend.name };
   }
 
   /** Runs one job to its end; every outcome, failures included, is reported through `emit`. */
@@ -69,7 +69,7 @@ export class Engine {
 
   private async chat(id: number, job: ChatJob, signal: AbortSignal, emit: Emit): Promise<void> {
     const { model, tokenizer: tok, generationConfig: gc } = this.loaded;
-    const ctx = model.config.maxPositionEmbeddings;
+    const ctx = model.ctxSize;
     const useTools = job.tools.length > 0 && job.toolChoice !== "none";
     const requested = job.sampling.maxTokens ?? gc.maxNewTokens;
     let prompt: BuiltPrompt;
@@ -105,6 +105,7 @@ export class Engine {
     }
 
     const opts = this.decoding(job.sampling, maxNew);
+    let cached = 0;
     if (useTools) {
       const specs = normalizeTools(job.tools);
       const tc = job.toolChoice;
@@ -121,6 +122,7 @@ export class Engine {
       opts.logitsHook = (ids, logits) => { inner?.(ids, logits); tops.push(topLogprobs(logits, k, logSumExp(logits), pieces)); };
     }
     opts.signal = signal;
+    opts.onPrefill = (n) => { cached = n; };
     const calls = useTools ? new ToolCallStream() : null;
     const it = this.batch.generate(prompt.ids, opts);
     let all = "", shown = 0, n = 0, finish: Finish = "length", done = false;
@@ -151,12 +153,12 @@ export class Engine {
     if (signal.aborted) finish = "abort";
     // without a valid call, whatever was held back (marker-like text, a broken call) is reply text after all
     if (!call && all.length > shown) emit({ type: "delta", id, text: all.slice(shown) });
-    emit({ type: "end", id, finishReason: finish, completionTokens: n, text: call ? before : all, ...(call && { toolCall: call }) });
+    emit({ type: "end", id, finishReason: finish, completionTokens: n, cachedTokens: cached, text: call ? before : all, ...(call && { toolCall: call }) });
   }
 
   private async completion(id: number, job: CompletionJob, signal: AbortSignal, emit: Emit): Promise<void> {
     const { model, tokenizer: tok } = this.loaded;
-    const ctx = model.config.maxPositionEmbeddings, V = model.config.vocabSize;
+    const ctx = model.ctxSize, V = model.config.vocabSize;
     let ids: number[];
     if (typeof job.prompt === "string") ids = tok.encode(job.prompt, { addSpecialTokens: true }).ids;
     else {
@@ -209,7 +211,7 @@ export class Engine {
       emit({ type: "delta", id, text: d, ...(lp && { logprob: lp }) });
       r = await it.next();
     }
-    emit({ type: "end", id, finishReason: mapFinish(r.value.finishReason), completionTokens: n, text });
+    emit({ type: "end", id, finishReason: mapFinish(r.value.finishReason), completionTokens: n, cachedTokens: r.value.cachedTokens, text });
   }
 }
 

@@ -77,6 +77,8 @@ export type ToMain =
       id: number;
       finishReason: "stop" | "length" | "tool_calls" | "abort";
       completionTokens: number;
+      /** Prompt tokens whose keys and values came from the KV pool (prefix reuse). */
+      cachedTokens?: number;
       /** The reply text (for tool calls: the text before the call). */
       text: string;
       toolCall?: { name: string; arguments: string };

@@ -24,7 +24,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 const now = () => Math.floor(Date.now() / 1000);
-const usage = (p: number, c: number) => ({ prompt_tokens: p, completion_tokens: c, total_tokens: p + c });
+/** OpenAI's usage object; cached_tokens counts prompt tokens served from the KV pool (prefix reuse). */
+const usage = (p: number, m: { completionTokens: number; cachedTokens?: number }) => ({
+  prompt_tokens: p, completion_tokens: m.completionTokens, total_tokens: p + m.completionTokens,
+  prompt_tokens_details: { cached_tokens: m.cachedTokens ?? 0 },
+});
 
 /** Runs a job for one response; a client that goes away cancels it (queued: dropped; running: aborted). */
 function runJob(sched: Scheduler, res: ServerResponse, job: ChatJob | CompletionJob, h: Omit<JobHandlers, "onError">): void {
@@ -80,7 +84,7 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
       if (env.stream) {
         if (calls) sseData(res, chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }, null));
         sseData(res, chunk({}, finish));
-        if (env.includeUsage) sseData(res, { id, object: "chat.completion.chunk", created, model, choices: [], usage: usage(promptTokens, m.completionTokens) });
+        if (env.includeUsage) sseData(res, { id, object: "chat.completion.chunk", created, model, choices: [], usage: usage(promptTokens, m) });
         sseDone(res);
         return;
       }
@@ -88,7 +92,7 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
       sendJson(res, 200, {
         id, object: "chat.completion", created, model,
         choices: [{ index: 0, message, logprobs: env.job.logprobs !== null ? { content: entries, refusal: null } : null, finish_reason: finish }],
-        usage: usage(promptTokens, m.completionTokens),
+        usage: usage(promptTokens, m),
       });
     },
   });
@@ -151,14 +155,14 @@ export function completion(sched: Scheduler, res: ServerResponse, env: Envelope<
       const finish = m.finishReason === "abort" ? "stop" : m.finishReason;
       if (env.stream) {
         sseData(res, chunk("", null, finish));
-        if (env.includeUsage) sseData(res, { id, object: "text_completion", created, model, choices: [], usage: usage(promptTokens, m.completionTokens) });
+        if (env.includeUsage) sseData(res, { id, object: "text_completion", created, model, choices: [], usage: usage(promptTokens, m) });
         sseDone(res);
         return;
       }
       sendJson(res, 200, {
         id, object: "text_completion", created, model,
         choices: [{ index: 0, text, logprobs: wantLp ? logprobsBody(lps) : null, finish_reason: finish }],
-        usage: usage(promptTokens, m.completionTokens),
+        usage: usage(promptTokens, m),
       });
     },
   });

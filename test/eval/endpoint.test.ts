@@ -19,7 +19,7 @@ import { runEval, type EvalSettings, type McRecord } from "../../src/eval/harnes
 import { fixture, repoRoot } from "../helpers/peers.js";
 
 const dir = join(repoRoot, "models", "stories260K");
-const model = XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { backend: tsBackend });
+const model = XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { kvType: "f32", backend: tsBackend });
 const tok = loadTokenizer(dir);
 const cp = (s: string) => [...s].length;
 

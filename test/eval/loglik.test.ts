@@ -18,7 +18,7 @@ const cases = readFileSync(join(dir, "golden_loglik.jsonl"), "utf8").trim().spli
 });
 
 function tinyModel(): XverseModel {
-  return XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { backend: tsBackend });
+  return XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { kvType: "f32", backend: tsBackend });
 }
 
 test("golden log-likelihoods within 1e-4 from token ids (fresh cache and a reused one)", () => {

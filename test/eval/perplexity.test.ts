@@ -12,7 +12,7 @@ import { perplexity } from "../../src/eval/perplexity.js";
 import { fixture } from "../helpers/peers.js";
 
 const dir = fixture("golden", "tiny-xverse");
-const model = XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { backend: tsBackend });
+const model = XverseModel.fromSource(loadConfig(dir), openSafetensors(join(dir, "model.safetensors")), { kvType: "f32", backend: tsBackend });
 const ids = loadTokenizer(dir).encode("Once upon a time, a little fox lived in the forest. 从前有一只小狐狸住在森林里。It liked to run and play every day.").ids;
 
 /** NLL of ids[from..to) given ids[start..t) for each t, from one fresh forward (the test's own math). */

@@ -137,7 +137,7 @@ async function greedyFromBos(path: string, n: number): Promise<{ ids: number[]; 
 /** Our engine's greedy continuation from BOS on a GGUF file (TypeScript backend, weights dequantized to f32). */
 function ourGreedyFromBos(path: string, n: number): number[] {
   const g = openGgufModel(path);
-  const model = XverseModel.fromSource(parseConfig(g.config, path), g.source, { backend: tsBackend });
+  const model = XverseModel.fromSource(parseConfig(g.config, path), g.source, { kvType: "f32", backend: tsBackend });
   const cache = model.newCache(n + 1);
   const out: number[] = [];
   let tok = 1;

@@ -123,7 +123,7 @@ test("tiny-xverse GGUF logits match the golden PyTorch logits (f32 ≤ 1e-4, f16
     const { path } = exportTo(tiny, type);
     const g = openGgufModel(path);
     const cfg = parseConfig(g.config, path);
-    const model = XverseModel.fromSource(cfg, g.source, { backend: tsBackend });
+    const model = XverseModel.fromSource(cfg, g.source, { kvType: "f32", backend: tsBackend });
     const got = model.forward(ids, model.newCache(ids.length), { logits: "all" });
     let worst = 0;
     for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
@@ -140,7 +140,7 @@ test("tiny-xverse GGUF f16 logits equal the safetensors model with f16-rounded w
   const ids = JSON.parse(readFileSync(join(tiny, "golden.json"), "utf8")).prompts.chat.ids as number[];
   const { path } = exportTo(tiny, "f16");
   const g = openGgufModel(path);
-  const viaGguf = XverseModel.fromSource(parseConfig(g.config, path), g.source, { backend: tsBackend });
+  const viaGguf = XverseModel.fromSource(parseConfig(g.config, path), g.source, { kvType: "f32", backend: tsBackend });
   const st = openSafetensors(join(tiny, "model.safetensors"));
   const rounded = {
     ...st,
@@ -153,7 +153,7 @@ test("tiny-xverse GGUF f16 logits equal the safetensors model with f16-rounded w
       return { dtype: "f32" as const, shape: t.shape, data };
     },
   };
-  const direct = XverseModel.fromSource(loadConfig(tiny), rounded, { backend: tsBackend });
+  const direct = XverseModel.fromSource(loadConfig(tiny), rounded, { kvType: "f32", backend: tsBackend });
   const a = viaGguf.forward(ids, viaGguf.newCache(ids.length), { logits: "all" });
   const b = direct.forward(ids, direct.newCache(ids.length), { logits: "all" });
   let worst = 0;

@@ -43,6 +43,7 @@ test("stories260K Q4_0 GGUF: int4 kernels (q4_group) give the logits of the dequ
     let repacked = 0;
     const hook = ggufProjection(g);
     const model = XverseModel.fromSource(cfg, g.source, {
+      kvType: "f32",
       backend: tsBackend,
       projection: quantized ? (n, s, r, c) => { const w = hook(n, s, r, c); if (w) repacked++; return w; } : undefined,
     });

@@ -18,7 +18,7 @@ for (const d of ["tiny-xverse-bf16-sharded", "tiny-xverse-bin"]) {
   test(`${d}: logits_bf16w.chat within 1e-3, weights kept in bf16`, () => {
     const dir = fixture("golden", d);
     const unused: string[] = [];
-    const model = XverseModel.fromSource(loadConfig(dir), openCheckpoint(dir), { backend: tsBackend, onUnused: (n) => unused.push(...n) });
+    const model = XverseModel.fromSource(loadConfig(dir), openCheckpoint(dir), { kvType: "f32", backend: tsBackend, onUnused: (n) => unused.push(...n) });
     assert.equal(model.weights.layers[0].q.format, "bf16");
     assert.deepEqual(unused, [], "only stale rotary buffers may be left over");
     const ids: number[] = golden.prompts.chat.ids;

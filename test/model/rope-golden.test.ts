@@ -19,7 +19,7 @@ for (const [name, v] of Object.entries(g.variants as Record<string, { rope_theta
     const overrides: ConfigOverrides = { ropeTheta: v.rope_theta ?? 10000, ropeScaling: parseRopeScaling(v.rope_scaling, name) };
     const cfg = loadConfig(dir, overrides);
     assert.equal(cfg.maxPositionEmbeddings, g.max_position_embeddings);
-    const model = XverseModel.fromSource(cfg, openSafetensors(`${dir}/model.safetensors`), { backend: tsBackend });
+    const model = XverseModel.fromSource(cfg, openSafetensors(`${dir}/model.safetensors`), { kvType: "f32", backend: tsBackend });
     const ids: number[] = g.ids;
     const logits = model.forward(ids, model.newCache(ids.length), { logits: "all" });
     const V = cfg.vocabSize;

@@ -32,7 +32,7 @@ function load(opts: QuantLoadOptions): XverseModel {
   const cfg = loadConfig(tiny);
   const src = openCheckpoint(tiny);
   try {
-    return XverseModel.fromSource(cfg, src, { backend: tsBackend, projection: projectionLoader(cfg, opts) });
+    return XverseModel.fromSource(cfg, src, { kvType: "f32", backend: tsBackend, projection: projectionLoader(cfg, opts) });
   } finally {
     src.close();
   }

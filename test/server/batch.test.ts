@@ -1,13 +1,17 @@
 /**
  * The server's batched decoder gives exactly what generate() gives one request at a time — greedy and seeded
- * sampling, prompts of different lengths, requests joining and leaving mid-batch (which repacks the shared KV
- * cache), an abort — while running the requests' steps as one forward pass.
+ * sampling, prompts of different lengths, requests joining and leaving mid-batch (by block table: nothing is
+ * copied), an abort — while running the requests' steps as one forward pass.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { generateText, type GenerateOptions, type GenerateResult } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/load.js";
-import { BatchDecoder, PREFILL_CHUNK } from "../../src/server/batch.js";
+import { BatchDecoder, STEP_TOKENS } from "../../src/server/batch.js";
+import type { XverseModel } from "../../src/model/xverse.js";
+import type { Tokenizer } from "../../src/tokenizer/types.js";
+
+const decoder = (model: XverseModel, tok: Tokenizer) => new BatchDecoder(model, tok, model.createPool(), model.ctxSize);
 
 const sleepTicks = async (n: number) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
 
@@ -24,10 +28,10 @@ for (const backend of ["ts", "auto"] as const) {
         // longer than one prefill chunk: it is prefilled over several turns while the others decode
         { prompt: "Once upon a time, there was a girl. ".repeat(30), opts: { greedy: true, maxNewTokens: 30, eosTokenIds: [] }, delay: 6 },
       ];
-      assert.ok(tokenizer.encode(cases[5].prompt).ids.length > PREFILL_CHUNK);
+      assert.ok(tokenizer.encode(cases[5].prompt).ids.length > STEP_TOKENS);
       const expected: GenerateResult[] = [];
       for (const c of cases) expected.push(await generateText(model, tokenizer, tokenizer.encode(c.prompt).ids, c.opts));
-      const dec = new BatchDecoder(model, tokenizer);
+      const dec = decoder(model, tokenizer);
       const results = await Promise.all(cases.map(async (c) => {
         await sleepTicks(c.delay);
         const it = dec.generate(tokenizer.encode(c.prompt).ids, c.opts);
@@ -53,7 +57,7 @@ for (const backend of ["ts", "auto"] as const) {
       const opts: GenerateOptions = { greedy: true, maxNewTokens: 50, eosTokenIds: [] };
       const ids = tokenizer.encode("Once upon a time").ids;
       const want = await generateText(model, tokenizer, ids, opts);
-      const dec = new BatchDecoder(model, tokenizer);
+      const dec = decoder(model, tokenizer);
       const ac = new AbortController();
       const run = async (signal?: AbortSignal) => {
         const it = dec.generate(ids, { ...opts, signal });
@@ -79,15 +83,10 @@ for (const backend of ["ts", "auto"] as const) {
 }
 
 describe("batched decoding: memory", () => {
-  it("frees every request's KV cache: array-buffer memory returns to its level after hundreds of requests", async () => {
-    // gc() for this check only: V8 flags set at run time, the function fetched from a fresh context
-    const v8 = await import("node:v8");
-    const vm = await import("node:vm");
-    v8.setFlagsFromString("--expose-gc");
-    const gc = vm.runInNewContext("gc") as () => void;
+  it("gives every request's KV blocks back: after hundreds of requests no block is held and the pool never grew past its first bursts", async () => {
     const { model, tokenizer } = await loadModel(undefined, { backend: "ts", onWarning: () => {} });
-    const dec = new BatchDecoder(model, tokenizer);
-    const ids = tokenizer.encode("Once upon a time").ids;
+    const dec = decoder(model, tokenizer);
+    const ids = tokenizer.encode("Once upon a time, there was a girl. ".repeat(4)).ids;
     const burst = async (n: number) => Promise.all(Array.from({ length: n }, async (_, i) => {
       const ac = new AbortController();
       const it = dec.generate(ids, { greedy: true, maxNewTokens: 40 + (i % 5) * 20, eosTokenIds: [], signal: ac.signal });
@@ -98,24 +97,20 @@ describe("batched decoding: memory", () => {
         if (i % 4 === 0 && ++k === 3) ac.abort(); // a quarter leave early
       }
     }));
-    const level = async () => {
-      gc();
-      await new Promise((r) => setImmediate(r));
-      gc();
-      return process.memoryUsage().arrayBuffers;
-    };
-    await burst(16);
-    const base = await level();
+    await burst(32);
+    const first = dec.pool.stats();
     let during = 0;
     for (let round = 0; round < 8; round++) {
       const p = burst(32);
       await sleepTicks(20);
-      during = Math.max(during, process.memoryUsage().arrayBuffers);
+      during = Math.max(during, dec.pool.stats().usedBlocks);
       await p;
     }
     assert.equal(dec.active, 0);
-    const after = await level();
-    assert.ok(during > base, "the bursts did hold KV memory while running");
-    assert.ok(after - base < 256 * 1024, `array buffers: ${base} before, ${after} after (${during} during)`);
+    const after = dec.pool.stats();
+    assert.ok(during > 0, "the bursts did hold KV blocks while running");
+    assert.equal(after.usedBlocks, 0, "no block is held once every request ended");
+    assert.equal(after.bytes, first.bytes, `pool memory: ${first.bytes} after the first burst, ${after.bytes} after nine`);
+    assert.ok(after.hits > 0, "the shared prompt's blocks were reused");
   });
 });

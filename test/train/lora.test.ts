@@ -41,7 +41,7 @@ function withAdapters(): XverseTrainModel {
 
 test("training forward gives the inference model's logits", () => {
   const src = openSafetensors(dir + "model.safetensors");
-  const inf = XverseModel.fromSource(cfg, src, { backend: tsBackend });
+  const inf = XverseModel.fromSource(cfg, src, { kvType: "f32", backend: tsBackend });
   src.close();
   const ref = inf.forward(tokens, inf.newCache(tokens.length), { logits: "all" });
   const d = maxDiff(logits(load()), ref);
@@ -97,7 +97,7 @@ test("withPeftAdapter: the inference model on base + adapter equals the merged t
   try {
     savePeftAdapter(m, out);
     const src = withPeftAdapter(openSafetensors(dir + "model.safetensors"), out);
-    const inf = XverseModel.fromSource(cfg, src, { backend: tsBackend });
+    const inf = XverseModel.fromSource(cfg, src, { kvType: "f32", backend: tsBackend });
     src.close();
     const ref = inf.forward(tokens, inf.newCache(tokens.length), { logits: "all" });
     mergeLora(m);

@@ -3,7 +3,8 @@
  * they are (zero-copy: the addon reads the typed array's memory through its byteOffset); prepareWeight only
  * validates the weight once and records its format code.
  */
-import type { AttentionParams, Backend, Weight, WeightFormat } from "../backend.js";
+import type { Backend, Weight, WeightFormat } from "../backend.js";
+import { kvWriteRef, pagedAttentionRef } from "../ts/kv.js";
 import { XverseError } from "../../errors.js";
 import { type Addon, loadAddon, physicalCores } from "./addon.js";
 
@@ -87,9 +88,9 @@ function makeBackend(a: Addon): NativeBackend {
     },
     rmsnorm: (y, x, weight, T, dim, eps) => a.rmsnorm(y, x, weight, T, dim, eps),
     rope: (x, T, nHeads, headDim, cos, sin) => a.rope(x, T, nHeads, headDim, cos, sin),
-    attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams): void {
-      a.attention(out, q, k, v, p.keyMask ?? null, p.T, p.past, p.nHeads, p.nKvHeads, p.headDim, p.scale);
-    },
+    // TODO(native kv): paged kernels; the TS reference meanwhile
+    kvWrite: kvWriteRef,
+    attention: pagedAttentionRef,
     siluMul: (gate, up, n) => a.siluMul(gate, up, n),
     addInPlace: (y, x, n) => a.addInPlace(y, x, n),
   };

@@ -2,12 +2,11 @@
  * The TypeScript reference backend: portable, allocation-free per call, and the spec every native kernel
  * is tested against.
  */
-import type { AttentionParams, Backend, Weight } from "../backend.js";
+import type { Backend, Weight } from "../backend.js";
+import { kvWriteRef, pagedAttentionRef } from "./kv.js";
 import { matmulRef } from "./matmul.js";
 
 export { decodeRow } from "./matmul.js";
-
-let scores = new Float32Array(0);
 
 export const tsBackend: Backend = {
   name: "ts",
@@ -42,46 +41,8 @@ export const tsBackend: Backend = {
     }
   },
 
-  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams): void {
-    const { T, past, nHeads, nKvHeads, headDim, scale, keyMask } = p;
-    const S = past + T;
-    if (scores.length < S) scores = new Float32Array(S);
-    const group = nHeads / nKvHeads;
-    const kvStride = nKvHeads * headDim;
-    for (let t = 0; t < T; t++) {
-      const last = past + t; // causal: keys 0 … last
-      for (let h = 0; h < nHeads; h++) {
-        const qo = (t * nHeads + h) * headDim;
-        const kvh = Math.floor(h / group) * headDim;
-        let max = -Infinity;
-        for (let s = 0; s <= last; s++) {
-          if (keyMask && keyMask[s] === 0) { scores[s] = -Infinity; continue; }
-          const ko = s * kvStride + kvh;
-          let d = 0;
-          for (let i = 0; i < headDim; i++) d += q[qo + i] * k[ko + i];
-          d *= scale;
-          scores[s] = d;
-          if (d > max) max = d;
-        }
-        const oo = qo;
-        for (let i = 0; i < headDim; i++) out[oo + i] = 0;
-        if (max === -Infinity) continue; // every key masked (a pad query): output zeros
-        let sum = 0;
-        for (let s = 0; s <= last; s++) {
-          const e = scores[s] === -Infinity ? 0 : Math.exp(scores[s] - max);
-          scores[s] = e;
-          sum += e;
-        }
-        const inv = 1 / sum;
-        for (let s = 0; s <= last; s++) {
-          const wgt = scores[s] * inv;
-          if (wgt === 0) continue;
-          const vo = s * kvStride + kvh;
-          for (let i = 0; i < headDim; i++) out[oo + i] += wgt * v[vo + i];
-        }
-      }
-    }
-  },
+  kvWrite: kvWriteRef,
+  attention: pagedAttentionRef,
 
   siluMul(gate, up, n) {
     for (let i = 0; i < n; i++) {
