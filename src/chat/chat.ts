@@ -15,6 +15,7 @@ import type { GenerationConfig } from "../config.js";
 import { samplingOptions, type SamplingRequest } from "../generate/sampling.js";
 import { generate, type FinishReason } from "../generate/generate.js";
 import type { XverseModel } from "../model/xverse.js";
+import type { KvSequence } from "../kv/sequence.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { constrainedToolCallHook } from "./constrained.js";
 import type { PrefixLimits } from "./json-prefix.js";
@@ -49,6 +50,11 @@ export interface ChatOptions extends SamplingRequest {
   constrainToolCalls?: boolean | "force";
   /** Bounds on what a constrained call may contain (string length, array items…): see PrefixLimits. */
   constrainLimits?: Partial<PrefixLimits>;
+  /**
+   * A KV sequence kept across turns (model.createPool().sequence(model.ctxSize)): each turn computes only what
+   * the previous turns did not leave in it — the new message — instead of the whole history.
+   */
+  cache?: KvSequence;
   /** Sees the built prompt before generation starts (e.g. to report its length). */
   onPrompt?: (prompt: BuiltPrompt) => void;
 }
@@ -63,6 +69,8 @@ export interface ChatResult {
   prompt: BuiltPrompt;
   /** The generated ids (eos included when it ended the reply). */
   ids: number[];
+  /** Prompt tokens taken from the KV cache (earlier turns) rather than computed. */
+  cachedTokens: number;
 }
 
 function withSystem(history: readonly ChatMessage[], system: string | undefined): readonly ChatMessage[] {
@@ -82,7 +90,7 @@ export async function* chatStream(
   const requested = options.maxNewTokens ?? gc?.maxNewTokens ?? 2048;
   const prompt = buildPrompt(tokenizer, withSystem(history, options.system), {
     format: options.format,
-    config: model.config,
+    config: { ...model.config, maxPositionEmbeddings: model.ctxSize },
     generationConfig: gc,
     maxNewTokens: requested,
     settings: options.settings,
@@ -95,7 +103,7 @@ export async function* chatStream(
   const eosIds = gc?.eosTokenIds.length ? gc.eosTokenIds : model.config.eosTokenIds.length ? model.config.eosTokenIds : [turnEndId(tokenizer, {})];
   const eosText = tokenizer.idToToken(eosIds[0]) ?? "";
   // the model cannot attend past its positions: leave the reply the room the prompt leaves
-  const maxNew = Math.max(1, Math.min(requested, model.config.maxPositionEmbeddings - prompt.ids.length));
+  const maxNew = Math.max(1, Math.min(requested, (options.cache?.maxTokens ?? model.ctxSize) - prompt.ids.length));
   const hook = tools.length && options.constrainToolCalls
     ? constrainedToolCallHook(tokenizer, tools, { force: options.constrainToolCalls === "force", eosTokenIds: eosIds, limits: options.constrainLimits, maxNewTokens: maxNew })
     : undefined;
@@ -107,7 +115,10 @@ export async function* chatStream(
     stopStrings: options.stopStrings,
     signal: options.signal,
     logitsHook: hook,
+    cache: options.cache,
+    onPrefill: (n) => (cachedTokens = n),
   });
+  let cachedTokens = 0;
   const calls = tools.length ? new ToolCallStream() : null;
   const ids: number[] = [];
   let text = "";
@@ -137,7 +148,7 @@ export async function* chatStream(
     if (!finished) await it.return(undefined as never);
   }
   if (options.appendToHistory) history.push({ role: "assistant", content: text });
-  return { text, reply: parseToolCall(text), finishReason, prompt, ids };
+  return { text, reply: parseToolCall(text), finishReason, prompt, ids, cachedTokens };
 }
 
 /** Runs a whole turn and returns everything about it. */

@@ -6,7 +6,8 @@ import { numberFlag } from "./command.js";
 import { parseRopeScalingFlag, type ConfigOverrides } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { LoadModelOptions } from "../model/load.js";
-import { parseKvType } from "../kv/layout.js";
+import { formatBytes, parseKvType } from "../kv/layout.js";
+import type { XverseModel } from "../model/xverse.js";
 
 /** "4G", "512M", "1.5GB", "1000000" → bytes. */
 export function parseSize(s: string, flag: string): number {
@@ -75,4 +76,9 @@ export function loadOptionsFromFlags(v: Values): LoadModelOptions {
     ctxSize: numberFlag(v["ctx-size"] as string | undefined, "--ctx-size", { int: true, min: 1, max: 2 ** 24 }),
     kvBudget: typeof v["kv-budget"] === "string" ? parseSize(v["kv-budget"], "--kv-budget") : undefined,
   };
+}
+
+/** One line for stderr at load: the KV type, its cost per token (the formula's number) and the context size. */
+export function describeKv(model: XverseModel): string {
+  return `KV cache ${model.kvType}: ${formatBytes(model.kvBytesPerToken)} per token, context ${model.ctxSize} tokens (${formatBytes(model.kvBytesPerToken * model.ctxSize)} when full)`;
 }

@@ -74,7 +74,8 @@ export async function* generate(
   const eos = new Set(opts.eosTokenIds ?? (tokenizer.eosId !== null ? [tokenizer.eosId] : []));
   const V = model.config.vocabSize;
 
-  const seq = opts.cache ?? model.newCache(promptIds.length + maxNew);
+  // a private cache holds the prompt and the reply, within the model's context size
+  const seq = opts.cache ?? model.newCache(Math.max(1, Math.min(promptIds.length + maxNew, model.ctxSize)));
   if (promptIds.length > seq.maxTokens) {
     throw new XverseError("context_full", `the prompt has ${promptIds.length} tokens, more than the context size of ${seq.maxTokens}; shorten it or raise --ctx-size`);
   }

@@ -51,6 +51,8 @@ export interface ModelInfo {
   id: string;
   path: string;
   contextLength: number;
+  /** KV cache type, bytes per token and budget, for the banner. */
+  kv: string;
   vocabSize: number;
   backend: string;
 }

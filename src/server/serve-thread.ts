@@ -9,7 +9,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { startServer, type ServeOptions } from "./http.js";
 
 export type ServeThreadMessage =
-  | { type: "listening"; url: string; model: { id: string; backend: string; contextLength: number }; concurrency: number }
+  | { type: "listening"; url: string; model: { id: string; backend: string; contextLength: number; kv: string }; concurrency: number }
   | { type: "failed"; message: string; code: string | null }
   | { type: "closed" };
 
@@ -19,7 +19,7 @@ const opts = workerData as Omit<ServeOptions, "log">;
 startServer({ ...opts, log: (line) => process.stderr.write(line + "\n") }).then(
   (srv) => {
     const m = srv.scheduler.model;
-    port.postMessage({ type: "listening", url: srv.url, model: { id: m.id, backend: m.backend, contextLength: m.contextLength }, concurrency: srv.scheduler.concurrency } satisfies ServeThreadMessage);
+    port.postMessage({ type: "listening", url: srv.url, model: { id: m.id, backend: m.backend, contextLength: m.contextLength, kv: m.kv }, concurrency: srv.scheduler.concurrency } satisfies ServeThreadMessage);
     port.on("message", (msg: { type: string }) => {
       if (msg.type === "close") void srv.close().then(() => port.postMessage({ type: "closed" } satisfies ServeThreadMessage));
     });

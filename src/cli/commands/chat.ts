@@ -14,6 +14,8 @@ import type { ChatMessage } from "../../chat/types.js";
 import { XverseError } from "../../errors.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { loadModel, type LoadedModel } from "../../model/load.js";
+import type { KvSequence } from "../../kv/sequence.js";
+import { describeKv } from "../model-flags.js";
 import { parseFlags, type Command } from "../command.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
 import { SAMPLING_FLAGS, samplingFromFlags } from "../sampling-flags.js";
@@ -71,6 +73,8 @@ class Repl {
   private readonly rl: Interface;
   private readonly tty = process.stdin.isTTY === true;
   private readonly delayMs = Number(process.env.XVERSE_CHAT_TOKEN_DELAY_MS ?? 0) || 0;
+  /** The conversation's keys and values, kept across turns: a turn computes only its new message. */
+  private readonly kv: KvSequence;
 
   constructor(
     private readonly loaded: LoadedModel,
@@ -80,6 +84,7 @@ class Repl {
     this.system = opts.system;
     this.tools = opts.tools;
     this.quiet = opts.quiet;
+    this.kv = loaded.model.createPool().sequence(loaded.model.ctxSize);
     this.rl = createInterface({ input: process.stdin, output: this.tty ? process.stdout : undefined, terminal: this.tty });
     this.rl.on("line", (line) => {
       this.queue.push(line);
@@ -257,6 +262,7 @@ class Repl {
         now: new Date(),
         signal: ac.signal,
         onPrompt: (p) => (promptTokens = p.ids.length),
+        cache: this.kv,
       });
       let r = await it.next();
       while (!r.done) {
@@ -281,7 +287,7 @@ class Repl {
       if (!this.quiet) {
         const n = res.ids.length;
         const rate = n > 1 && first ? ((n - 1) * 1000) / Math.max(end - first, 1e-3) : 0;
-        this.note(`[${n} tokens · ${rate.toFixed(1)} tok/s · prompt ${promptTokens} tokens · ${res.finishReason}]`);
+        this.note(`[${n} tokens · ${rate.toFixed(1)} tok/s · prompt ${promptTokens} tokens, ${res.cachedTokens} cached · ${res.finishReason}]`);
       }
     } catch (e) {
       if (!(e instanceof XverseError)) throw e;
@@ -323,7 +329,7 @@ export const command: Command = {
     };
     if (!v.quiet) {
       const fmt = base.format ?? loaded.model.config.chatFormat ?? (settings.chatTemplate ? "template" : "v2");
-      process.stderr.write(`xverse chat · ${path} · format ${fmt} · loaded in ${(performance.now() - t0).toFixed(0)} ms · /help for commands\n`);
+      process.stderr.write(`xverse chat · ${path} · format ${fmt} · loaded in ${(performance.now() - t0).toFixed(0)} ms · /help for commands\n[${describeKv(loaded.model)}]\n`);
     }
     const repl = new Repl(loaded, base, { system: typeof v.system === "string" ? v.system : undefined, tools, quiet: v.quiet === true });
     repl.start();

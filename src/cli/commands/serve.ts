@@ -83,7 +83,7 @@ export const command: Command = {
     process.stdout.write(`listening on ${first.url}\n`);
     const m = first.model;
     process.stderr.write(`model ${m.id} (${m.backend} backend, context ${m.contextLength}) loaded in ${(performance.now() - t0).toFixed(0)} ms · ` +
-      `concurrency ${first.concurrency}${apiKey ? " · API key required" : ""}\n  chat: ${first.url}/   text generation: ${first.url}/generate\n`);
+      `concurrency ${first.concurrency}${apiKey ? " · API key required" : ""}\n  ${m.kv}\n  chat: ${first.url}/   text generation: ${first.url}/generate\n`);
     let stopping = false;
     await new Promise<void>((resolve) => {
       thread.on("exit", (code) => {
