@@ -40,7 +40,7 @@ export { tokenizerFromGguf, GgufTokenizer, type GgufEncodeOptions } from "./toke
 export { openTokenizer } from "./tokenizer/auto.js";
 export { HfTokenizer } from "./tokenizer/tokenizer.js";
 export { chat, chatStream, chatTurn, buildPrompt, buildV1, buildV2, inputBudget, loadChatSettings, resolveChatFormat, normalizeTools, toolPrompt, withTools, formatToolCall, parseToolCall, ToolCallStream, constrainedToolCallHook, validateValue, THINK_START, THINK_END, type ChatMessage, type ChatRole, type ChatFormat, type BuiltPrompt, type ChatOptions, type ChatResult, type ChatSettings, type PromptOptions, type ToolSpec, type ParsedReply, type ToolCall, type ConstrainedHook, type JsonSchema } from "./chat/index.js";
-export { withPeftAdapter } from "./train/lora-source.js";
+export { withPeftAdapter } from "./io/peft-adapter.js";
 export { runEval, summarize, humanEvalProgram, DEFAULT_SHOTS, type EvalSettings, type EvalReport, type ItemRecord, type McRecord, type TaskSummary, type SubjectSummary } from "./eval/harness.js";
 export { loglikelihood, loglikelihoodTokens, encodePair, PrefixCache, type LoglikResult } from "./eval/loglik.js";
 export { LocalScorer, type Scorer, type GenerateRequest } from "./eval/scorer.js";

@@ -6,8 +6,8 @@
  */
 import { join } from "node:path";
 import { XverseError } from "../errors.js";
-import { openSafetensors } from "../io/safetensors.js";
-import type { TensorSource } from "../io/source.js";
+import { openSafetensors } from "./safetensors.js";
+import type { TensorSource } from "./source.js";
 import { f32ToBf16, f32ToF16, toFloat32, type Tensor } from "../tensor.js";
 import { readJsonFile } from "../config.js";
 

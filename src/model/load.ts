@@ -16,7 +16,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 import { defaultModelDir } from "./embedded.js";
-import { withPeftAdapter } from "../train/lora-source.js";
+import { withPeftAdapter } from "../io/peft-adapter.js";
 import { XverseModel } from "./xverse.js";
 import type { KvType } from "../kv/layout.js";
 

@@ -11,7 +11,7 @@ import { openSafetensors } from "../../src/io/safetensors.js";
 import { XverseModel } from "../../src/model/xverse.js";
 import { Tape } from "../../src/train/autograd-ops.js";
 import { addLora, loadPeftAdapter, mergeLora, savePeftAdapter } from "../../src/train/lora.js";
-import { withPeftAdapter } from "../../src/train/lora-source.js";
+import { withPeftAdapter } from "../../src/io/peft-adapter.js";
 import { Rng } from "../../src/train/rng.js";
 import { XverseTrainModel, type TrainBatch } from "../../src/train/xverse-train-model.js";
 
