@@ -6,7 +6,7 @@
         "src/addon.cc",
         "src/pool.cc",
         "src/ops.cc",
-        "src/attention.cc",
+        "src/kv.cc",
         "src/matmul_scalar.cc",
         "src/matmul_avx2.cc",
         "src/matmul_avx512.cc",

@@ -37,7 +37,9 @@ struct Instance {
   ThreadPool pool{1};
   std::vector<char> qscratch;                 // quantized activations for the VNNI path
   std::vector<QuantX> qx;                     // one per token, pointing into qscratch
-  std::vector<std::vector<float>> attn;       // per-thread attention scores
+  KvScratch kv;                               // paged attention scratch
+  std::vector<uint8_t*> segs;                 // the KV segments a call touches (others null)
+  std::vector<int64_t> segLen;                // their byte lengths (−1: not looked up yet)
 
   Instance() {
     isa = caps.avx512 ? Isa::Avx512 : caps.avx2_fma_f16c ? Isa::Avx2 : Isa::Scalar;
@@ -204,68 +206,114 @@ void Rope(const Napi::CallbackInfo& info) {
   rope(x, T, nh, hd, c, sn);
 }
 
-// attention(out, q, k, v, keyMask | null, T, past, nHeads, nKvHeads, headDim, scale)
-void Attention(const Napi::CallbackInfo& info) {
+// The paged KV arguments kvWrite and kvAttention share, info[0 … 11]: (buffers, table, type, nKvHeads, headDim,
+// blockSize, group, regionBytes, scaleOffset, blockBytes, blocksPerSegment, layer); see PagedKv. Checks that the
+// layout is self-consistent (a region holds its values, the layer's regions fit in a block); the blocks are
+// checked by bind_blocks once the caller knows which ones it touches.
+PagedKv paged_layout(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  PagedKv kv{};
+  const int64_t type = num(info, 2, "type");
+  if (type > 2) bad(env, "kv: unknown KV type code " + std::to_string(type));
+  kv.type = static_cast<KvType>(type);
+  kv.nKvHeads = num(info, 3, "nKvHeads", 1);
+  kv.headDim = num(info, 4, "headDim", 1);
+  kv.blockSize = num(info, 5, "blockSize", 1);
+  kv.group = num(info, 6, "group");
+  kv.regionBytes = num(info, 7, "regionBytes", 1);
+  kv.scaleOffset = num(info, 8, "scaleOffset");
+  kv.blockBytes = num(info, 9, "blockBytes", 1);
+  kv.blocksPerSegment = num(info, 10, "blocksPerSegment", 1);
+  kv.layer = num(info, 11, "layer");
+  // Bounds that keep every product below 2^53 (and the per-thread scratch small).
+  if (kv.nKvHeads > 4096 || kv.headDim > 1024 || kv.blockSize > 4096)
+    bad(env, "kv: nKvHeads ≤ 4096, headDim ≤ 1024, blockSize ≤ 4096");
+  if (kv.blocksPerSegment > (int64_t(1) << 31)) bad(env, "kv: blocksPerSegment too large");
+  const int64_t n = kv.nKvHeads * kv.blockSize * kv.headDim;  // values per region
+  int64_t need = 0;
+  switch (kv.type) {
+    case KvType::F32: need = 4 * n; break;
+    case KvType::F16: need = 2 * n; break;
+    case KvType::Q8:
+      if (kv.group < 1 || kv.headDim % kv.group) bad(env, "kv: q8_0 group must divide headDim");
+      if (kv.scaleOffset < n || kv.scaleOffset % 2) bad(env, "kv: q8_0 scaleOffset must be even and ≥ the int8 values");
+      need = kv.scaleOffset + 2 * (n / kv.group);
+      break;
+  }
+  if (kv.regionBytes < need) bad(env, "kv: regionBytes " + std::to_string(kv.regionBytes) + " < " + std::to_string(need) + " needed");
+  // Aligned element access: regions and blocks start at multiples of 4 bytes (segments are 8-aligned).
+  if (kv.regionBytes % 4 || kv.blockBytes % 4) bad(env, "kv: regionBytes and blockBytes must be multiples of 4");
+  if (kv.layer > (1 << 20) || 2 * kv.layer + 2 > kv.blockBytes / kv.regionBytes)
+    bad(env, "kv: layer " + std::to_string(kv.layer) + " does not fit in a block of " + std::to_string(kv.blockBytes) + " bytes");
+  return kv;
+}
+
+// Checks table[blo … bhi) (block ids) against the segments in info[0] and points kv at them: every id must name
+// a whole block inside an ArrayBuffer. Only the segments these blocks live in are looked up (one N-API call
+// each), so a call costs O(blocks) whatever the pool's size.
+void bind_blocks(const Napi::CallbackInfo& info, Instance& s, PagedKv& kv, int64_t blo, int64_t bhi) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsArray()) bad(env, "kv: buffers must be an array of ArrayBuffers");
+  const Napi::Array bufs = info[0].As<Napi::Array>();
+  const int64_t nseg = bufs.Length();
+  kv.table = arr<Napi::Int32Array>(info, 1, napi_int32_array, static_cast<size_t>(bhi), "table").Data();
+  s.segs.assign(static_cast<size_t>(nseg), nullptr);
+  s.segLen.assign(static_cast<size_t>(nseg), -1);
+  for (int64_t j = blo; j < bhi; j++) {
+    const int64_t b = kv.table[j];
+    const int64_t seg = b / kv.blocksPerSegment;
+    if (b < 0 || seg >= nseg) bad(env, "kv: table[" + std::to_string(j) + "] = " + std::to_string(b) + " is not a block of the " + std::to_string(nseg) + " segments");
+    if (s.segLen[seg] < 0) {
+      const Napi::Value v = bufs.Get(static_cast<uint32_t>(seg));
+      if (!v.IsArrayBuffer()) bad(env, "kv: buffers[" + std::to_string(seg) + "] is not an ArrayBuffer");
+      Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
+      s.segs[seg] = static_cast<uint8_t*>(ab.Data());
+      s.segLen[seg] = static_cast<int64_t>(ab.ByteLength());
+      if (reinterpret_cast<uintptr_t>(s.segs[seg]) % 4) bad(env, "kv: segment memory is not 4-byte aligned");
+    }
+    if (b % kv.blocksPerSegment >= s.segLen[seg] / kv.blockBytes)
+      bad(env, "kv: block " + std::to_string(b) + " lies outside segment " + std::to_string(seg) + " (" + std::to_string(s.segLen[seg]) + " bytes)");
+  }
+  kv.segs = s.segs.data();
+}
+
+// kvWrite(buffers, table, type, nKvHeads, headDim, blockSize, group, regionBytes, scaleOffset, blockBytes,
+//         blocksPerSegment, layer, k, v, start, T)
+void KvWrite(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   Instance& s = inst(env);
-  AttnArgs a{};
-  a.T = num(info, 5, "T");
-  a.past = num(info, 6, "past");
-  a.nHeads = num(info, 7, "nHeads", 1);
-  a.nKvHeads = num(info, 8, "nKvHeads", 1);
-  a.headDim = num(info, 9, "headDim", 1);
-  if (!info[10].IsNumber()) bad(env, "scale: not a number");
-  a.scale = info[10].As<Napi::Number>().FloatValue();
-  if (a.nHeads % a.nKvHeads) bad(env, "attention: nHeads must be a multiple of nKvHeads");
-  const int64_t S = a.past + a.T, qn = a.T * a.nHeads * a.headDim, kvn = S * a.nKvHeads * a.headDim;
-  a.out = arr<Napi::Float32Array>(info, 0, napi_float32_array, qn, "out").Data();
-  a.q = arr<Napi::Float32Array>(info, 1, napi_float32_array, qn, "q").Data();
-  a.k = arr<Napi::Float32Array>(info, 2, napi_float32_array, kvn, "k").Data();
-  a.v = arr<Napi::Float32Array>(info, 3, napi_float32_array, kvn, "v").Data();
-  if (!info[4].IsNull() && !info[4].IsUndefined())
-    a.keyMask = arr<Napi::Uint8Array>(info, 4, napi_uint8_array, S, "keyMask").Data();
-  const int nt = s.pool.threads();
-  // Prefill: each thread copies the head it works on out of the interleaved cache into a contiguous buffer
-  // first. In the cache consecutive keys of one head sit nKvHeads·headDim floats apart (8 KB for 16 × 128),
-  // all in the same L1 sets, so every query re-read them from L2; the copy is read T times from L1/L2.
-  const bool pack = a.T >= 4 && a.nKvHeads > 1;
-  if (static_cast<int>(s.attn.size()) < nt) s.attn.resize(nt);
-  for (auto& v : s.attn) {
-    const size_t need = static_cast<size_t>(S + (pack ? 2 * S * a.headDim : 0));
-    if (v.size() < need) v.resize(need);
-  }
-  const int64_t rows = a.T * a.nHeads;
-  const bool serial = rows * S * a.headDim < 32768;
-  const int64_t chunk = serial ? rows : std::max<int64_t>(1, rows / (nt * 4));
-  const Isa isa = s.isa;
-  const int64_t group = a.nHeads / a.nKvHeads, hd = a.headDim, stride = a.nKvHeads * hd;
-  s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int tid) {
-    float* sc = s.attn[tid].data();
-    float* kbuf = sc + S;
-    float* vbuf = kbuf + S * hd;
-    int64_t packed_kvh = -1, packed_n = 0;
-    // Head-major order: consecutive rows share one head's K and V, which then stay in cache.
-    for (int64_t i = b; i < e; i++) {
-      const int64_t t = i % a.T, h = i / a.T;
-      if (!pack) {
-        attention_row(a, t, h, kv_in_cache(a, h), sc, isa);
-        continue;
-      }
-      const int64_t kvh = h / group;
-      // keys this chunk needs for this head: up to the last token of the head's run inside [b, e)
-      const int64_t run_end = std::min(e, (h + 1) * a.T);
-      const int64_t n = a.past + ((run_end - 1) % a.T) + 1;
-      if (kvh != packed_kvh || n > packed_n) {
-        for (int64_t j = 0; j < n; j++) {
-          std::memcpy(kbuf + j * hd, a.k + j * stride + kvh * hd, hd * sizeof(float));
-          std::memcpy(vbuf + j * hd, a.v + j * stride + kvh * hd, hd * sizeof(float));
-        }
-        packed_kvh = kvh;
-        packed_n = n;
-      }
-      attention_row(a, t, h, KvView{kbuf, vbuf, hd}, sc, isa);
-    }
-  });
+  PagedKv kv = paged_layout(info);
+  const int64_t start = num(info, 14, "start"), T = num(info, 15, "T");
+  if (start + T > (int64_t(1) << 31) - 1) bad(env, "kvWrite: positions must stay below 2^31");
+  const size_t n = static_cast<size_t>(T * kv.nKvHeads * kv.headDim);
+  const float* k = arr<Napi::Float32Array>(info, 12, napi_float32_array, n, "k").Data();
+  const float* v = arr<Napi::Float32Array>(info, 13, napi_float32_array, n, "v").Data();
+  if (T == 0) return;
+  bind_blocks(info, s, kv, start / kv.blockSize, (start + T + kv.blockSize - 1) / kv.blockSize);
+  kv_write(kv, k, v, start, T, s.isa, s.pool);
+}
+
+// kvAttention(buffers, table, type, nKvHeads, headDim, blockSize, group, regionBytes, scaleOffset, blockBytes,
+//             blocksPerSegment, layer, out, q, T, past, nHeads, scale)
+void KvAttention(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  Instance& s = inst(env);
+  PagedKv kv = paged_layout(info);
+  PagedAttnArgs a{};
+  a.T = num(info, 14, "T");
+  a.past = num(info, 15, "past");
+  a.nHeads = num(info, 16, "nHeads", 1);
+  if (!info[17].IsNumber()) bad(env, "scale: not a number");
+  a.scale = info[17].As<Napi::Number>().FloatValue();
+  if (a.nHeads % kv.nKvHeads || a.nHeads > 65536)
+    bad(env, "kvAttention: nHeads must be a multiple of nKvHeads (and ≤ 65536)");
+  if (a.past + a.T > (int64_t(1) << 31) - 1) bad(env, "kvAttention: positions must stay below 2^31");
+  const size_t qn = static_cast<size_t>(a.T * a.nHeads * kv.headDim);
+  a.out = arr<Napi::Float32Array>(info, 12, napi_float32_array, qn, "out").Data();
+  a.q = arr<Napi::Float32Array>(info, 13, napi_float32_array, qn, "q").Data();
+  if (a.T == 0) return;
+  bind_blocks(info, s, kv, 0, (a.past + a.T + kv.blockSize - 1) / kv.blockSize);
+  paged_attention(kv, a, s.isa, s.pool, s.kv);
 }
 
 // siluMul(gate, up, n)
@@ -295,7 +343,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
   exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm, "rmsnorm"));
   exports.Set("rope", Napi::Function::New(env, Rope, "rope"));
-  exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  exports.Set("kvWrite", Napi::Function::New(env, KvWrite, "kvWrite"));
+  exports.Set("kvAttention", Napi::Function::New(env, KvAttention, "kvAttention"));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace, "addInPlace"));
   return exports;

@@ -2,6 +2,7 @@
 // has already checked every length, so kernels never bounds-check.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 // The vector kernels are x86 only; elsewhere (e.g. arm64) the addon still builds, with the scalar kernels.
 // -DXV_NO_X86 builds that variant on x86 too, so it can be tested.
@@ -72,33 +73,50 @@ void matmul_vnni_q8_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy
 void matmul_q4_avx2_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                          int64_t r1);
 
-// Small ops (ops.cc, attention.cc).
+// Small ops (ops.cc).
 void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);
 void rope(float* x, int64_t T, int64_t nHeads, int64_t headDim, const float* cos, const float* sin);
 void silu_mul(float* gate, const float* up, int64_t begin, int64_t end, Isa isa);
 void add_in_place(float* y, const float* x, int64_t n);
 
-struct AttnArgs {
+// --- Paged KV cache (kv.cc); the layout is src/kv/layout.ts ---
+
+// Storage type codes, as KV_TYPE_CODE in src/kv/layout.ts.
+enum class KvType : int { F32 = 0, F16 = 1, Q8 = 2 };
+
+// One layer of one sequence's KV cache, in place. Token s lives in block table[s / blockSize], row
+// s % blockSize; block b is at segs[b / blocksPerSegment] + (b % blocksPerSegment) · blockBytes; inside it, layer
+// l's K region starts at (2l) · regionBytes and its V region at (2l + 1) · regionBytes. A region is head-major
+// (nKvHeads, blockSize, headDim): f32 values, f16 bits, or q8_0 int8 values followed at scaleOffset by f16
+// scales (nKvHeads, blockSize, headDim / group). The binding has checked that every block the call touches
+// lies inside its segment.
+struct PagedKv {
+  KvType type;
+  int64_t nKvHeads, headDim, blockSize, group, regionBytes, scaleOffset, blockBytes, blocksPerSegment, layer;
+  uint8_t* const* segs;
+  const int32_t* table;
+};
+
+// q (T, nHeads, headDim) → out (T, nHeads, headDim); query t sees keys 0 … past + t.
+struct PagedAttnArgs {
   float* out;
   const float* q;
-  const float* k;
-  const float* v;
-  const uint8_t* keyMask;  // may be null
-  int64_t T, past, nHeads, nKvHeads, headDim;
+  int64_t T, past, nHeads;
   float scale;
 };
-// Where the keys and values of the head a query row reads live: key s at k + s·stride (likewise v). Either the
-// cache itself (stride nKvHeads·headDim) or a contiguous copy of that head (stride headDim).
-struct KvView {
-  const float* k;
-  const float* v;
-  int64_t stride;
+
+// Per-thread scratch of paged_attention, kept between calls (O(chunk · headDim) floats each) and the split-key
+// partial results.
+struct KvScratch {
+  std::vector<std::vector<float>> thread;
+  std::vector<float> partial;
 };
-inline KvView kv_in_cache(const AttnArgs& a, int64_t h) {
-  const int64_t kvh = (h / (a.nHeads / a.nKvHeads)) * a.headDim;
-  return KvView{a.k + kvh, a.v + kvh, a.nKvHeads * a.headDim};
-}
-// One query row: token t, head h. `scores` holds past + T floats.
-void attention_row(const AttnArgs& a, int64_t t, int64_t h, const KvView& kv, float* scores, Isa isa);
+
+class ThreadPool;
+// Stores T tokens' keys and values k, v (T, nKvHeads · headDim) at positions start … start + T − 1: f32 as is,
+// f16 rounded to nearest even, q8_0 with d = amax / 127 and q = round-half-away(x / d) per group.
+void kv_write(const PagedKv& kv, const float* k, const float* v, int64_t start, int64_t T, Isa isa, ThreadPool& pool);
+// Causal GQA attention over the paged cache (online softmax over key chunks, blocks read in place).
+void paged_attention(const PagedKv& kv, const PagedAttnArgs& a, Isa isa, ThreadPool& pool, KvScratch& scratch);
 
 }  // namespace xv

@@ -26,9 +26,21 @@ export interface Addon {
   ): void;
   rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
-  attention(
-    out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, keyMask: Uint8Array | null,
-    T: number, past: number, nHeads: number, nKvHeads: number, headDim: number, scale: number,
+  /**
+   * Paged KV cache (native/src/kv.cc). The first twelve arguments name one layer of one sequence's cache: the
+   * pool's segments, the block table, then the layout numbers (KvLayout, with KV_TYPE_CODE for the type) and the
+   * layer. Every block id the call touches is checked against the segments.
+   */
+  kvWrite(
+    buffers: readonly ArrayBuffer[], table: Int32Array, type: number, nKvHeads: number, headDim: number,
+    blockSize: number, group: number, regionBytes: number, scaleOffset: number, blockBytes: number,
+    blocksPerSegment: number, layer: number, k: Float32Array, v: Float32Array, start: number, T: number,
+  ): void;
+  kvAttention(
+    buffers: readonly ArrayBuffer[], table: Int32Array, type: number, nKvHeads: number, headDim: number,
+    blockSize: number, group: number, regionBytes: number, scaleOffset: number, blockBytes: number,
+    blocksPerSegment: number, layer: number, out: Float32Array, q: Float32Array, T: number, past: number,
+    nHeads: number, scale: number,
   ): void;
   siluMul(gate: Float32Array, up: Float32Array, n: number): void;
   addInPlace(y: Float32Array, x: Float32Array, n: number): void;

@@ -4,8 +4,8 @@
  * validates the weight once and records its format code.
  */
 import type { Backend, Weight, WeightFormat } from "../backend.js";
-import { kvWriteRef, pagedAttentionRef } from "../ts/kv.js";
 import { XverseError } from "../../errors.js";
+import { KV_TYPE_CODE } from "../../kv/layout.js";
 import { type Addon, loadAddon, physicalCores } from "./addon.js";
 
 export { physicalCores } from "./addon.js";
@@ -88,9 +88,19 @@ function makeBackend(a: Addon): NativeBackend {
     },
     rmsnorm: (y, x, weight, T, dim, eps) => a.rmsnorm(y, x, weight, T, dim, eps),
     rope: (x, T, nHeads, headDim, cos, sin) => a.rope(x, T, nHeads, headDim, cos, sin),
-    // TODO(native kv): paged kernels; the TS reference meanwhile
-    kvWrite: kvWriteRef,
-    attention: pagedAttentionRef,
+    kvWrite(kv, k, v, start, T) {
+      const L = kv.layout;
+      a.kvWrite(kv.buffers, kv.table, KV_TYPE_CODE[L.type], L.nKvHeads, L.headDim, L.blockSize, L.group, L.regionBytes,
+        L.scaleOffset, L.blockBytes, kv.blocksPerSegment, kv.layer, k, v, start, T);
+    },
+    attention(out, q, kv, p) {
+      const L = kv.layout;
+      if (p.nKvHeads !== L.nKvHeads || p.headDim !== L.headDim) {
+        throw new XverseError("bad_argument", `attention: ${p.nKvHeads} kv heads × ${p.headDim} do not match the KV cache's ${L.nKvHeads} × ${L.headDim}`);
+      }
+      a.kvAttention(kv.buffers, kv.table, KV_TYPE_CODE[L.type], L.nKvHeads, L.headDim, L.blockSize, L.group, L.regionBytes,
+        L.scaleOffset, L.blockBytes, kv.blocksPerSegment, kv.layer, out, q, p.T, p.past, p.nHeads, p.scale);
+    },
     siluMul: (gate, up, n) => a.siluMul(gate, up, n),
     addInPlace: (y, x, n) => a.addInPlace(y, x, n),
   };
