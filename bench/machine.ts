@@ -4,7 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,4 +85,29 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * node-llama-cpp from peers/ on the CPU with exactly `threads` threads: its default (4) oversubscribes a 2-core
+ * machine and runs 10× slower. Pass `contextThreads(threads)` as createContext's `threads` too.
+ */
+export async function openLlamaCpp(threads: number): Promise<{ nlc: any; llama: any }> {
+  const nlc = await importPeer<any>("node-llama-cpp");
+  const llama = await nlc.getLlama({ gpu: false, build: "never", maxThreads: threads, logLevel: nlc.LlamaLogLevel.error });
+  return { nlc, llama };
+}
+
+/** createContext's `threads` option pinning node-llama-cpp to exactly `threads` threads. */
+export function contextThreads(threads: number): { ideal: number; min: number } {
+  return { ideal: threads, min: threads };
+}
+
+/** This process's peak resident set size so far, in MiB. */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** "1.2 3.4 5.6": the 1/5/15-minute load averages, to judge how busy a shared machine was. */
+export function loadAverage(): string {
+  return loadavg().map((x) => x.toFixed(1)).join(" ");
 }

@@ -9,11 +9,14 @@
  * 1/√(2·layers)) so the random network is not chaotic: otherwise any perturbation, even bf16 rounding,
  * is amplified layer after layer and every precision looks equally broken.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { writeSafetensors, type TensorToWrite } from "../src/io/safetensors.js";
 import { f32ToBf16, f32ToF16, type DType, type Tensor } from "../src/tensor.js";
-import { TOKEN_TYPE, type GgufVocab } from "../src/gguf/export.js";
+import { exportGguf, TOKEN_TYPE, type ExportType, type GgufVocab } from "../src/gguf/export.js";
+import { loadConfig } from "../src/config.js";
+import { openCheckpoint } from "../src/io/checkpoint.js";
 
 /** Bumped whenever the weights a spec produces change, so cached builds (keyed by specKey) are not reused. */
 export const GENERATOR_VERSION = 2;
@@ -41,6 +44,40 @@ export const BENCH_SPEC: SyntheticSpec = { hidden: 2048, layers: 16, heads: 16, 
 export const MEDIUM_SPEC: SyntheticSpec = { hidden: 1024, layers: 8, heads: 8, kvHeads: 8, intermediate: 2816, vocab: 32000, context: 2048, seed: 3 };
 /** `--quick`: the same shape family, small enough for a smoke run. */
 export const QUICK_SPEC: SyntheticSpec = { hidden: 512, layers: 4, heads: 8, kvHeads: 8, intermediate: 1408, vocab: 32000, context: 2048, seed: 1 };
+
+/** The specs by the names `--size` takes. */
+export const SPECS: Record<"full" | "medium" | "quick", SyntheticSpec> = { full: BENCH_SPEC, medium: MEDIUM_SPEC, quick: QUICK_SPEC };
+
+/** `--size` (full | medium | quick; `--quick` = quick, default full) → its spec. */
+export function specBySize(size: string): SyntheticSpec {
+  const spec = (SPECS as Record<string, SyntheticSpec>)[size];
+  if (!spec) throw new Error(`--size must be full, medium or quick, got ${size}`);
+  return spec;
+}
+
+/** Where a spec's builds are cached (the f16 checkpoint in <dir>/f16, GGUF exports beside it). */
+export function syntheticDir(s: SyntheticSpec): string {
+  return join(tmpdir(), `xverse-bench-${specKey(s)}`);
+}
+
+/**
+ * <dir>/model-<type>.gguf exported from the f16 build in <dir>/f16 with the synthetic vocabulary (reused when
+ * present: exportGguf writes atomically, so an existing file is complete). The same files bench/inference.ts uses.
+ */
+export function ensureSyntheticGguf(dir: string, type: ExportType, log?: (m: string) => void): string {
+  const path = join(dir, `model-${type}.gguf`);
+  if (existsSync(path)) return path;
+  const cfg = loadConfig(join(dir, "f16"));
+  const src = openCheckpoint(join(dir, "f16"));
+  const t0 = performance.now();
+  try {
+    exportGguf(src, cfg, syntheticVocab(cfg.vocabSize), path, { type, name: "synthetic-xverse" });
+  } finally {
+    src.close();
+  }
+  log?.(`exported ${path} (${(statSync(path).size / 2 ** 30).toFixed(2)} GiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return path;
+}
 
 export function paramCount(s: SyntheticSpec): { layers: number; embed: number; total: number } {
   const hd = s.hidden / s.heads;
