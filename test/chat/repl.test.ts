@@ -49,7 +49,7 @@ class Session {
   }
 }
 
-const STATS = /\[\d+ tokens · [\d.]+ tok\/s · prompt \d+ tokens · (eos|length|stop|abort)\]/;
+const STATS = /\[\d+ tokens · [\d.]+ tok\/s · prompt \d+ tokens, \d+ cached · (eos|length|stop|abort)\]/;
 
 test("REPL: two turns, /reset, Ctrl-C during a reply, /save, /exit", async () => {
   const dir = mkdtempSync(join(tmpdir(), "xverse-chat-"));

@@ -107,7 +107,7 @@ async function compareWithLocal(url: string, label: string): Promise<void> {
 }
 
 test("endpoint mode against xverse serve gives the in-process scores and generations", async () => {
-  const srv = await startServer({ port: 0, concurrency: 1, load: { backend: "ts" }, modelId: "stories260K" });
+  const srv = await startServer({ port: 0, concurrency: 1, load: { backend: "ts", kvType: "f32" }, modelId: "stories260K" });
   try {
     await compareWithLocal(srv.url, "xverse serve");
   } finally {

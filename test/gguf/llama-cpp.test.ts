@@ -168,13 +168,15 @@ test("llama.cpp runs our stories260K GGUF: f32 and f16 give the golden 255 greed
   assert.equal(matched["f32-llama"], 255);
   assert.equal(matched.f16, 255);
   // Quantized weights (and llama.cpp's Q8_0 activations in its Q8_0 matmul) change a 260K-parameter model's
-  // choices eventually; with this pinned build Q8_0 keeps 114 tokens and Q4_0 27.
+  // choices eventually; with this pinned build Q8_0 keeps 114 tokens (185 on an Intel Xeon) and Q4_0 27.
   assert.ok(matched.q8_0 >= 100, `q8_0 kept ${matched.q8_0}`);
   assert.ok(matched.q4_0 >= 20, `q4_0 kept ${matched.q4_0}`);
   // On the same quantized file, our engine (blocks dequantized to f32, f32 activations) and llama.cpp (Q8_0
-  // activations in its quantized matmuls) choose the same tokens: all 255 for Q8_0, 154 for Q4_0.
+  // activations in its quantized matmuls) choose the same tokens for a long stretch. How long depends on which
+  // kernels llama.cpp picks for the CPU: all 255 for Q8_0 on AMD Zen 4, 114 on an Intel Xeon (AVX-512); 154
+  // for Q4_0 on both.
   console.log(`# llama.cpp vs our engine on the same file, common greedy prefix: ${JSON.stringify(agree)}`);
-  assert.equal(agree.q8_0, 255);
+  assert.ok(agree.q8_0 >= 100, `q8_0 agreed on ${agree.q8_0}`);
   assert.ok(agree.q4_0 >= 120, `q4_0 agreed on ${agree.q4_0}`);
 });
 

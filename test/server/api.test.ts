@@ -71,7 +71,12 @@ describe("OpenAI API (openai client)", () => {
     assert.equal(text, plain.choices[0].message.content);
     assert.equal(finish, plain.choices[0].finish_reason);
     assert.ok(chunks > 3);
-    assert.deepEqual(usage, plain.usage);
+    const { prompt_tokens_details: hot, ...counts } = usage!;
+    const { prompt_tokens_details: cold, ...plainCounts } = plain.usage!;
+    assert.deepEqual(counts, plainCounts);
+    // the same messages again: every full KV block of the prompt comes from the pool, as OpenAI reports it
+    assert.ok(hot!.cached_tokens! > 0 && hot!.cached_tokens! < usage!.prompt_tokens, `cached ${hot!.cached_tokens} of ${usage!.prompt_tokens}`);
+    assert.ok(cold!.cached_tokens! < hot!.cached_tokens!);
   });
 
   it("chat: logprobs and top_logprobs, plain and streamed", async () => {
