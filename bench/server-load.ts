@@ -5,13 +5,24 @@
  * RSS before, at peak and after (should return near its baseline once the clients are gone).
  * Not a test: it reports, and exits 1 only on server errors or a stream that should have completed and did not.
  *
+ * --shared-prefix runs a different scenario instead: every one of the clients sends --requests chat requests that
+ * share one ~1,000-token system prompt (--prefix-tokens) and differ in a short user message, first with a unique
+ * random token at the very start of each system prompt (nothing can be shared: the "before"), then as is. It
+ * reports the cached-token share (Σ usage.prompt_tokens_details.cached_tokens / Σ usage.prompt_tokens, from
+ * streams with stream_options.include_usage; target ≥ 90 %) and throughput (requests/s, tokens/s) of both.
+ *
  *   node dist/bench/server-load.js [--seconds 60] [--clients 32] [--concurrency 4] [--max-tokens 128] [--model DIR]
- *                                  [--threads N] [--semi-space MB] [--url URL (an already running server)]
+ *                                  [--threads N] [--ctx-size N] [--semi-space MB] [--url URL (an already running server)]
+ *   node dist/bench/server-load.js --shared-prefix [--clients 32] [--requests 4] [--prefix-tokens 1000]
+ *                                  [--reply-tokens 32] [--concurrency 4] [--ctx-size 2048] [--model DIR] [--threads N]
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { defaultModelDir } from "../src/model/embedded.js";
 
 const { values: v } = parseArgs({
   options: {
@@ -23,9 +34,34 @@ const { values: v } = parseArgs({
     threads: { type: "string" },
     "semi-space": { type: "string" },
     url: { type: "string" },
+    "ctx-size": { type: "string" },
+    "shared-prefix": { type: "boolean" },
+    requests: { type: "string", default: "4" },
+    "prefix-tokens": { type: "string", default: "1000" },
+    "reply-tokens": { type: "string", default: "32" },
   },
 });
 const SECONDS = Number(v.seconds), CLIENTS = Number(v.clients), MAX_TOKENS = Number(v["max-tokens"]);
+// the shared-prefix scenario needs room for its system prompt: the embedded model's own context is 512 tokens
+const CTX_SIZE = v["ctx-size"] ?? (v["shared-prefix"] ? "2048" : undefined);
+
+/**
+ * The embedded model with config.json's max_position_embeddings raised to `ctx` (its other files linked). The
+ * server sizes a chat prompt's budget from max_position_embeddings, not from --ctx-size (src/server/engine.ts
+ * passes model.config to buildPrompt; chat.ts passes ctxSize), so with the embedded model's 512 a 1,000-token
+ * system prompt would be dropped from the prompt whatever --ctx-size says.
+ */
+function widenedDefaultModel(ctx: number): string {
+  const src = defaultModelDir();
+  const dir = join(tmpdir(), `xverse-stories260K-ctx${ctx}`);
+  if (existsSync(join(dir, "config.json"))) return dir;
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(src)) if (f !== "config.json" && !existsSync(join(dir, f))) symlinkSync(join(src, f), join(dir, f));
+  const cfg = JSON.parse(readFileSync(join(src, "config.json"), "utf8"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, max_position_embeddings: Math.max(ctx, cfg.max_position_embeddings) }, null, 1));
+  return dir;
+}
+const MODEL = v.model ?? (v["shared-prefix"] ? widenedDefaultModel(Number(CTX_SIZE)) : undefined);
 const DISCONNECTERS = Math.round(CLIENTS / 4);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,7 +72,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess | null;
   const bin = join(dirname(fileURLToPath(import.meta.url)), "../../bin/xverse.js");
   // --semi-space MB: V8's young-generation cap for the server's HTTP thread (node --max-semi-space-size); by
   // default V8 grows it to 16 MB per semi-space under load and keeps it, which is most of the RSS growth seen
-  const args = [...(v["semi-space"] ? [`--max-semi-space-size=${v["semi-space"]}`] : []), bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(v.model ? ["--model", v.model] : []), ...(v.threads ? ["--threads", v.threads] : [])];
+  const args = [...(v["semi-space"] ? [`--max-semi-space-size=${v["semi-space"]}`] : []), bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(MODEL ? ["--model", MODEL] : []), ...(v.threads ? ["--threads", v.threads] : []), ...(CTX_SIZE ? ["--ctx-size", CTX_SIZE] : [])];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
   child.stdout!.on("data", (d) => (out += d));
@@ -52,21 +88,29 @@ async function startServer(): Promise<{ url: string; child: ChildProcess | null;
 
 const PROMPTS = ["Tell me a story about a cat.", "What did Lily find in the park?", "Once upon a time", "Why is the sky blue?", "Write about a big red ball."];
 
-interface Outcome { kind: "completed" | "cut" | "error"; ttft?: number; total?: number; tokens: number; why?: string }
+/** The usage chunk of a stream (stream_options.include_usage). */
+interface Usage { prompt: number; completion: number; cached: number }
+
+interface Outcome { kind: "completed" | "cut" | "error"; ttft?: number; total?: number; tokens: number; why?: string; usage?: Usage }
 
 /** One streaming chat request; `cutAfter` chunks → hang up (as a closed browser tab would). */
-async function streamOnce(url: string, i: number, cutAfter: number | null): Promise<Outcome> {
+function streamOnce(url: string, i: number, cutAfter: number | null): Promise<Outcome> {
+  return streamChat(url, {
+    model: "m", stream: true, temperature: 0.8, top_p: 0.95, seed: i,
+    max_tokens: 16 + (i * 37) % MAX_TOKENS,
+    messages: [{ role: "user", content: PROMPTS[i % PROMPTS.length] }],
+  }, cutAfter);
+}
+
+/** Posts one streaming chat request body and reads its SSE chunks (usage too, when the body asks for it). */
+async function streamChat(url: string, body: object, cutAfter: number | null): Promise<Outcome> {
   const t0 = performance.now();
   const ac = new AbortController();
-  let ttft: number | undefined, tokens = 0, done = false, finish: string | null = null;
+  let ttft: number | undefined, tokens = 0, done = false, finish: string | null = null, usage: Usage | undefined;
   try {
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: "POST", signal: ac.signal, headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({
-        model: "m", stream: true, temperature: 0.8, top_p: 0.95, seed: i,
-        max_tokens: 16 + (i * 37) % MAX_TOKENS,
-        messages: [{ role: "user", content: PROMPTS[i % PROMPTS.length] }],
-      }),
+      body: JSON.stringify(body),
     });
     if (res.status !== 200) return { kind: "error", tokens, why: `HTTP ${res.status}: ${await res.text()}` };
     const reader = res.body!.getReader();
@@ -83,6 +127,7 @@ async function streamOnce(url: string, i: number, cutAfter: number | null): Prom
         if (data === "[DONE]") { done = true; continue; }
         const c = JSON.parse(data);
         if (c.error) return { kind: "error", tokens, why: c.error.message };
+        if (c.usage) usage = { prompt: c.usage.prompt_tokens, completion: c.usage.completion_tokens, cached: c.usage.prompt_tokens_details?.cached_tokens ?? 0 };
         const ch = c.choices?.[0];
         if (ch?.delta?.content) {
           ttft ??= performance.now() - t0;
@@ -101,7 +146,7 @@ async function streamOnce(url: string, i: number, cutAfter: number | null): Prom
   }
   // a short reply can end before the client meant to hang up: that stream simply completed
   if (!done || !finish) return { kind: "error", tokens, why: `stream ended without ${done ? "finish_reason" : "[DONE]"}` };
-  return { kind: "completed", ttft: ttft ?? performance.now() - t0, total: performance.now() - t0, tokens };
+  return { kind: "completed", ttft: ttft ?? performance.now() - t0, total: performance.now() - t0, tokens, usage };
 }
 
 const health = async (url: string): Promise<Health> => (await fetch(`${url}/health`)).json() as Promise<Health>;
@@ -115,8 +160,96 @@ function pct(xs: number[], p: number): number {
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const ms = (x: number) => `${x.toFixed(0)} ms`;
 
+/** A system prompt of `sentences` numbered rules (deterministic), optionally after a unique leading token. */
+function systemPrompt(sentences: number, unique = ""): string {
+  const things = ["cat", "ball", "park", "tree", "dog", "bird", "sun", "boat", "cake", "flower"];
+  const rules: string[] = [];
+  for (let k = 0; k < sentences; k++) rules.push(`Rule ${k + 1}: when the story has a ${things[k % things.length]}, keep it happy and tell it in small words.`);
+  return (unique ? unique + " " : "") + "You are a friendly storyteller for little children. " + rules.join(" ");
+}
+
+/** A token no other request has (random letters and digits), so a prompt that starts with it shares no block. */
+const uniqueToken = () => `${Math.random().toString(36).slice(2, 8)}${Math.random().toString(36).slice(2, 6)}:`;
+
+/**
+ * --shared-prefix: all clients at once, each sending its requests one after another; first with a unique token
+ * leading every system prompt (the same work with nothing to share), then with the shared system prompt.
+ */
+async function sharedPrefix(url: string): Promise<void> {
+  const REQUESTS = Number(v.requests), TARGET = Number(v["prefix-tokens"]), REPLY = Number(v["reply-tokens"]);
+  const body = (system: string | null, i: number, maxTokens = REPLY) => ({
+    model: "m", stream: true, stream_options: { include_usage: true }, temperature: 0.8, top_p: 0.95, seed: i,
+    max_tokens: maxTokens, ignore_eos: true,
+    messages: [...(system === null ? [] : [{ role: "system", content: system }]), { role: "user", content: `${PROMPTS[i % PROMPTS.length]} (${i})` }],
+  });
+  // size the system prompt from the server's own counts (unique tokens lead every probe, so the probes leave
+  // nothing in the cache that the runs below could reuse): prompt tokens without a system message, with the
+  // preamble alone and with 20 rules → rules needed for TARGET tokens of system message
+  const probe = async (system: string | null): Promise<number> => {
+    const o = await streamChat(url, body(system, 0, 1), null);
+    if (o.kind !== "completed" || !o.usage) throw new Error(`probe request failed: ${o.why ?? "no usage chunk"}`);
+    return o.usage.prompt;
+  };
+  const none = await probe(null), p0 = await probe(systemPrompt(0, uniqueToken())), p20 = await probe(systemPrompt(20, uniqueToken()));
+  if (!(p20 > p0 && p0 > none)) throw new Error(`the server dropped the system message (prompt tokens: ${none} without one, ${p0} with a short one, ${p20} with a longer one): is the model's context too small?`);
+  const sentences = Math.max(1, Math.ceil((TARGET - (p0 - none)) / ((p20 - p0) / 20)));
+  const full = await probe(systemPrompt(sentences, uniqueToken()));
+  if (full <= p20 && sentences > 20) throw new Error(`the server dropped the ${sentences}-rule system message (${full} prompt tokens): is the model's context too small?`);
+  const sysTokens = full - none;
+  // warm-up (JIT, scratch buffers): a few requests that share nothing
+  await Promise.all(Array.from({ length: 4 }, (_, i) => streamChat(url, body(systemPrompt(sentences, uniqueToken()), i), null)));
+
+  const runs: { label: string; outcomes: Outcome[]; wall: number }[] = [];
+  let seq = 1;
+  for (const [label, unique] of [["unique first token (nothing shareable)", true], ["shared system prompt", false]] as const) {
+    const shared = systemPrompt(sentences);
+    const outcomes: Outcome[] = [];
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      for (let r = 0; r < REQUESTS; r++) {
+        const i = seq++;
+        outcomes.push(await streamChat(url, body(unique ? systemPrompt(sentences, uniqueToken()) : shared, i), null));
+      }
+    }));
+    runs.push({ label, outcomes, wall: (performance.now() - t0) / 1000 });
+  }
+
+  console.log(`shared-prefix scenario: server ${url} · ${CLIENTS} clients × ${REQUESTS} streaming chat requests each, all at once · ` +
+    `system prompt ${sysTokens} tokens (${sentences} rules), short user messages · max_tokens ${REPLY} with ignore_eos · model ${MODEL ?? "(server's)"}`);
+  console.log("");
+  console.log("| system prompt | requests | errors | prompt tokens | cached tokens | cached share | wall s | requests/s | completion tok/s | prompt tok/s | TTFT p50 | TTFT p90 |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  const share: number[] = [], rps: number[] = [];
+  for (const r of runs) {
+    const ok = r.outcomes.filter((o) => o.kind === "completed" && o.usage);
+    const errors = r.outcomes.length - ok.length;
+    const prompt = ok.reduce((a, o) => a + o.usage!.prompt, 0), cached = ok.reduce((a, o) => a + o.usage!.cached, 0);
+    const completion = ok.reduce((a, o) => a + o.usage!.completion, 0);
+    const ttft = ok.map((o) => o.ttft!);
+    share.push(cached / prompt);
+    rps.push(ok.length / r.wall);
+    console.log(`| ${r.label} | ${r.outcomes.length} | ${errors} | ${prompt} | ${cached} | ${((100 * cached) / prompt).toFixed(1)} % | ${r.wall.toFixed(1)} | ` +
+      `${(ok.length / r.wall).toFixed(2)} | ${(completion / r.wall).toFixed(1)} | ${(prompt / r.wall).toFixed(0)} | ${ms(pct(ttft, 50))} | ${ms(pct(ttft, 90))} |`);
+    for (const e of r.outcomes.filter((o) => o.kind !== "completed" || !o.usage).slice(0, 5)) console.log(`  error: ${e.why ?? "no usage chunk"}`);
+    if (errors) process.exitCode = 1;
+  }
+  console.log("");
+  console.log(`cached share with the shared system prompt: ${(100 * share[1]).toFixed(1)} % (target ≥ 90 %: ${share[1] >= 0.9 ? "met" : "MISSED"}); ` +
+    `requests/s shared / unique: ${(rps[1] / rps[0]).toFixed(2)}×`);
+  console.log(`cached_share: ${share[1].toFixed(3)}`);
+  console.log(`throughput_ratio_shared_vs_unique: ${(rps[1] / rps[0]).toFixed(2)}`);
+}
+
 async function main(): Promise<void> {
   const srv = await startServer();
+  if (v["shared-prefix"]) {
+    try {
+      await sharedPrefix(srv.url);
+    } finally {
+      srv.child?.kill("SIGTERM");
+    }
+    return;
+  }
   try {
     const cold = await health(srv.url);
     let seq = 1;
