@@ -4,6 +4,7 @@
  */
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import type { KvSequence } from "../kv/sequence.js";
 import { generateText } from "../generate/generate.js";
 import { loglikelihood, PrefixCache, type LoglikResult } from "./loglik.js";
 import { truncateAtStop } from "./prompts.js";
@@ -25,9 +26,13 @@ export interface Scorer {
   generate(prompt: string, req: GenerateRequest): Promise<string>;
 }
 
-/** The in-process scorer: one model, one tokenizer, one reused KV cache for log-likelihoods. */
+/**
+ * The in-process scorer: one model, one tokenizer, one KV pool — a sequence for log-likelihoods and one for
+ * completions, each keeping the longest prefix shared with the previous call (the few-shot examples).
+ */
 export class LocalScorer implements Scorer {
   private readonly reuse = new PrefixCache();
+  private gen: KvSequence | null = null;
   /** One model, one KV cache: calls must not interleave. */
   readonly maxConcurrency = 1;
 
@@ -44,11 +49,12 @@ export class LocalScorer implements Scorer {
     let ids = this.tokenizer.encode(prompt).ids;
     // A small context (stories260K: 512) cannot hold prompt + max new tokens: keep at least half the window for
     // the prompt (cut from the left, as lm-eval does) and let the answer have the rest.
-    const maxPos = this.model.config.maxPositionEmbeddings;
+    const maxPos = this.model.ctxSize;
     const keep = Math.max(1, Math.max(maxPos - req.maxNewTokens, Math.floor(maxPos / 2)));
     if (ids.length > keep) ids = ids.slice(ids.length - keep);
     const maxNewTokens = Math.min(req.maxNewTokens, maxPos - ids.length);
-    const r = await generateText(this.model, this.tokenizer, ids, { greedy: true, maxNewTokens, stopStrings: [...req.stop] });
+    this.gen ??= this.model.createPool().sequence(maxPos);
+    const r = await generateText(this.model, this.tokenizer, ids, { greedy: true, maxNewTokens, stopStrings: [...req.stop], cache: this.gen });
     return truncateAtStop(r.text, req.stop);
   }
 }

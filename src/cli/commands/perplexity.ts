@@ -46,7 +46,7 @@ export const command: Command = {
     }
     const { model, tokenizer } = await loadModel(modelPath(v), loadOptionsFromFlags(v));
     const ids = tokenizer.encode(text, { addSpecialTokens: !v["no-bos"] }).ids;
-    const context = numberFlag(v.context as string | undefined, "--context", { int: true, min: 2 }) ?? Math.min(model.config.maxPositionEmbeddings, Math.max(2, ids.length));
+    const context = numberFlag(v.context as string | undefined, "--context", { int: true, min: 2 }) ?? Math.min(model.ctxSize, Math.max(2, ids.length));
     const stride = numberFlag(v.stride as string | undefined, "--stride", { int: true, min: 1 });
     const t0 = performance.now();
     const r = await perplexity(model, ids, {
