@@ -117,6 +117,8 @@ export async function* chatStream(
     logitsHook: hook,
     cache: options.cache,
     onPrefill: (n) => (cachedTokens = n),
+    // the reply is decode(reply ids), as the official chat decodes it: no leading space carried over from the prompt
+    continuation: false,
   });
   let cachedTokens = 0;
   const calls = tools.length ? new ToolCallStream() : null;

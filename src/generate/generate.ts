@@ -28,6 +28,12 @@ export interface GenerateOptions extends SamplingRequest {
   cache?: KvSequence;
   /** Told how many prompt tokens came from the cache, once the prompt is in it. */
   onPrefill?: (cachedTokens: number) => void;
+  /**
+   * Stream the text as the prompt's continuation (default true): decoded after the prompt's last tokens, so it
+   * joins to decode(prompt + ids) − decode(prompt) and a SentencePiece first token keeps its space ("Zoo" →
+   * " was"), as OpenAI's completions. false: decode(ids) alone, as the official model.chat's reply.
+   */
+  continuation?: boolean;
 }
 
 export interface GeneratedToken {
@@ -87,7 +93,7 @@ export async function* generate(
   const out: number[] = [];
   const logits = new Float32Array(V);
   const work = new Float32Array(V);
-  const decoder = tokenizer.streamDecoder({ skipSpecialTokens: true });
+  const decoder = tokenizer.streamDecoder({ skipSpecialTokens: true, context: opts.continuation === false ? undefined : promptIds });
   const stops = new StopMatcher(opts.stopStrings ?? []);
   let text = "";
   let finish: FinishReason = "length";

@@ -106,6 +106,8 @@ export class Engine {
     }
 
     const opts = this.decoding(job.sampling, maxNew);
+    // a reply is decoded on its own, as the official chat does (a completion continues its prompt's text)
+    opts.continuation = false;
     let cached = 0;
     if (useTools) {
       const specs = normalizeTools(job.tools);

@@ -10,7 +10,7 @@ import { byteLevelWord, compileRegexes, llamaBpeWord, preTokenizerRegexes, regex
 import { spmTokenize, type SpmVocab } from "./llama-spm.js";
 import { createStreamDecoder } from "./stream.js";
 import { toCodePointOffsets } from "./tokenizer.js";
-import type { DecodeOptions, EncodeOptions, Encoding, StreamDecoder, Tokenizer } from "./types.js";
+import type { DecodeOptions, EncodeOptions, Encoding, StreamDecodeOptions, StreamDecoder, Tokenizer } from "./types.js";
 
 /** GGUF token types (llama.cpp's llama_token_type). */
 export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -268,9 +268,9 @@ export class GgufTokenizer implements Tokenizer {
     return t === TokenType.CONTROL || t === TokenType.UNKNOWN;
   }
 
-  streamDecoder(options?: DecodeOptions): StreamDecoder {
+  streamDecoder(options?: StreamDecodeOptions): StreamDecoder {
     const skip = options?.skipSpecialTokens ?? false;
-    return createStreamDecoder((ids) => this.decodeRaw(ids), (id) => skip && this.isSpecial(id));
+    return createStreamDecoder((ids) => this.decodeRaw(ids), (id) => skip && this.isSpecial(id), options?.context);
   }
 }
 

@@ -10,7 +10,7 @@ import { type Piece, endOf, plainPiece, startOf } from "./piece.js";
 import type { PostProcessor } from "./post-processors.js";
 import type { PreTokenizer } from "./pre-tokenizers.js";
 import { createStreamDecoder } from "./stream.js";
-import type { DecodeOptions, EncodeOptions, Encoding, StreamDecoder, Tokenizer } from "./types.js";
+import type { DecodeOptions, EncodeOptions, Encoding, StreamDecodeOptions, StreamDecoder, Tokenizer } from "./types.js";
 import { normalizeString } from "./normalizers.js";
 
 /** What the pipeline needs from a model: words → (id, start, end) triples, and the vocabulary. */
@@ -149,9 +149,9 @@ export class HfTokenizer implements Tokenizer {
     return this.addedById.get(id)?.special === true;
   }
 
-  streamDecoder(options?: DecodeOptions): StreamDecoder {
+  streamDecoder(options?: StreamDecodeOptions): StreamDecoder {
     const skip = options?.skipSpecialTokens ?? false;
-    return createStreamDecoder((ids) => this.decode(ids), (id) => skip && this.isSpecial(id));
+    return createStreamDecoder((ids) => this.decode(ids), (id) => skip && this.isSpecial(id), options?.context);
   }
 }
 

@@ -14,6 +14,15 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
+export interface StreamDecodeOptions extends DecodeOptions {
+  /**
+   * The ids before the stream (a prompt): the deltas then continue its text, joining to decode(context + ids)
+   * minus decode(context) — a SentencePiece-style first token keeps its leading space ("Zoo" → " was"). Only the
+   * last few ids are used. Without it the stream decodes on its own, like decode(ids) ("was").
+   */
+  context?: ArrayLike<number>;
+}
+
 /** Turns ids into text deltas; never emits half a UTF-8 sequence or a wrong leading space. */
 export interface StreamDecoder {
   /** Feed one id; returns the new text it completes ("" when it needs more ids). */
@@ -35,5 +44,5 @@ export interface Tokenizer {
   tokenToId(token: string): number | undefined;
   /** True for added tokens flagged special (what skipSpecialTokens removes). */
   isSpecial(id: number): boolean;
-  streamDecoder(options?: DecodeOptions): StreamDecoder;
+  streamDecoder(options?: StreamDecodeOptions): StreamDecoder;
 }

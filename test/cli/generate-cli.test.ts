@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { generateText } from "../../src/generate/generate.js";
+import { loadModel } from "../../src/model/load.js";
 import { fixture, repoRoot } from "../helpers/peers.js";
 
 const bin = join(repoRoot, "bin", "xverse.js");
@@ -23,6 +25,22 @@ test("--echo prints the prompt first", () => {
   const r = run("generate", "--echo", "--greedy", "--max-new-tokens", "12", "Once upon a time");
   assert.equal(r.status, 0, r.stderr);
   assert.ok(r.stdout.startsWith("Once upon a time, there was a little girl named Lily."), r.stdout);
+});
+
+test("--echo \"Zoo\" prints decode(prompt + generation): the continuation keeps its leading space", async () => {
+  const r = run("generate", "--echo", "--greedy", "--max-new-tokens", "20", "--quiet", "Zoo");
+  assert.equal(r.status, 0, r.stderr);
+  // the same greedy generation in process, decoded as a whole
+  const { model, tokenizer: tok, generationConfig: gc } = await loadModel(undefined, { onWarning: () => {} });
+  const prompt = tok.encode("Zoo").ids;
+  const g = await generateText(model, tok, prompt, { greedy: true, maxNewTokens: 20, eosTokenIds: gc.eosTokenIds.length ? gc.eosTokenIds : undefined });
+  const all = tok.decode([...prompt, ...g.ids], { skipSpecialTokens: true });
+  assert.ok(all.startsWith("Zoo was"), all);
+  assert.equal(r.stdout, all + "\n");
+  // without --echo: exactly the continuation
+  const plain = run("generate", "--greedy", "--max-new-tokens", "20", "--quiet", "Zoo");
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal("Zoo" + plain.stdout, all);
 });
 
 test("seeded sampling is reproducible from the command line", () => {
