@@ -27,7 +27,7 @@ import { logSumExp } from "./logprobs.js";
 /** Prompt tokens computed per step, across all newcomers (the running streams' tokens come on top). */
 export const STEP_TOKENS = 256;
 
-type Item = { token: GeneratedToken } | { end: GenerateResult };
+type Item = { token: GeneratedToken } | { end: GenerateResult } | { error: Error };
 
 class Seq {
   readonly ids: number[];
@@ -36,6 +36,8 @@ class Seq {
   kv: KvSequence | null = null;
   /** Prompt tokens reused from the pool, and prompt tokens in the cache so far. */
   cached = 0;
+  /** Blocks it may need at most (prompt + max new tokens), counted while it is admitted. */
+  need = 0;
   len = 0;
   logits: Float32Array;
   /** The processors' scratch copy of the logits (one per request, not one per token). */
@@ -84,6 +86,8 @@ export class BatchDecoder {
   private readonly waiting: Seq[] = [];
   private rows: Seq[] = [];
   private running = false;
+  /** Blocks the admitted requests may need at most: newcomers wait while theirs would not fit the budget. */
+  private committed = 0;
   /** Largest batch one forward pass has run (for tests and /health). */
   maxBatchSeen = 0;
 
@@ -111,6 +115,7 @@ export class BatchDecoder {
       for (;;) {
         const item = await seq.next();
         if ("end" in item) return item.end;
+        if ("error" in item) throw item.error;
         yield item.token;
       }
     } finally {
@@ -147,18 +152,22 @@ export class BatchDecoder {
           }
           if (budget <= 0) continue;
           if (!s.kv) {
+            // admission: the request's worst case (prompt + max new tokens) must fit next to the admitted ones,
+            // so a running request never runs out of blocks mid-reply (blocks shared by prefix count twice)
+            const need = Math.ceil(Math.min(s.prompt.length + s.maxNew, this.ctxSize) / this.pool.blockSize);
+            if (need > this.pool.capacityBlocks) {
+              this.waiting.splice(this.waiting.indexOf(s), 1);
+              this.fail(s, new XverseError("kv_budget", `the request needs up to ${need} KV blocks (${s.prompt.length} prompt + ${s.maxNew} new tokens) but the KV budget holds ${this.pool.capacityBlocks} (${this.pool.capacityBlocks * this.pool.blockSize} tokens); lower max_tokens or raise --kv-budget`));
+              continue;
+            }
+            if (this.committed + need > this.pool.capacityBlocks) break; // FIFO: wait for running requests to end
+            s.need = need;
+            this.committed += need;
             s.kv = this.pool.sequence(this.ctxSize);
             s.cached = s.len = s.kv.reuse(s.prompt);
           }
           const n = Math.min(budget, s.prompt.length - s.len);
           const tokens = s.prompt.slice(s.len, s.len + n);
-          try {
-            s.kv.reserve(n);
-          } catch (e) {
-            // out of KV memory: wait for running requests to finish, unless none is left to free any
-            if (e instanceof XverseError && e.code === "kv_budget" && this.rows.length) break;
-            throw e;
-          }
           items.push({ seq: s.kv, tokens });
           owners.push(s);
           budget -= n;
@@ -184,9 +193,9 @@ export class BatchDecoder {
         await new Promise<void>((r) => setImmediate(r));
       }
     } catch (e) {
-      // a kernel failure (or a request that cannot fit the KV budget alone) fails every request in flight, not the worker
+      // a kernel failure fails every request in flight, not the worker
       for (const s of [...this.rows, ...this.waiting.splice(0)]) {
-        s.kv?.release();
+        this.free(s);
         s.push({ end: { finishReason: "abort", ids: s.out, text: s.text + `\n[error: ${(e as Error).message}]`, promptTokens: s.prompt.length, cachedTokens: s.cached } });
       }
       this.rows = [];
@@ -226,9 +235,22 @@ export class BatchDecoder {
     else if (last) { s.done = true; s.finish = "length"; }
   }
 
+  /** Ends one request with an error its consumer throws (the engine turns it into an HTTP error). */
+  private fail(s: Seq, e: Error): void {
+    s.done = true;
+    this.free(s);
+    s.push({ error: e });
+  }
+
+  private free(s: Seq): void {
+    s.kv?.release();
+    this.committed -= s.need;
+    s.need = 0;
+  }
+
   private end(s: Seq): void {
     if (s.finish === "abort") s.text += s.stops.push(s.decoder.flush()).text + s.stops.flush();
-    s.kv?.release();
+    this.free(s);
     s.push({ end: { finishReason: s.finish, ids: s.out, text: s.text, promptTokens: s.prompt.length, cachedTokens: s.cached } });
   }
 }

@@ -9,6 +9,7 @@ import { generateText, type GenerateOptions, type GenerateResult } from "../../s
 import { loadModel } from "../../src/model/load.js";
 import { BatchDecoder, STEP_TOKENS } from "../../src/server/batch.js";
 import type { XverseModel } from "../../src/model/xverse.js";
+import { XverseError } from "../../src/errors.js";
 import type { Tokenizer } from "../../src/tokenizer/types.js";
 
 const decoder = (model: XverseModel, tok: Tokenizer) => new BatchDecoder(model, tok, model.createPool(), model.ctxSize);
@@ -81,6 +82,27 @@ for (const backend of ["ts", "auto"] as const) {
     });
   });
 }
+
+describe("batched decoding: a small KV budget", () => {
+  it("a newcomer waits for blocks and then gives its solo tokens; a request that cannot fit fails alone with kv_budget", async () => {
+    const { model, tokenizer } = await loadModel(undefined, { backend: "ts", onWarning: () => {} });
+    const opts: GenerateOptions = { greedy: true, maxNewTokens: 60, eosTokenIds: [] };
+    const a = tokenizer.encode("Once upon a time").ids, b = tokenizer.encode("The cat sat").ids;
+    const want = [await generateText(model, tokenizer, a, opts), await generateText(model, tokenizer, b, opts)];
+    // three 32-token blocks: one request of ≤ 96 tokens at a time
+    const pool = model.createPool({ budgetBytes: 3 * model.createPool().layout.blockBytes });
+    const dec = new BatchDecoder(model, tokenizer, pool, model.ctxSize);
+    const run = async (ids: number[], o: GenerateOptions) => {
+      const it = dec.generate(ids, o);
+      for (;;) { const r = await it.next(); if (r.done) return r.value; }
+    };
+    const got = await Promise.all([run(a, opts), run(b, opts)]);
+    assert.deepEqual(got.map((r) => r.ids), want.map((r) => r.ids));
+    await assert.rejects(run(a, { ...opts, maxNewTokens: 200 }), (e: unknown) => e instanceof XverseError && e.code === "kv_budget");
+    assert.equal(pool.stats().usedBlocks, 0);
+    assert.equal(dec.active, 0);
+  });
+});
 
 describe("batched decoding: memory", () => {
   it("gives every request's KV blocks back: after hundreds of requests no block is held and the pool never grew past its first bursts", async () => {
