@@ -17,7 +17,7 @@
  *   node dist/bench/chat.js [--quick | --size full|medium|quick] [--threads N] [--runs N] [--parts chat,decode,prefill]
  *        [--turns 6] [--user 120] [--reply 40] [--chat-types q4_0,f16]
  *        [--decode-ctx 4096] [--decode-steps 32] [--decode-type f16]
- *        [--prefill-tokens 8192] [--prefill-type q4_0] [--prefill-runs N] [--llama-batch 2048] [--kv-type f16]
+ *        [--prefill-tokens 8192] [--prefill-type q4_0] [--prefill-runs N] [--llama-batch 2048] [--kv-type f16] [--allow-ts]
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
@@ -53,6 +53,8 @@ interface ChildConfig {
   decodeCtx: number;
   decodeSteps: number;
   prefillTokens: number;
+  /** Run even when our native kernels do not load (the TypeScript backend is 20-50× slower: no comparison). */
+  allowTs: boolean;
 }
 
 /** One turn as a side saw it. */
@@ -88,6 +90,9 @@ async function oursEngine(c: ChildConfig): Promise<Engine> {
   const warnings: string[] = [];
   const { model, tokenizer } = await loadModel(c.gguf, { backend: "auto", threads: c.threads, kvType: c.kvType, ctxSize: c.ctx, onWarning: (m) => warnings.push(m) });
   for (const w of warnings) log(`  ours: ${w}`);
+  if (model.backend.name !== "native" && !c.allowTs) {
+    throw new Error(`our native kernels did not load (${warnings.join("; ") || model.backend.name}): build them (node scripts/build-native.mjs) or pass --allow-ts`);
+  }
   // chat keeps prefix caching on (as chat sessions and the server do); the long-prompt parts turn it off so a
   // released run's blocks go back to the free list instead of staying cached and growing the pool
   const pool = model.createPool({ prefixCaching: c.part === "chat" });
@@ -325,7 +330,7 @@ async function main(): Promise<void> {
       turns: { type: "string" }, user: { type: "string" }, reply: { type: "string" }, "chat-types": { type: "string" },
       "decode-ctx": { type: "string" }, "decode-steps": { type: "string" }, "decode-type": { type: "string" },
       "prefill-tokens": { type: "string" }, "prefill-type": { type: "string" }, "prefill-runs": { type: "string" },
-      "llama-batch": { type: "string" }, "kv-type": { type: "string" },
+      "llama-batch": { type: "string" }, "kv-type": { type: "string" }, "allow-ts": { type: "boolean" },
     },
   });
   if (v.child) return child(JSON.parse(v.child) as ChildConfig);
@@ -357,7 +362,7 @@ async function main(): Promise<void> {
   console.log(`load average at start: ${loadAverage()}`);
   buildSyntheticModel(join(dir, "f16"), spec, "f16", log);
 
-  const base = { threads, vocab: spec.vocab, kvType, llamaBatch, turns, user, reply, decodeCtx, decodeSteps, prefillTokens };
+  const base = { threads, vocab: spec.vocab, kvType, llamaBatch, turns, user, reply, decodeCtx, decodeSteps, prefillTokens, allowTs: v["allow-ts"] === true };
   const ratios: string[] = [];
 
   if (parts.includes("chat")) {
