@@ -109,6 +109,7 @@ struct PagedAttnArgs {
 // partial results.
 struct KvScratch {
   std::vector<std::vector<float>> thread;
+  std::vector<std::vector<const uint8_t*>> lines;  // per thread: the next chunk's cache lines
   std::vector<float> partial;
 };
 

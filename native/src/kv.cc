@@ -36,7 +36,7 @@ namespace xv {
 namespace {
 
 constexpr int64_t kChunk = 32;    // keys per chunk: a multiple of 16 (the wide kernel's key blocking)
-constexpr int64_t kMaxRows = 32;  // query rows per work item
+constexpr int64_t kMaxRows = 128;  // query rows per work item (up to 4 wide tiles of 32)
 
 // Start of the K (isV 0) or V (isV 1) region of kv.layer inside block `blk`.
 inline uint8_t* region(const PagedKv& kv, int64_t blk, int isV) {
@@ -96,13 +96,17 @@ struct Wide {
   float* corr;         // (R) this chunk's rescale factor exp(m_old − m_new)
   const int32_t* lim;  // (R) the last key position each row sees (causal)
   int64_t hd, hdp;
+  // Cache lines of the next chunk to request while this one is computed, one per score-loop step: spread out
+  // like this they overlap with the FMAs (a burst of a few hundred only queues up behind the fill buffers).
+  const uint8_t* const* pf;
+  int64_t npf;
 };
 
 struct Kern {
   int lanes;  // hdp is a multiple of this; the wide tile is lanes · RV rows
   void (*store_f16)(uint16_t* d, const float* s, int64_t n);
-  // Quantizes n values (one group) into d; returns the scale d = amax / 127.
-  float (*quant_q8)(int8_t* d, const float* s, int64_t n);
+  // Quantizes n values (a head row) in groups of `group` into d, the scales (f16) into sc.
+  void (*quant_q8)(int8_t* d, uint16_t* sc, const float* s, int64_t n, int64_t group);
   void (*cvt_f16)(float* d, const uint16_t* s, int64_t n);
   // n values starting at a group boundary; sc holds their scales, one per `group` values.
   void (*cvt_q8)(float* d, const int8_t* s, const uint16_t* sc, int64_t n, int64_t group);
@@ -119,13 +123,15 @@ void store_f16_scalar(uint16_t* d, const float* s, int64_t n) {
   for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
 }
 
-float quant_q8_scalar(int8_t* d, const float* s, int64_t n) {
-  float amax = 0.f;
-  for (int64_t i = 0; i < n; i++) amax = std::max(amax, std::fabs(s[i]));
-  float dd, id;
-  q8_scale(amax, dd, id);
-  for (int64_t i = 0; i < n; i++) d[i] = static_cast<int8_t>(std::round(s[i] * id));  // half away from zero
-  return dd;
+void quant_q8_scalar(int8_t* d, uint16_t* sc, const float* s, int64_t n, int64_t group) {
+  for (int64_t g = 0; g < n; g += group, sc++) {
+    float amax = 0.f;
+    for (int64_t i = g; i < g + group; i++) amax = std::max(amax, std::fabs(s[i]));
+    float dd, id;
+    q8_scale(amax, dd, id);
+    for (int64_t i = g; i < g + group; i++) d[i] = static_cast<int8_t>(std::round(s[i] * id));  // half away from 0
+    *sc = f32_to_f16(dd);
+  }
 }
 
 void cvt_f16_scalar(float* d, const uint16_t* s, int64_t n) {
@@ -133,8 +139,8 @@ void cvt_f16_scalar(float* d, const uint16_t* s, int64_t n) {
 }
 
 void cvt_q8_scalar(float* d, const int8_t* s, const uint16_t* sc, int64_t n, int64_t group) {
-  for (int64_t g = 0; g < n; g += group) {
-    const float f = f16_to_f32(sc[g / group]);
+  for (int64_t g = 0; g < n; g += group, sc++) {
+    const float f = f16_to_f32(*sc);
     for (int64_t i = g; i < g + group; i++) d[i] = s[i] * f;
   }
 }
@@ -188,7 +194,7 @@ KV512 void store_f16_512(uint16_t* d, const float* s, int64_t n) {
   }
 }
 
-KV512 float quant_q8_512(int8_t* d, const float* s, int64_t n) {
+KV512 float quant_group_512(int8_t* d, const float* s, int64_t n) {
   __m512 mx = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail16(n - i), s + i)));
   float dd, id;
@@ -208,6 +214,10 @@ KV512 float quant_q8_512(int8_t* d, const float* s, int64_t n) {
   return dd;
 }
 
+KV512 void quant_q8_512(int8_t* d, uint16_t* sc, const float* s, int64_t n, int64_t group) {
+  for (int64_t g = 0; g < n; g += group) *sc++ = f32_to_f16(quant_group_512(d + g, s + g, group));
+}
+
 KV512 void cvt_f16_512(float* d, const uint16_t* s, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -220,10 +230,12 @@ KV512 void cvt_f16_512(float* d, const uint16_t* s, int64_t n) {
 
 KV512 void cvt_q8_512(float* d, const int8_t* s, const uint16_t* sc, int64_t n, int64_t group) {
   if (group % 16) return cvt_q8_scalar(d, s, sc, n, group);  // a vector would straddle two scales
-  for (int64_t i = 0; i < n; i += 16) {
-    const __m512 f = _mm512_set1_ps(_cvtsh_ss(sc[i / group]));
-    const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-    _mm512_storeu_ps(d + i, _mm512_mul_ps(v, f));
+  for (int64_t g = 0; g < n; g += group, sc++) {
+    const __m512 f = _mm512_set1_ps(_cvtsh_ss(*sc));
+    for (int64_t i = g; i < g + group; i += 16) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+      _mm512_storeu_ps(d + i, _mm512_mul_ps(v, f));
+    }
   }
 }
 
@@ -326,8 +338,17 @@ KV512 void narrow_512(const float* q, const float* Kp, const float* Vp, int64_t 
 // The wide tile: R = 16·RV rows. Key blocking JB and output blocking ID keep 16 accumulators live.
 template <int RV>
 KV512 void wide_512(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask) {
-  constexpr int R = 16 * RV, JB = 16 / RV, ID = 16 / RV;
+  constexpr int R = 16 * RV, JB = RV == 1 ? 16 : 8, ID = RV == 1 ? 16 : 8;
   const int64_t hd = w.hd, hdp = w.hdp, npad = (n + JB - 1) / JB * JB;  // Kp rows [n, npad) are zero
+  int64_t pfi = 0;
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 cmax[RV];
+  __m512i limv[RV];
+#pragma GCC unroll 2
+  for (int rv = 0; rv < RV; rv++) {
+    cmax[rv] = ninf;
+    limv[rv] = _mm512_loadu_si512(w.lim + 16 * rv);
+  }
   // Sᵀ[j] (R lanes) = Σ_i K[j][i] · Qᵀ[i]
   for (int64_t jb = 0; jb < npad; jb += JB) {
     __m512 acc[RV][JB];
@@ -337,6 +358,7 @@ KV512 void wide_512(const Wide& w, const float* Kp, const float* Vp, int64_t n, 
       for (int rv = 0; rv < RV; rv++) acc[rv][jj] = _mm512_setzero_ps();
     const float* k = Kp + jb * hdp;
     for (int64_t i = 0; i < hd; i++) {
+      if (pfi < w.npf) _mm_prefetch(reinterpret_cast<const char*>(w.pf[pfi++]), _MM_HINT_T0);
       __m512 qt[RV];
 #pragma GCC unroll 2
       for (int rv = 0; rv < RV; rv++) qt[rv] = _mm512_loadu_ps(w.QT + i * R + 16 * rv);
@@ -347,41 +369,54 @@ KV512 void wide_512(const Wide& w, const float* Kp, const float* Vp, int64_t n, 
         for (int rv = 0; rv < RV; rv++) acc[rv][jj] = _mm512_fmadd_ps(kb, qt[rv], acc[rv][jj]);
       }
     }
+    // Mask keys past a row's limit to −inf (chunks on the diagonal only), store, and take the row max over the
+    // real keys (the zero rows padding the chunk to JB are left out of it).
+    if (mask) {
+#pragma GCC unroll 16
+      for (int jj = 0; jj < JB; jj++) {
+        const __m512i pos = _mm512_set1_epi32(static_cast<int>(c0 + jb + jj));
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++)
+          acc[rv][jj] = _mm512_mask_mov_ps(ninf, _mm512_cmple_epi32_mask(pos, limv[rv]), acc[rv][jj]);
+      }
+    }
 #pragma GCC unroll 16
     for (int jj = 0; jj < JB; jj++)
 #pragma GCC unroll 2
       for (int rv = 0; rv < RV; rv++) _mm512_storeu_ps(w.ST + (jb + jj) * R + 16 * rv, acc[rv][jj]);
+    const int64_t real = std::min<int64_t>(JB, n - jb);
+#pragma GCC unroll 16
+    for (int jj = 0; jj < JB; jj++)
+      if (jj < real)
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++) cmax[rv] = _mm512_max_ps(cmax[rv], acc[rv][jj]);
   }
-  // online softmax, lane-wise; keys past a row's limit are −inf and get probability exactly 0
-  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (; pfi < w.npf; pfi++) _mm_prefetch(reinterpret_cast<const char*>(w.pf[pfi]), _MM_HINT_T0);
+
+  // online softmax, lane-wise; masked keys get probability exactly 0
+  __m512 msub[RV], sum[RV];
+#pragma GCC unroll 2
   for (int rv = 0; rv < RV; rv++) {
-    float* st = w.ST + 16 * rv;
-    __m512 cmax = ninf;
-    if (mask) {
-      const __m512i limv = _mm512_loadu_si512(w.lim + 16 * rv);
-      for (int64_t j = 0; j < n; j++) {
-        const __mmask16 ok = _mm512_cmple_epi32_mask(_mm512_set1_epi32(static_cast<int>(c0 + j)), limv);
-        const __m512 s = _mm512_mask_mov_ps(ninf, ok, _mm512_loadu_ps(st + j * R));
-        _mm512_storeu_ps(st + j * R, s);
-        cmax = _mm512_max_ps(cmax, s);
-      }
-    } else {
-      for (int64_t j = 0; j < n; j++) cmax = _mm512_max_ps(cmax, _mm512_loadu_ps(st + j * R));
-    }
-    const __m512 mo = _mm512_loadu_ps(w.m + 16 * rv), mn = _mm512_max_ps(mo, cmax);
+    const __m512 mo = _mm512_loadu_ps(w.m + 16 * rv), mn = _mm512_max_ps(mo, cmax[rv]);
     // a row with no key yet keeps m = −inf: subtract 0 instead, so −inf − −inf never makes a NaN
-    const __m512 msub = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mn, ninf, _CMP_NEQ_OQ), mn);
-    const __m512 corr = exp_z512(_mm512_sub_ps(mo, msub));
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j++) {
-      const __m512 p = exp_z512(_mm512_sub_ps(_mm512_loadu_ps(st + j * R), msub));
-      _mm512_storeu_ps(st + j * R, p);
-      sum = _mm512_add_ps(sum, p);
-    }
+    msub[rv] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(mn, ninf, _CMP_NEQ_OQ), mn);
+    _mm512_storeu_ps(w.corr + 16 * rv, exp_z512(_mm512_sub_ps(mo, msub[rv])));
     _mm512_storeu_ps(w.m + 16 * rv, mn);
-    _mm512_storeu_ps(w.l + 16 * rv, _mm512_fmadd_ps(_mm512_loadu_ps(w.l + 16 * rv), corr, sum));
-    _mm512_storeu_ps(w.corr + 16 * rv, corr);
+    sum[rv] = _mm512_setzero_ps();
   }
+  for (int64_t j = 0; j < n; j++) {
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++) {
+      float* st = w.ST + j * R + 16 * rv;
+      const __m512 p = exp_z512(_mm512_sub_ps(_mm512_loadu_ps(st), msub[rv]));
+      _mm512_storeu_ps(st, p);
+      sum[rv] = _mm512_add_ps(sum[rv], p);
+    }
+  }
+#pragma GCC unroll 2
+  for (int rv = 0; rv < RV; rv++)
+    _mm512_storeu_ps(w.l + 16 * rv, _mm512_fmadd_ps(_mm512_loadu_ps(w.l + 16 * rv), _mm512_loadu_ps(w.corr + 16 * rv), sum[rv]));
+
   // Oᵀ[i] (R lanes) = Oᵀ[i] · corr + Σ_j V[j][i] · Pᵀ[j]
   __m512 cv[RV];
 #pragma GCC unroll 2
@@ -463,7 +498,7 @@ KVAVX2 void store_f16_avx2(uint16_t* d, const float* s, int64_t n) {
   for (; i < n; i++) d[i] = f32_to_f16(s[i]);
 }
 
-KVAVX2 float quant_q8_avx2(int8_t* d, const float* s, int64_t n) {
+KVAVX2 float quant_group_avx2(int8_t* d, const float* s, int64_t n) {
   const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   __m256 mx = _mm256_setzero_ps();
   int64_t i = 0;
@@ -487,6 +522,10 @@ KVAVX2 float quant_q8_avx2(int8_t* d, const float* s, int64_t n) {
   return dd;
 }
 
+KVAVX2 void quant_q8_avx2(int8_t* d, uint16_t* sc, const float* s, int64_t n, int64_t group) {
+  for (int64_t g = 0; g < n; g += group) *sc++ = f32_to_f16(quant_group_avx2(d + g, s + g, group));
+}
+
 KVAVX2 void cvt_f16_avx2(float* d, const uint16_t* s, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
@@ -495,10 +534,12 @@ KVAVX2 void cvt_f16_avx2(float* d, const uint16_t* s, int64_t n) {
 
 KVAVX2 void cvt_q8_avx2(float* d, const int8_t* s, const uint16_t* sc, int64_t n, int64_t group) {
   if (group % 8) return cvt_q8_scalar(d, s, sc, n, group);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __m256 f = _mm256_set1_ps(_cvtsh_ss(sc[i / group]));
-    const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i))));
-    _mm256_storeu_ps(d + i, _mm256_mul_ps(v, f));
+  for (int64_t g = 0; g < n; g += group, sc++) {
+    const __m256 f = _mm256_set1_ps(_cvtsh_ss(*sc));
+    for (int64_t i = g; i < g + group; i += 8) {
+      const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + i))));
+      _mm256_storeu_ps(d + i, _mm256_mul_ps(v, f));
+    }
   }
 }
 
@@ -581,6 +622,15 @@ template <int RV>
 KVAVX2 void wide_avx2(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask) {
   constexpr int R = 8 * RV, JB = 8 / RV, ID = 8 / RV;
   const int64_t hd = w.hd, hdp = w.hdp, npad = (n + JB - 1) / JB * JB;
+  int64_t pfi = 0;
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 cmax[RV];
+  __m256i limv[RV];
+#pragma GCC unroll 2
+  for (int rv = 0; rv < RV; rv++) {
+    cmax[rv] = ninf;
+    limv[rv] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.lim + 8 * rv));
+  }
   for (int64_t jb = 0; jb < npad; jb += JB) {
     __m256 acc[RV][JB];
 #pragma GCC unroll 8
@@ -589,6 +639,7 @@ KVAVX2 void wide_avx2(const Wide& w, const float* Kp, const float* Vp, int64_t n
       for (int rv = 0; rv < RV; rv++) acc[rv][jj] = _mm256_setzero_ps();
     const float* k = Kp + jb * hdp;
     for (int64_t i = 0; i < hd; i++) {
+      if (pfi < w.npf) _mm_prefetch(reinterpret_cast<const char*>(w.pf[pfi++]), _MM_HINT_T0);
       __m256 qt[RV];
 #pragma GCC unroll 2
       for (int rv = 0; rv < RV; rv++) qt[rv] = _mm256_loadu_ps(w.QT + i * R + 8 * rv);
@@ -599,39 +650,48 @@ KVAVX2 void wide_avx2(const Wide& w, const float* Kp, const float* Vp, int64_t n
         for (int rv = 0; rv < RV; rv++) acc[rv][jj] = _mm256_fmadd_ps(kb, qt[rv], acc[rv][jj]);
       }
     }
+    if (mask) {
+#pragma GCC unroll 8
+      for (int jj = 0; jj < JB; jj++) {
+        const __m256i pos = _mm256_set1_epi32(static_cast<int>(c0 + jb + jj));
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++)
+          acc[rv][jj] = _mm256_blendv_ps(acc[rv][jj], ninf, _mm256_castsi256_ps(_mm256_cmpgt_epi32(pos, limv[rv])));
+      }
+    }
 #pragma GCC unroll 8
     for (int jj = 0; jj < JB; jj++)
 #pragma GCC unroll 2
       for (int rv = 0; rv < RV; rv++) _mm256_storeu_ps(w.ST + (jb + jj) * R + 8 * rv, acc[rv][jj]);
+    const int64_t real = std::min<int64_t>(JB, n - jb);
+#pragma GCC unroll 8
+    for (int jj = 0; jj < JB; jj++)
+      if (jj < real)
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++) cmax[rv] = _mm256_max_ps(cmax[rv], acc[rv][jj]);
   }
-  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  for (; pfi < w.npf; pfi++) _mm_prefetch(reinterpret_cast<const char*>(w.pf[pfi]), _MM_HINT_T0);
+  __m256 msub[RV], sum[RV];
+#pragma GCC unroll 2
   for (int rv = 0; rv < RV; rv++) {
-    float* st = w.ST + 8 * rv;
-    __m256 cmax = ninf;
-    if (mask) {
-      const __m256i limv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.lim + 8 * rv));
-      for (int64_t j = 0; j < n; j++) {
-        const __m256 past = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(c0 + j)), limv));
-        const __m256 s = _mm256_blendv_ps(_mm256_loadu_ps(st + j * R), ninf, past);
-        _mm256_storeu_ps(st + j * R, s);
-        cmax = _mm256_max_ps(cmax, s);
-      }
-    } else {
-      for (int64_t j = 0; j < n; j++) cmax = _mm256_max_ps(cmax, _mm256_loadu_ps(st + j * R));
-    }
-    const __m256 mo = _mm256_loadu_ps(w.m + 8 * rv), mn = _mm256_max_ps(mo, cmax);
-    const __m256 msub = _mm256_and_ps(mn, _mm256_cmp_ps(mn, ninf, _CMP_NEQ_OQ));
-    const __m256 corr = exp_z256(_mm256_sub_ps(mo, msub));
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t j = 0; j < n; j++) {
-      const __m256 p = exp_z256(_mm256_sub_ps(_mm256_loadu_ps(st + j * R), msub));
-      _mm256_storeu_ps(st + j * R, p);
-      sum = _mm256_add_ps(sum, p);
-    }
+    const __m256 mo = _mm256_loadu_ps(w.m + 8 * rv), mn = _mm256_max_ps(mo, cmax[rv]);
+    msub[rv] = _mm256_and_ps(mn, _mm256_cmp_ps(mn, ninf, _CMP_NEQ_OQ));
+    _mm256_storeu_ps(w.corr + 8 * rv, exp_z256(_mm256_sub_ps(mo, msub[rv])));
     _mm256_storeu_ps(w.m + 8 * rv, mn);
-    _mm256_storeu_ps(w.l + 8 * rv, _mm256_fmadd_ps(_mm256_loadu_ps(w.l + 8 * rv), corr, sum));
-    _mm256_storeu_ps(w.corr + 8 * rv, corr);
+    sum[rv] = _mm256_setzero_ps();
   }
+  for (int64_t j = 0; j < n; j++) {
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++) {
+      float* st = w.ST + j * R + 8 * rv;
+      const __m256 p = exp_z256(_mm256_sub_ps(_mm256_loadu_ps(st), msub[rv]));
+      _mm256_storeu_ps(st, p);
+      sum[rv] = _mm256_add_ps(sum[rv], p);
+    }
+  }
+#pragma GCC unroll 2
+  for (int rv = 0; rv < RV; rv++)
+    _mm256_storeu_ps(w.l + 8 * rv, _mm256_fmadd_ps(_mm256_loadu_ps(w.l + 8 * rv), _mm256_loadu_ps(w.corr + 8 * rv), sum[rv]));
   __m256 cv[RV];
 #pragma GCC unroll 2
   for (int rv = 0; rv < RV; rv++) cv[rv] = _mm256_loadu_ps(w.corr + 8 * rv);
@@ -711,6 +771,40 @@ void pack(const PagedKv& kv, const Kern& K, int isV, int64_t h, int64_t s0, int6
   if (npad > n) std::memset(dst + n * hdp, 0, (npad - n) * hdp * sizeof(float));
 }
 
+// Asks for the cache lines of keys and values s0 … s0+n−1 of kv head h (and their q8_0 scales), so the next
+// chunk streams in while this one is computed. Decode reads every chunk exactly once, from DRAM, and a chunk is
+// only blockSize · headDim values long before it jumps to another block: too short a run for the hardware
+// prefetcher to get ahead.
+// With `lines`, records the addresses (for the wide kernel to request one at a time) and returns their count.
+int64_t prefetch(const PagedKv& kv, int64_t h, int64_t s0, int64_t n, const uint8_t** lines = nullptr) {
+  int64_t nl = 0;
+  auto want = [&](const uint8_t* p) {
+    if (lines) lines[nl++] = p;
+    else __builtin_prefetch(p, 0, 3);
+  };
+  const int64_t B = kv.blockSize, hd = kv.headDim;
+  const int64_t esz = kv.type == KvType::F32 ? 4 : kv.type == KvType::F16 ? 2 : 1;
+  for (int64_t j = 0; j < n;) {
+    const int64_t s = s0 + j, r = s % B, cnt = std::min(B - r, n - j);
+    const int64_t el = (h * B + r) * hd;
+    for (int isV = 0; isV < 2; isV++) {
+      const uint8_t* reg = region(kv, kv.table[s / B], isV);
+      const uint8_t* p = reg + el * esz;
+      for (int64_t o = 0; o < cnt * hd * esz; o += 64) want(p + o);
+      if (kv.type == KvType::Q8) {
+        const uint8_t* sp = reg + kv.scaleOffset + (el / kv.group) * 2;
+        for (int64_t o = 0; o < cnt * (hd / kv.group) * 2; o += 64) want(sp + o);
+      }
+    }
+    j += cnt;
+  }
+  return nl;
+}
+
+// Most cache lines prefetch() records for one chunk: per key and K / V, its values (and q8_0 scales), with a
+// partial line at each end of a run.
+int64_t max_lines(int64_t hd) { return 2 * kChunk * ((hd * 4 + 63) / 64 + 2 + 2 * hd / 64 + 2) + 8; }
+
 // 64-byte aligned floats inside a growable vector.
 float* aligned(std::vector<float>& v, size_t n) {
   if (v.size() < n + 16) v.resize(n + 16);
@@ -726,67 +820,96 @@ struct Plan {
   const Kern* K;
   int64_t g, rowsPerKv;  // query heads per kv head; rows (token, head in group) per kv head = T·g
   int64_t hd, hdp;
-  int rv;                // 0: narrow kernel, else the wide kernel with lanes·rv rows per tile
-  int64_t tileRows, ntiles, nsplit, keysPerSplit;
-  float* partial;        // nsplit > 1: per (kv head, tile, split) and row: m, l, o[hd]
+  int rv;                // 0: narrow kernel, else the wide kernel with R = lanes·rv rows per tile
+  int64_t R;             // rows per tile (wide) or per item (narrow)
+  int64_t itemRows;      // rows per work item: wide tiles of one item share each packed chunk
+  int64_t nitems, nsplit, keysPerSplit;  // items per kv head; key ranges
+  float* partial;        // nsplit > 1: per (kv head, item, split) and row: m, l, o[hd]
 };
 
 int64_t thread_floats(int64_t hdp) {
-  // Kp, Vp (kChunk × hdp); Q rows / Qᵀ (kMaxRows × hdp); O rows / Oᵀ (kMaxRows × hdp); Sᵀ (kChunk × kMaxRows);
-  // narrow scores (kChunk)
-  return 2 * kChunk * hdp + 2 * kMaxRows * hdp + kChunk * kMaxRows + kChunk + 64;
+  // Kp, Vp (kChunk × hdp); Q rows / Qᵀ and O rows / Oᵀ (kMaxRows × hdp each); Sᵀ (kChunk × 32); narrow scores
+  return 2 * kChunk * hdp + 2 * kMaxRows * hdp + kChunk * 32 + kChunk + 64;
 }
 
-// Rows are numbered ρ = t·g + hh within a kv head (token-major), head = kvh·g + hh.
-void run_item(const Plan& P, int64_t kvh, int64_t tile, int64_t split, float* scratch) {
+// Rows are numbered ρ = t·g + hh within a kv head (token-major), head = kvh·g + hh. An item holds rows
+// [r0, r0 + nr): one narrow group, or up to kMaxRows / R wide tiles of R rows, all fed from one packed chunk.
+void run_item(const Plan& P, int64_t kvh, int64_t item, int64_t split, float* scratch, const uint8_t** lines) {
   const PagedKv& kv = *P.kv;
   const PagedAttnArgs& a = *P.a;
   const Kern& K = *P.K;
-  const int64_t g = P.g, hd = P.hd, hdp = P.hdp;
-  const int64_t r0 = tile * P.tileRows, nr = std::min(P.tileRows, P.rowsPerKv - r0);
-  const int64_t tmin = r0 / g, tmax = (r0 + nr - 1) / g;
+  const int64_t g = P.g, hd = P.hd, hdp = P.hdp, R = P.R;
+  const int64_t r0 = item * P.itemRows, nr = std::min(P.itemRows, P.rowsPerKv - r0);
   const int64_t k0 = split * P.keysPerSplit;
-  const int64_t kend = std::min(k0 + P.keysPerSplit, a.past + tmax + 1);  // keys past every row's limit: skipped
+  const int64_t kend = std::min(k0 + P.keysPerSplit, a.past + (r0 + nr - 1) / g + 1);  // past every row's limit: skipped
 
   float* Kp = scratch;
   float* Vp = Kp + kChunk * hdp;
-  float* Q = Vp + kChunk * hdp;       // narrow: (nr, hdp) rows; wide: Qᵀ (hd, R)
-  float* O = Q + kMaxRows * hdp;      // narrow: (nr, hdp) rows; wide: Oᵀ (hdp, R)
-  float* ST = O + kMaxRows * hdp;     // wide: Sᵀ (kChunk, R)
-  float* sc = ST + kChunk * kMaxRows;  // narrow: one row's scores
+  float* Q = Vp + kChunk * hdp;        // narrow: (nr, hdp) rows; wide: per tile Qᵀ (hd, R), hdp · R apart
+  float* O = Q + kMaxRows * hdp;       // narrow: (nr, hdp) rows; wide: per tile Oᵀ (hdp, R)
+  float* ST = O + kMaxRows * hdp;      // wide: Sᵀ (kChunk, R), reused by each tile
+  float* sc = ST + kChunk * 32;        // narrow: one row's scores
   alignas(64) float m[kMaxRows], l[kMaxRows], corr[kMaxRows];
   alignas(64) int32_t lim[kMaxRows];
+  const float* qp[kMaxRows];
+  float* op[kMaxRows];
 
-  const int64_t R = P.rv ? K.lanes * P.rv : nr;  // rows the state holds (wide: padded to the tile width)
-  for (int64_t r = 0; r < R; r++) {
+  const int64_t ntile = P.rv ? (nr + R - 1) / R : 1;
+  const int64_t rows = P.rv ? ntile * R : nr;  // state rows (wide: padded to whole tiles)
+  for (int64_t r = 0; r < rows; r++) {
     m[r] = -INFINITY;
     l[r] = 0.f;
-    lim[r] = r < nr ? static_cast<int32_t>(a.past + (r0 + r) / g) : INT32_MAX;
+    if (r < nr) {
+      const int64_t rho = r0 + r, t = rho / g, off = (t * a.nHeads + kvh * g + rho % g) * hd;
+      lim[r] = static_cast<int32_t>(a.past + t);
+      qp[r] = a.q + off;
+      op[r] = a.out + off;
+    } else {
+      lim[r] = INT32_MAX;  // padding lanes: never masked, their q is 0
+    }
   }
-  std::memset(O, 0, R * hdp * sizeof(float));
-  auto qrow = [&](int64_t r) {
-    const int64_t rho = r0 + r, t = rho / g, head = kvh * g + rho % g;
-    return a.q + (t * a.nHeads + head) * hd;
-  };
+  std::memset(O, 0, rows * hdp * sizeof(float));
   if (P.rv) {
-    for (int64_t i = 0; i < hd; i++)
-      for (int64_t r = 0; r < R; r++) Q[i * R + r] = r < nr ? qrow(r)[i] * a.scale : 0.f;
+    for (int64_t tl = 0; tl < ntile; tl++) {
+      float* qt = Q + tl * hdp * R;
+      for (int64_t rr = 0; rr < R; rr++) {
+        const int64_t r = tl * R + rr;
+        if (r < nr) {
+          for (int64_t i = 0; i < hd; i++) qt[i * R + rr] = qp[r][i] * a.scale;
+        } else {
+          for (int64_t i = 0; i < hd; i++) qt[i * R + rr] = 0.f;
+        }
+      }
+    }
   } else {
     for (int64_t r = 0; r < nr; r++) {
-      const float* q = qrow(r);
-      for (int64_t i = 0; i < hdp; i++) Q[r * hdp + i] = i < hd ? q[i] * a.scale : 0.f;
+      for (int64_t i = 0; i < hd; i++) Q[r * hdp + i] = qp[r][i] * a.scale;
+      for (int64_t i = hd; i < hdp; i++) Q[r * hdp + i] = 0.f;
     }
   }
 
-  const Wide w{Q, O, ST, m, l, corr, lim, hd, hdp};
-  const int64_t limMin = a.past + tmin;
   for (int64_t c0 = k0; c0 < kend; c0 += kChunk) {
     const int64_t n = std::min(kChunk, kend - c0);
-    const int64_t npad = P.rv ? round_up(n, 16) : n;
-    pack(kv, K, 0, kvh, c0, n, npad, Kp, hdp);
+    const int64_t nnext = std::max<int64_t>(0, std::min(kChunk, kend - c0 - n));
+    int64_t nl = 0;
+    if (nnext > 0) {
+      if (P.rv) nl = prefetch(kv, kvh, c0 + n, nnext, lines);  // requested from inside the tiles below
+      else prefetch(kv, kvh, c0 + n, nnext);
+    }
+    pack(kv, K, 0, kvh, c0, n, P.rv ? round_up(n, 16) : n, Kp, hdp);
     pack(kv, K, 1, kvh, c0, n, n, Vp, hdp);
     if (P.rv) {
-      P.K->wide[P.rv - 1](w, Kp, Vp, n, c0, c0 + n - 1 > limMin);
+      // the tiles this chunk reaches (a tile is skipped once the chunk is past all its limits; later tiles
+      // have later limits) share out the prefetches
+      int64_t t0 = 0;
+      while (t0 < ntile && c0 > lim[std::min(nr, (t0 + 1) * R) - 1]) t0++;
+      for (int64_t tl = t0; tl < ntile; tl++) {
+        const int64_t rb = tl * R;
+        const int64_t pf0 = nl * (tl - t0) / (ntile - t0), pf1 = nl * (tl - t0 + 1) / (ntile - t0);
+        const Wide w{Q + tl * hdp * R, O + tl * hdp * R, ST, m + rb, l + rb, corr + rb, lim + rb, hd, hdp,
+                     lines + pf0, pf1 - pf0};
+        K.wide[P.rv - 1](w, Kp, Vp, n, c0, c0 + n - 1 > lim[rb]);
+      }
     } else {
       for (int64_t r = 0; r < nr; r++) {
         const int64_t nv = std::min<int64_t>(n, lim[r] + 1 - c0);  // causal: a prefix of the chunk
@@ -797,27 +920,26 @@ void run_item(const Plan& P, int64_t kvh, int64_t tile, int64_t split, float* sc
 
   // Write out: o / l, or this split's (m, l, o) for the merge.
   for (int64_t r = 0; r < nr; r++) {
-    auto o_at = [&](int64_t i) { return P.rv ? O[i * R + r] : O[r * hdp + i]; };
+    const float* o = P.rv ? O + (r / R) * hdp * R + r % R : O + r * hdp;
+    const int64_t os = P.rv ? R : 1;  // wide: Oᵀ, one row is a column
     if (P.nsplit == 1) {
-      const int64_t rho = r0 + r, t = rho / g, head = kvh * g + rho % g;
-      float* out = a.out + (t * a.nHeads + head) * hd;
       const float inv = 1.f / l[r];  // every row sees key 0, so l ≥ 1
-      for (int64_t i = 0; i < hd; i++) out[i] = o_at(i) * inv;
+      for (int64_t i = 0; i < hd; i++) op[r][i] = o[i * os] * inv;
     } else {
-      float* p = P.partial + (((kvh * P.ntiles + tile) * P.nsplit + split) * P.tileRows + r) * (hd + 2);
+      float* p = P.partial + (((kvh * P.nitems + item) * P.nsplit + split) * P.itemRows + r) * (hd + 2);
       p[0] = m[r];
       p[1] = l[r];
-      for (int64_t i = 0; i < hd; i++) p[2 + i] = o_at(i);
+      for (int64_t i = 0; i < hd; i++) p[2 + i] = o[i * os];
     }
   }
 }
 
-// Merges the splits of one (kv head, tile): out = Σ_s e^(m_s − M) o_s / Σ_s e^(m_s − M) l_s.
-void merge(const Plan& P, int64_t kvh, int64_t tile) {
+// Merges the splits of one (kv head, item): out = Σ_s e^(m_s − M) o_s / Σ_s e^(m_s − M) l_s.
+void merge(const Plan& P, int64_t kvh, int64_t item) {
   const PagedAttnArgs& a = *P.a;
-  const int64_t g = P.g, hd = P.hd, r0 = tile * P.tileRows, nr = std::min(P.tileRows, P.rowsPerKv - r0);
+  const int64_t g = P.g, hd = P.hd, r0 = item * P.itemRows, nr = std::min(P.itemRows, P.rowsPerKv - r0);
   for (int64_t r = 0; r < nr; r++) {
-    auto part = [&](int64_t s) { return P.partial + (((kvh * P.ntiles + tile) * P.nsplit + s) * P.tileRows + r) * (hd + 2); };
+    auto part = [&](int64_t s) { return P.partial + (((kvh * P.nitems + item) * P.nsplit + s) * P.itemRows + r) * (hd + 2); };
     float M = -INFINITY;
     for (int64_t s = 0; s < P.nsplit; s++) M = std::max(M, part(s)[0]);
     const int64_t rho = r0 + r, t = rho / g, head = kvh * g + rho % g;
@@ -854,12 +976,10 @@ void kv_write(const PagedKv& kv, const float* k, const float* v, int64_t start, 
         switch (kv.type) {
           case KvType::F32: std::memcpy(reinterpret_cast<float*>(reg) + el, x, hd * sizeof(float)); break;
           case KvType::F16: K.store_f16(reinterpret_cast<uint16_t*>(reg) + el, x, hd); break;
-          case KvType::Q8: {
-            uint16_t* scales = reinterpret_cast<uint16_t*>(reg + kv.scaleOffset);
-            for (int64_t g0 = 0; g0 < hd; g0 += kv.group)
-              scales[(el + g0) / kv.group] = f32_to_f16(K.quant_q8(reinterpret_cast<int8_t*>(reg) + el + g0, x + g0, kv.group));
+          case KvType::Q8:
+            K.quant_q8(reinterpret_cast<int8_t*>(reg) + el, reinterpret_cast<uint16_t*>(reg + kv.scaleOffset) + el / kv.group,
+                       x, hd, kv.group);
             break;
-          }
         }
       }
     }
@@ -881,30 +1001,40 @@ void paged_attention(const PagedKv& kv, const PagedAttnArgs& a, Isa isa, ThreadP
   P.hdp = round_up(P.hd, lanes);
   // The wide tile pays off once it fills a vector of rows; below that, one row at a time.
   if (lanes > 1 && P.rowsPerKv >= lanes) P.rv = P.rowsPerKv >= 2 * lanes ? 2 : 1;
-  P.tileRows = P.rv ? lanes * P.rv : std::min<int64_t>(P.rowsPerKv, 16);
-  P.ntiles = (P.rowsPerKv + P.tileRows - 1) / P.tileRows;
-
-  const int64_t S = a.past + a.T;
+  P.R = P.rv ? lanes * P.rv : std::min<int64_t>(P.rowsPerKv, 16);
   const int nt = pool.threads();
-  const int64_t base = kv.nKvHeads * P.ntiles, chunks = (S + kChunk - 1) / kChunk;
+  const int64_t S = a.past + a.T, chunks = (S + kChunk - 1) / kChunk;
+  // Wide items take up to kMaxRows rows (several tiles per packed chunk: each item re-reads the head's whole
+  // K / V, from L3 once it outgrows L2), but no fewer than ~4 items per thread.
+  P.itemRows = P.R;
+  if (P.rv) {
+    while (P.itemRows * 2 <= kMaxRows && kv.nKvHeads * ((P.rowsPerKv + 2 * P.itemRows - 1) / (2 * P.itemRows)) >= 4 * nt)
+      P.itemRows *= 2;
+  }
+  P.nitems = (P.rowsPerKv + P.itemRows - 1) / P.itemRows;
+  const int64_t base = kv.nKvHeads * P.nitems;
   // Few items per thread (decode with few kv heads): split the keys too, each split at least 4 chunks.
   P.nsplit = 1;
   if (nt > 1 && base < 4 * nt) P.nsplit = std::max<int64_t>(1, std::min((4 * nt + base - 1) / base, chunks / 4));
-  P.keysPerSplit = round_up((chunks + P.nsplit - 1) / P.nsplit, 1) * kChunk;
+  P.keysPerSplit = (chunks + P.nsplit - 1) / P.nsplit * kChunk;
   P.nsplit = (S + P.keysPerSplit - 1) / P.keysPerSplit;
 
   const int64_t per = thread_floats(P.hdp);
   if (static_cast<int>(scratch.thread.size()) < nt) scratch.thread.resize(nt);
+  if (static_cast<int>(scratch.lines.size()) < nt) scratch.lines.resize(nt);
   std::vector<float*> bufs(nt);
-  for (int i = 0; i < nt; i++) bufs[i] = aligned(scratch.thread[i], per);
-  if (P.nsplit > 1) P.partial = aligned(scratch.partial, base * P.nsplit * P.tileRows * (P.hd + 2));
+  for (int i = 0; i < nt; i++) {
+    bufs[i] = aligned(scratch.thread[i], per);
+    if (static_cast<int64_t>(scratch.lines[i].size()) < max_lines(P.hd)) scratch.lines[i].resize(max_lines(P.hd));
+  }
+  if (P.nsplit > 1) P.partial = aligned(scratch.partial, base * P.nsplit * P.itemRows * (P.hd + 2));
 
-  // Item i: heaviest first (the last tiles see the most keys), then kv head, then split.
+  // Item i: heaviest first (the last rows see the most keys), then kv head, then split.
   const int64_t items = base * P.nsplit;
   auto fn = [&](int64_t b, int64_t e, int tid) {
     for (int64_t i = b; i < e; i++) {
-      const int64_t tile = P.ntiles - 1 - i / (kv.nKvHeads * P.nsplit), rest = i % (kv.nKvHeads * P.nsplit);
-      run_item(P, rest / P.nsplit, tile, rest % P.nsplit, bufs[tid]);
+      const int64_t it = P.nitems - 1 - i / (kv.nKvHeads * P.nsplit), rest = i % (kv.nKvHeads * P.nsplit);
+      run_item(P, rest / P.nsplit, it, rest % P.nsplit, bufs[tid], scratch.lines[tid].data());
     }
   };
   // Tiny calls (short decode) are not worth waking the pool.
@@ -913,7 +1043,7 @@ void paged_attention(const PagedKv& kv, const PagedAttnArgs& a, Isa isa, ThreadP
   else pool.parallel_for(items, 1, fn);
   if (P.nsplit > 1) {
     for (int64_t kvh = 0; kvh < kv.nKvHeads; kvh++)
-      for (int64_t tile = 0; tile < P.ntiles; tile++) merge(P, kvh, tile);
+      for (int64_t it = 0; it < P.nitems; it++) merge(P, kvh, it);
   }
 }
 
