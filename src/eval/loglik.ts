@@ -65,7 +65,7 @@ export function loglikelihoodTokens(model: XverseModel, contextIds: readonly num
   // keep what the sequence already holds of input[0, firstScored); compute the rest of that prefix without logits
   seq.reuse(input.slice(0, firstScored + 1));
   for (let p = seq.length; p < firstScored; p += PREFILL_CHUNK) {
-    model.forward(input.slice(p, Math.min(firstScored, p + PREFILL_CHUNK)), seq, { logits: "last" });
+    model.forward(input.slice(p, Math.min(firstScored, p + PREFILL_CHUNK)), seq, { logits: "none" });
   }
   const V = model.config.vocabSize;
   let logprob = 0;

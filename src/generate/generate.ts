@@ -61,7 +61,9 @@ export const PREFILL_CHUNK = 512;
 /** Computes prompt ids [from, end) into seq in chunks; returns the last token's logits in `out`. */
 export function prefill(model: XverseModel, seq: KvSequence, ids: readonly number[], from: number, out: Float32Array): void {
   for (let p = from; p < ids.length; p += PREFILL_CHUNK) {
-    model.forward(ids.slice(p, Math.min(ids.length, p + PREFILL_CHUNK)), seq, { out });
+    const end = Math.min(ids.length, p + PREFILL_CHUNK);
+    // lm_head only for the chunk holding the last prompt token
+    model.forward(ids.slice(p, end), seq, end === ids.length ? { out } : { logits: "none" });
   }
 }
 

@@ -16,8 +16,11 @@ import { RopeTables } from "./rope.js";
 import { loadWeights, type ModelWeights, type WeightLoadOptions } from "./weights.js";
 
 export interface ForwardOptions {
-  /** "last" (default): logits of each sequence's last new token, (B, vocab). "all": every new token, (N, vocab). */
-  logits?: "last" | "all";
+  /**
+   * "last" (default): logits of each sequence's last new token, (B, vocab). "all": every new token, (N, vocab).
+   * "none": only fill the cache (a prompt chunk before the last one) — skips lm_head, returns an empty array.
+   */
+  logits?: "last" | "all" | "none";
   /** Write the logits here instead of a new array (the decode loop reuses one buffer). */
   out?: Float32Array;
 }
@@ -204,6 +207,7 @@ export class XverseModel {
 
     // final norm and the untied lm_head, for the last token of each sequence or for all tokens
     const V = c.vocabSize;
+    if (opts.logits === "none") return new Float32Array(0);
     if (opts.logits === "all") {
       be.rmsnorm(xn, x, this.weights.norm, N, H, c.rmsNormEps);
       const out = opts.out ?? new Float32Array(N * V);

@@ -76,7 +76,7 @@ export class Engine {
     let prompt: BuiltPrompt;
     try {
       prompt = buildPrompt(tok, job.messages, {
-        format: this.format, config: model.config, generationConfig: gc, settings: this.settings,
+        format: this.format, config: { ...model.config, maxPositionEmbeddings: model.ctxSize }, generationConfig: gc, settings: this.settings,
         maxNewTokens: Math.max(1, Math.min(requested, ctx - 1)),
         tools: useTools ? job.tools : undefined,
       });
