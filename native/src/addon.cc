@@ -163,6 +163,8 @@ void Matmul(const Napi::CallbackInfo& info) {
   const bool q8_vnni = s.vnni && s.caps.avx512_vbmi && w.fmt == Fmt::Q8 && T > 1;
   const bool q4_vnni = q8_vnni || (s.vnni && vnni_supports(w));
   const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
+  // q4_group with group 32 (Q4_0 GGUF), prefill: whole-group integer sums (matmul_vnni_g32_rows).
+  const bool g32 = q4_vnni && !q8_vnni && T > 1 && vnni_g32_supports(w);
   if (q4_vnni || q4_avx2) {
     // Quantize every token's activations once, then all threads share them.
     const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;
@@ -171,12 +173,13 @@ void Matmul(const Napi::CallbackInfo& info) {
     if (static_cast<int64_t>(s.qx.size()) < T) s.qx.resize(T);
     char* qs = s.qscratch.data();
     auto quant = [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; t++) s.qx[t] = quantize_x(x + t * cols, cols, qs + t * per, q4_vnni);
+      for (int64_t t = b; t < e; t++)
+        s.qx[t] = g32 ? quantize_x_g32(x + t * cols, cols, qs + t * per) : quantize_x(x + t * cols, cols, qs + t * per, q4_vnni);
     };
     if (T * cols < 65536) quant(0, T, 0);
     else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
     const QuantX* qx = s.qx.data();
-    auto rows_fn = q8_vnni ? matmul_vnni_q8_rows : q4_vnni ? matmul_vnni_rows : matmul_q4_avx2_rows;
+    auto rows_fn = q8_vnni ? matmul_vnni_q8_rows : g32 ? matmul_vnni_g32_rows : q4_vnni ? matmul_vnni_rows : matmul_q4_avx2_rows;
     s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { rows_fn(w, qx, y, rows, T, b, e); });
     return;
   }

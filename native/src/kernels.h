@@ -69,6 +69,12 @@ void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, i
 // int8 rows (q8_row) for T > 1 on the same quantized x (needs AVX-512 VNNI + VBMI); decode keeps the exact f32
 // path.
 void matmul_vnni_q8_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+// q4_group with group 32 and cols % 128 == 0 on VNNI, T > 1: activations in the group-32 layout of
+// quantize_x_g32 (same int8 values as quantize_x, other order), whole-group integer sums per lane.
+bool vnni_g32_supports(const WView& w);
+QuantX quantize_x_g32(const float* x, int64_t cols, void* scratch);
+void matmul_vnni_g32_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                          int64_t r1);
 // The same on AVX2 (vpmaddubsw + vpmaddwd), for CPUs without AVX-512 VNNI (matmul_q4_avx2.cc).
 void matmul_q4_avx2_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                          int64_t r1);

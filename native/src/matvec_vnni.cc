@@ -28,7 +28,9 @@ static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 int64_t quantx_bytes(int64_t cols) {
   const int64_t padded = round_up(cols < 1 ? 1 : cols, 128);
-  return padded + padded / 2 + padded / 2 + 3 * 64;  // q, dx (padded/8 floats), xs (padded/8 int32), alignment
+  const int64_t g32 = round_up(cols < 1 ? 1 : cols, 512);  // the group-32 layout (quantize_x_g32)
+  const int64_t a = padded + padded / 2 + padded / 2, b = g32 + g32 / 8 + g32 / 8;
+  return (a > b ? a : b) + 3 * 64;  // q, dx (padded/8 floats), xs (padded/8 int32), alignment
 }
 
 static void* align64(void* p) {
@@ -93,6 +95,56 @@ QuantX quantize_x(const float* x, int64_t cols, void* scratch, bool avx512) {
     for (int j = 0; j < 64; j++) {
       qx.q[c0 + j] = nat[2 * j];
       qx.q[c0 + 64 + j] = nat[2 * j + 1];
+    }
+  }
+  return qx;
+}
+
+// The group-32 layout (matmul_vnni_g32_rows): per 512-column super-chunk, 4 × [64 "lo" bytes | 64 "hi" bytes],
+// one pair per piece p (8 columns of a group). Byte 4j + b of piece p's lo half is column 8p + 2b of group g(j),
+// its hi half column 8p + 2b + 1, with lane j = 4l + k holding group g = 4k + l of the super-chunk: the order the
+// kernel's 4 × 4 dword transpose of 4 weight chunks produces. dx / xs: one per lane (group), xs = −8 · Σ q.
+bool vnni_g32_supports(const WView& w) { return w.fmt == Fmt::Q4G && w.group == 32 && w.cols % 128 == 0; }
+
+TVNNI QuantX quantize_x_g32(const float* x, int64_t cols, void* scratch) {
+  QuantX qx;
+  qx.cols = cols;
+  qx.padded = round_up(cols < 1 ? 1 : cols, 512);
+  qx.q = static_cast<int8_t*>(align64(scratch));
+  qx.dx = static_cast<float*>(align64(qx.q + qx.padded));
+  qx.xs = static_cast<int32_t*>(align64(qx.dx + qx.padded / 32));
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t s0 = 0; s0 < qx.padded; s0 += 512) {
+    alignas(64) int8_t nat[512];
+    int8_t* q = qx.q + s0;
+    float* dx = qx.dx + s0 / 32;
+    int32_t* xs = qx.xs + s0 / 32;
+    for (int g = 0; g < 16; g++) {
+      const int lane = 4 * (g % 4) + g / 4;
+      if (s0 + 32 * g >= cols) {  // cols % 128 == 0: whole groups past the end are zero
+        for (int i = 0; i < 32; i++) nat[32 * g + i] = 0;
+        dx[lane] = 0.f;
+        xs[lane] = 0;
+        continue;
+      }
+      const __m512 v0 = _mm512_loadu_ps(x + s0 + 32 * g), v1 = _mm512_loadu_ps(x + s0 + 32 * g + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
+      const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+      const __m512 idv = _mm512_set1_ps(id);
+      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv));
+      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(nat + 32 * g), _mm512_cvtepi32_epi8(q0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(nat + 32 * g + 16), _mm512_cvtepi32_epi8(q1));
+      dx[lane] = d;
+      xs[lane] = -8 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+    for (int g = 0; g < 16; g++) {
+      const int j = 4 * (g % 4) + g / 4;
+      for (int p = 0; p < 4; p++)
+        for (int b = 0; b < 4; b++) {
+          q[128 * p + 4 * j + b] = nat[32 * g + 8 * p + 2 * b];
+          q[128 * p + 64 + 4 * j + b] = nat[32 * g + 8 * p + 2 * b + 1];
+        }
     }
   }
   return qx;
@@ -274,6 +326,93 @@ TVBMI void tile_q8_t(const WView& w, const QuantX* qx, float* y, int64_t ldy, in
   }
 }
 
+// q4_group with group 32, T > 1. Four 64-byte weight chunks (512 columns, 16 groups) are transposed as 4 × 4
+// dword blocks so that each dpbusd lane sees one group across the 4 resulting registers: the integer sum of a
+// whole group is built by 8 chained dpbusd before a single convert / scale / FMA, instead of one of those per
+// 8 columns. Group scales of x and w then are 16 contiguous floats (w's permuted to the transposed lane order).
+template <int R, int TT>
+TVNNI void tile_g32(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r) {
+  const int64_t rb = w.cols / 2, ng = w.cols / 32;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data) + r * rb;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x88)), m4 = _mm512_set1_epi8(0x0f);
+  const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);  // lane 4l+k ← 4k+l
+  __m512 acc[R][TT];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps();
+  for (int64_t s = 0; s * 256 < rb; s++) {
+    const int64_t nk = (rb - s * 256) / 64;  // chunks in this super-chunk (cols % 128 == 0)
+    __m512i lo[R][4], hi[R][4];
+    __m512 sw[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+      const uint8_t* p = base + i * rb + s * 256;
+      __m512i a[4];
+      if (nk >= 4) {
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+          _mm_prefetch(reinterpret_cast<const char*>(p + 64 * c + kPrefetch), _MM_HINT_T0);
+          a[c] = _mm512_xor_si512(_mm512_loadu_si512(p + 64 * c), flip);
+        }
+      } else {
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+          a[c] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(c < nk ? ~__mmask64(0) : 0, p + 64 * c), flip);
+      }
+      const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
+      const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
+      const __m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                            _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; q++) {
+        lo[i][q] = _mm512_and_si512(u[q], m4);
+        hi[i][q] = _mm512_and_si512(_mm512_srli_epi16(u[q], 4), m4);
+      }
+      const float* srow = w.scales + (r + i) * ng + s * 16;
+      const int64_t left = ng - s * 16;
+      const __m512 sv = left >= 16 ? _mm512_loadu_ps(srow)
+                                   : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1), srow);
+      sw[i] = _mm512_permutexvar_ps(tr, sv);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) {
+      const int8_t* xq = qx[t].q + s * 512;
+      const __m512 dx = _mm512_load_ps(qx[t].dx + s * 16);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; i++) {
+        __m512i is = _mm512_load_si512(qx[t].xs + s * 16);  // −8 · Σ xq: takes back the +8 weight shift
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+          is = _mm512_dpbusd_epi32(is, lo[i][q], _mm512_load_si512(xq + 128 * q));
+          is = _mm512_dpbusd_epi32(is, hi[i][q], _mm512_load_si512(xq + 128 * q + 64));
+        }
+        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dx, sw[i]), acc[i][t]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) y[t * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]);
+}
+
+// 2 rows × 6 tokens: 16 split weight registers + 12 accumulators. Measured on a Sapphire-Rapids-class Xeon (1
+// thread, T = 121 / 512): ~295 GOP/s, vs ~255 for 3 × 4 and ~200 for the per-8-column tiles above.
+constexpr int kRg = 2, kTTg = 6;
+
+template <int R>
+TVNNI void tile_g32_t(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t r, int tt) {
+  switch (tt) {
+    case 6: return tile_g32<R, 6>(w, qx, y, ldy, r);
+    case 5: return tile_g32<R, 5>(w, qx, y, ldy, r);
+    case 4: return tile_g32<R, 4>(w, qx, y, ldy, r);
+    case 3: return tile_g32<R, 3>(w, qx, y, ldy, r);
+    case 2: return tile_g32<R, 2>(w, qx, y, ldy, r);
+    default: return tile_g32<R, 1>(w, qx, y, ldy, r);
+  }
+}
+
 // 4 rows × 5 tokens: 20 accumulators + 8 split weight registers + x (measured ~5% faster than 4 × 4).
 constexpr int kTT8 = 5;
 
@@ -312,6 +451,24 @@ TVNNI void matmul_vnni_rows(const WView& w, const QuantX* qx, float* y, int64_t 
   }
 }
 
+TVNNI void matmul_vnni_g32_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                                int64_t r1) {
+  for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
+    const int64_t te = tb + kTokenBlock < T ? tb + kTokenBlock : T;
+    for (int64_t r = r0; r < r1; r += kRg) {
+      const int64_t R = r1 - r < kRg ? r1 - r : kRg;
+      for (int64_t t = tb; t < te; t += kTTg) {
+        const int tt = static_cast<int>(te - t < kTTg ? te - t : kTTg);
+        float* yt = y + t * ldy;
+        switch (R) {
+          case 2: tile_g32_t<2>(w, qx + t, yt, ldy, r, tt); break;
+          default: tile_g32_t<1>(w, qx + t, yt, ldy, r, tt); break;
+        }
+      }
+    }
+  }
+}
+
 TVBMI void matmul_vnni_q8_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                                int64_t r1) {
   for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
@@ -334,4 +491,10 @@ TVBMI void matmul_vnni_q8_rows(const WView& w, const QuantX* qx, float* y, int64
 
 }  // namespace xv
 
+#else  // the group-32 path's entry points elsewhere (never selected: vnni_g32_supports is false)
+namespace xv {
+bool vnni_g32_supports(const WView&) { return false; }
+QuantX quantize_x_g32(const float*, int64_t, void*) { return QuantX{}; }
+void matmul_vnni_g32_rows(const WView&, const QuantX*, float*, int64_t, int64_t, int64_t, int64_t) {}
+}  // namespace xv
 #endif  // XV_X86
