@@ -67,8 +67,9 @@ for (const format of ["f32", "bf16", "f16", "q8_row"] as const) {
 for (const [rows, cols] of [[1, 2], [7, 38], [5, 64], [13, 130], [33, 200], [9, 1000], [6, 4098]]) {
   cases.push({ format: "q4_row", rows, cols });
 }
-// group sizes: 8 and 16 exercise the fallbacks, 32/64/128/256 the fast paths; cols ≠ multiple of 128 the tails
-for (const [group, cols] of [[8, 40], [16, 48], [32, 160], [32, 4096], [64, 320], [128, 384], [128, 640], [256, 768]]) {
+// group sizes: 8 and 16 exercise the fallbacks, 32/64/128/256 the fast paths; cols ≠ multiple of 128 the tails;
+// group 32 with 640 / 1152 / 5504 columns: the 512-column prefill kernel with a partial last block
+for (const [group, cols] of [[8, 40], [16, 48], [32, 160], [32, 640], [32, 1152], [32, 4096], [32, 5504], [64, 320], [128, 384], [128, 640], [256, 768]]) {
   cases.push({ format: "q4_group", rows: 11, cols, group });
 }
 
