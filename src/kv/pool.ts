@@ -79,7 +79,7 @@ export class KvPool {
     if (!(budget > 0)) throw new XverseError("bad_argument", `KV cache budget must be positive (got ${budget})`);
     this.capacityBlocks = budget === Infinity ? 2 ** 31 - 1 : Math.floor(budget / this.layout.blockBytes);
     if (this.capacityBlocks < 1) {
-      throw new XverseError("kv_budget", `KV cache budget ${formatBytes(budget)} is smaller than one block (${formatBytes(this.layout.blockBytes)} = ${this.blockSize} tokens); raise the budget`);
+      throw new XverseError("kv_budget", `KV cache budget ${formatBytes(budget)} is smaller than one block (${formatBytes(this.layout.blockBytes)} = ${this.blockSize} tokens); raise it (--kv-budget)`);
     }
     const seg = Math.max(1, Math.floor((opts.segmentBytes ?? 16 * 2 ** 20) / this.layout.blockBytes));
     this.blocksPerSegment = Math.min(seg, this.capacityBlocks, Math.floor(2 ** 30 / this.layout.blockBytes) || 1);

@@ -73,3 +73,30 @@ test("--help documents every flag", () => {
     assert.ok(r.stdout.includes(f), f);
   }
 });
+
+test("KV flags: bad values get one clear line naming the flag, and the KV line states bytes per token", () => {
+  const bad: [string[], RegExp][] = [
+    [["--kv-type", "f8"], /--kv-type: 'f8' is not a KV cache type \(use f32, f16, q8_0\)/],
+    [["--kv-budget", "lots"], /--kv-budget: "lots" is not a size/],
+    [["--kv-budget", "0"], /--kv-budget: "0" must be at least 1 byte/],
+    [["--ctx-size", "0"], /--ctx-size must be ≥ 1/],
+    [["--ctx-size", "99999999999"], /--ctx-size/],
+    [["--ctx-size", "4"], /the prompt has 5 tokens, more than the context size of 4/],
+  ];
+  for (const [flags, re] of bad) {
+    const r = run("generate", ...flags, "--max-new-tokens", "2", "Once upon a time");
+    assert.equal(r.status, 1, `${flags.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  }
+  // stories260K: 5 layers × 4 kv heads × 8 dims × 2 (K, V) × 2 bytes = 640 B per token at f16; 1.0625 B at q8_0 → 400
+  for (const [type, bytes] of [["f16", "640 B"], ["q8_0", "400 B"], ["f32", "1.3 KB"]]) {
+    const r = run("generate", "--kv-type", type, "--greedy", "--max-new-tokens", "8", "Once upon a time");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`KV cache ${type}: ${bytes} per token, context 512 tokens`));
+    assert.ok(r.stdout.startsWith(", there was a little girl"), `${type}: ${r.stdout}`);
+  }
+  const chat = spawnSync(process.execPath, [bin, "chat", "--kv-budget", "1K"], { input: "hi\n", encoding: "utf8", timeout: 60_000 });
+  assert.equal(chat.status, 1);
+  assert.match(chat.stderr, /KV cache budget 1\.0 KB is smaller than one block/);
+});
