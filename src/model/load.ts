@@ -88,6 +88,8 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     const model = XverseModel.fromSource(config, source, {
       backend,
       projection: firstOf(ggufQ4, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
+      // a Q4_0 token_embd / output runs as stored (lm_head on the int4 kernels, embedding rows decoded per lookup)
+      stored: ggufQ4,
       kvType: opts.kvType, kvBlockSize: opts.kvBlockSize, ctxSize: opts.ctxSize, kvBudget: opts.kvBudget,
       onUnused: (names) => warn(`${names.length} tensor(s) in the checkpoint are not used by the model: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", …" : ""}`),
     });

@@ -87,6 +87,12 @@ export interface WeightLoadOptions {
    * pre-quantized tensor pair). Returns null to keep the default.
    */
   projection?: (name: string, source: TensorSource, rows: number, cols: number) => Weight | null;
+  /**
+   * For embed_tokens and lm_head: a file that stores them quantized (a Q4_0 GGUF) runs them as stored instead of
+   * widening them to floats. Returns null to keep the default. (Not the quantize-on-load hook: XVERSE's scheme
+   * keeps these two in 16 bits.)
+   */
+  stored?: (name: string, source: TensorSource, rows: number, cols: number) => Weight | null;
   /** Called once per checkpoint tensor the model does not use (besides stale rotary buffers). */
   onUnused?: (names: string[]) => void;
 }
@@ -113,17 +119,18 @@ export function loadWeights(cfg: XverseConfig, source: TensorSource, opts: Weigh
   };
   const matrix = (name: string, [rows, cols]: [number, number]): Weight =>
     prep(denseWeight(name, read(name), rows, cols, source.info(name).file));
-  const projection = (name: string, shape: [number, number]): Weight => {
-    const custom = opts.projection?.(name, source, shape[0], shape[1]);
-    if (custom) {
+  const custom = (name: string, shape: [number, number], hook: WeightLoadOptions["projection"]): Weight => {
+    const w = hook?.(name, source, shape[0], shape[1]);
+    if (w) {
       used.add(name);
       for (const n of source.names()) if (n.startsWith(name + "_") || n === name.replace(/\.weight$/, ".weight_scale")) used.add(n);
-      return prep(custom);
+      return prep(w);
     }
     return matrix(name, shape);
   };
+  const projection = (name: string, shape: [number, number]): Weight => custom(name, shape, opts.projection);
 
-  const embed = matrix(EMBED_NAME, shapes.embed);
+  const embed = custom(EMBED_NAME, shapes.embed, opts.stored);
   const layers: LayerWeights[] = [];
   for (let i = 0; i < cfg.numLayers; i++) {
     layers.push({
@@ -139,7 +146,7 @@ export function loadWeights(cfg: XverseConfig, source: TensorSource, opts: Weigh
     });
   }
   const norm = vector(NORM_NAME);
-  const lmHead = matrix(LM_HEAD_NAME, shapes.lmHead);
+  const lmHead = custom(LM_HEAD_NAME, shapes.lmHead, opts.stored);
   const unused = source.names().filter((n) => !used.has(n) && !isSkippedTensor(n));
   if (unused.length) opts.onUnused?.(unused);
   return { embed, layers, norm, lmHead };

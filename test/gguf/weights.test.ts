@@ -61,3 +61,22 @@ test("stories260K Q4_0 GGUF: int4 kernels (q4_group) give the logits of the dequ
   const f16 = toFloat32(g16.source.read("model.layers.0.mlp.up_proj.weight"));
   for (let i = 0; i < f32.length; i++) assert.ok(Math.abs(f16[i] - f32[i]) <= Math.abs(f32[i]) * 2 ** -11 + 1e-7);
 });
+
+test("loadModel on a Q4_0 GGUF keeps token_embd and output as stored (q4_group) with the dequantized path's logits", async () => {
+  const { loadModel } = await import("../../src/model/load.js");
+  const stories = fixture("golden", "stories260K");
+  const path = join(dir, "s-q4_0-io.gguf");
+  exportGguf(openCheckpoint(stories), loadConfig(stories), join(stories, "tokenizer.json"), path, { type: "q4_0" });
+  const { model } = await loadModel(path, { backend: "ts", kvType: "f32", onWarning: () => {} });
+  assert.equal(model.weights.embed.format, "q4_group");
+  assert.equal(model.weights.lmHead.format, "q4_group");
+  assert.equal(model.weights.lmHead.data.byteLength, (512 * 64) / 2, "4 bits per weight, not 32");
+  const g = openGgufModel(path);
+  const floats = XverseModel.fromSource(parseConfig(g.config, path), g.source, { kvType: "f32", backend: tsBackend });
+  const ids = [1, 403, 407, 261, 378, 280, 300];
+  const a = model.forward(ids, model.newCache(8), { logits: "all" });
+  const b = floats.forward(ids, floats.newCache(8), { logits: "all" });
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  assert.ok(d <= 1e-4, `max |Δ| ${d}`);
+});
