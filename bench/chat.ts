@@ -418,7 +418,7 @@ async function main(): Promise<void> {
 
   console.log("");
   console.log("Peak RSS is each child process's maxRSS: llama.cpp's includes the weights it mmaps (file pages it touched),");
-  console.log("ours the weights it read into memory (from a Q4_0 file, token_embd and output dequantized to f32) and its KV pool.");
+  console.log("ours the weights it read into memory and its KV pool.");
   console.log(`load average at end: ${loadAverage()}`);
   console.log("");
   for (const l of ratios) console.log(l);
