@@ -92,6 +92,11 @@ export interface Backend {
   readonly name: string;
   /** Optional one-time conversion of a weight at load (repacking, pinning). Returns the weight to use. */
   prepareWeight?(w: Weight): Weight;
+  /**
+   * Optional: called once for every new KV segment before it is written (the native backend asks Linux for huge
+   * pages there, so filling the cache faults per 2 MiB instead of per 4 KiB).
+   */
+  prepareKvSegment?(buffer: ArrayBuffer): void;
   /** y (T, w.rows) = x (T, w.cols) · Wᵀ */
   matmul(y: Float32Array, x: Float32Array, w: Weight, T: number): void;
   /** y (T, dim) = x / sqrt(mean(x²) + eps) ⊙ weight; y may alias x. */

@@ -29,6 +29,8 @@ export interface KvPoolOptions {
   segmentBytes?: number;
   /** Register full blocks for prefix reuse (default true). */
   prefixCaching?: boolean;
+  /** Called with every new segment before use (Backend.prepareKvSegment). */
+  onSegment?: (buffer: ArrayBuffer) => void;
 }
 
 export interface KvPoolStats {
@@ -56,6 +58,7 @@ export class KvPool {
   readonly blocksPerSegment: number;
   readonly capacityBlocks: number;
   readonly prefixCaching: boolean;
+  private readonly onSegment?: (buffer: ArrayBuffer) => void;
   readonly segments: KvSegment[] = [];
   /** The segments' ArrayBuffers, in order (what the native kernels receive). */
   readonly buffers: ArrayBuffer[] = [];
@@ -84,6 +87,7 @@ export class KvPool {
     const seg = Math.max(1, Math.floor((opts.segmentBytes ?? 16 * 2 ** 20) / this.layout.blockBytes));
     this.blocksPerSegment = Math.min(seg, this.capacityBlocks, Math.floor(2 ** 30 / this.layout.blockBytes) || 1);
     this.prefixCaching = opts.prefixCaching ?? true;
+    this.onSegment = opts.onSegment;
   }
 
   /** A new, empty sequence of at most maxTokens tokens. Release it when done. */
@@ -216,6 +220,7 @@ export class KvPool {
     const first = this.segments.length * this.blocksPerSegment;
     const n = Math.min(this.blocksPerSegment, this.capacityBlocks - first);
     const buffer = new ArrayBuffer(n * this.layout.blockBytes);
+    this.onSegment?.(buffer);
     this.segments.push({ buffer, bytes: new Uint8Array(buffer), f32: new Float32Array(buffer), u16: new Uint16Array(buffer), i8: new Int8Array(buffer) });
     this.buffers.push(buffer);
     const total = first + n;

@@ -11,7 +11,7 @@ import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
 import { KvPool, type KvPoolOptions } from "../kv/pool.js";
 import type { KvSequence } from "../kv/sequence.js";
-import { kvBytesPerElement, type KvType } from "../kv/layout.js";
+import { kvBytesPerElement, kvLayout, type KvType } from "../kv/layout.js";
 import { RopeTables } from "./rope.js";
 import { loadWeights, type ModelWeights, type WeightLoadOptions } from "./weights.js";
 
@@ -113,7 +113,8 @@ export class XverseModel {
   /** A KV pool shared by many sequences (prefix reuse across them), bounded by budgetBytes. */
   createPool(opts: Partial<KvPoolOptions> = {}): KvPool {
     const c = this.config;
-    return new KvPool({ type: this.kvType, blockSize: this.kvBlockSize, budgetBytes: this.kvBudget, ...opts, nLayers: c.numLayers, nKvHeads: c.numKvHeads, headDim: c.headDim });
+    const onSegment = this.backend.prepareKvSegment?.bind(this.backend);
+    return new KvPool({ type: this.kvType, blockSize: this.kvBlockSize, budgetBytes: this.kvBudget, onSegment, ...opts, nLayers: c.numLayers, nKvHeads: c.numKvHeads, headDim: c.headDim });
   }
 
   /**
@@ -123,9 +124,10 @@ export class XverseModel {
   newCache(maxTokens: number, opts: { type?: KvType } = {}): KvSequence {
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new XverseError("bad_argument", `newCache: maxTokens must be an integer ≥ 1 (got ${maxTokens})`);
     const B = Math.min(this.kvBlockSize, maxTokens);
-    const pool = this.createPool({ type: opts.type ?? this.kvType, blockSize: B, prefixCaching: false, budgetBytes: Infinity });
-    const exact = Math.ceil(maxTokens / B) * pool.layout.blockBytes;
-    return new KvPool({ ...poolOptions(pool), budgetBytes: exact, segmentBytes: exact }).sequence(maxTokens);
+    const type = opts.type ?? this.kvType, c = this.config;
+    // one segment of exactly the blocks maxTokens needs
+    const exact = Math.ceil(maxTokens / B) * kvLayout(type, c.numLayers, c.numKvHeads, c.headDim, B).blockBytes;
+    return this.createPool({ type, blockSize: B, prefixCaching: false, budgetBytes: exact, segmentBytes: exact }).sequence(maxTokens);
   }
 
   /** Appends tokens to one sequence and returns logits (see ForwardOptions). */
@@ -220,9 +222,4 @@ export class XverseModel {
     be.matmul(out, xn, this.weights.lmHead, B);
     return out;
   }
-}
-
-function poolOptions(p: KvPool): KvPoolOptions {
-  const L = p.layout;
-  return { type: L.type, nLayers: L.nLayers, nKvHeads: L.nKvHeads, headDim: L.headDim, blockSize: L.blockSize, prefixCaching: p.prefixCaching };
 }

@@ -42,6 +42,8 @@ export interface Addon {
     blocksPerSegment: number, layer: number, out: Float32Array, q: Float32Array, T: number, past: number,
     nHeads: number, scale: number,
   ): void;
+  /** madvise(MADV_HUGEPAGE) on the buffer's 2 MiB-aligned part (Linux); whether it was accepted. */
+  adviseHugePages(buffer: ArrayBuffer): boolean;
   siluMul(gate: Float32Array, up: Float32Array, n: number): void;
   addInPlace(y: Float32Array, x: Float32Array, n: number): void;
 }

@@ -88,6 +88,7 @@ function makeBackend(a: Addon): NativeBackend {
     },
     rmsnorm: (y, x, weight, T, dim, eps) => a.rmsnorm(y, x, weight, T, dim, eps),
     rope: (x, T, nHeads, headDim, cos, sin) => a.rope(x, T, nHeads, headDim, cos, sin),
+    prepareKvSegment: (buffer: ArrayBuffer) => { a.adviseHugePages(buffer); },
     kvWrite(kv, k, v, start, T) {
       const L = kv.layout;
       a.kvWrite(kv.buffers, kv.table, KV_TYPE_CODE[L.type], L.nKvHeads, L.headDim, L.blockSize, L.group, L.regionBytes,
