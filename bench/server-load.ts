@@ -17,12 +17,9 @@
  *                                  [--reply-tokens 32] [--concurrency 4] [--ctx-size 2048] [--model DIR] [--threads N]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { defaultModelDir } from "../src/model/embedded.js";
 
 const { values: v } = parseArgs({
   options: {
@@ -45,23 +42,7 @@ const SECONDS = Number(v.seconds), CLIENTS = Number(v.clients), MAX_TOKENS = Num
 // the shared-prefix scenario needs room for its system prompt: the embedded model's own context is 512 tokens
 const CTX_SIZE = v["ctx-size"] ?? (v["shared-prefix"] ? "2048" : undefined);
 
-/**
- * The embedded model with config.json's max_position_embeddings raised to `ctx` (its other files linked). The
- * server sizes a chat prompt's budget from max_position_embeddings, not from --ctx-size (src/server/engine.ts
- * passes model.config to buildPrompt; chat.ts passes ctxSize), so with the embedded model's 512 a 1,000-token
- * system prompt would be dropped from the prompt whatever --ctx-size says.
- */
-function widenedDefaultModel(ctx: number): string {
-  const src = defaultModelDir();
-  const dir = join(tmpdir(), `xverse-stories260K-ctx${ctx}`);
-  if (existsSync(join(dir, "config.json"))) return dir;
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(src)) if (f !== "config.json" && !existsSync(join(dir, f))) symlinkSync(join(src, f), join(dir, f));
-  const cfg = JSON.parse(readFileSync(join(src, "config.json"), "utf8"));
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, max_position_embeddings: Math.max(ctx, cfg.max_position_embeddings) }, null, 1));
-  return dir;
-}
-const MODEL = v.model ?? (v["shared-prefix"] ? widenedDefaultModel(Number(CTX_SIZE)) : undefined);
+const MODEL = v.model;
 const DISCONNECTERS = Math.round(CLIENTS / 4);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
