@@ -15,7 +15,6 @@ import { kvLayout, type KvType } from "../../src/kv/layout.js";
 import { f16ToF32, f32ToF16 } from "../../src/tensor.js";
 import { XverseError } from "../../src/errors.js";
 import { rng } from "../helpers/rng.js";
-import { readFileSync } from "node:fs";
 
 const randn = (n: number, r: () => number): Float32Array => Float32Array.from({ length: n }, () => (r() * 2 - 1) * 2);
 
@@ -236,15 +235,4 @@ test("the native backend's KV kernels agree with the reference (f32 exact store;
       assert.ok(md / mr <= 1e-5, `${type} ${JSON.stringify({ T, past, nHeads, nKv, hd, B })}: ${md / mr}`);
     }
   }
-});
-
-const thp = (() => { try { return /\[(always|madvise)\]/.test(readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8")); } catch { return false; } })();
-test("native KV segments are backed by transparent huge pages (fewer page faults while the cache fills)", { skip: native && thp ? false : "needs the native addon and Linux THP in always/madvise mode" }, () => {
-  const huge = () => Number(/AnonHugePages:\s+(\d+)/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"))?.[1] ?? 0);
-  const before = huge();
-  const pool = new KvPool({ type: "f16", nLayers: 16, nKvHeads: 16, headDim: 128, blockSize: 32, segmentBytes: 64 * 2 ** 20, onSegment: (b) => native!.prepareKvSegment!(b) });
-  const seq = pool.sequence();
-  seq.reserve(32 * pool.blocksPerSegment);
-  pool.segments[0].bytes.fill(1); // what kvWrite does as the cache fills
-  assert.ok(huge() - before >= 32 * 1024, `AnonHugePages grew by ${huge() - before} kB for a ${pool.bytes() >> 20} MiB segment`);
 });
