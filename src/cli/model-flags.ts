@@ -6,8 +6,7 @@ import { numberFlag } from "./command.js";
 import { parseRopeScalingFlag, type ConfigOverrides } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { LoadModelOptions } from "../model/load.js";
-import { formatBytes, parseKvType } from "../kv/layout.js";
-import type { XverseModel } from "../model/xverse.js";
+import { parseKvType } from "../kv/layout.js";
 
 /** "4G", "512M", "1.5GB", "1000000" → bytes. */
 export function parseSize(s: string, flag: string): number {
@@ -47,8 +46,8 @@ export const MODEL_FLAGS_HELP = `Model options:
                            q8_0 halves it again; f32 is exact)
   --ctx-size N             most tokens one sequence may hold (default: the model's
                            max_position_embeddings; 13B-256K: up to 262144)
-  --kv-budget SIZE         most memory the KV cache may take, e.g. 4G or 512M (default: ctx-size
-                           tokens per concurrent sequence, at most half the RAM; allocated as used)`;
+  --kv-budget SIZE         most memory a shared KV pool (serve, chat, eval) may take, e.g. 4G or 512M
+                           (default: 4 × ctx-size tokens, at most 8 GiB; allocated as used)`;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -76,9 +75,4 @@ export function loadOptionsFromFlags(v: Values): LoadModelOptions {
     ctxSize: numberFlag(v["ctx-size"] as string | undefined, "--ctx-size", { int: true, min: 1, max: 2 ** 24 }),
     kvBudget: typeof v["kv-budget"] === "string" ? parseSize(v["kv-budget"], "--kv-budget") : undefined,
   };
-}
-
-/** One line for stderr at load: the KV type, its cost per token (the formula's number) and the context size. */
-export function describeKv(model: XverseModel): string {
-  return `KV cache ${model.kvType}: ${formatBytes(model.kvBytesPerToken)} per token, context ${model.ctxSize} tokens (${formatBytes(model.kvBytesPerToken * model.ctxSize)} when full)`;
 }

@@ -39,7 +39,7 @@ export interface LoadModelOptions {
   kvBlockSize?: number;
   /** Most tokens one sequence may hold (default: max_position_embeddings). */
   ctxSize?: number;
-  /** Most bytes the shared KV pool (server, chat sessions) may take; default: see defaultKvBudget. */
+  /** Most bytes a shared KV pool (server, chat sessions, eval) may take; default: 4 × ctxSize tokens, at most 8 GiB. */
   kvBudget?: number;
   /** Warnings (unused tensors, backend fallback) go here; default: stderr. */
   onWarning?: (message: string) => void;

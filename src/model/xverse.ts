@@ -11,7 +11,7 @@ import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
 import { KvPool, type KvPoolOptions } from "../kv/pool.js";
 import type { KvSequence } from "../kv/sequence.js";
-import { kvBytesPerElement, kvLayout, type KvType } from "../kv/layout.js";
+import { formatBytes, kvLayout, type KvType } from "../kv/layout.js";
 import { RopeTables } from "./rope.js";
 import { loadWeights, type ModelWeights, type WeightLoadOptions } from "./weights.js";
 
@@ -107,7 +107,17 @@ export class XverseModel {
   /** Bytes of keys and values per token at this model's KV type: 2 × layers × kvHeads × headDim × bytes. */
   get kvBytesPerToken(): number {
     const c = this.config;
-    return 2 * c.numLayers * c.numKvHeads * c.headDim * kvBytesPerElement(this.kvType, c.headDim);
+    return kvLayout(this.kvType, c.numLayers, c.numKvHeads, c.headDim, this.kvBlockSize).bytesPerToken;
+  }
+
+  /**
+   * One line for people: KV type, bytes per token (the formula's number), context size, and a pool's budget when
+   * given. The CLI prints it at load; the server's banner too.
+   */
+  describeKv(budgetBytes?: number): string {
+    const bpt = this.kvBytesPerToken;
+    const budget = budgetBytes === undefined ? "" : `, budget ${formatBytes(budgetBytes)} (${Math.floor(budgetBytes / bpt)} tokens, allocated as used)`;
+    return `KV cache ${this.kvType}: ${formatBytes(bpt)} per token, context ${this.ctxSize} tokens (${formatBytes(bpt * this.ctxSize)} when full)${budget}`;
   }
 
   /** A KV pool shared by many sequences (prefix reuse across them), bounded by budgetBytes. */

@@ -14,7 +14,6 @@ import type { GenerateOptions } from "../generate/generate.js";
 import { samplingOptions } from "../generate/sampling.js";
 import type { LoadedModel } from "../model/load.js";
 import { BatchDecoder } from "./batch.js";
-import { formatBytes } from "../kv/layout.js";
 import { ApiError, badField } from "./errors.js";
 import { logSumExp, promptLogprobs, promptPieces, tokenPieces, toTokenLogprobs, topLogprobs } from "./logprobs.js";
 import type { ChatJob, CompletionJob, Job, ModelInfo, Sampling, ToMain } from "./protocol.js";
@@ -42,7 +41,7 @@ export class Engine {
 
   info(): ModelInfo {
     const m = this.loaded.model;
-    return { id: this.modelId, path: this.loaded.path, contextLength: m.ctxSize, kv: `KV ${m.kvType}, ${formatBytes(m.kvBytesPerToken)} per token, budget ${formatBytes(this.batch.pool.budgetBytes)} (${Math.floor(this.batch.pool.budgetBytes / m.kvBytesPerToken)} tokens, allocated as used)`, vocabSize: m.config.vocabSize, backend: m.backend.name };
+    return { id: this.modelId, path: this.loaded.path, contextLength: m.ctxSize, kv: m.describeKv(this.batch.pool.budgetBytes), vocabSize: m.config.vocabSize, backend: m.backend.name };
   }
 
   /** Runs one job to its end; every outcome, failures included, is reported through `emit`. */

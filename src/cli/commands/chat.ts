@@ -15,7 +15,6 @@ import { XverseError } from "../../errors.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { loadModel, type LoadedModel } from "../../model/load.js";
 import type { KvSequence } from "../../kv/sequence.js";
-import { describeKv } from "../model-flags.js";
 import { parseFlags, type Command } from "../command.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
 import { SAMPLING_FLAGS, samplingFromFlags } from "../sampling-flags.js";
@@ -329,7 +328,7 @@ export const command: Command = {
     };
     if (!v.quiet) {
       const fmt = base.format ?? loaded.model.config.chatFormat ?? (settings.chatTemplate ? "template" : "v2");
-      process.stderr.write(`xverse chat · ${path} · format ${fmt} · loaded in ${(performance.now() - t0).toFixed(0)} ms · /help for commands\n[${describeKv(loaded.model)}]\n`);
+      process.stderr.write(`xverse chat · ${path} · format ${fmt} · loaded in ${(performance.now() - t0).toFixed(0)} ms · /help for commands\n[${loaded.model.describeKv()}]\n`);
     }
     const repl = new Repl(loaded, base, { system: typeof v.system === "string" ? v.system : undefined, tools, quiet: v.quiet === true });
     repl.start();

@@ -1,7 +1,7 @@
 import { parseFlags, type Command } from "../command.js";
 import { SAMPLING_FLAGS, SAMPLING_FLAGS_HELP, samplingFromFlags } from "../sampling-flags.js";
 import { samplingOptions } from "../../generate/sampling.js";
-import { MODEL_FLAGS, MODEL_FLAGS_HELP, describeKv, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
 import { loadModel } from "../../model/load.js";
 import { generate, type GenerateOptions } from "../../generate/generate.js";
 import { XverseError } from "../../errors.js";
@@ -55,7 +55,7 @@ export const command: Command = {
     if (ids.length > model.ctxSize) {
       throw new XverseError("context_full", `the prompt has ${ids.length} tokens, more than the context size of ${model.ctxSize} (raise --ctx-size up to what the model supports)`);
     }
-    if (!v.quiet) process.stderr.write(`[${describeKv(model)}]\n`);
+    if (!v.quiet) process.stderr.write(`[${model.describeKv()}]\n`);
 
     if (v.echo) process.stdout.write(prompt);
     const t1 = performance.now();
