@@ -17,7 +17,7 @@ import { XverseError } from "../errors.js";
 import type { KvSequence } from "../kv/sequence.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { PREFILL_CHUNK } from "../generate/generate.js";
+import { PREFILL_CHUNK, prefill } from "../generate/generate.js";
 
 export interface LoglikResult {
   /** Sum of log p(token) over the continuation's tokens (natural log). */
@@ -27,9 +27,10 @@ export interface LoglikResult {
   tokens: number;
 }
 
-/** Holds a KV sequence for prefix reuse between calls. One per model and caller. */
+/** Holds a KV sequence for prefix reuse between calls, for the model it was made for. One per caller. */
 export class PrefixCache {
   seq: KvSequence | null = null;
+  model: XverseModel | null = null;
 }
 
 /** lm-eval's _encode_pair: context ids and continuation ids. */
@@ -60,13 +61,14 @@ export function loglikelihoodTokens(model: XverseModel, contextIds: readonly num
   if (drop > 0) input = input.slice(drop);
   const firstScored = contextIds.length - 1 - drop; // input position whose logits predict continuation[0]
 
-  if (!reuse.seq || reuse.seq.pool.layout.nLayers !== model.config.numLayers) reuse.seq = model.createPool().sequence(maxLen);
+  if (!reuse.seq || reuse.model !== model) {
+    reuse.seq = model.createPool().sequence(maxLen);
+    reuse.model = model;
+  }
   const seq = reuse.seq;
   // keep what the sequence already holds of input[0, firstScored); compute the rest of that prefix without logits
   seq.reuse(input.slice(0, firstScored + 1));
-  for (let p = seq.length; p < firstScored; p += PREFILL_CHUNK) {
-    model.forward(input.slice(p, Math.min(firstScored, p + PREFILL_CHUNK)), seq, { logits: "none" });
-  }
+  prefill(model, seq, input.slice(0, firstScored), seq.length);
   const V = model.config.vocabSize;
   let logprob = 0;
   let isGreedy = true;

@@ -58,12 +58,14 @@ export interface GenerateResult {
 /** Prompt tokens per forward while prefilling: bounds the activation scratch for long prompts. */
 export const PREFILL_CHUNK = 512;
 
-/** Computes prompt ids [from, end) into seq in chunks; returns the last token's logits in `out`. */
-export function prefill(model: XverseModel, seq: KvSequence, ids: readonly number[], from: number, out: Float32Array): void {
+/**
+ * Computes ids [from, end) into seq in chunks of PREFILL_CHUNK; with `out`, the last token's logits land there
+ * (lm_head runs only for that chunk), without it only the cache is filled.
+ */
+export function prefill(model: XverseModel, seq: KvSequence, ids: readonly number[], from: number, out?: Float32Array): void {
   for (let p = from; p < ids.length; p += PREFILL_CHUNK) {
     const end = Math.min(ids.length, p + PREFILL_CHUNK);
-    // lm_head only for the chunk holding the last prompt token
-    model.forward(ids.slice(p, end), seq, end === ids.length ? { out } : { logits: "none" });
+    model.forward(ids.slice(p, end), seq, out && end === ids.length ? { out } : { logits: "none" });
   }
 }
 
