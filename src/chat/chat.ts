@@ -108,6 +108,7 @@ export async function* chatStream(
     ? constrainedToolCallHook(tokenizer, tools, { force: options.constrainToolCalls === "force", eosTokenIds: eosIds, limits: options.constrainLimits, maxNewTokens: maxNew })
     : undefined;
 
+  let cachedTokens = 0;
   const it = generate(model, tokenizer, prompt.ids, {
     maxNewTokens: maxNew,
     ...samplingOptions(options, gc),
@@ -120,7 +121,6 @@ export async function* chatStream(
     // the reply is decode(reply ids), as the official chat decodes it: no leading space carried over from the prompt
     continuation: false,
   });
-  let cachedTokens = 0;
   const calls = tools.length ? new ToolCallStream() : null;
   const ids: number[] = [];
   let text = "";

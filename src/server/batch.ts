@@ -34,11 +34,10 @@ class Seq {
   readonly out: number[] = [];
   /** Its keys and values, in the shared pool (null until admitted). */
   kv: KvSequence | null = null;
-  /** Prompt tokens reused from the pool, and prompt tokens in the cache so far. */
+  /** Prompt tokens reused from the pool (while prefilling, kv.length is how far the prompt has got). */
   cached = 0;
   /** Blocks it may need at most (prompt + max new tokens), counted while it is admitted. */
   need = 0;
-  len = 0;
   logits: Float32Array;
   /** The processors' scratch copy of the logits (one per request, not one per token). */
   readonly work: Float32Array;
@@ -164,10 +163,11 @@ export class BatchDecoder {
             s.need = need;
             this.committed += need;
             s.kv = this.pool.sequence(this.ctxSize);
-            s.cached = s.len = s.kv.reuse(s.prompt);
+            s.cached = s.kv.reuse(s.prompt);
           }
-          const n = Math.min(budget, s.prompt.length - s.len);
-          const tokens = s.prompt.slice(s.len, s.len + n);
+          const done = s.kv.length;
+          const n = Math.min(budget, s.prompt.length - done);
+          const tokens = s.prompt.slice(done, done + n);
           items.push({ seq: s.kv, tokens });
           owners.push(s);
           budget -= n;
@@ -178,10 +178,10 @@ export class BatchDecoder {
           const o = out.subarray(0, B * V);
           this.model.forwardBatch(items, { out: o });
           this.maxBatchSeen = Math.max(this.maxBatchSeen, B);
+          const decoding = this.rows.length; // the first items are the running rows' tokens, then prompt chunks
           owners.forEach((s, b) => {
-            if (s.len < s.prompt.length) {
-              s.len += items[b].tokens.length;
-              if (s.len < s.prompt.length) return; // prompt not done: these logits are not needed
+            if (b >= decoding) {
+              if (s.kv!.length < s.prompt.length) return; // prompt not done: these logits are not needed
               this.waiting.splice(this.waiting.indexOf(s), 1);
               this.rows.push(s);
               s.opts.onPrefill?.(s.cached);
