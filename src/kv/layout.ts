@@ -18,9 +18,6 @@ import { XverseError } from "../errors.js";
 export type { KvLayout, KvType } from "../backend/backend.js";
 export const KV_TYPES: readonly KvType[] = ["f32", "f16", "q8_0"];
 
-/** Numeric codes the native addon uses (keep in sync with native/src/kv.cc). */
-export const KV_TYPE_CODE: Record<KvType, number> = { f32: 0, f16: 1, q8_0: 2 };
-
 export function parseKvType(s: string, where = "--kv-type"): KvType {
   if ((KV_TYPES as readonly string[]).includes(s)) return s as KvType;
   throw new XverseError("bad_argument", `${where}: '${s}' is not a KV cache type (use ${KV_TYPES.join(", ")})`);

@@ -3,9 +3,8 @@
  * they are (zero-copy: the addon reads the typed array's memory through its byteOffset); prepareWeight only
  * validates the weight once and records its format code.
  */
-import type { Backend, Weight, WeightFormat } from "../backend.js";
+import type { Backend, KvType, Weight, WeightFormat } from "../backend.js";
 import { XverseError } from "../../errors.js";
-import { KV_TYPE_CODE } from "../../kv/layout.js";
 import { type Addon, loadAddon, physicalCores } from "./addon.js";
 
 export { physicalCores } from "./addon.js";
@@ -32,6 +31,8 @@ export interface NativeBackend extends Backend {
 }
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, bf16: 1, f16: 2, q8_row: 3, q4_row: 4, q4_group: 5 };
+/** KV storage codes (native/src/kv.cc's KvType). */
+const KV_TYPE_CODE: Record<KvType, number> = { f32: 0, f16: 1, q8_0: 2 };
 
 type ArrayCtor = Float32ArrayConstructor | Uint16ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor;
 const DATA_TYPE: Record<WeightFormat, ArrayCtor> = {
