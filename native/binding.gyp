@@ -12,7 +12,10 @@
         "src/matmul_avx512.cc",
         "src/matvec_vnni.cc",
         "src/matmul_q4_avx2.cc",
-        "src/portable_stubs.cc"
+        "src/portable_stubs.cc",
+        "src/blocks.cc",
+        "src/blocks_avx2.cc",
+        "src/blocks_vnni.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "blocks.h"
 #include "kernels.h"
 #include "pool.h"
 
@@ -93,6 +94,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   if (s.caps.avx512) supported.Set(n++, "avx512");
   if (s.caps.avx512_vnni) supported.Set(n++, "avx512_vnni");
   o.Set("supported", supported);
+  // Block formats (codes 6 … 15) with a native kernel at the current ISA; the others run on the TS twin.
+  Napi::Array blocks = Napi::Array::New(info.Env());
+  uint32_t nb = 0;
+  for (int f = 6; f <= 15; f++)
+    if (blocks_native(static_cast<Fmt>(f), BlockIsa{s.isa, s.vnni})) blocks.Set(nb++, f);
+  o.Set("blockFormats", blocks);
   return o;
 }
 
@@ -126,8 +133,20 @@ void Matmul(const Napi::CallbackInfo& info) {
   Instance& s = inst(env);
   const int64_t fmt = num(info, 2, "format"), rows = num(info, 5, "rows"), cols = num(info, 6, "cols"),
                 group = num(info, 7, "group"), T = num(info, 8, "T");
-  if (fmt > 5) bad(env, "matmul: unknown format code");
+  if (fmt > 15) bad(env, "matmul: unknown format code");
   WView w{static_cast<Fmt>(fmt), rows, cols, nullptr, nullptr, group};
+  if (is_block_fmt(w.fmt)) {  // GGUF blocks as stored: rows × (cols / values) blocks of `bytes` each
+    const BlockType bt = block_type(w.fmt);
+    if (cols % bt.values) bad(env, "matmul: block format needs cols (" + std::to_string(cols) + ") to be a multiple of " + std::to_string(bt.values));
+    w.data = arr<Napi::Uint8Array>(info, 3, napi_uint8_array, static_cast<size_t>(rows * (cols / bt.values) * bt.bytes), "data").Data();
+    float* y = arr<Napi::Float32Array>(info, 0, napi_float32_array, T * rows, "y").Data();
+    const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, T * cols, "x").Data();
+    if (T == 0 || rows == 0) return;
+    if (cols == 0) return std::fill(y, y + T * rows, 0.f);
+    if (!matmul_blocks(w, x, y, T, BlockIsa{s.isa, s.vnni}, s.pool, s.qscratch))
+      bad(env, "matmul: format code " + std::to_string(fmt) + " has no native kernel here (see info().blockFormats)");
+    return;
+  }
   const size_t n = static_cast<size_t>(rows * cols);
   switch (w.fmt) {
     case Fmt::F32: w.data = arr<Napi::Float32Array>(info, 3, napi_float32_array, n, "data").Data(); break;
@@ -139,6 +158,7 @@ void Matmul(const Napi::CallbackInfo& info) {
       if (cols % 2) bad(env, "matmul: int4 weights need an even number of columns");
       w.data = arr<Napi::Uint8Array>(info, 3, napi_uint8_array, n / 2, "data").Data();
       break;
+    default: break;  // block formats returned above
   }
   if (w.fmt == Fmt::Q8 || w.fmt == Fmt::Q4) {
     w.scales = arr<Napi::Float32Array>(info, 4, napi_float32_array, rows, "scales").Data();

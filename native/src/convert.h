@@ -56,6 +56,7 @@ static inline float weight_at(const WView& w, int64_t r, int64_t c) {
       if (w.fmt == Fmt::Q4) return q * w.scales[r];
       return q * w.scales[i / w.group];
     }
+    default: break;  // block formats never come here (blocks.h)
   }
   return 0.f;
 }

@@ -14,7 +14,11 @@
 
 namespace xv {
 
-enum class Fmt : int { F32 = 0, BF16 = 1, F16 = 2, Q8 = 3, Q4 = 4, Q4G = 5 };
+// 6 … 15: GGUF block formats stored as in the file (blocks.h), the codes of FORMAT_CODE in src/backend/native.
+enum class Fmt : int {
+  F32 = 0, BF16 = 1, F16 = 2, Q8 = 3, Q4 = 4, Q4G = 5,
+  Q4_0 = 6, Q4_1 = 7, Q5_0 = 8, Q5_1 = 9, Q8_0 = 10, Q2_K = 11, Q3_K = 12, Q4_K = 13, Q5_K = 14, Q6_K = 15
+};
 enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
 // A weight [rows, cols] in one of the Backend formats (src/backend/backend.ts). `data` points at the first row.

@@ -182,6 +182,7 @@ TAVX2 void matmul_rows_avx2(const WView& w, const float* x, int64_t ldx, float* 
     case Fmt::Q4G:
       return drive(LQ4<true>{static_cast<const uint8_t*>(w.data), c, w.scales, w.group, log2_exact(w.group)}, w, x, ldx, y, ldy, T, r0,
                    r1);
+    default: return;  // block formats never come here (blocks.h)
   }
 }
 

@@ -222,6 +222,7 @@ T512 void matmul_rows_avx512(const WView& w, const float* x, int64_t ldx, float*
       return drive(LQ4<false>{static_cast<const uint8_t*>(w.data), c, w.scales, 0, 0}, x, ldx, y, ldy, T, r0, r1, c);
     case Fmt::Q4G:
       return drive(LQ4<true>{static_cast<const uint8_t*>(w.data), c, w.scales, w.group, log2_exact(w.group)}, x, ldx, y, ldy, T, r0, r1, c);
+    default: return;  // block formats never come here (blocks.h)
   }
 }
 

@@ -1,0 +1,76 @@
+// GGUF block formats (Fmt codes 6 … 15) run as stored: a row of a weight [rows, cols] is cols / values ggml blocks,
+// little-endian structs exactly as in the file (src/backend/ts/blocks.ts is the spec). Each kernel family owns
+// its activation format: it quantizes x once per call (all tokens), then threads run its row-range kernel over
+// disjoint row ranges. The dispatch (matmul_blocks, blocks.cc) knows nothing about a family's insides.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels.h"
+
+namespace xv {
+
+class ThreadPool;
+
+// Values and bytes per block (src/gguf/types.ts): 32 for the legacy types, 256 for the K-quants.
+struct BlockType {
+  int64_t values = 0, bytes = 0;
+};
+// {0, 0} for a format that is not a block format.
+BlockType block_type(Fmt f);
+inline bool is_block_fmt(Fmt f) { return static_cast<int>(f) >= 6 && static_cast<int>(f) <= 15; }
+
+// Which instruction set a family may use (the caller has checked the CPU has it).
+struct BlockIsa {
+  Isa isa = Isa::Scalar;
+  bool vnni = false;  // AVX-512 VNNI (only with isa == Avx512)
+};
+
+// A family's row-range kernel: y[t * ldy + r] = x_t · dequant(W[r, :]) for r in [r0, r1), t < T. Token t's
+// quantized activations start at (const char*)qact + t * <family>_act_bytes(w.cols) (64-byte aligned).
+// w.data is the first row's first block; rows are w.cols / values blocks each.
+using BlockRowsFn = void (*)(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0,
+                             int64_t r1);
+
+// Whether some family runs this block format natively here (else the TS backend's twin must run it).
+bool blocks_native(Fmt f, BlockIsa isa);
+// y (T, rows) = x (T, cols) · dequant(W)ᵀ. The caller has checked data holds rows × row bytes and cols % values
+// == 0. Returns false (touching nothing) when no family handles w.fmt. `scratch` grows to hold the activations.
+bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
+                   std::vector<char>& scratch);
+
+// --- Legacy types q4_0, q4_1, q5_0, q5_1, q8_0 (blocks.cc, blocks_avx2.cc, blocks_vnni.cc) ---
+// Activations Q8_0-style per block of 32: d = amax / 127, q = round-to-nearest-even(x · (127 / amax)) (both in
+// f32). Per token, 64-byte aligned arrays over nbp = (cols / 32 rounded up to even) blocks, zero padded:
+//   q  int8[nbp · 32]  the values in column order
+//   d  f32[nbp]        block scales
+//   sd f32[nbp]        d · Σ q of the block (the min term of q4_1 / q5_1: m · sd)
+//   s  int32[nbp]      Σ q of the block
+//   ls int32[nbp · 8]  per 4 consecutive values Σ q: a vpdpbusd / vpmaddwd dword lane's share of the offset
+//   dl f32[nbp · 8]    d per dword lane (AVX-512: two blocks in one register)
+struct LegacyAct {
+  int8_t* q;
+  float *d, *sd;
+  int32_t *s, *ls;
+  float* dl;
+};
+LegacyAct legacy_act(void* base, int64_t cols);
+bool legacy_supports(Fmt f);
+int64_t legacy_act_bytes(int64_t cols);
+void legacy_quantize(const float* x, int64_t cols, void* qact, BlockIsa isa);
+BlockRowsFn legacy_rows(Fmt f, BlockIsa isa);
+// The ISA variants (x86 only; legacy_rows picks one).
+BlockRowsFn legacy_rows_avx2(Fmt f);
+BlockRowsFn legacy_rows_vnni(Fmt f);
+void legacy_quantize_avx2(const float* x, int64_t cols, const LegacyAct& a);
+
+// --- K-quants (kquants.cc) ---
+// q2_k … q6_k. Until kquants.cc defines these, weak defaults in blocks.cc report "not supported" (the TS twin
+// runs them). Same contract as the legacy family: act_bytes per token (a multiple of 64), quantize one token.
+bool kquant_supports(Fmt f);
+int64_t kquant_act_bytes(int64_t cols);
+void kquant_quantize(const float* x, int64_t cols, void* qact, BlockIsa isa);
+BlockRowsFn kquant_rows(Fmt f, BlockIsa isa);
+// --- end K-quants ---
+
+}  // namespace xv
