@@ -11,6 +11,7 @@
         "src/matmul_avx2.cc",
         "src/matmul_avx512.cc",
         "src/matvec_vnni.cc",
+        "src/matmul_amx.cc",
         "src/matmul_q4_avx2.cc",
         "src/portable_stubs.cc",
         "src/blocks.cc",

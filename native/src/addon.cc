@@ -39,6 +39,7 @@ struct Instance {
   CpuCaps caps = detect_cpu();
   Isa isa = Isa::Scalar;
   bool vnni = false;
+  bool amx = false;                           // AMX-INT8 prefill for q4_group g32 (matmul_amx.cc)
   ThreadPool pool{1};
   std::vector<char> qscratch;                 // quantized activations for the VNNI path
   std::vector<QuantX> qx;                     // one per token, pointing into qscratch
@@ -49,6 +50,7 @@ struct Instance {
   Instance() {
     isa = caps.avx512 ? Isa::Avx512 : caps.avx2_fma_f16c ? Isa::Avx2 : Isa::Scalar;
     vnni = caps.avx512_vnni;
+    amx = vnni && amx_available();
   }
 };
 
@@ -77,7 +79,7 @@ int64_t num(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t 
 }
 
 const char* isa_name(const Instance& s) {
-  if (s.isa == Isa::Avx512) return s.vnni ? "avx512_vnni" : "avx512";
+  if (s.isa == Isa::Avx512) return s.amx ? "avx512_amx" : s.vnni ? "avx512_vnni" : "avx512";
   return s.isa == Isa::Avx2 ? "avx2" : "scalar";
 }
 
@@ -93,6 +95,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   if (s.caps.avx2_fma_f16c) supported.Set(n++, "avx2");
   if (s.caps.avx512) supported.Set(n++, "avx512");
   if (s.caps.avx512_vnni) supported.Set(n++, "avx512_vnni");
+  if (s.caps.avx512_vnni && amx_available()) supported.Set(n++, "avx512_amx");
   o.Set("supported", supported);
   // Block formats (codes 6 … 15) with a native kernel at the current ISA; the others run on the TS twin.
   Napi::Array blocks = Napi::Array::New(info.Env());
@@ -107,6 +110,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   Instance& s = inst(info.Env());
   const std::string want = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  s.amx = false;
   if (want == "scalar") {
     s.isa = Isa::Scalar, s.vnni = false;
   } else if (want == "avx2" && s.caps.avx2_fma_f16c) {
@@ -115,6 +119,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
     s.isa = Isa::Avx512, s.vnni = false;
   } else if (want == "avx512_vnni" && s.caps.avx512_vnni) {
     s.isa = Isa::Avx512, s.vnni = true;
+  } else if (want == "avx512_amx" && s.caps.avx512_vnni && amx_available()) {
+    s.isa = Isa::Avx512, s.vnni = true, s.amx = true;
   } else {
     bad(info.Env(), "setIsa: '" + want + "' is not supported on this CPU");
   }
@@ -189,6 +195,17 @@ void Matmul(const Napi::CallbackInfo& info) {
   const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
   // q4_group with group 32 (Q4_0 GGUF), prefill: whole-group integer sums (matmul_vnni_g32_rows).
   const bool g32 = q4_vnni && !q8_vnni && T > 1 && vnni_g32_supports(w);
+  // The same on AMX tiles from 16 tokens up (below that a padded 16-token tile loses to VNNI).
+  if (g32 && s.amx && T >= 16 && amx_g32_supports(w)) {
+    const size_t need = static_cast<size_t>(amx_x_bytes(cols, T));
+    if (s.qscratch.size() < need) s.qscratch.resize(need);
+    const AmxX ax = quantize_amx(x, cols, T, s.qscratch.data(), 0, 0);  // the layout; tokens below
+    s.pool.parallel_for((T + 15) / 16 * 16, 16,
+                        [&](int64_t b, int64_t e, int) { quantize_amx(x, cols, T, s.qscratch.data(), b, e); });
+    s.pool.parallel_for(rows / 16, std::max<int64_t>(1, rows / 16 / (nt * 8)),
+                        [&](int64_t b, int64_t e, int) { matmul_amx_g32_blocks(w, ax, y, rows, T, b, e); });
+    return;
+  }
   if (q4_vnni || q4_avx2) {
     // Quantize every token's activations once, then all threads share them.
     const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;

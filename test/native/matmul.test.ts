@@ -83,8 +83,9 @@ const hasVbmi: boolean | undefined = (() => {
 })();
 
 function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
-  if (c.format === "q8_row") return isa === "avx512_vnni" && T > 1 && hasVbmi === true;
-  return (isa === "avx512_vnni" || isa === "avx2") && c.format.startsWith("q4");
+  const vnni = isa === "avx512_vnni" || isa === "avx512_amx"; // AMX is VNNI plus tiles for q4_group g32 prefill
+  if (c.format === "q8_row") return vnni && T > 1 && hasVbmi === true;
+  return (vnni || isa === "avx2") && c.format.startsWith("q4");
 }
 
 /** Normalized error vs the reference; for the quantized-activation path also vs the quantized reference. */
@@ -146,6 +147,18 @@ test("matmul: reports the worst normalized error of the quantized-activation pat
     assert.ok(m <= QUANT_ACT_BOUND);
   }
   t.diagnostic(`vnni worst normalized error: ${worst.join(", ")}`);
+});
+
+test("matmul parity: AMX tiles (q4_group g32, 16-row blocks, padded 16-token tiles) = same-rounded reference", { skip }, (t) => {
+  if (!isas.includes("avx512_amx")) return t.skip("no AMX-INT8 on this CPU / OS");
+  let seed = 500;
+  for (const [rows, cols] of [[16, 128], [48, 512], [160, 1024]] as const) {
+    for (const T of [16, 17, 31, 33, 121]) check({ format: "q4_group", rows, cols, group: 32 }, T, "avx512_amx", seed++);
+  }
+  // rows not a multiple of 16 and T < 16 take the VNNI kernel on the same ISA setting
+  check({ format: "q4_group", rows: 40, cols: 256, group: 32 }, 20, "avx512_amx", seed++);
+  check({ format: "q4_group", rows: 32, cols: 256, group: 32 }, 7, "avx512_amx", seed++);
+  nb!.setIsa(isas[isas.length - 1]);
 });
 
 test("matmul: rejects mismatched buffers instead of reading past them", { skip }, () => {

@@ -62,7 +62,9 @@ function packageRoot(): string | null {
   return null;
 }
 
+/** The addon to load: $XVERSE_NATIVE_ADDON when set (a build kept elsewhere, e.g. one per developer), else the package's. */
 export function defaultAddonPath(): string | null {
+  if (process.env.XVERSE_NATIVE_ADDON) return resolve(process.env.XVERSE_NATIVE_ADDON);
   const root = packageRoot();
   return root ? join(root, ADDON_REL) : null;
 }

@@ -10,7 +10,7 @@ import { type Addon, loadAddon, physicalCores } from "./addon.js";
 export { physicalCores } from "./addon.js";
 
 /** Instruction sets the addon can be told to use (for tests and benchmarks); the default is the best available. */
-export type NativeIsa = "scalar" | "avx2" | "avx512" | "avx512_vnni";
+export type NativeIsa = "scalar" | "avx2" | "avx512" | "avx512_vnni" | "avx512_amx";
 
 export interface NativeOptions {
   /** Worker threads for matmul and attention (default: physical cores available to this process). */
