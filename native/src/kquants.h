@@ -1,0 +1,89 @@
+// K-quant kernels (q2_k … q6_k, ggml's 256-value super-blocks) shared between kquants.cc (quantizer, scalar,
+// dispatch) and the ISA files kquants_avx2.cc / kquants_avx512.cc. The public entry points are declared in
+// blocks.h's K-quant section; everything here is internal to the family.
+//
+// Activations are quantized Q8_K-style, one Q8K block per 256 columns: d = amax / 127, q = x · (127 / amax)
+// rounded half to even (the CPU's default, as the legacy-block and int4 paths do), and the sums of q per 16
+// columns, which the mins (q2_k, q4_k, q5_k) and the unsigned-offset corrections (q3_k: −4, q6_k: −32) need.
+// Every kernel then works in integers within a super-block and converts once per block:
+//   Σ_j d·sc_j·(u_j − off)·dx·q_j − dmin·m_j·dx·q_j  =  d·dx·(Σ sc·u·q − off·Σ sc·bsum) − dmin·dx·Σ m·bsum
+// with u the stored unsigned weight code (0 … 63).
+#pragma once
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace xv {
+namespace kq {
+
+constexpr int QK = 256;
+
+// One token's 256 columns. 320 bytes (a multiple of 64), so consecutive blocks keep qs 64-byte aligned when the
+// first one is.
+struct Q8K {
+  int8_t qs[QK];
+  int16_t bsums[QK / 16];
+  float d;
+  uint8_t pad[28];
+};
+static_assert(sizeof(Q8K) == 320, "Q8K layout");
+
+// The five types, in format-code order (q2_k = 11 … q6_k = 15).
+enum class KType : int { Q2K = 0, Q3K = 1, Q4K = 2, Q5K = 3, Q6K = 4 };
+constexpr int BLOCK_BYTES[5] = {84, 110, 144, 176, 210};
+
+// Rows [r0, r1) of W (rows of cols / 256 blocks of type kt, row r at w + r · rowBytes) times T tokens; token t's
+// activations are the cols / 256 blocks at x + t · nb.  y[t · ldy + r].
+using RowsFn = void (*)(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T,
+                        int64_t r0, int64_t r1);
+void rows_scalar(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T,
+                 int64_t r0, int64_t r1);
+void rows_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
+               int64_t r1);
+void rows_avx512(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T,
+                 int64_t r0, int64_t r1);
+void rows_vnni(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
+               int64_t r1);
+
+// x (cols values, cols % 256 == 0) → cols / 256 Q8K blocks. All variants give identical bytes.
+void quantize_scalar(const float* x, int64_t cols, Q8K* out);
+void quantize_avx2(const float* x, int64_t cols, Q8K* out);
+void quantize_avx512(const float* x, int64_t cols, Q8K* out);
+
+// ggml's 12-byte scale/min field of q4_k / q5_k: 8 six-bit scales and 8 six-bit mins, returned as two 8-byte
+// words (byte j = scale j / min j). Bytes 0–3 hold scales 0–3 (low 6 bits) and the top 2 bits of scales 4–7;
+// bytes 4–7 the same for the mins; bytes 8–11 the low 4 bits of scales 4–7 (low nibble) and mins 4–7 (high).
+static inline void unpack_scale_min_k4(const uint8_t* s, uint64_t* sc, uint64_t* mn) {
+  uint32_t a, b, c;
+  __builtin_memcpy(&a, s, 4);
+  __builtin_memcpy(&b, s + 4, 4);
+  __builtin_memcpy(&c, s + 8, 4);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const uint32_t sc03 = a & lo6, mn03 = b & lo6;
+  const uint32_t sc47 = (c & lo4) | (((a >> 6) & lo2) << 4);
+  const uint32_t mn47 = ((c >> 4) & lo4) | (((b >> 6) & lo2) << 4);
+  *sc = uint64_t(sc03) | (uint64_t(sc47) << 32);
+  *mn = uint64_t(mn03) | (uint64_t(mn47) << 32);
+}
+
+// q3_k's 12-byte field: 16 six-bit scales, biased by 32 (returned as int8, 32 already taken off). Scale i has
+// its low 4 bits in byte i % 8 (low nibble for i < 8, high for i ≥ 8) and its top 2 bits in byte 8 + i % 4 at
+// bit 2 · (i / 4).
+static inline void unpack_scales_q3k(const uint8_t* s, int8_t out[16]) {
+  uint32_t a, b, c;
+  __builtin_memcpy(&a, s, 4);
+  __builtin_memcpy(&b, s + 4, 4);
+  __builtin_memcpy(&c, s + 8, 4);
+  const uint32_t lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const uint32_t w[4] = {
+      (a & lo4) | ((c & lo2) << 4),              // scales 0–3
+      (b & lo4) | (((c >> 2) & lo2) << 4),       // 4–7
+      ((a >> 4) & lo4) | (((c >> 4) & lo2) << 4),  // 8–11
+      ((b >> 4) & lo4) | (((c >> 6) & lo2) << 4),  // 12–15
+  };
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < 4; i++) out[4 * k + i] = static_cast<int8_t>(static_cast<int>((w[k] >> (8 * i)) & 63) - 32);
+}
+
+}  // namespace kq
+}  // namespace xv

@@ -1,0 +1,205 @@
+// K-quants on AVX2 (CPUs without AVX-512): the plan of kquants_avx512.inc in 256-bit registers. A super-block
+// is 8 chunks of 32 columns; each chunk's codes unpack to 32 unsigned bytes in column order, vpmaddubsw with the
+// Q8K activations gives 16 s16 pair sums (no saturation: ≤ 2 · 63 · 127), vpmaddwd multiplies them by their
+// sub-block scale and adds neighbours into int32 lanes. The scale register comes from one vpshufb of the block's
+// 16 int8 scales (held in both 128-bit lanes): each pair lane picks its scale byte into its high byte, and an
+// arithmetic shift right by 8 sign-extends it.
+#include "kquants.h"
+#if XV_X86
+#include <immintrin.h>
+
+#define TAVX2 __attribute__((target("avx2,fma,f16c")))
+#define INL inline __attribute__((always_inline))
+
+namespace xv {
+namespace kq {
+namespace {
+
+TAVX2 INL float f16(const uint8_t* p) { return _cvtsh_ss(static_cast<unsigned short>(p[0] | (p[1] << 8))); }
+TAVX2 INL __m256i ld(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+TAVX2 INL __m256i bits(__m256i v, int shift, int mask) {
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(static_cast<char>(mask)));
+}
+
+// Per block: the 16 int8 scales (both lanes), the 16 int16 `side` values multiplied with the bsums (mins, or the
+// scales for the offset types), d, dmin.
+struct Prep {
+  __m256i table, side;
+  float d, dmin;
+};
+
+struct Q2K {
+  static constexpr int bytes = 84, offset_shift = -1;
+  static constexpr bool per32 = false;
+  TAVX2 static INL Prep prep(const uint8_t* q) {
+    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), m4 = _mm_set1_epi8(15);
+    return {_mm256_broadcastsi128_si256(_mm_and_si128(s, m4)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4)),
+            f16(q + 80), f16(q + 82)};
+  }
+  // chunk c = columns 32c … 32c+31: bits 2(c % 4) of qs[32(c / 4) …]
+  TAVX2 static INL __m256i chunk(const uint8_t* q, int c) { return bits(ld(q + 16 + 32 * (c / 4)), 2 * (c % 4), 3); }
+};
+
+struct Q3K {
+  static constexpr int bytes = 110, offset_shift = 2;
+  static constexpr bool per32 = false;
+  TAVX2 static INL Prep prep(const uint8_t* q) {
+    alignas(16) int8_t sc[16];
+    unpack_scales_q3k(q + 96, sc);
+    const __m128i s = _mm_load_si128(reinterpret_cast<const __m128i*>(sc));
+    return {_mm256_broadcastsi128_si256(s), _mm256_cvtepi8_epi16(s), f16(q + 108), 0.f};
+  }
+  TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
+    const int n = c / 4, j = c % 4;
+    return _mm256_or_si256(bits(ld(q + 32 + 32 * n), 2 * j, 3), _mm256_slli_epi16(bits(ld(q), 4 * n + j, 1), 2));
+  }
+};
+
+template <bool Q5>
+struct Q45K {
+  static constexpr int bytes = Q5 ? 176 : 144, offset_shift = -1;
+  static constexpr bool per32 = true;
+  TAVX2 static INL Prep prep(const uint8_t* q) {
+    uint64_t sc, mn;
+    unpack_scale_min_k4(q + 4, &sc, &mn);
+    const __m128i s = _mm_set_epi64x(static_cast<long long>(mn), static_cast<long long>(sc));
+    return {_mm256_broadcastsi128_si256(s), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s, s)), f16(q), f16(q + 2)};
+  }
+  // chunk c: nibble c % 2 of qs[32(c / 2) …] (q5_k: plus bit c of qh as the fifth bit)
+  TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
+    const __m256i lo = bits(ld(q + (Q5 ? 48 : 16) + 32 * (c / 2)), 4 * (c % 2), 15);
+    if (!Q5) return lo;
+    return _mm256_or_si256(lo, _mm256_slli_epi16(bits(ld(q + 16), c, 1), 4));
+  }
+};
+
+struct Q6K {
+  static constexpr int bytes = 210, offset_shift = 5;
+  static constexpr bool per32 = false;
+  TAVX2 static INL Prep prep(const uint8_t* q) {
+    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 192));
+    return {_mm256_broadcastsi128_si256(s), _mm256_cvtepi8_epi16(s), f16(q + 208), 0.f};
+  }
+  // chunk c: half n = c / 4, k = c % 4: nibble k / 2 of ql[64n + 32(k % 2) …], bits 2k of qh[32n …]
+  TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
+    const int n = c / 4, k = c % 4;
+    const __m256i lo = bits(ld(q + 64 * n + 32 * (k % 2)), 4 * (k / 2), 15);
+    return _mm256_or_si256(lo, _mm256_slli_epi16(bits(ld(q + 128 + 32 * n), 2 * k, 3), 4));
+  }
+};
+
+// vpshufb indices for chunk c's scale: per pair lane [0x80, slot] (0x80 → 0), so the word is scale << 8.
+template <bool PER32>
+TAVX2 INL __m256i scale_idx(int c) {
+  const __m256i base = PER32 ? _mm256_set1_epi16(static_cast<short>(0x0080))
+                             : _mm256_setr_epi64x(0x0080008000800080ll, 0x0080008000800080ll, 0x0180018001800180ll,
+                                                  0x0180018001800180ll);
+  // adding the slot to the 0x80 bytes keeps their high bit set
+  return _mm256_add_epi8(base, _mm256_set1_epi8(static_cast<char>(PER32 ? c : 2 * c)));
+}
+
+TAVX2 INL float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+template <class K, int TT>
+TAVX2 INL void row(const uint8_t* w, int64_t nb, const Q8K* const* x, float* out) {
+  __m256 acc[TT], accm[TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* q = w + b * K::bytes;
+    _mm_prefetch(reinterpret_cast<const char*>(q + 8 * K::bytes), _MM_HINT_T0);
+    const Prep p = K::prep(q);
+    __m256i ai[TT];
+    for (int t = 0; t < TT; t++) ai[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+      const __m256i wq = K::chunk(q, c);
+      const __m256i sc = _mm256_srai_epi16(_mm256_shuffle_epi8(p.table, scale_idx<K::per32>(c)), 8);
+      for (int t = 0; t < TT; t++) {
+        const __m256i pr = _mm256_maddubs_epi16(wq, ld(reinterpret_cast<const uint8_t*>(x[t][b].qs + 32 * c)));
+        ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(pr, sc));
+      }
+    }
+    for (int t = 0; t < TT; t++) {
+      const Q8K& xb = x[t][b];
+      const __m256i side = _mm256_madd_epi16(p.side, ld(reinterpret_cast<const uint8_t*>(xb.bsums)));
+      if (K::offset_shift >= 0) ai[t] = _mm256_sub_epi32(ai[t], _mm256_slli_epi32(side, K::offset_shift));
+      else accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(side), _mm256_set1_ps(p.dmin * xb.d), accm[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_set1_ps(p.d * xb.d), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) out[t] = hsum(acc[t]) - hsum(accm[t]);
+}
+
+template <class K>
+TAVX2 void rows_k(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
+                  int64_t r1) {
+  const int64_t nb = cols / QK;
+  for (int64_t tb = 0; tb < T; tb += 64) {  // token blocks keep their activations in L2
+    const int64_t te = tb + 64 < T ? tb + 64 : T;
+    for (int64_t r = r0; r < r1; r++) {
+      const uint8_t* wr = w + r * nb * K::bytes;
+      int64_t t = tb;
+      for (; t + 2 <= te; t += 2) {  // two tokens: 16 ymm registers hold their accumulators without spilling
+        const Q8K* xs[2] = {x + t * nb, x + (t + 1) * nb};
+        float o[2];
+        row<K, 2>(wr, nb, xs, o);
+        y[t * ldy + r] = o[0];
+        y[(t + 1) * ldy + r] = o[1];
+      }
+      if (t < te) {
+        const Q8K* xs[1] = {x + t * nb};
+        row<K, 1>(wr, nb, xs, y + t * ldy + r);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void rows_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
+               int64_t r1) {
+  switch (kt) {
+    case KType::Q2K: return rows_k<Q2K>(w, cols, x, y, ldy, T, r0, r1);
+    case KType::Q3K: return rows_k<Q3K>(w, cols, x, y, ldy, T, r0, r1);
+    case KType::Q4K: return rows_k<Q45K<false>>(w, cols, x, y, ldy, T, r0, r1);
+    case KType::Q5K: return rows_k<Q45K<true>>(w, cols, x, y, ldy, T, r0, r1);
+    case KType::Q6K: return rows_k<Q6K>(w, cols, x, y, ldy, T, r0, r1);
+  }
+}
+
+// Same arithmetic as quantize_scalar (vcvtps2dq rounds half to even like nearbyint).
+TAVX2 void quantize_avx2(const float* x, int64_t cols, Q8K* out) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < cols / QK; b++) {
+    const float* v = x + b * QK;
+    __m256 mx = _mm256_setzero_ps();
+    for (int i = 0; i < QK; i += 8) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(v + i), absmask));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    const __m256 id = _mm256_set1_ps(amax > 0 ? 127.f / amax : 0.f);
+    Q8K& o = out[b];
+    o.d = amax / 127.f;
+    for (int g = 0; g < QK / 16; g++) {
+      const __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * g), id));
+      const __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + 16 * g + 8), id));
+      // packs interleaves the 128-bit lanes: put the 64-bit pieces back in column order before the byte pack
+      const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.qs + 16 * g),
+                       _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1)));
+      const __m256i s = _mm256_add_epi32(q0, q1);
+      __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+      o.bsums[g] = static_cast<int16_t>(_mm_cvtsi128_si32(h));
+    }
+  }
+}
+
+}  // namespace kq
+}  // namespace xv
+#endif  // XV_X86
