@@ -10,7 +10,11 @@ export type WeightFormat =
   | "f16" // data: Uint16Array (rows*cols), raw IEEE half bits
   | "q8_row" // data: Int8Array (rows*cols); scales: Float32Array (rows); w = q * scale[row]
   | "q4_row" // data: Uint8Array (rows*cols/2) packed int4; scales: Float32Array (rows)
-  | "q4_group"; // data: Uint8Array (rows*cols/2) packed int4; scales: Float32Array (rows*cols/groupSize)
+  | "q4_group" // data: Uint8Array (rows*cols/2) packed int4; scales: Float32Array (rows*cols/groupSize)
+  // GGUF block types, named as GGUF names them: data is a Uint8Array of rows × (cols / values) ggml blocks exactly
+  // as stored in the file (values 32 for the legacy types, 256 for the K-quants; cols must be a multiple); no
+  // scales. W = ggml's dequantization of the blocks (backend/ts/blocks.ts is the spec).
+  | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q8_0" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
 
 /**
  * int4 packing (q4_row, q4_group): byte j of a row holds columns 2j (low nibble) and 2j+1 (high nibble),
@@ -97,6 +101,11 @@ export interface Backend {
    * pages there, so filling the cache faults per 2 MiB instead of per 4 KiB).
    */
   prepareKvSegment?(buffer: ArrayBuffer): void;
+  /**
+   * out (w.cols) = row `row` of W in f32: the embedding lookup, so a quantized token table is decoded one row at
+   * a time and never widened whole.
+   */
+  embedRow(out: Float32Array, w: Weight, row: number): void;
   /** y (T, w.rows) = x (T, w.cols) · Wᵀ */
   matmul(y: Float32Array, x: Float32Array, w: Weight, T: number): void;
   /** y (T, dim) = x / sqrt(mean(x²) + eps) ⊙ weight; y may alias x. */

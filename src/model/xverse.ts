@@ -5,7 +5,6 @@
  * Scratch buffers are allocated once for the largest (batch × tokens) seen, so decoding allocates nothing.
  */
 import type { Backend } from "../backend/backend.js";
-import { decodeRow } from "../backend/ts/index.js";
 import type { XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
@@ -178,7 +177,7 @@ export class XverseModel {
       offs[b] = n;
       for (let t = 0; t < tokens.length; t++, n++) {
         s.pos[n] = seq.length + t;
-        decodeRow(this.weights.embed, tokens[t], s.x.subarray(n * H, (n + 1) * H));
+        be.embedRow(s.x.subarray(n * H, (n + 1) * H), this.weights.embed, tokens[t]);
       }
       offs[b + 1] = n;
     }

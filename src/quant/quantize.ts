@@ -11,6 +11,8 @@
  */
 import { XverseError } from "../errors.js";
 import type { Weight } from "../backend/backend.js";
+import { decodeRow } from "../backend/ts/matmul.js";
+import { isBlockFormat } from "../backend/ts/blocks.js";
 import { toFloat32, type Tensor } from "../tensor.js";
 
 export type QuantBits = 4 | 8;
@@ -165,6 +167,11 @@ export function getNibble(data: Uint8Array, rowByte: number, c: number): number 
 export function dequantize(w: Weight): Float32Array {
   const { rows, cols } = w;
   const out = new Float32Array(rows * cols);
+  if (isBlockFormat(w.format)) {
+    // GGUF blocks: the TS twin's row decoder is the definition
+    for (let r = 0; r < rows; r++) decodeRow(w, r, out.subarray(r * cols, (r + 1) * cols));
+    return out;
+  }
   switch (w.format) {
     case "f32":
       out.set(w.data as Float32Array);

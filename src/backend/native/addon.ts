@@ -13,6 +13,8 @@ export interface AddonInfo {
   threads: number;
   hardwareThreads: number;
   supported: string[];
+  /** Block-format codes (6 … 15) with a native kernel at the current ISA (absent from older builds). */
+  blockFormats?: number[];
 }
 
 /** The functions the addon exports (native/src/addon.cc); every call is synchronous and validates its arguments. */

@@ -6,6 +6,9 @@
 import type { Backend, KvType, Weight, WeightFormat } from "../backend.js";
 import { XverseError } from "../../errors.js";
 import { type Addon, loadAddon, physicalCores } from "./addon.js";
+import { checkBlockWeight, isBlockFormat } from "../ts/blocks.js";
+import { matmulRef } from "../ts/matmul.js";
+import { embedRowRef } from "../ts/index.js";
 
 export { physicalCores } from "./addon.js";
 
@@ -30,7 +33,11 @@ export interface NativeBackend extends Backend {
   setIsa(isa: NativeIsa): string;
 }
 
-const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, bf16: 1, f16: 2, q8_row: 3, q4_row: 4, q4_group: 5 };
+const FORMAT_CODE: Record<WeightFormat, number> = {
+  f32: 0, bf16: 1, f16: 2, q8_row: 3, q4_row: 4, q4_group: 5,
+  // GGUF blocks as stored (native/src/blocks.h)
+  q4_0: 6, q4_1: 7, q5_0: 8, q5_1: 9, q8_0: 10, q2_k: 11, q3_k: 12, q4_k: 13, q5_k: 14, q6_k: 15,
+};
 /** KV storage codes (native/src/kv.cc's KvType). */
 const KV_TYPE_CODE: Record<KvType, number> = { f32: 0, f16: 1, q8_0: 2 };
 
@@ -38,9 +45,12 @@ type ArrayCtor = Float32ArrayConstructor | Uint16ArrayConstructor | Int8ArrayCon
 const DATA_TYPE: Record<WeightFormat, ArrayCtor> = {
   f32: Float32Array, bf16: Uint16Array, f16: Uint16Array, q8_row: Int8Array, q4_row: Uint8Array,
   q4_group: Uint8Array,
+  q4_0: Uint8Array, q4_1: Uint8Array, q5_0: Uint8Array, q5_1: Uint8Array, q8_0: Uint8Array,
+  q2_k: Uint8Array, q3_k: Uint8Array, q4_k: Uint8Array, q5_k: Uint8Array, q6_k: Uint8Array,
 };
 
 function checkWeight(w: Weight): void {
+  if (isBlockFormat(w.format)) return checkBlockWeight(w); // data length = rows × row bytes
   const want = DATA_TYPE[w.format];
   if (want === undefined) throw new XverseError("unsupported", `weight format '${w.format}' is not supported`);
   if (!(w.data instanceof want)) {
@@ -64,6 +74,9 @@ interface Prepared {
 
 function makeBackend(a: Addon): NativeBackend {
   const supported = a.info().supported;
+  // Block-format codes with a native kernel at the current ISA; the others (K-quants until native/src/kquants.cc
+  // provides them) run on the TS twin.
+  let nativeBlocks = new Set(a.info().blockFormats ?? []);
   return {
     name: "native",
     get isa() {
@@ -74,7 +87,11 @@ function makeBackend(a: Addon): NativeBackend {
       return a.info().threads;
     },
     setThreads: (n: number) => a.setThreads(Math.max(1, Math.floor(n))),
-    setIsa: (isa: NativeIsa) => a.setIsa(isa),
+    setIsa(isa: NativeIsa) {
+      const r = a.setIsa(isa);
+      nativeBlocks = new Set(a.info().blockFormats ?? []);
+      return r;
+    },
 
     prepareWeight(w: Weight): Weight {
       checkWeight(w);
@@ -85,8 +102,14 @@ function makeBackend(a: Addon): NativeBackend {
     matmul(y: Float32Array, x: Float32Array, w: Weight, T: number): void {
       const h = w.handle as Prepared | undefined;
       const code = h?.native ? h.code : FORMAT_CODE[w.format];
+      if (code >= 6 && code <= 15 && !nativeBlocks.has(code)) {
+        if (!h?.native) checkWeight(w);
+        return matmulRef(y, x, w, T);
+      }
       a.matmul(y, x, code, w.data, w.scales ?? null, w.rows, w.cols, w.groupSize ?? 0, T);
     },
+    // One row per token: decoding it in TS costs less than a call into the addon would save.
+    embedRow: embedRowRef,
     rmsnorm: (y, x, weight, T, dim, eps) => a.rmsnorm(y, x, weight, T, dim, eps),
     rope: (x, T, nHeads, headDim, cos, sin) => a.rope(x, T, nHeads, headDim, cos, sin),
     prepareKvSegment: (buffer: ArrayBuffer) => { a.adviseHugePages(buffer); },

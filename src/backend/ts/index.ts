@@ -4,12 +4,23 @@
  */
 import type { Backend, Weight } from "../backend.js";
 import { kvWriteRef, pagedAttentionRef } from "./kv.js";
-import { matmulRef } from "./matmul.js";
+import { matmulRef, decodeRow } from "./matmul.js";
+import { checkBlockWeight, isBlockFormat } from "./blocks.js";
+import { XverseError } from "../../errors.js";
 
 export { decodeRow } from "./matmul.js";
 
 export const tsBackend: Backend = {
   name: "ts",
+
+  prepareWeight(w: Weight): Weight {
+    if (isBlockFormat(w.format)) checkBlockWeight(w);
+    return w;
+  },
+
+  embedRow(out: Float32Array, w: Weight, row: number): void {
+    embedRowRef(out, w, row);
+  },
 
   matmul(y: Float32Array, x: Float32Array, w: Weight, T: number): void {
     matmulRef(y, x, w, T);
@@ -55,3 +66,12 @@ export const tsBackend: Backend = {
     for (let i = 0; i < n; i++) y[i] += x[i];
   },
 };
+
+/** Row `row` of w into out[0 … w.cols): the embedding lookup every backend may share. */
+export function embedRowRef(out: Float32Array, w: Weight, row: number): void {
+  if (!(Number.isInteger(row) && row >= 0 && row < w.rows)) {
+    throw new XverseError("bad_token", `embedRow: row ${row} is outside the table's ${w.rows} rows`);
+  }
+  if (out.length < w.cols) throw new XverseError("bad_argument", `embedRow: output holds ${out.length} values, the row has ${w.cols}`);
+  decodeRow(w, row, out);
+}

@@ -5,6 +5,7 @@
  */
 import type { Weight } from "../backend.js";
 import { f16Table } from "../../tensor.js";
+import { decodeBlockRow, isBlockFormat } from "./blocks.js";
 
 let scratch = new Float32Array(0);
 function scratchRow(n: number): Float32Array {
@@ -28,6 +29,7 @@ function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: nu
 
 /** Decodes row r of w into out[0 … cols). */
 export function decodeRow(w: Weight, r: number, out: Float32Array): void {
+  if (isBlockFormat(w.format)) return decodeBlockRow(w, r, out);
   const n = w.cols;
   const base = r * n;
   switch (w.format) {
