@@ -1,0 +1,152 @@
+/**
+ * Native legacy-block matmul (q4_0, q4_1, q5_0, q5_1, q8_0 stored as in GGUF; native/src/blocks*.cc) vs
+ * references built from src/gguf/quants.ts's dequantize (ggml's dequantization), every ISA the CPU has.
+ *
+ * The kernels quantize x Q8_0-style (per 32 columns: d = max|x| / 127, q = x · (127 / max|x|) in f32 rounded
+ * half to even) and take exact integer dot products per block. Bounds, normalized (max|Δ| / max|ref|):
+ * - vs the f32 product of dequant(W) with the SAME quantize-dequantized x: 1e-5 (only where d_w · d_x is rounded
+ *   and the float summation order differ);
+ * - vs the plain f32 product (the spec), relative to max_r Σ_c |W_rc · x_c| (a single dot may cancel to ~0, so
+ *   max|ref| is no scale for it): 2e-2 (the cost of 8-bit activations; ~4e-3 seen here).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Weight } from "../../src/backend/backend.js";
+import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
+import { BLOCK_GEOMETRY, type BlockFormat } from "../../src/backend/ts/blocks.js";
+import { tsBackend } from "../../src/backend/ts/index.js";
+import { dequantize } from "../../src/gguf/quants.js";
+import { GGML } from "../../src/gguf/types.js";
+import { normErr, randArray, randBlockWeight, rng } from "./random.js";
+
+const load = tryLoadNativeBackend({ threads: 2 });
+const nb = load.backend;
+const skip = nb ? false : `native addon not available: ${load.reason}`;
+const isas = (nb?.supportedIsas ?? []).filter((i) => i !== "avx512_amx") as NativeIsa[];
+
+const SAME_ACT_BOUND = 1e-5;
+const F32_BOUND = 2e-2;
+
+const LEGACY: [BlockFormat, number][] = [
+  ["q4_0", GGML.Q4_0], ["q4_1", GGML.Q4_1], ["q5_0", GGML.Q5_0], ["q5_1", GGML.Q5_1], ["q8_0", GGML.Q8_0],
+];
+
+/** Round half to even, as nearbyint / vcvtps2dq do under the default MXCSR (Math.round rounds half up). */
+function rint(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** x as the kernels see it: int8 per block of 32 columns with d = amax / 127, back to f32 (q · d). */
+export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Float32Array {
+  const fr = Math.fround;
+  const out = new Float32Array(x.length);
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < cols; b += 32) {
+      const o = t * cols + b;
+      let amax = 0;
+      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[o + i]));
+      const d = fr(amax / 127), id = amax > 0 ? fr(127 / amax) : 0;
+      for (let i = 0; i < 32; i++) out[o + i] = fr(rint(fr(x[o + i] * id)) * d);
+    }
+  }
+  return out;
+}
+
+/** y (T, rows) = x · Wᵀ in f64 over W = dequantize(type, blocks) (the independent oracle: gguf/quants.ts). */
+function refMatmul(w: Weight, type: number, x: Float32Array, T: number): Float32Array {
+  const W = dequantize(type, w.data as Uint8Array, w.rows * w.cols);
+  const y = new Float32Array(T * w.rows);
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < w.rows; r++) {
+      let s = 0;
+      for (let c = 0; c < w.cols; c++) s += x[t * w.cols + c] * W[r * w.cols + c];
+      y[t * w.rows + r] = s;
+    }
+  }
+  return y;
+}
+
+/** max|got − ref| / max_r Σ_c |W_rc · x_c|. */
+function errVsMagnitude(got: Float32Array, ref: Float32Array, w: Weight, type: number, x: Float32Array, T: number): number {
+  const W = dequantize(type, w.data as Uint8Array, w.rows * w.cols);
+  let mag = 0, md = 0;
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < w.rows; r++) {
+      let s = 0;
+      for (let c = 0; c < w.cols; c++) s += Math.abs(x[t * w.cols + c] * W[r * w.cols + c]);
+      mag = Math.max(mag, s);
+      md = Math.max(md, Math.abs(got[t * w.rows + r] - ref[t * w.rows + r]));
+    }
+  }
+  return Number.isNaN(md) ? Infinity : md / mag;
+}
+
+const SHAPES: [number, number][] = [[1, 32], [7, 64], [33, 96], [5, 160], [64, 512], [13, 4096]];
+
+for (const [fmt, type] of LEGACY) {
+  test(`blocks: ${fmt} TS twin = gguf dequantize + f32 dot`, () => {
+    const r = rng(7);
+    for (const [rows, cols] of SHAPES.slice(0, 5)) {
+      const w = randBlockWeight(fmt, rows, cols, r);
+      for (const T of [1, 3]) {
+        const x = randArray(T * cols, r);
+        const y = new Float32Array(T * rows);
+        tsBackend.matmul(y, x, w, T);
+        const e = normErr(y, refMatmul(w, type, x, T));
+        assert.ok(e <= 1e-6, `${fmt} [${rows}, ${cols}] T=${T}: ${e}`);
+      }
+    }
+  });
+
+  test(`blocks: ${fmt} native vs same-rounded-activation reference, every ISA`, { skip }, () => {
+    const r = rng(11);
+    for (const isa of isas) {
+      nb!.setIsa(isa);
+      for (const [rows, cols] of SHAPES) {
+        const w = nb!.prepareWeight!(randBlockWeight(fmt, rows, cols, r));
+        for (const T of [1, 3, 17, 64]) {
+          if (rows * cols * T > 4e6) continue;
+          const x = randArray(T * cols, r);
+          const y = new Float32Array(T * rows).fill(NaN);
+          nb!.matmul(y, x, w, T);
+          const same = normErr(y, refMatmul(w, type, quantizeActsQ8_0(x, T, cols), T));
+          assert.ok(same <= SAME_ACT_BOUND, `${fmt} ${isa} [${rows}, ${cols}] T=${T}: ${same} vs same-activation ref`);
+          const plain = errVsMagnitude(y, refMatmul(w, type, x, T), w, type, x, T);
+          assert.ok(plain <= F32_BOUND, `${fmt} ${isa} [${rows}, ${cols}] T=${T}: ${plain} vs f32 ref`);
+        }
+      }
+    }
+    nb!.setIsa(isas[isas.length - 1]);
+  });
+}
+
+test("blocks: embedRow decodes one row of a block table (TS and native agree with dequantize)", () => {
+  const r = rng(3);
+  for (const [fmt, type] of LEGACY) {
+    const w = randBlockWeight(fmt, 9, 64, r);
+    const W = dequantize(type, w.data as Uint8Array, 9 * 64);
+    for (const be of nb ? [tsBackend, nb] : [tsBackend]) {
+      const out = new Float32Array(64);
+      be.embedRow(out, w, 5);
+      assert.deepEqual(out, W.subarray(5 * 64, 6 * 64), `${fmt} ${be.name}`);
+    }
+    assert.throws(() => tsBackend.embedRow(new Float32Array(64), w, 9), /outside the table's 9 rows/);
+  }
+});
+
+test("blocks: bad block weights are rejected with the shape and what to do", { skip }, () => {
+  const w = randBlockWeight("q4_0", 4, 64, rng(1));
+  assert.throws(() => nb!.prepareWeight!({ ...w, cols: 48 }), /whole blocks of 32 values, but it has 48 columns/);
+  assert.throws(() => nb!.prepareWeight!({ ...w, data: (w.data as Uint8Array).subarray(1) }), /needs 144 bytes of blocks, has 143/);
+  assert.throws(() => nb!.prepareWeight!({ ...w, data: new Int8Array(144) }), /must be a Uint8Array of raw blocks/);
+  assert.throws(() => tsBackend.prepareWeight!({ ...w, rows: 5 }), /q4_0 \[5, 64\] needs 180 bytes/);
+});
+
+test("blocks: geometry matches gguf/types.ts", async () => {
+  const { GGML_TYPES } = await import("../../src/gguf/types.js");
+  for (const [fmt, type] of LEGACY) {
+    const t = GGML_TYPES.get(type)!;
+    assert.deepEqual(BLOCK_GEOMETRY[fmt], { values: t.blockSize, bytes: t.typeSize }, fmt);
+  }
+});
