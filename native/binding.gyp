@@ -19,7 +19,8 @@
         "src/blocks_vnni.cc",
         "src/kquants.cc",
         "src/kquants_avx2.cc",
-        "src/kquants_avx512.cc"
+        "src/kquants_avx512.cc",
+        "src/mmap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

@@ -13,6 +13,7 @@
 #include "blocks.h"
 #include "kernels.h"
 #include "pool.h"
+#include "mmap.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -410,6 +411,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("kvAttention", Napi::Function::New(env, KvAttention, "kvAttention"));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace, "addInPlace"));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
+  exports.Set("populate", Napi::Function::New(env, Populate, "populate"));
   return exports;
 }
 

@@ -9,6 +9,7 @@ import { XverseError } from "../errors.js";
 import { AtomicFile } from "../io/atomic.js";
 import { ggufConfig } from "../io/gguf-model.js";
 import { readGguf } from "../io/gguf.js";
+import { isGgufPath, modelFileExists } from "../io/mapped-file.js";
 import { openTokenizer } from "../tokenizer/auto.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadChatSettings, NO_CHAT_SETTINGS, type ChatSettings } from "./prompt.js";
@@ -86,10 +87,12 @@ export function loadChatContext(path: string): ChatContext {
   try {
     isFile = statSync(path).isFile();
   } catch {
-    throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
+    // the stem of byte-split parts (x.gguf.aa …) does not exist itself
+    if (!modelFileExists(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
+    isFile = true;
   }
   const tokenizer = openTokenizer(path);
-  if (isFile && path.endsWith(".gguf")) {
+  if (isFile && isGgufPath(path)) {
     const config = parseConfig(ggufConfig(readGguf(path)), path);
     return { tokenizer, config, generationConfig: parseGenerationConfig({}, config), settings: NO_CHAT_SETTINGS };
   }

@@ -7,6 +7,7 @@ import { parseRopeScalingFlag, type ConfigOverrides } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { LoadModelOptions } from "../model/load.js";
 import { parseKvType } from "../kv/layout.js";
+import { loadProgress } from "./progress.js";
 
 /** "4G", "512M", "1.5GB", "1000000" → bytes. */
 export function parseSize(s: string, flag: string): number {
@@ -30,11 +31,13 @@ export const MODEL_FLAGS = {
   "kv-type": { type: "string" },
   "ctx-size": { type: "string" },
   "kv-budget": { type: "string" },
+  "no-mmap": { type: "boolean" },
 } as const;
 
 export const MODEL_FLAGS_HELP = `Model options:
-  -m, --model PATH         model directory (config.json, weights, tokenizer.json) or a .gguf file
-                           (default: the embedded stories260K model)
+  -m, --model PATH         model directory (config.json, weights, tokenizer.json) or a .gguf file;
+                           a GGUF cut into byte-split parts loads from its first part (x.gguf.aa)
+                           or the stem (x.gguf) (default: the embedded stories260K model)
   --backend auto|ts|native kernels to run on (default auto: native when it loads, else TypeScript)
   --threads N              native thread count (default: physical cores)
   --quantize 8|4           quantize the seven projections of every layer while loading
@@ -47,7 +50,8 @@ export const MODEL_FLAGS_HELP = `Model options:
   --ctx-size N             most tokens one sequence may hold (default: the model's
                            max_position_embeddings; 13B-256K: up to 262144)
   --kv-budget SIZE         most memory a shared KV pool (serve, chat, eval) may take, e.g. 4G or 512M
-                           (default: 4 × ctx-size tokens, at most 8 GiB; allocated as used)`;
+                           (default: 4 × ctx-size tokens, at most 8 GiB; allocated as used)
+  --no-mmap                read the weights into memory instead of mapping the file(s)`;
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -74,5 +78,8 @@ export function loadOptionsFromFlags(v: Values): LoadModelOptions {
     kvType: typeof v["kv-type"] === "string" ? parseKvType(v["kv-type"]) : undefined,
     ctxSize: numberFlag(v["ctx-size"] as string | undefined, "--ctx-size", { int: true, min: 1, max: 2 ** 24 }),
     kvBudget: typeof v["kv-budget"] === "string" ? parseSize(v["kv-budget"], "--kv-budget") : undefined,
+    mmap: v["no-mmap"] === true ? false : undefined,
+    // a line on a terminal for models over 1 GB (serve drops it: its load runs in another thread)
+    onProgress: loadProgress(),
   };
 }

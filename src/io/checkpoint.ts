@@ -10,6 +10,7 @@ import { XverseError } from "../errors.js";
 import type { Tensor } from "../tensor.js";
 import { openSafetensors } from "./safetensors.js";
 import type { TensorInfo, TensorSource } from "./source.js";
+import type { OpenBytesOptions } from "./mapped-file.js";
 import { openTorchBin } from "./torch-bin.js";
 
 /** Tensors a loader skips on purpose (XVERSE v1 saved the RoPE inverse frequencies as a persistent buffer). */
@@ -75,8 +76,8 @@ export function detectCheckpoint(dirIn: string): CheckpointLayout {
 }
 
 /** Opens one weights file by its extension. */
-export function openWeightsFile(file: string): TensorSource {
-  return file.endsWith(".safetensors") ? openSafetensors(file) : openTorchBin(file);
+export function openWeightsFile(file: string, opts?: OpenBytesOptions): TensorSource {
+  return file.endsWith(".safetensors") ? openSafetensors(file, opts) : openTorchBin(file);
 }
 
 /** Hides skipped tensors from a single-file source. */
@@ -119,7 +120,7 @@ function readIndex(indexFile: string): Map<string, string> {
 }
 
 /** A sharded checkpoint resolved through its index's weight_map. */
-function openSharded(dir: string, indexFile: string): TensorSource {
+function openSharded(dir: string, indexFile: string, opts?: OpenBytesOptions): TensorSource {
   const weightMap = readIndex(indexFile);
   for (const shard of new Set(weightMap.values())) {
     if (!existsSync(join(dir, shard))) {
@@ -138,7 +139,7 @@ function openSharded(dir: string, indexFile: string): TensorSource {
     }
     let src = shards.get(shard);
     if (!src) {
-      src = openWeightsFile(join(dir, shard));
+      src = openWeightsFile(join(dir, shard), opts);
       shards.set(shard, src);
     }
     if (!src.has(name)) {
@@ -166,22 +167,23 @@ function openSharded(dir: string, indexFile: string): TensorSource {
 
 /**
  * Opens the weights of a checkpoint directory (or a single .safetensors / .bin file) as a lazy TensorSource.
- * Nothing but headers and the pickle are read here; `read(name)` loads one tensor.
+ * Nothing but headers and the pickle are read here; `read(name)` loads one tensor. `opts` reaches the
+ * safetensors files (e.g. { mmap: true }: float tensors as views into the mapped file).
  */
-export function openCheckpoint(dirOrFile: string): TensorSource {
+export function openCheckpoint(dirOrFile: string, opts?: OpenBytesOptions): TensorSource {
   const path = resolve(dirOrFile);
   if (existsSync(path) && statSync(path).isFile()) {
     // A shard index passed directly stands for its directory.
-    if (path.endsWith(".index.json")) return openSharded(dirname(path), path);
-    return filtered(openWeightsFile(path), path);
+    if (path.endsWith(".index.json")) return openSharded(dirname(path), path, opts);
+    return filtered(openWeightsFile(path, opts), path);
   }
   const layout = detectCheckpoint(path);
   switch (layout.kind) {
     case "safetensors":
     case "bin":
-      return filtered(openWeightsFile(layout.file), layout.file);
+      return filtered(openWeightsFile(layout.file, opts), layout.file);
     case "safetensors-sharded":
     case "bin-sharded":
-      return openSharded(layout.dir, layout.file);
+      return openSharded(layout.dir, layout.file, opts);
   }
 }

@@ -3,6 +3,8 @@
  * for parseConfig, a TensorSource with Hugging Face names, and the raw metadata for the tokenizer.
  * Tensors are dequantized to f32 on read (F16 stays f16, BF16 stays bf16), and q/k rows are permuted back from
  * llama.cpp's adjacent-pair RoPE layout to HF rotate-half, so the model runs them with its normal RoPE.
+ * The file is mapped (io/mapped-file.ts): F32/F16/BF16 tensors read as views into it, not copies; q/k rows
+ * are permuted into a copy (the mapping is read-only).
  */
 import { XverseError } from "../errors.js";
 import { f32ToF16, type Tensor } from "../tensor.js";
@@ -10,6 +12,7 @@ import { GGML } from "../gguf/types.js";
 import { DEQUANTIZABLE, dequantize } from "../gguf/quants.js";
 import { ggufToHf, permuteRopeRows, ropeRole } from "../gguf/names.js";
 import { readGgufTensorBytes, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import { alignedView, fitsInRam } from "./mapped-file.js";
 import { readGgufParts } from "./gguf-split.js";
 import type { TensorInfo, TensorSource } from "./source.js";
 
@@ -33,7 +36,15 @@ export interface GgufOpenOptions {
    * ≤ 2^-11 relative). F16 and BF16 tensors are always kept as stored.
    */
   floatType?: "f32" | "f16";
+  /** Map the file (default true; falls back to reading when the native addon is not built). */
+  mmap?: boolean;
+  /**
+   * Bytes of tensor data handed out so far and in all (every part), after each tensor: load progress. With a
+   * mapping that fits in RAM, each tensor is read from disk when it is handed out, so this tracks the real I/O.
+   */
+  onProgress?: (done: number, total: number) => void;
 }
+
 
 const ARCHES = ["xverse", "llama"];
 
@@ -103,7 +114,16 @@ function toF16(x: Float32Array): Uint16Array {
 
 /** Opens a GGUF model: header and config now, tensor bytes lazily. */
 export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufModel {
-  const parts = readGgufParts(path);
+  let done = 0, total = 0;
+  const onRead = opts.onProgress && ((n: number) => {
+    done = Math.min(total, done + n);
+    opts.onProgress!(done, total);
+  });
+  // openBytes reads `populate` when it hands bytes out, so it can be decided once the sizes are known
+  const bytesOpts = { mmap: opts.mmap !== false, populate: false, onRead };
+  const parts = readGgufParts(path, bytesOpts);
+  total = parts.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.nbytes, 0), 0);
+  bytesOpts.populate = fitsInRam(total);
   const file = parts[0];
   const config = ggufConfig(file, parts.flatMap((p) => p.tensors));
   const heads = config.num_attention_heads as number;
@@ -150,9 +170,8 @@ export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufMod
       }
       let data: Float32Array | Uint16Array;
       if (t.type === GGML.F16 || t.type === GGML.BF16 || t.type === GGML.F32) {
-        // stored as we keep it: read straight into the typed array
-        data = t.type === GGML.F32 ? new Float32Array(t.nelements) : new Uint16Array(t.nelements);
-        readGgufTensorBytes(part, t, new Uint8Array(data.buffer));
+        // stored as we keep it: a view into the mapping (or the one buffer it was read into)
+        data = alignedView(readGgufTensorBytes(part, t), t.type === GGML.F32 ? "f32" : "u16");
       } else {
         const f = dequantize(t.type, readGgufTensorBytes(part, t), t.nelements);
         data = dtypeOf(t) === "f16" ? toF16(f) : f;

@@ -5,12 +5,14 @@
  *   tensor_count × (string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset),
  *   padding to `general.alignment` (default 32), then the tensor data; each offset is relative to that start.
  * Strings are u64 length + UTF-8 bytes; arrays are u32 element type + u64 count + elements.
- * Only the header is read here; tensor bytes are read on demand (readGgufTensorBytes).
+ * Only the header is read here; tensor bytes are read on demand (readGgufTensorBytes) — views into the mapped file
+ * when it was opened with { mmap: true } and the addon can map, else read. Byte-split files (x.gguf.aa, .ab, …)
+ * open as one file (io/mapped-file.ts).
  * Every malformed input becomes an XverseError("bad_gguf") naming the file and what is wrong.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { XverseError } from "../errors.js";
 import { GGML_TYPES, GGUF_VALUE, GGUF_VALUE_NAMES, GGUF_VALUE_SIZE, type GgmlType } from "../gguf/types.js";
+import { openBytes, type ByteSource, type OpenBytesOptions } from "./mapped-file.js";
 
 export interface GgufTensorInfo {
   name: string;
@@ -159,20 +161,28 @@ function wrapScalarErrors<T>(path: string, f: () => T): T {
   }
 }
 
-/** Parses the header of a GGUF file: metadata, tensor infos, alignment. Tensor data is not read. */
-export function readGguf(path: string): GgufFile {
-  let fd: number;
+/** The bytes behind each GgufFile readGguf returned (not a field: GgufFile stays plain data). */
+const SOURCES = new WeakMap<GgufFile, ByteSource>();
+
+/**
+ * Parses the header of a GGUF file: metadata, tensor infos, alignment. Tensor data is not read. With
+ * `{ mmap: true }` the file is mapped (when the addon can) and readGgufTensorBytes returns views into it.
+ */
+export function readGguf(path: string, opts: OpenBytesOptions = { mmap: false }): GgufFile {
+  const src = openBytes(path, opts);
+  const readAt = (dst: Buffer, off: number, len: number, pos: number) => src.readAt(dst, off, len, pos);
+  let file: GgufFile;
   try {
-    fd = openSync(path, "r");
+    file = wrapScalarErrors(path, () => parseHeader(readAt, src.size, path));
   } catch (e) {
-    throw new XverseError("not_found", `cannot open ${path}: ${(e as Error).message}`);
+    // a truncated byte-split file is usually a short last part: say which file that is
+    if (src.parts.length > 1 && e instanceof XverseError && /truncated|end of file/.test(e.message)) {
+      throw new XverseError(e.code, `${e.message} (byte-split into ${src.parts.length} parts: is the last part, ${src.parts[src.parts.length - 1]}, complete?)`);
+    }
+    throw e;
   }
-  try {
-    const size = fstatSync(fd).size;
-    return wrapScalarErrors(path, () => parseHeader((b, o, l, p) => readSync(fd, b, o, l, p), size, path));
-  } finally {
-    closeSync(fd);
-  }
+  SOURCES.set(file, src);
+  return file;
 }
 
 /**
@@ -263,28 +273,26 @@ function parseHeader(readAt: (dst: Buffer, off: number, len: number, pos: number
 }
 
 /**
- * Reads one tensor's raw bytes (its ggml blocks), into `into` when given (e.g. the bytes of a Float32Array, so
- * F32/F16 tensors are read in place without a second copy).
+ * One tensor's raw bytes (its ggml blocks). Without `into`: a view into the mapping when `file` was opened
+ * mapped (read-only memory: never write to it), else a fresh buffer. With `into` (e.g. the bytes of a
+ * Float32Array): copied there.
  */
 export function readGgufTensorBytes(file: GgufFile, info: GgufTensorInfo, into?: Uint8Array): Uint8Array {
   if (into && into.length !== info.nbytes) throw new Error(`readGgufTensorBytes: buffer of ${into.length} bytes for ${info.nbytes}`);
-  const buf = into ?? Buffer.allocUnsafe(info.nbytes);
-  let fd: number;
-  try {
-    fd = openSync(file.path, "r");
-  } catch (e) {
-    throw new XverseError("not_found", `cannot open ${file.path}: ${(e as Error).message}`);
-  }
-  try {
-    let got = 0;
-    const start = file.dataOffset + info.offset;
-    while (got < info.nbytes) {
-      const r = readSync(fd, buf, got, Math.min(info.nbytes - got, 1 << 30), start + got);
-      if (r === 0) bad(file.path, `tensor "${info.name}" is truncated (file changed since it was opened?)`);
-      got += r;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
+  const src = SOURCES.get(file) ?? openBytes(file.path, { mmap: false });
+  const start = file.dataOffset + info.offset;
+  if (start + info.nbytes > src.size) bad(file.path, `tensor "${info.name}" is truncated (file changed since it was opened?)`);
+  if (!into) return src.bytes(start, info.nbytes, `tensor "${info.name}"`);
+  src.readAt(into, 0, info.nbytes, start);
+  return into;
+}
+
+/** Reads a tensor's bytes from disk into the mapping now (so loading, not the first token, waits for the disk). */
+export function populateGgufTensor(file: GgufFile, info: GgufTensorInfo): void {
+  SOURCES.get(file)?.populate(file.dataOffset + info.offset, info.nbytes);
+}
+
+/** Whether readGgufTensorBytes returns views into a mapping for this file. */
+export function ggufIsMapped(file: GgufFile): boolean {
+  return SOURCES.get(file)?.mapped === true;
 }

@@ -10,6 +10,7 @@ import { XverseError } from "../errors.js";
 import { DTYPE_BYTES, numel, type DType, type Tensor, type TensorData } from "../tensor.js";
 import type { TensorInfo, TensorSource } from "./source.js";
 import { AtomicFile } from "./atomic.js";
+import { alignedView, openBytes, type ByteSource, type OpenBytesOptions } from "./mapped-file.js";
 
 /** safetensors dtype strings ↔ our dtypes. */
 export const ST_TO_DTYPE: Readonly<Record<string, DType>> = {
@@ -152,8 +153,15 @@ function parseHeader(fd: number, file: string, fileSize: number): { entries: Ent
   return { entries, metadata };
 }
 
-/** Opens a .safetensors file: validates the header now, reads tensor bytes on `read`. Call `close()` when done. */
-export function openSafetensors(path: string): TensorSource {
+/** The dtypes the kernels run as stored: these can be views into a mapped file. */
+const VIEWABLE: ReadonlySet<DType> = new Set(["f32", "f16", "bf16"]);
+
+/**
+ * Opens a .safetensors file: validates the header now, reads tensor bytes on `read`. Call `close()` when done.
+ * With `{ mmap: true }` (the model loader; off by default because a view is read-only memory) the file is
+ * mapped when the addon can, and f32/f16/bf16 tensors read as views into it instead of copies.
+ */
+export function openSafetensors(path: string, opts: OpenBytesOptions = {}): TensorSource {
   assertLittleEndianHost();
   let fd: number;
   try {
@@ -169,6 +177,16 @@ export function openSafetensors(path: string): TensorSource {
     throw e;
   }
   const byName = new Map(parsed.entries.map((e) => [e.name, e]));
+  let mapped: ByteSource | null = null;
+  if (opts.mmap === true) {
+    try {
+      const src = openBytes(path, opts);
+      if (src.mapped) mapped = src;
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
   let open = true;
   const get = (name: string): Entry => {
     const e = byName.get(name);
@@ -185,6 +203,10 @@ export function openSafetensors(path: string): TensorSource {
     read: (name) => {
       const e = get(name);
       if (!open) throw new XverseError("closed", `${path}: read("${name}") after close()`);
+      if (mapped && VIEWABLE.has(e.dtype)) {
+        const bytes = mapped.bytes(e.begin, e.end - e.begin, `tensor "${name}"`);
+        return { dtype: e.dtype, shape: e.shape.slice(), data: alignedView(bytes, e.dtype === "f32" ? "f32" : "u16") };
+      }
       // A fresh typed array is aligned for its element size, so the bytes land in place: no second copy.
       const data = allocTensorData(e.dtype, numel(e.shape), `${path}: tensor "${name}"`);
       readFully(fd, bytesOf(data), e.begin, path, `tensor "${name}"`);

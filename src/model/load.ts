@@ -9,6 +9,8 @@ import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, t
 import { XverseError } from "../errors.js";
 import { openCheckpoint, resolveModelDir } from "../io/checkpoint.js";
 import { openGgufModel } from "../io/gguf-model.js";
+import { fitsInRam, isGgufPath, modelFileExists } from "../io/mapped-file.js";
+import { sourceBytes, withReadProgress } from "../io/load-progress.js";
 import type { TensorSource } from "../io/source.js";
 import { projectionLoader, type ProjectionHook } from "../quant/load.js";
 import { ggufProjection } from "../gguf/weights.js";
@@ -41,6 +43,13 @@ export interface LoadModelOptions {
   ctxSize?: number;
   /** Most bytes a shared KV pool (server, chat sessions, eval) may take; default: 4 × ctxSize tokens, at most 8 GiB. */
   kvBudget?: number;
+  /**
+   * Map the weights file(s) instead of reading them (default true): GGUF tensors and f32/f16/bf16 safetensors
+   * become views into the page cache. Needs the native addon; without it the files are read as before.
+   */
+  mmap?: boolean;
+  /** Bytes of weights loaded so far and in all, after each tensor (the CLI draws a progress line from it). */
+  onProgress?: (done: number, total: number) => void;
   /** Warnings (unused tensors, backend fallback) go here; default: stderr. */
   onWarning?: (message: string) => void;
 }
@@ -61,14 +70,14 @@ export function resolveBackend(kind: LoadModelOptions["backend"], threads: numbe
 export async function loadModel(path: string = defaultModelDir(), opts: LoadModelOptions = {}): Promise<LoadedModel> {
   if (existsSync(path) && statSync(path).isDirectory()) path = resolveModelDir(path); // a Hugging Face cache folder → its snapshot
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
-  if (!existsSync(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
+  if (!modelFileExists(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
   const backend = resolveBackend(opts.backend, opts.threads, warn);
-  const isFile = statSync(path).isFile();
+  const isFile = !existsSync(path) || statSync(path).isFile(); // absent: the stem of byte-split parts (x.gguf.aa …)
 
   let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
   let ggufQ4: ProjectionHook | undefined;
-  if (isFile && path.endsWith(".gguf")) {
-    const g = openGgufModel(path);
+  if (isFile && isGgufPath(path)) {
+    const g = openGgufModel(path, { mmap: opts.mmap, onProgress: opts.onProgress });
     config = parseConfig(g.config, path, opts.overrides);
     source = g.source;
     tokenizer = tokenizerFromGguf(g.metadata);
@@ -79,7 +88,12 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);
   } else {
     config = loadConfig(path, opts.overrides);
-    source = openCheckpoint(path);
+    // `populate` is read when tensors are handed out: decided once the total size is known
+    const bytesOpts = { mmap: opts.mmap !== false, populate: false };
+    source = openCheckpoint(path, bytesOpts);
+    const total = sourceBytes(source);
+    bytesOpts.populate = fitsInRam(total);
+    if (opts.onProgress) source = withReadProgress(source, opts.onProgress, total);
     tokenizer = loadTokenizer(path);
     generationConfig = loadGenerationConfig(path, config);
   }

@@ -6,15 +6,17 @@ import { existsSync, statSync } from "node:fs";
 import { XverseError } from "../errors.js";
 import { resolveModelDir } from "../io/checkpoint.js";
 import { readGguf } from "../io/gguf.js";
+import { isGgufPath, modelFileExists } from "../io/mapped-file.js";
 import { tokenizerFromGguf } from "./gguf-vocab.js";
 import { loadTokenizer } from "./load.js";
 import type { Tokenizer } from "./types.js";
 
 export function openTokenizer(path: string): Tokenizer {
-  if (!existsSync(path)) {
+  if (!modelFileExists(path)) {
     throw new XverseError("not_found", `${path} does not exist; give a model directory, a tokenizer.json or a .gguf file`);
   }
-  if (statSync(path).isFile() && path.toLowerCase().endsWith(".gguf")) {
+  // a missing path that still exists as a model file is the stem of byte-split parts (x.gguf.aa …)
+  if (isGgufPath(path) && (!existsSync(path) || statSync(path).isFile())) {
     try {
       return tokenizerFromGguf(readGguf(path).metadata);
     } catch (e) {

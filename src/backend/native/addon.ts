@@ -48,6 +48,14 @@ export interface Addon {
   adviseHugePages(buffer: ArrayBuffer): boolean;
   siluMul(gate: Float32Array, up: Float32Array, n: number): void;
   addInPlace(y: Float32Array, x: Float32Array, n: number): void;
+  /**
+   * Bytes [offset, offset + length) of a file (offset page-aligned, length ≤ 4 GiB) as an ArrayBuffer over a
+   * read-only private mapping (native/src/mmap.cc), unmapped when the buffer is collected; undefined where
+   * there is no mmap. Absent from addons built before it existed.
+   */
+  mapFile?(path: string, offset: number, length: number): ArrayBuffer | undefined;
+  /** Faults [offset, offset + length) of a mapping in now (reads it from disk if it is not cached). */
+  populate?(buffer: ArrayBuffer, offset: number, length: number): void;
 }
 
 const ADDON_REL = join("native", "build", "Release", "xverse_native.node");

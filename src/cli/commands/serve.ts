@@ -56,7 +56,8 @@ export const command: Command = {
     const port = numberFlag(v.port as string | undefined, "--port", { int: true, min: 0, max: 65535 }) ?? 8000;
     const opts: Omit<ServeOptions, "log"> = {
       model: modelPath(v),
-      load: { ...load, backend: typeof load.backend === "string" ? load.backend : undefined },
+      // functions cannot cross to the server thread: no progress line there
+      load: { ...load, onProgress: undefined, backend: typeof load.backend === "string" ? load.backend : undefined },
       format,
       modelId: v["served-model-name"] as string | undefined,
       host: (v.host as string | undefined) ?? "127.0.0.1",
