@@ -13,6 +13,7 @@
         "src/matvec_vnni.cc",
         "src/matmul_amx.cc",
         "src/matmul_q4_avx2.cc",
+        "src/group_zp.cc",
         "src/portable_stubs.cc",
         "src/blocks.cc",
         "src/blocks_avx2.cc",

@@ -47,6 +47,7 @@ struct Instance {
   KvScratch kv;                               // paged attention scratch
   std::vector<uint8_t*> segs;                 // the KV segments a call touches (others null)
   std::vector<int64_t> segLen;                // their byte lengths (−1: not looked up yet)
+  std::vector<float> zpx, zpsum;              // group_zp.cc: x gathered by perm (T, cols); Σx per group
 
   Instance() {
     isa = caps.avx512 ? Isa::Avx512 : caps.avx2_fma_f16c ? Isa::Avx2 : Isa::Scalar;
@@ -134,13 +135,52 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), s.pool.threads());
 }
 
-// matmul(y, x, format, data, scales | null, rows, cols, group, T)
+// GPTQ / AWQ extras of q4_group / q8_group (group_zp.cc), matmul arguments 9 (mins | null) and 10 (perm | null).
+// begin() checks them and, for a desc_act weight, gathers x into the weight's stored column order; the destructor
+// adds the zero-point term Σ_g min[r, g] · Σ_{k ∈ g} x[t, k] after whichever kernel wrote y, on every return path.
+struct GroupZp {
+  Instance& s;
+  const WView& w;
+  float* y = nullptr;
+  int64_t T = 0;
+  const float* mins = nullptr;
+  const float* x = nullptr;
+
+  void begin(const Napi::CallbackInfo& info, const float*& xin, float* yout, int64_t tokens) {
+    const bool hasMins = info.Length() > 9 && !info[9].IsNull() && !info[9].IsUndefined();
+    const bool hasPerm = info.Length() > 10 && !info[10].IsNull() && !info[10].IsUndefined();
+    if (!hasMins && !hasPerm) return;
+    if (w.fmt != Fmt::Q4G && w.fmt != Fmt::Q8G) bad(info.Env(), "matmul: mins / perm need a q4_group or q8_group weight");
+    const int64_t cols = w.cols;
+    if (hasPerm) {
+      const int32_t* perm = arr<Napi::Int32Array>(info, 10, napi_int32_array, cols, "perm").Data();
+      for (int64_t j = 0; j < cols; j++)
+        if (perm[j] < 0 || perm[j] >= cols) bad(info.Env(), "perm: entry " + std::to_string(j) + " is outside 0 … cols − 1");
+      s.zpx.resize(static_cast<size_t>(tokens * cols));
+      gather_cols(xin, tokens, cols, perm, s.zpx.data());
+      xin = s.zpx.data();
+    }
+    if (hasMins) mins = arr<Napi::Float32Array>(info, 9, napi_float32_array, w.rows * cols / w.group, "mins").Data();
+    x = xin, y = yout, T = tokens;
+  }
+  ~GroupZp() {
+    if (!mins || T == 0) return;
+    const int64_t ng = w.cols / w.group;
+    s.zpsum.resize(static_cast<size_t>(T * ng));
+    group_sums(x, T, w.cols, w.group, s.zpsum.data());
+    const float* xs = s.zpsum.data();
+    s.pool.parallel_for(w.rows, std::max<int64_t>(16, w.rows / (s.pool.threads() * 4)),
+                        [&](int64_t b, int64_t e, int) { add_group_mins(mins, ng, xs, y, w.rows, T, b, e); });
+  }
+};
+
+// matmul(y, x, format, data, scales | null, rows, cols, group, T, mins? | null, perm? | null)
 void Matmul(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   Instance& s = inst(env);
   const int64_t fmt = num(info, 2, "format"), rows = num(info, 5, "rows"), cols = num(info, 6, "cols"),
                 group = num(info, 7, "group"), T = num(info, 8, "T");
-  if (fmt > 15) bad(env, "matmul: unknown format code");
+  if (fmt > 16) bad(env, "matmul: unknown format code");
   WView w{static_cast<Fmt>(fmt), rows, cols, nullptr, nullptr, group};
   if (is_block_fmt(w.fmt)) {  // GGUF blocks as stored: rows × (cols / values) blocks of `bytes` each
     const BlockType bt = block_type(w.fmt);
@@ -159,7 +199,8 @@ void Matmul(const Napi::CallbackInfo& info) {
     case Fmt::F32: w.data = arr<Napi::Float32Array>(info, 3, napi_float32_array, n, "data").Data(); break;
     case Fmt::BF16:
     case Fmt::F16: w.data = arr<Napi::Uint16Array>(info, 3, napi_uint16_array, n, "data").Data(); break;
-    case Fmt::Q8: w.data = arr<Napi::Int8Array>(info, 3, napi_int8_array, n, "data").Data(); break;
+    case Fmt::Q8:
+    case Fmt::Q8G: w.data = arr<Napi::Int8Array>(info, 3, napi_int8_array, n, "data").Data(); break;
     case Fmt::Q4:
     case Fmt::Q4G:
       if (cols % 2) bad(env, "matmul: int4 weights need an even number of columns");
@@ -169,12 +210,14 @@ void Matmul(const Napi::CallbackInfo& info) {
   }
   if (w.fmt == Fmt::Q8 || w.fmt == Fmt::Q4) {
     w.scales = arr<Napi::Float32Array>(info, 4, napi_float32_array, rows, "scales").Data();
-  } else if (w.fmt == Fmt::Q4G) {
+  } else if (w.fmt == Fmt::Q4G || w.fmt == Fmt::Q8G) {
     if (group < 2 || cols % group) bad(env, "matmul: groupSize must divide cols");
     w.scales = arr<Napi::Float32Array>(info, 4, napi_float32_array, n / group, "scales").Data();
   }
   float* y = arr<Napi::Float32Array>(info, 0, napi_float32_array, T * rows, "y").Data();
   const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, T * cols, "x").Data();
+  GroupZp zp{s, w};
+  zp.begin(info, x, y, T);
   if (T == 0 || rows == 0) return;
   if (cols == 0) {
     std::fill(y, y + T * rows, 0.f);
@@ -187,6 +230,11 @@ void Matmul(const Napi::CallbackInfo& info) {
   int64_t chunk = rows / (nt * 8);
   chunk = std::max<int64_t>(4, chunk & ~int64_t(3));
   if (serial) chunk = rows;
+  if (w.fmt == Fmt::Q8G) {  // 8-bit GPTQ (group_zp.cc): f32 accumulation, zero points added by zp
+    const Q8gKernel q8g = q8g_kernel(s.isa, group);
+    s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q8g(w, x, cols, y, rows, T, b, e); });
+    return;
+  }
 
   // int4 on VNNI or AVX2: integer dot products over int8-quantized activations (AVX-512 without VNNI keeps
   // the exact f32 path: widening in 512-bit registers is fast enough there).

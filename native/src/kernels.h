@@ -17,7 +17,8 @@ namespace xv {
 // 6 … 15: GGUF block formats stored as in the file (blocks.h), the codes of FORMAT_CODE in src/backend/native.
 enum class Fmt : int {
   F32 = 0, BF16 = 1, F16 = 2, Q8 = 3, Q4 = 4, Q4G = 5,
-  Q4_0 = 6, Q4_1 = 7, Q5_0 = 8, Q5_1 = 9, Q8_0 = 10, Q2_K = 11, Q3_K = 12, Q4_K = 13, Q5_K = 14, Q6_K = 15
+  Q4_0 = 6, Q4_1 = 7, Q5_0 = 8, Q5_1 = 9, Q8_0 = 10, Q2_K = 11, Q3_K = 12, Q4_K = 13, Q5_K = 14, Q6_K = 15,
+  Q8G = 16  // int8 per group (8-bit GPTQ), group_zp.cc
 };
 enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
@@ -98,6 +99,19 @@ void matmul_amx_g32_blocks(const WView& w, const AmxX& ax, float* y, int64_t ldy
 // The same on AVX2 (vpmaddubsw + vpmaddwd), for CPUs without AVX-512 VNNI (matmul_q4_avx2.cc).
 void matmul_q4_avx2_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                          int64_t r1);
+
+// --- GPTQ / AWQ extras (group_zp.cc): desc_act column order, zero points, q8_group ---
+// out (T, cols)[t, j] = x[t, perm[j]]: x in a desc_act weight's stored column order.
+void gather_cols(const float* x, int64_t T, int64_t cols, const int32_t* perm, float* out);
+// out (T, cols / group) = Σ of each group of x's columns.
+void group_sums(const float* x, int64_t T, int64_t cols, int64_t group, float* out);
+// y[t * ldy + r] += Σ_g mins[r · ng + g] · xsums[t · ng + g] for rows [r0, r1): the zero-point term.
+void add_group_mins(const float* mins, int64_t ng, const float* xsums, float* y, int64_t ldy, int64_t T, int64_t r0,
+                    int64_t r1);
+// q8_group rows [r0, r1) for T tokens (w = q · scale[group], f32 accumulation); the kernel for an ISA and group.
+using Q8gKernel = void (*)(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                           int64_t r1);
+Q8gKernel q8g_kernel(Isa isa, int64_t group);
 
 // Small ops (ops.cc).
 void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);

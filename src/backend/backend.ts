@@ -11,6 +11,7 @@ export type WeightFormat =
   | "q8_row" // data: Int8Array (rows*cols); scales: Float32Array (rows); w = q * scale[row]
   | "q4_row" // data: Uint8Array (rows*cols/2) packed int4; scales: Float32Array (rows)
   | "q4_group" // data: Uint8Array (rows*cols/2) packed int4; scales: Float32Array (rows*cols/groupSize)
+  | "q8_group" // data: Int8Array (rows*cols); scales: Float32Array (rows*cols/groupSize) (GPTQ / AWQ 8-bit)
   // GGUF block types, named as GGUF names them: data is a Uint8Array of rows × (cols / values) ggml blocks exactly
   // as stored in the file (values 32 for the legacy types, 256 for the K-quants; cols must be a multiple); no
   // scales. W = ggml's dequantization of the blocks (backend/ts/blocks.ts is the spec).
@@ -27,6 +28,18 @@ export interface Weight {
   data: Float32Array | Uint16Array | Int8Array | Uint8Array;
   scales?: Float32Array;
   groupSize?: number;
+  /**
+   * q4_group / q8_group only, optional (GPTQ / AWQ zero points): one f32 per scale, added per group, so
+   * w = q·scale + min. A zero point z of unsigned u is stored as q = u − 8 (int8: u − 128) and min = scale·(8 − z)
+   * (int8: scale·(128 − z)); symmetric files have min 0 everywhere and leave this out.
+   */
+  mins?: Float32Array;
+  /**
+   * q4_group / q8_group only, optional (GPTQ desc_act): a permutation of 0 … cols−1; stored column j multiplies
+   * input column perm[j], so y[t, r] = Σ_j W[r, j] · x[t, perm[j]]. The loader sorts columns by group so every
+   * group is a contiguous run of groupSize stored columns.
+   */
+  perm?: Int32Array;
   /** Backend-private state (e.g. a repacked native buffer), created by Backend.prepareWeight. */
   handle?: unknown;
 }

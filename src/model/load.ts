@@ -11,6 +11,7 @@ import { openCheckpoint, resolveModelDir } from "../io/checkpoint.js";
 import { openGgufModel } from "../io/gguf-model.js";
 import { fitsInRam, isGgufPath, modelFileExists } from "../io/mapped-file.js";
 import { sourceBytes, withReadProgress } from "../io/load-progress.js";
+import { describe as describeGptq, detectGptq, gptqProjection } from "../io/gptq.js";
 import type { TensorSource } from "../io/source.js";
 import { projectionLoader, type ProjectionHook } from "../quant/load.js";
 import { ggufProjection } from "../gguf/weights.js";
@@ -75,7 +76,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   const isFile = !existsSync(path) || statSync(path).isFile(); // absent: the stem of byte-split parts (x.gguf.aa …)
 
   let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
-  let ggufQ4: ProjectionHook | undefined;
+  let ggufQ4: ProjectionHook | undefined, gptqHook: ProjectionHook | undefined;
   if (isFile && isGgufPath(path)) {
     const g = openGgufModel(path, { mmap: opts.mmap, onProgress: opts.onProgress });
     config = parseConfig(g.config, path, opts.overrides);
@@ -88,6 +89,12 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);
   } else {
     config = loadConfig(path, opts.overrides);
+    // GPTQ / AWQ projections run as stored (q4_group / q8_group with zero points and desc_act order)
+    const gptq = detectGptq(path);
+    if (gptq && opts.quantize) {
+      throw new XverseError("bad_flag", `this checkpoint is already quantized (${describeGptq(gptq)}, ${gptq.file}); load it without --quantize`);
+    }
+    if (gptq) gptqHook = gptqProjection(gptq);
     // `populate` is read when tensors are handed out: decided once the total size is known
     const bytesOpts = { mmap: opts.mmap !== false, populate: false };
     source = openCheckpoint(path, bytesOpts);
@@ -101,7 +108,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   try {
     const model = XverseModel.fromSource(config, source, {
       backend,
-      projection: firstOf(ggufQ4, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
+      projection: firstOf(ggufQ4, gptqHook, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
       // a Q4_0 token_embd / output runs as stored (lm_head on the int4 kernels, embedding rows decoded per lookup)
       stored: ggufQ4,
       kvType: opts.kvType, kvBlockSize: opts.kvBlockSize, ctxSize: opts.ctxSize, kvBudget: opts.kvBudget,

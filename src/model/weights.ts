@@ -123,7 +123,12 @@ export function loadWeights(cfg: XverseConfig, source: TensorSource, opts: Weigh
     const w = hook?.(name, source, shape[0], shape[1]);
     if (w) {
       used.add(name);
-      for (const n of source.names()) if (n.startsWith(name + "_") || n === name.replace(/\.weight$/, ".weight_scale")) used.add(n);
+      const stem = name.replace(/\.weight$/, ".");
+      for (const n of source.names()) {
+        if (n.startsWith(name + "_") || n === stem + "weight_scale") used.add(n);
+        // GPTQ / AWQ: <stem>qweight, qzeros, scales, g_idx (io/gptq.ts)
+        else if (n.startsWith(stem) && /^(qweight|qzeros|scales|g_idx)$/.test(n.slice(stem.length))) used.add(n);
+      }
       return prep(w);
     }
     return matrix(name, shape);

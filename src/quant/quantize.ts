@@ -188,8 +188,16 @@ export function dequantize(w: Weight): Float32Array {
       }
       return out;
     }
+    case "q8_group":
+      // GPTQ / AWQ weights (zero points, desc_act order): the TS twin's row decoder is the definition
+      for (let r = 0; r < rows; r++) decodeRow(w, r, out.subarray(r * cols, (r + 1) * cols));
+      return out;
     case "q4_row":
     case "q4_group": {
+      if (w.mins || w.perm) {
+        for (let r = 0; r < rows; r++) decodeRow(w, r, out.subarray(r * cols, (r + 1) * cols));
+        return out;
+      }
       const q = w.data as Uint8Array;
       const s = w.scales!;
       const gs = w.format === "q4_group" ? w.groupSize! : cols;
@@ -205,5 +213,5 @@ export function dequantize(w: Weight): Float32Array {
 
 /** Bytes a Weight occupies (data + scales): what RSS tables and the decode roofline count. */
 export function weightBytes(w: Weight): number {
-  return w.data.byteLength + (w.scales ? w.scales.byteLength : 0);
+  return w.data.byteLength + (w.scales ? w.scales.byteLength : 0) + (w.mins?.byteLength ?? 0) + (w.perm?.byteLength ?? 0);
 }

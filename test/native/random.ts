@@ -30,6 +30,11 @@ export function randWeight(format: WeightFormat, rows: number, cols: number, r: 
       for (let i = 0; i < n; i++) data[i] = Math.floor(r() * 255) - 127;
       return { format, rows, cols, data, scales: randArray(rows, r, 0.01).map(Math.abs) };
     }
+    case "q8_group": {
+      const data = new Int8Array(n);
+      for (let i = 0; i < n; i++) data[i] = Math.floor(r() * 256) - 128;
+      return { format, rows, cols, data, scales: randArray(n / groupSize, r, 0.002).map(Math.abs), groupSize };
+    }
     case "q4_row":
     case "q4_group": {
       // any byte: both nibbles cover the full int4 range [-8, 7]
@@ -70,7 +75,6 @@ export function randBlockWeight(format: BlockFormat, rows: number, cols: number,
   }
   return { format, rows, cols, data };
 }
-
 
 /** max|a − b| / max|b|: the normalized error the parity bounds are stated in. */
 export function normErr(got: Float32Array, ref: Float32Array): number {

@@ -25,6 +25,8 @@ export interface Addon {
   matmul(
     y: Float32Array, x: Float32Array, format: number, data: ArrayBufferView, scales: Float32Array | null,
     rows: number, cols: number, group: number, T: number,
+    /** q4_group / q8_group (GPTQ / AWQ): one min per scale, and the stored columns' input order (group_zp.cc). */
+    mins?: Float32Array | null, perm?: Int32Array | null,
   ): void;
   rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;

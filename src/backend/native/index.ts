@@ -35,6 +35,7 @@ export interface NativeBackend extends Backend {
 
 const FORMAT_CODE: Record<WeightFormat, number> = {
   f32: 0, bf16: 1, f16: 2, q8_row: 3, q4_row: 4, q4_group: 5,
+  q8_group: 16, // native/src/group_zp.cc
   // GGUF blocks as stored (native/src/blocks.h)
   q4_0: 6, q4_1: 7, q5_0: 8, q5_1: 9, q8_0: 10, q2_k: 11, q3_k: 12, q4_k: 13, q5_k: 14, q6_k: 15,
 };
@@ -44,7 +45,7 @@ const KV_TYPE_CODE: Record<KvType, number> = { f32: 0, f16: 1, q8_0: 2 };
 type ArrayCtor = Float32ArrayConstructor | Uint16ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor;
 const DATA_TYPE: Record<WeightFormat, ArrayCtor> = {
   f32: Float32Array, bf16: Uint16Array, f16: Uint16Array, q8_row: Int8Array, q4_row: Uint8Array,
-  q4_group: Uint8Array,
+  q4_group: Uint8Array, q8_group: Int8Array,
   q4_0: Uint8Array, q4_1: Uint8Array, q5_0: Uint8Array, q5_1: Uint8Array, q8_0: Uint8Array,
   q2_k: Uint8Array, q3_k: Uint8Array, q4_k: Uint8Array, q5_k: Uint8Array, q6_k: Uint8Array,
 };
@@ -61,8 +62,31 @@ function checkWeight(w: Weight): void {
   if (w.data.length < n) {
     throw new XverseError("bad_weight", `${w.format} weight [${w.rows}, ${w.cols}] has ${w.data.length} elements, needs ${n}`);
   }
-  if (w.format === "q4_group" && !(w.groupSize && w.cols % w.groupSize === 0)) {
-    throw new XverseError("bad_weight", `q4_group weight: groupSize ${w.groupSize} must divide cols ${w.cols}`);
+  if ((w.format === "q4_group" || w.format === "q8_group") && !(w.groupSize && w.cols % w.groupSize === 0)) {
+    throw new XverseError("bad_weight", `${w.format} weight: groupSize ${w.groupSize} must divide cols ${w.cols}`);
+  }
+  checkGroupExtras(w);
+}
+
+/** GPTQ / AWQ extras: mins (one per scale) and perm (a permutation of the columns), q4_group / q8_group only. */
+function checkGroupExtras(w: Weight): void {
+  if (!w.mins && !w.perm) return;
+  if (w.format !== "q4_group" && w.format !== "q8_group") {
+    throw new XverseError("bad_weight", `${w.format} weight: mins / perm are only for q4_group and q8_group weights`);
+  }
+  const nScales = (w.rows * w.cols) / w.groupSize!;
+  if (w.mins && !(w.mins instanceof Float32Array && w.mins.length >= nScales)) {
+    throw new XverseError("bad_weight", `${w.format} weight: mins must be a Float32Array of ${nScales} (one per scale)`);
+  }
+  if (w.perm) {
+    if (!(w.perm instanceof Int32Array) || w.perm.length !== w.cols) {
+      throw new XverseError("bad_weight", `${w.format} weight: perm must be an Int32Array of ${w.cols} (one per column)`);
+    }
+    const seen = new Uint8Array(w.cols);
+    for (const p of w.perm) {
+      if (!(p >= 0 && p < w.cols) || seen[p]) throw new XverseError("bad_weight", `${w.format} weight: perm is not a permutation of 0 … ${w.cols - 1}`);
+      seen[p] = 1;
+    }
   }
 }
 
@@ -106,7 +130,7 @@ function makeBackend(a: Addon): NativeBackend {
         if (!h?.native) checkWeight(w);
         return matmulRef(y, x, w, T);
       }
-      a.matmul(y, x, code, w.data, w.scales ?? null, w.rows, w.cols, w.groupSize ?? 0, T);
+      a.matmul(y, x, code, w.data, w.scales ?? null, w.rows, w.cols, w.groupSize ?? 0, T, w.mins ?? null, w.perm ?? null);
     },
     // One row per token: decoding it in TS costs less than a call into the addon would save.
     embedRow: embedRowRef,

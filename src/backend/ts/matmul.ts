@@ -27,9 +27,21 @@ function dot(a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: nu
   return s0 + s1 + s2 + s3;
 }
 
-/** Decodes row r of w into out[0 … cols). */
+let permScratch = new Float32Array(0);
+
+/** Decodes row r of w into out[0 … cols), in input-column order (desc_act weights are un-permuted). */
 export function decodeRow(w: Weight, r: number, out: Float32Array): void {
   if (isBlockFormat(w.format)) return decodeBlockRow(w, r, out);
+  if (!w.perm) return decodeStored(w, r, out);
+  if (permScratch.length < w.cols) permScratch = new Float32Array(w.cols);
+  const stored = permScratch;
+  decodeStored(w, r, stored);
+  const perm = w.perm;
+  for (let j = 0; j < w.cols; j++) out[perm[j]] = stored[j];
+}
+
+/** Row r in stored column order (the order of data, scales and mins). */
+function decodeStored(w: Weight, r: number, out: Float32Array): void {
   const n = w.cols;
   const base = r * n;
   switch (w.format) {
@@ -61,12 +73,27 @@ export function decodeRow(w: Weight, r: number, out: Float32Array): void {
       const byteBase = base >> 1;
       const g = w.format === "q4_row" ? n : w.groupSize!;
       const scaleBase = w.format === "q4_row" ? r : (r * n) / g;
+      const mins = w.format === "q4_group" ? w.mins : undefined;
       for (let i = 0; i < n; i += 2) {
         const b = src[byteBase + (i >> 1)];
         const lo = ((b & 0x0f) ^ 8) - 8; // sign-extend the nibble
         const hi = ((b >>> 4) ^ 8) - 8;
-        out[i] = lo * w.scales![scaleBase + Math.floor(i / g)];
-        if (i + 1 < n) out[i + 1] = hi * w.scales![scaleBase + Math.floor((i + 1) / g)];
+        const s0 = scaleBase + Math.floor(i / g);
+        out[i] = mins ? lo * w.scales![s0] + mins[s0] : lo * w.scales![s0];
+        if (i + 1 < n) {
+          const s1 = scaleBase + Math.floor((i + 1) / g);
+          out[i + 1] = mins ? hi * w.scales![s1] + mins[s1] : hi * w.scales![s1];
+        }
+      }
+      return;
+    }
+    case "q8_group": {
+      const src = w.data as Int8Array;
+      const g = w.groupSize!;
+      const scaleBase = (r * n) / g;
+      for (let i = 0; i < n; i++) {
+        const s = scaleBase + Math.floor(i / g);
+        out[i] = w.mins ? src[base + i] * w.scales![s] + w.mins[s] : src[base + i] * w.scales![s];
       }
       return;
     }
