@@ -1,0 +1,132 @@
+/**
+ * stories260K exported as Q8_0 / Q4_0 GGUF and run with its block tensors as stored (q8_0 / q4_0 weights,
+ * token_embd looked up per row): the TS backend gives the logits of the dequantized f32 path (same decoders, f32
+ * activations); the native backend (int8 activations) stays close, and on the Q8_0 file its greedy text follows
+ * llama.cpp's (which also quantizes activations Q8_0-style) when node-llama-cpp is installed in peers/.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Backend } from "../../src/backend/backend.js";
+import { loadNativeBackend } from "../../src/backend/native/index.js";
+import { tsBackend } from "../../src/backend/ts/index.js";
+import { loadConfig, parseConfig } from "../../src/config.js";
+import { exportGguf, type ExportType } from "../../src/gguf/export.js";
+import { ggufProjection } from "../../src/gguf/weights.js";
+import { openCheckpoint } from "../../src/io/checkpoint.js";
+import { openGgufModel } from "../../src/io/gguf-model.js";
+import { XverseModel } from "../../src/model/xverse.js";
+import { fixture, importPeer, peersDir } from "../helpers/peers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "xverse-gguf-blocks-"));
+process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+
+const stories = fixture("golden", "stories260K");
+const native = loadNativeBackend({ threads: 2 });
+const paths = new Map<ExportType, string>();
+function exported(type: ExportType): string {
+  let p = paths.get(type);
+  if (!p) {
+    p = join(dir, `stories-${type}.gguf`);
+    exportGguf(openCheckpoint(stories), loadConfig(stories), join(stories, "tokenizer.json"), p, { type });
+    paths.set(type, p);
+  }
+  return p;
+}
+
+/** The model on `backend`, block tensors as stored (stored = true) or dequantized to f32 by the GGUF source. */
+function open(path: string, backend: Backend, stored: boolean): { model: XverseModel; formats: Map<string, number> } {
+  const g = openGgufModel(path);
+  const hook = ggufProjection(g, { repackQ4_0: false });
+  const formats = new Map<string, number>();
+  const count = (n: string, s: Parameters<typeof hook>[1], r: number, c: number) => {
+    const w = hook(n, s, r, c);
+    if (w) formats.set(w.format, (formats.get(w.format) ?? 0) + 1);
+    return w;
+  };
+  const model = XverseModel.fromSource(parseConfig(g.config, path), g.source, {
+    kvType: "f32", backend, projection: stored ? count : undefined, stored: stored ? count : undefined,
+  });
+  return { model, formats };
+}
+
+const ids = [1, 403, 407, 261, 378, 500, 42];
+
+for (const type of ["q8_0", "q4_0"] as const) {
+  test(`stories260K ${type} GGUF: block weights as stored give the dequantized path's logits`, () => {
+    const path = exported(type);
+    const ref = open(path, tsBackend, false).model.forward(ids, open(path, tsBackend, false).model.newCache(8), { logits: "all" });
+    const ts = open(path, tsBackend, true);
+    // q, k, v, o, gate, up of 5 layers + token_embd + output (down_proj has 172 columns: F16)
+    assert.deepEqual([...ts.formats], [[type, 5 * 6 + 2]]);
+    const a = ts.model.forward(ids, ts.model.newCache(8), { logits: "all" });
+    let worst = 0, scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      worst = Math.max(worst, Math.abs(a[i] - ref[i]));
+      scale = Math.max(scale, Math.abs(ref[i]));
+    }
+    assert.ok(worst <= 1e-4 * scale, `TS: max |Δ| ${worst} (max |logit| ${scale})`);
+    if (!native) return;
+    const nat = open(path, native, true);
+    const b = nat.model.forward(ids, nat.model.newCache(8), { logits: "all" });
+    const V = b.length / ids.length;
+    let nworst = 0, sameTop = 0;
+    for (let t = 0; t < ids.length; t++) {
+      let ia = 0, ib = 0;
+      for (let j = 0; j < V; j++) {
+        nworst = Math.max(nworst, Math.abs(b[t * V + j] - ref[t * V + j]));
+        if (ref[t * V + j] > ref[t * V + ia]) ia = j;
+        if (b[t * V + j] > b[t * V + ib]) ib = j;
+      }
+      if (ia === ib) sameTop++;
+    }
+    console.log(`# ${type} native (int8 activations) vs f32: max |Δ logit| ${nworst.toFixed(4)} of ${scale.toFixed(2)}, same argmax ${sameTop}/${ids.length}`);
+    assert.ok(nworst <= 3e-2 * scale, `native: max |Δ| ${nworst} (max |logit| ${scale})`);
+    assert.ok(sameTop >= ids.length - 1, `native: argmax agrees at ${sameTop} of ${ids.length} positions`);
+  });
+}
+
+/** Greedy continuation from BOS on our engine. */
+function ourGreedy(model: XverseModel, n: number): number[] {
+  const cache = model.newCache(n + 1);
+  const out: number[] = [];
+  let tok = 1;
+  for (let i = 0; i < n; i++) {
+    const logits = model.forward([tok], cache);
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    out.push((tok = best));
+  }
+  return out;
+}
+
+const hasLlama = existsSync(join(peersDir, "node_modules", "node-llama-cpp", "package.json"));
+let llamaP: Promise<any> | undefined;
+after(async () => { if (llamaP) await (await llamaP).dispose(); });
+
+test("stories260K Q8_0 GGUF: native block kernels' greedy text = llama.cpp's", {
+  skip: !native ? "native addon not available" : !hasLlama ? "node-llama-cpp is not installed in peers/ (npm ci in peers/)" : false,
+}, async () => {
+  const path = exported("q8_0");
+  llamaP ??= importPeer("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) =>
+    getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error, usePrebuiltBinaries: true }));
+  const l = await llamaP;
+  const lm = await l.loadModel({ modelPath: path });
+  const ctx = await lm.createContext({ contextSize: 512, threads: 1, batchSize: 512 });
+  const theirs: number[] = [];
+  for await (const t of ctx.getSequence().evaluate([1], { temperature: 0 })) { theirs.push(t); if (theirs.length >= 255) break; }
+  await ctx.dispose();
+  await lm.dispose();
+  const ours = ourGreedy(open(path, native!, true).model, 255);
+  let same = 0;
+  while (same < ours.length && ours[same] === theirs[same]) same++;
+  const golden = JSON.parse(readFileSync(join(stories, "golden.json"), "utf8")).generate.bos.greedy as number[];
+  let gold = 0;
+  while (gold < ours.length && ours[gold] === golden[gold]) gold++;
+  console.log(`# q8_0 greedy from BOS: native blocks = llama.cpp for ${same} of 255 tokens (= f32 golden for ${gold})`);
+  // llama.cpp rounds its activations half away from zero with 1 / d, ours half to even with 127 / amax, and sums
+  // in another order: rare near-ties break differently late in the text (247 of 255 here; the f32 path: ~114).
+  assert.ok(same >= 200, `native blocks follow llama.cpp for ${same} tokens`);
+});
