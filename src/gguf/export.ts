@@ -10,14 +10,56 @@ import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
 import { f32ToF16, toFloat32 } from "../tensor.js";
 import { hfToGguf, permuteRopeRows, ropeRole } from "./names.js";
+import { quantizeQ2_K, quantizeQ3_K, quantizeQ4_K, quantizeQ5_0, quantizeQ5_1, quantizeQ5_K, quantizeQ6_K } from "./kquantize.js";
 import { quantizeQ4_0, quantizeQ8_0 } from "./quants.js";
-import { GGML } from "./types.js";
+import { GGML, GGML_TYPES } from "./types.js";
 import { writeGguf, type GgufWriteTensor } from "./writer.js";
 
-export type ExportType = "f32" | "f16" | "q8_0" | "q4_0";
+export type ExportType = "f32" | "f16" | "q8_0" | "q4_0" | "q4_k_m" | "q5_k_m" | "q6_k";
 
 /** llama.cpp `llama_ftype` values for general.file_type. */
-const FILE_TYPE: Record<ExportType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
+const FILE_TYPE: Record<ExportType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18 };
+
+/** f32 row-major data → the bytes of a ggml tensor of `type` (the 2-D block types we write). */
+const WRITERS: ReadonlyMap<number, (x: Float32Array) => Uint8Array> = new Map([
+  [GGML.Q8_0, quantizeQ8_0], [GGML.Q4_0, quantizeQ4_0], [GGML.Q5_0, quantizeQ5_0], [GGML.Q5_1, quantizeQ5_1],
+  [GGML.Q2_K, quantizeQ2_K], [GGML.Q3_K, quantizeQ3_K], [GGML.Q4_K, quantizeQ4_K], [GGML.Q5_K, quantizeQ5_K],
+  [GGML.Q6_K, quantizeQ6_K],
+]);
+
+/**
+ * llama.cpp's "use more bits" layer rule for the _M mixtures: the first and last eighth of the layers, and every
+ * third layer in between (llama_tensor_get_type's use_more_bits; integer division as in C).
+ */
+export function useMoreBits(layer: number, nLayers: number): boolean {
+  const e = Math.floor(nLayers / 8);
+  return layer < e || layer >= Math.floor((7 * nLayers) / 8) || (layer - e) % 3 === 2;
+}
+
+/**
+ * The ggml type of one 2-D weight, following llama.cpp's choices for each file type:
+ * - q4_k_m / q5_k_m: Q4_K / Q5_K, except output.weight → Q6_K, and attn_v / ffn_down → Q6_K in the layers
+ *   useMoreBits picks; token_embd stays at the base type (llama.cpp treats it like output only when the file has
+ *   no output.weight, and ours always has one). q6_k: Q6_K everywhere. q8_0 / q4_0: that type.
+ * - A row length that is not a multiple of 256 cannot hold K blocks; like llama.cpp, Q4_K falls back to Q5_0,
+ *   Q5_K to Q5_1, Q6_K to Q8_0; a row length that is not a multiple of 32 either is written as F16.
+ * Returns the type and, for a fallback, the type that was wanted.
+ */
+export function exportTensorType(type: ExportType, name: string, cols: number, nLayers: number): { type: number; wanted?: number } {
+  if (type === "f32") return { type: GGML.F32 };
+  if (type === "f16") return { type: GGML.F16 };
+  let t: number = type === "q8_0" ? GGML.Q8_0 : type === "q4_0" ? GGML.Q4_0 : type === "q4_k_m" ? GGML.Q4_K : type === "q5_k_m" ? GGML.Q5_K : GGML.Q6_K;
+  if (type === "q4_k_m" || type === "q5_k_m") {
+    const layer = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+    if (name === "output.weight" || (layer && useMoreBits(Number(layer[1]), nLayers))) t = GGML.Q6_K;
+  }
+  const wanted = t;
+  if (t >= GGML.Q2_K && t <= GGML.Q6_K && cols % 256 !== 0) {
+    t = t === GGML.Q4_K ? GGML.Q5_0 : t === GGML.Q5_K ? GGML.Q5_1 : GGML.Q8_0;
+  }
+  if (cols % 32 !== 0) t = GGML.F16;
+  return t === wanted ? { type: t } : { type: t, wanted };
+}
 
 /** llama.cpp token types (tokenizer.ggml.token_type). */
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -167,7 +209,7 @@ export function exportGguf(source: TensorSource, config: XverseConfig, tokenizer
     "tokenizer.ggml.scores": "ARRAY[FLOAT32]",
     "tokenizer.ggml.token_type": "ARRAY[INT32]",
   };
-  if (opts.type === "q8_0" || opts.type === "q4_0") metadata["general.quantization_version"] = 2;
+  if (opts.type !== "f32" && opts.type !== "f16") metadata["general.quantization_version"] = 2;
   if (config.headDim * config.numHeads !== config.hiddenSize) {
     metadata[a("attention.key_length")] = config.headDim;
     metadata[a("attention.value_length")] = config.headDim;
@@ -210,22 +252,22 @@ export function exportGguf(source: TensorSource, config: XverseConfig, tokenizer
     const shape = source.info(srcName(hf)).shape;
     const cols = shape[shape.length - 1];
     let type: number = GGML.F32;
-    if (shape.length === 2 && opts.type !== "f32") {
-      if (opts.type === "f16") type = GGML.F16;
-      else if (cols % 32 === 0) type = opts.type === "q8_0" ? GGML.Q8_0 : GGML.Q4_0;
-      else {
-        type = GGML.F16;
-        warnings.push(`${name} [${shape}]: row length ${cols} is not a multiple of 32, written as F16 instead of ${opts.type.toUpperCase()}`);
+    if (shape.length === 2) {
+      const pick = exportTensorType(opts.type, name, cols, config.numLayers);
+      type = pick.type;
+      if (pick.wanted !== undefined) {
+        const why = pick.type === GGML.F16 ? "not a multiple of 32" : "not a multiple of 256";
+        warnings.push(`${name} [${shape}]: row length ${cols} is ${why}, written as ${GGML_TYPES.get(type)!.name} instead of ${GGML_TYPES.get(pick.wanted)!.name}`);
       }
     }
-    tensorTypes[name] = type === GGML.F32 ? "F32" : type === GGML.F16 ? "F16" : type === GGML.Q8_0 ? "Q8_0" : "Q4_0";
+    tensorTypes[name] = GGML_TYPES.get(type)!.name;
     const data = (): Uint8Array => {
       let x = toFloat32(source.read(srcName(hf)));
       const role = ropeRole(hf);
       if (role) x = permuteRopeRows(x, role === "q" ? config.numHeads : config.numKvHeads, cols, true);
       if (type === GGML.F32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-      if (type === GGML.Q8_0) return quantizeQ8_0(x);
-      if (type === GGML.Q4_0) return quantizeQ4_0(x);
+      const write = WRITERS.get(type);
+      if (write) return write(x);
       const hbuf = new Uint16Array(x.length);
       for (let i = 0; i < x.length; i++) hbuf[i] = f32ToF16(x[i]);
       return new Uint8Array(hbuf.buffer);

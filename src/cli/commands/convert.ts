@@ -8,7 +8,7 @@ import { defaultModelDir } from "../../model/embedded.js";
 import { parseFlags, type Command } from "../command.js";
 import { progressBar } from "../progress.js";
 
-const help = `Usage: xverse convert [--model DIR] --to gguf [--type f32|f16|q8_0|q4_0] --out FILE.gguf
+const help = `Usage: xverse convert [--model DIR] --to gguf [--type f32|f16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k] --out FILE.gguf
 
 Writes a float checkpoint (safetensors or torch .bin shards + config.json + tokenizer.json) as a GGUF file that
 llama.cpp, Ollama and \`xverse generate --model FILE.gguf\` run.
@@ -17,23 +17,26 @@ XVERSE models are written with architecture "xverse" (untied output.weight), LLa
 k_proj rows are permuted to llama.cpp's adjacent-pair RoPE layout; the vocabulary is written as an SPM
 ("llama") tokenizer with scores from the BPE merge ranks. Norms and other 1-D tensors stay F32.
 q8_0 / q4_0 apply to 2-D weights whose row length is a multiple of 32; other matrices are written as F16
-(each one is listed). llama.cpp has no dynamic-NTK RoPE scaling: such a model is written with plain RoPE
+(each one is listed). The K-quant mixtures follow llama.cpp: q4_k_m / q5_k_m write Q4_K / Q5_K, with Q6_K for
+output.weight and for attn_v and ffn_down in the first and last eighth of the layers and every third layer
+between; q6_k writes Q6_K everywhere. K blocks need rows of a multiple of 256 values; other rows fall back as
+in llama.cpp (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; F16 if not a multiple of 32 either), each one listed. llama.cpp has no dynamic-NTK RoPE scaling: such a model is written with plain RoPE
 and a warning. The file is written under a temp name and renamed when complete.
 
 Options:
   --model DIR        the float checkpoint (default: the embedded stories260K model)
   --to gguf          the output format (only gguf for now)
-  --type T           f32, f16 (default), q8_0 or q4_0
+  --type T           f32, f16 (default), q8_0, q4_0, q4_k_m, q5_k_m or q6_k
   --arch A           force "xverse" or "llama" (default: from config.json's model_type)
   --tokenizer FILE   the tokenizer.json to take the vocabulary from (default: DIR/tokenizer.json)
   --out FILE         the .gguf file to write (replaced if it exists)
   --quiet            no progress bar`;
 
-const TYPES: readonly ExportType[] = ["f32", "f16", "q8_0", "q4_0"];
+const TYPES: readonly ExportType[] = ["f32", "f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"];
 
 
 export const command: Command = {
-  summary: "write a checkpoint as GGUF (f32 / f16 / q8_0 / q4_0) for llama.cpp",
+  summary: "write a checkpoint as GGUF (f32 / f16 / q8_0 / q4_0 / q4_k_m / q5_k_m / q6_k) for llama.cpp",
   help,
   async run(argv) {
     const { values } = parseFlags(argv, {
