@@ -40,7 +40,7 @@ struct Instance {
   CpuCaps caps = detect_cpu();
   Isa isa = Isa::Scalar;
   bool vnni = false;
-  bool amx = false;                           // AMX-INT8 prefill for q4_group g32 (matmul_amx.cc)
+  bool amx = false;                           // AMX-INT8 prefill (matmul_amx.cc)
   ThreadPool pool{1};
   std::vector<char> qscratch;                 // quantized activations for the VNNI path
   std::vector<QuantX> qx;                     // one per token, pointing into qscratch
@@ -174,6 +174,23 @@ struct GroupZp {
   }
 };
 
+// AMX prefill (matmul_amx.cc) when the ISA allows it, T ≥ 16 (below that a padded 16-token tile loses to VNNI)
+// and the kernel takes this weight. Returns whether it ran.
+bool run_amx(Instance& s, const WView& w, const float* x, float* y, int64_t T) {
+  if (!s.amx || T < 16) return false;
+  const int gs = amx_group(w);
+  if (!gs) return false;
+  const size_t need = static_cast<size_t>(amx_x_bytes(w.cols, T));
+  if (s.qscratch.size() < need) s.qscratch.resize(need);
+  const AmxX ax = quantize_amx(x, w.cols, T, gs, s.qscratch.data(), 0, 0);  // the layout; the tokens below
+  s.pool.parallel_for((T + 15) / 16 * 16, 16,
+                      [&](int64_t b, int64_t e, int) { quantize_amx(x, w.cols, T, gs, s.qscratch.data(), b, e); });
+  const int64_t blocks = w.rows / 16;
+  s.pool.parallel_for(blocks, std::max<int64_t>(1, blocks / (s.pool.threads() * 8)),
+                      [&](int64_t b, int64_t e, int) { matmul_amx_blocks(w, ax, y, w.rows, T, b, e); });
+  return true;
+}
+
 // matmul(y, x, format, data, scales | null, rows, cols, group, T, mins? | null, perm? | null)
 void Matmul(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
@@ -190,6 +207,7 @@ void Matmul(const Napi::CallbackInfo& info) {
     const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, T * cols, "x").Data();
     if (T == 0 || rows == 0) return;
     if (cols == 0) return std::fill(y, y + T * rows, 0.f);
+    if (run_amx(s, w, x, y, T)) return;
     if (!matmul_blocks(w, x, y, T, BlockIsa{s.isa, s.vnni}, s.pool, s.qscratch))
       bad(env, "matmul: format code " + std::to_string(fmt) + " has no native kernel here (see info().blockFormats)");
     return;
@@ -244,17 +262,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
   // q4_group with group 32 (Q4_0 GGUF), prefill: whole-group integer sums (matmul_vnni_g32_rows).
   const bool g32 = q4_vnni && !q8_vnni && T > 1 && vnni_g32_supports(w);
-  // The same on AMX tiles from 16 tokens up (below that a padded 16-token tile loses to VNNI).
-  if (g32 && s.amx && T >= 16 && amx_g32_supports(w)) {
-    const size_t need = static_cast<size_t>(amx_x_bytes(cols, T));
-    if (s.qscratch.size() < need) s.qscratch.resize(need);
-    const AmxX ax = quantize_amx(x, cols, T, s.qscratch.data(), 0, 0);  // the layout; tokens below
-    s.pool.parallel_for((T + 15) / 16 * 16, 16,
-                        [&](int64_t b, int64_t e, int) { quantize_amx(x, cols, T, s.qscratch.data(), b, e); });
-    s.pool.parallel_for(rows / 16, std::max<int64_t>(1, rows / 16 / (nt * 8)),
-                        [&](int64_t b, int64_t e, int) { matmul_amx_g32_blocks(w, ax, y, rows, T, b, e); });
-    return;
-  }
+  if (g32 && run_amx(s, w, x, y, T)) return;
   if (q4_vnni || q4_avx2) {
     // Quantize every token's activations once, then all threads share them.
     const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;

@@ -80,22 +80,26 @@ bool vnni_g32_supports(const WView& w);
 QuantX quantize_x_g32(const float* x, int64_t cols, void* scratch);
 void matmul_vnni_g32_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                           int64_t r1);
-// AMX-INT8 prefill for q4_group with group 32 (matmul_amx.cc): activations quantized as quantize_x does, stored
-// in AMX's B-tile layout per 16-token tile; weight rows handled in blocks of 16.
+// AMX-INT8 prefill (matmul_amx.cc) for q4_group g32 and the GGUF blocks q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k,
+// q6_k: activations quantized as the VNNI kernels do (int8 per 32 columns), in AMX's B-tile layout per 16-token
+// tile; weight rows unpacked 16 at a time.
 struct AmxX {
-  int8_t* q = nullptr;  // [tiles][cols / 32][8 rows][16 tokens × 4 bytes]
-  float* d = nullptr;   // [tiles][cols / 32][16 tokens]
+  int8_t* q = nullptr;  // [tiles][groups][gs / 4 rows][16 tokens × 4 bytes]
+  float* d = nullptr;   // [tiles][groups][16 tokens]: the scale of the 32 columns around the group
+  float* s = nullptr;   // [tiles][groups][16 tokens]: d · Σ q over the group (for formats with a min)
   int64_t tiles = 0;
 };
 // Whether the CPU and OS allow AMX-INT8 (asks Linux for tile-data permission once).
 bool amx_available();
-// q4_group, group 32, cols % 128 == 0, rows % 16 == 0.
-bool amx_g32_supports(const WView& w);
+// The weight group size (16 or 32) the AMX kernel would use for w, or 0 when it does not take w (format, or
+// rows not a multiple of 16).
+int amx_group(const WView& w);
 int64_t amx_x_bytes(int64_t cols, int64_t T);
-// Quantizes tokens [t0, t1) of x (T, cols) into scratch (amx_x_bytes); callers split [0, 16 · tiles) over threads.
-AmxX quantize_amx(const float* x, int64_t cols, int64_t T, void* scratch, int64_t t0, int64_t t1);
+// Quantizes tokens [t0, t1) of x (T, cols) into scratch (amx_x_bytes) for group size gs; t0 == t1 only returns
+// the layout. Callers split [0, 16 · tiles) over threads.
+AmxX quantize_amx(const float* x, int64_t cols, int64_t T, int gs, void* scratch, int64_t t0, int64_t t1);
 // y[t * ldy + r] for weight rows [16 b0, 16 b1) and all T tokens.
-void matmul_amx_g32_blocks(const WView& w, const AmxX& ax, float* y, int64_t ldy, int64_t T, int64_t b0, int64_t b1);
+void matmul_amx_blocks(const WView& w, const AmxX& ax, float* y, int64_t ldy, int64_t T, int64_t b0, int64_t b1);
 // The same on AVX2 (vpmaddubsw + vpmaddwd), for CPUs without AVX-512 VNNI (matmul_q4_avx2.cc).
 void matmul_q4_avx2_rows(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64_t T, int64_t r0,
                          int64_t r1);

@@ -18,6 +18,7 @@ import type { Weight, WeightFormat } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
 import { readFileSync } from "node:fs";
+import { quantizeActsQ8_0 } from "./act-quant.js";
 import { normErr, randArray, randWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -27,29 +28,6 @@ const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
 
 const FLOAT_BOUND = 1e-5;
 const QUANT_ACT_BOUND = 5e-2;
-
-/** Round half to even, as the CPU's default rounding (nearbyint, vcvtps2dq) does; Math.round rounds half up. */
-function rint(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** x as the integer int4 paths see it: int8 per block of 32 columns, then back to f32. */
-function quantizeActs(x: Float32Array, T: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let t = 0; t < T; t++) {
-    for (let b = 0; b < cols; b += 32) {
-      const o = t * cols;
-      const e = Math.min(cols, b + 32);
-      let amax = 0;
-      for (let i = b; i < e; i++) amax = Math.max(amax, Math.abs(x[o + i]));
-      const d = Math.fround(amax / 127);
-      const id = amax > 0 ? Math.fround(127 / amax) : 0;
-      for (let i = b; i < e; i++) out[o + i] = rint(Math.fround(x[o + i] * id)) * d;
-    }
-  }
-  return out;
-}
 
 interface Case {
   format: WeightFormat;
@@ -96,7 +74,7 @@ function runCase(c: Case, T: number, isa: NativeIsa, seed: number): { err: numbe
   const ref = new Float32Array(T * c.rows);
   tsBackend.matmul(ref, x, w, T);
   const refQ = new Float32Array(T * c.rows);
-  if (quantizedPath(c, T, isa)) tsBackend.matmul(refQ, quantizeActs(x, T, c.cols), w, T);
+  if (quantizedPath(c, T, isa)) tsBackend.matmul(refQ, quantizeActsQ8_0(x, T, c.cols), w, T);
   else refQ.set(ref);
   w = nb!.prepareWeight!(w);
   nb!.setIsa(isa);

@@ -1,0 +1,27 @@
+/**
+ * x as the int8-activation kernels see it (VNNI legacy blocks, q4 VNNI / AVX2, AMX): int8 per block of 32 columns
+ * with d = amax / 127 and q = x · (127 / amax) rounded half to even (both in f32), back to f32 as q · d.
+ * References built on this isolate a kernel's integer arithmetic from the (intended) activation rounding.
+ */
+
+/** Round half to even, as nearbyint / vcvtps2dq do under the default MXCSR (Math.round rounds half up). */
+export function rint(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** x (T, cols) quantize-dequantized per 32 columns; a last partial block is quantized over its own columns. */
+export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Float32Array {
+  const fr = Math.fround;
+  const out = new Float32Array(x.length);
+  for (let t = 0; t < T; t++) {
+    for (let b = 0; b < cols; b += 32) {
+      const o = t * cols + b, n = Math.min(32, cols - b);
+      let amax = 0;
+      for (let i = 0; i < n; i++) amax = Math.max(amax, Math.abs(x[o + i]));
+      const d = fr(amax / 127), id = amax > 0 ? fr(127 / amax) : 0;
+      for (let i = 0; i < n; i++) out[o + i] = fr(rint(fr(x[o + i] * id)) * d);
+    }
+  }
+  return out;
+}
