@@ -171,6 +171,11 @@ export interface ExportOptions {
   arch?: "xverse" | "llama";
   name?: string;
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * A 2-D tensor (HF name) written as stored instead of from floats: its ggml type and bytes, rows already in GGUF
+   * order (GPTQ / AWQ projections a block type holds exactly, gguf/from-gptq.ts). Null: the float path.
+   */
+  stored?: (hf: string) => { type: number; data: () => Uint8Array } | null;
 }
 
 export interface ExportResult {
@@ -251,6 +256,11 @@ export function exportGguf(source: TensorSource, config: XverseConfig, tokenizer
     const name = hfToGguf(hf)!;
     const shape = source.info(srcName(hf)).shape;
     const cols = shape[shape.length - 1];
+    const stored = shape.length === 2 ? opts.stored?.(hf) : null;
+    if (stored) {
+      tensorTypes[name] = GGML_TYPES.get(stored.type)!.name;
+      return { name, type: stored.type, shape, data: stored.data };
+    }
     let type: number = GGML.F32;
     if (shape.length === 2) {
       const pick = exportTensorType(opts.type, name, cols, config.numLayers);

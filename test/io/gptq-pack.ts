@@ -17,16 +17,20 @@ export interface Packed {
 
 export interface PackOptions {
   bits: 4 | 8;
-  group: number;
+  /** Columns per group, or a rule from K (e.g. 32 where it divides K, else 16). */
+  group: number | ((K: number) => number);
   sym: boolean;
   /** GPTQ act-order: a g_idx that is not monotonic in k. */
   descAct: boolean;
   r: () => number;
+  /** Round every scale up to a power of two, so −scale·zero is an f16 (what an exact Q4_1 copy needs). */
+  pow2Scales?: boolean;
 }
 
 /** A GPTQ v1 projection (qweight / qzeros stored zero − 1 / scales / g_idx) from W [N, K]. */
 export function packGptq(w: Float32Array, N: number, K: number, o: PackOptions): Packed {
-  const { bits, group } = o;
+  const { bits } = o;
+  const group = typeof o.group === "number" ? o.group : o.group(K);
   const ng = K / group, maxq = (1 << bits) - 1, perWord = 32 / bits;
   // group of input column k: act-order visits columns in a random order and cuts that order into groups
   const order = Int32Array.from({ length: K }, (_, i) => i);
@@ -55,7 +59,7 @@ export function packGptq(w: Float32Array, N: number, K: number, o: PackOptions):
         // quirk); keep zeros in 1 … maxq, which v1 represents exactly
         z = Math.min(maxq, Math.max(1, Math.round(-lo / s)));
       }
-      scale16[g * N + n] = f32ToF16(s);
+      scale16[g * N + n] = f32ToF16(o.pow2Scales ? 2 ** Math.ceil(Math.log2(s)) : s);
       zero[g * N + n] = z;
     }
   }
@@ -90,6 +94,7 @@ export function packGptq(w: Float32Array, N: number, K: number, o: PackOptions):
 /** The tiny-xverse f32 checkpoint with its seven projections replaced by GPTQ tensors, as a model directory. */
 export function writeGptqModel(
   tinyDir: string, src: { names(): string[]; read(n: string): Tensor }, o: PackOptions, quantConfig: Record<string, unknown>,
+  configOverride: Record<string, unknown> = {},
 ): { dir: string; denseDir: string } {
   const dir = mkdtempSync(join(tmpdir(), "xv-gptq-"));
   const denseDir = mkdtempSync(join(tmpdir(), "xv-gptq-dense-"));
@@ -113,7 +118,7 @@ export function writeGptqModel(
       cpSync(join(tinyDir, f), join(d, f));
     }
   }
-  const config = JSON.parse(readFileSync(join(tinyDir, "config.json"), "utf8"));
+  const config = { ...JSON.parse(readFileSync(join(tinyDir, "config.json"), "utf8")), ...configOverride };
   writeFileSync(join(denseDir, "config.json"), JSON.stringify(config));
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, quantization_config: quantConfig }));
   writeSafetensors(join(dir, "model.safetensors"), out);
@@ -121,3 +126,26 @@ export function writeGptqModel(
   return { dir, denseDir };
 }
 
+
+/** An in-memory f32 XVERSE model of another shape (uniform weights ±0.1, norms in [0.5, 1.5)), as tensors. */
+export function randomF32Model(shape: { hidden: number; heads: number; intermediate: number; layers: number; vocab: number }, r: () => number) {
+  const t: Record<string, Tensor> = {};
+  const mat = (rows: number, cols: number): Tensor =>
+    ({ dtype: "f32", shape: [rows, cols], data: Float32Array.from({ length: rows * cols }, () => (r() * 2 - 1) * 0.1) });
+  const vec = (n: number): Tensor => ({ dtype: "f32", shape: [n], data: Float32Array.from({ length: n }, () => 0.5 + r()) });
+  const { hidden: H, intermediate: I } = shape;
+  t["model.embed_tokens.weight"] = mat(shape.vocab, H);
+  for (let l = 0; l < shape.layers; l++) {
+    const p = `model.layers.${l}.`;
+    t[p + "input_layernorm.weight"] = vec(H);
+    for (const s of ["q", "k", "v", "o"]) t[`${p}self_attn.${s}_proj.weight`] = mat(H, H);
+    t[p + "post_attention_layernorm.weight"] = vec(H);
+    t[p + "mlp.gate_proj.weight"] = mat(I, H);
+    t[p + "mlp.up_proj.weight"] = mat(I, H);
+    t[p + "mlp.down_proj.weight"] = mat(H, I);
+  }
+  t["model.norm.weight"] = vec(H);
+  t["lm_head.weight"] = mat(shape.vocab, H);
+  const config = { hidden_size: H, num_attention_heads: shape.heads, intermediate_size: I, num_hidden_layers: shape.layers, vocab_size: shape.vocab };
+  return { source: { names: () => Object.keys(t), read: (n: string) => t[n] }, config };
+}

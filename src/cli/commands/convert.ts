@@ -2,7 +2,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../config.js";
 import { XverseError } from "../../errors.js";
-import { exportGguf, type ExportType } from "../../gguf/export.js";
+import { exportGguf, type ExportResult, type ExportType } from "../../gguf/export.js";
+import { exportGptqGguf } from "../../gguf/from-gptq.js";
+import { detectGptq } from "../../io/gptq.js";
 import { openCheckpoint } from "../../io/checkpoint.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { parseFlags, type Command } from "../command.js";
@@ -22,6 +24,12 @@ output.weight and for attn_v and ffn_down in the first and last eighth of the la
 between; q6_k writes Q6_K everywhere. K blocks need rows of a multiple of 256 values; other rows fall back as
 in llama.cpp (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; F16 if not a multiple of 32 either), each one listed. llama.cpp has no dynamic-NTK RoPE scaling: such a model is written with plain RoPE
 and a warning. The file is written under a temp name and renamed when complete.
+
+GPTQ and AWQ checkpoints (quantization_config / quantize_config.json) convert too. With --type q4_0 or q8_0, a
+projection a GGUF block holds exactly is copied without a float round trip: symmetric int4 → Q4_0, int4 with
+zero points → Q4_1 (when every −scale·zero is an f16), int4 / int8 → Q8_0 (when q − zero fits int8); that needs
+group_size a multiple of 32 and no desc_act. Every other projection, and every projection for the other
+types, is dequantized exactly and requantized to --type. A "note:" line says how many went which way.
 
 Options:
   --model DIR        the float checkpoint (default: the embedded stories260K model)
@@ -69,10 +77,14 @@ export const command: Command = {
     // a typo like --out model.safetensors must not replace a checkpoint file
     if (!out.endsWith(".gguf")) throw new XverseError("bad_flag", `--out must name a .gguf file, got "${out}"`);
 
+    const gptq = detectGptq(model);
     const source = openCheckpoint(model);
     try {
-      const r = exportGguf(source, config, tokenizer, out, { type, arch: arch as "xverse" | "llama" | undefined, onProgress: progressBar(values.quiet === true) });
+      const eo = { type, arch: arch as "xverse" | "llama" | undefined, onProgress: progressBar(values.quiet === true) };
+      // GPTQ / AWQ: exact block copies where a GGUF type holds them, the rest requantized (gguf/from-gptq.ts)
+      const r: ExportResult & { notes?: string[] } = gptq ? exportGptqGguf(source, gptq, config, tokenizer, out, eo) : exportGguf(source, config, tokenizer, out, eo);
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const n of r.notes ?? []) process.stderr.write(`note: ${n}\n`);
       const counts: Record<string, number> = {};
       for (const t of Object.values(r.tensorTypes)) counts[t] = (counts[t] ?? 0) + 1;
       process.stderr.write(`wrote ${out}: arch ${r.arch}, ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(", ")}\n`);
