@@ -100,7 +100,10 @@ function runCase(name: string, rows: number, cols: number, T: number, seed: numb
     addon!.matmul(got, x, code, data, null, rows, cols, 0, T);
     const errQ = normErr(got, refQ), err = normErr(got, ref);
     const label = `${isa} ${name} [${rows}x${cols}] T=${T}`;
-    assert.ok(errQ <= SAME_ACT_BOUND, `${label}: err vs same-activation reference ${errQ} > ${SAME_ACT_BOUND}`);
+    // avx512_amx prefill (T ≥ 16) of q4_k / q5_k / q6_k runs matmul_amx.cc, which rounds activations its own way
+    // (its parity test covers it); only the f32 bound applies there
+    const amx = isa === "avx512_amx" && T >= 16 && ["q4_k", "q5_k", "q6_k"].includes(name);
+    if (!amx) assert.ok(errQ <= SAME_ACT_BOUND, `${label}: err vs same-activation reference ${errQ} > ${SAME_ACT_BOUND}`);
     assert.ok(err <= F32_BOUND, `${label}: err vs f32 ${err} > ${F32_BOUND}`);
     out.push({ errQ, err });
   }
