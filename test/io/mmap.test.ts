@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -75,6 +75,30 @@ test("mapped windows: every range equals the file's bytes; ranges inside a windo
   assert.throws(() => mapped.bytes(bytes.length - 4, 5, 'tensor "x"'), (e: unknown) => e instanceof XverseError && /tensor "x" \(bytes 449997…450002\) lies outside the 450001-byte file/.test(e.message));
   mapped.populate(0, bytes.length);
   mapped.populate(PAGE - 1, 2);
+});
+
+test("a 5 GiB file (sparse) maps as 3 GiB windows: bytes past 4 GiB and across window edges are the file's", { skip: !mapping }, () => {
+  const path = join(dir, "sparse.bin");
+  writeFileSync(path, new Uint8Array(0));
+  truncateSync(path, 5 * 2 ** 30); // no disk blocks: holes read as zeros
+  const marks = [2 ** 30 - 3, 3 * 2 ** 30 - 2, 4 * 2 ** 30 + 5, 5 * 2 ** 30 - 8];
+  const fd = openSync(path, "r+");
+  marks.forEach((m, i) => writeSync(fd, Uint8Array.from({ length: 8 }, (_, j) => 16 * i + j + 1), 0, 8, m));
+  closeSync(fd);
+  const src = openBytes(path);
+  assert.equal(src.size, 5 * 2 ** 30);
+  marks.forEach((m, i) => {
+    const want = Uint8Array.from({ length: 8 }, (_, j) => 16 * i + j + 1);
+    const b = src.bytes(m, 8, `mark ${i}`);
+    assert.deepEqual(new Uint8Array(b), want, `mark ${i} at ${m}`);
+    // window floor(m / 1 GiB): 3 GiB long, or shorter at the end of the file
+    assert.equal(b.buffer.byteLength, Math.min(3 * 2 ** 30, 5 * 2 ** 30 - Math.floor(m / 2 ** 30) * 2 ** 30));
+  });
+  // 16 bytes across the 1 GiB edge lie whole in window 0; readAt past 4 GiB reads from window 4
+  assert.deepEqual(Array.from(src.bytes(2 ** 30 - 8, 16, "edge")), [0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0]);
+  const dst = new Uint8Array(12);
+  assert.equal(src.readAt(dst, 0, 12, 4 * 2 ** 30 + 1), 12);
+  assert.deepEqual(Array.from(dst), [0, 0, 0, 0, 33, 34, 35, 36, 37, 38, 39, 40]);
 });
 
 test("alignedView: a view when the address allows it, else a copy with the same values", () => {
