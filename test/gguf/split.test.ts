@@ -112,6 +112,11 @@ test("xverse generate --model x.gguf.aa / x.gguf (parts only) prints what the jo
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, want.stdout, m);
   }
+  // without the native addon (not built): the parts are read instead of mapped, on the TypeScript backend
+  const noAddon = spawnSync(process.execPath, [bin, "generate", "--model", parts[0], "--backend", "ts", "--greedy", "--max-new-tokens", "16", "--quiet", "Once upon a time"],
+    { encoding: "utf8", timeout: 60_000, env: { ...process.env, XVERSE_NATIVE_ADDON: join(dir, "no-such-addon.node") } });
+  assert.equal(noAddon.status, 0, noAddon.stderr);
+  assert.equal(noAddon.stdout, want.stdout);
   // a hostile twin through the binary: one line naming the missing part, no stack
   rmSync(parts[1]);
   const r = gen(parts[0]);
