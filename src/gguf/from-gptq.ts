@@ -44,7 +44,7 @@ export function exportGptqGguf(source: TensorSource, spec: GptqSpec, config: Xve
   for (const [t, n] of byType) notes.push(`${n} ${describe(spec)} projection(s) copied exactly as ${t}`);
   const reasons = new Map<string, number>();
   for (const w of why.values()) reasons.set(w, (reasons.get(w) ?? 0) + 1);
-  for (const [w, n] of reasons) notes.push(`${n} projection(s) dequantized and requantized to ${opts.type} (${w})`);
+  for (const [w, n] of reasons) notes.push(`${n} projection(s) dequantized and requantized to ${opts.type} or its fallback type (${w})`);
   return { ...r, notes };
 }
 

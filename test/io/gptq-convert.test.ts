@@ -43,8 +43,8 @@ const variants: Variant[] = [
   { label: "int4 asym, f16-exact zero terms → Q4_1 exactly", pack: { bits: 4, group: 32, sym: false, descAct: false, pow2Scales: true }, type: "q4_0", expect: { Q4_1: 14 } },
   { label: "int4 asym → Q8_0 exactly", pack: { bits: 4, group: 32, sym: false, descAct: false }, type: "q8_0", expect: { Q8_0: 14 } },
   { label: "int8 sym → Q8_0 exactly", pack: { bits: 8, group: 64, sym: true, descAct: false }, type: "q8_0", expect: { Q8_0: 14 } },
-  { label: "int4 desc_act → requantized", pack: { bits: 4, group: 32, sym: false, descAct: true }, type: "q4_0", expect: {}, reason: /14 projection\(s\) dequantized and requantized to q4_0 \(desc_act column order\)/ },
-  { label: "int4 → q4_k_m requantized", pack: { bits: 4, group: 32, sym: true, descAct: false }, type: "q4_k_m", expect: {}, reason: /14 projection\(s\) dequantized and requantized to q4_k_m \(--type q4_k_m has no exact form of int4 groups\)/ },
+  { label: "int4 desc_act → requantized", pack: { bits: 4, group: 32, sym: false, descAct: true }, type: "q4_0", expect: {}, reason: /14 projection\(s\) dequantized and requantized to q4_0 or its fallback type \(desc_act column order\)/ },
+  { label: "int4 → q4_k_m requantized", pack: { bits: 4, group: 32, sym: true, descAct: false }, type: "q4_k_m", expect: {}, reason: /14 projection\(s\) dequantized and requantized to q4_k_m or its fallback type \(--type q4_k_m has no exact form of int4 groups\)/ },
 ];
 
 let seed = 1;
