@@ -1,16 +1,24 @@
 /**
  * `npm run bench`: our engine vs llama.cpp (node-llama-cpp 3.21.1) on the same synthetic XVERSE-architecture
- * weights, same thread count, at comparable precision: f16 ~ F16, int8 per row ~ Q8_0, int4 group 32 ~ Q4_0.
+ * weights, same thread count:
+ *  - f16, int8, int4: ours loads the safetensors and quantizes them its own way (int8 per row ~ Q8_0, int4 group 32
+ *    ~ Q4_0), llama.cpp loads the matching GGUF;
+ *  - q8_0, q4_0, q4_k_m, q5_k_m, q6_k: both engines load the SAME GGUF file (ours runs its blocks as stored).
  * Prefill tok/s (one forward over the prompt) and decode tok/s (greedy, one token per forward), median of N runs,
- * with the decode memory-bandwidth roofline. The last lines are `ratio_prefill_<p>: X.XX` / `ratio_decode_<p>: X.XX`
- * (ours / llama.cpp).
+ * with the decode memory-bandwidth roofline; for GGUF precisions also load-to-first-token time (each engine in a
+ * fresh child process, warm page cache, median of 3) and the child's RSS after load. The last lines are
+ * `ratio_prefill_<p>` / `ratio_decode_<p>` (ours / llama.cpp: > 1 = ours faster) and `ratio_load_<p>` (llama.cpp's
+ * load-to-first-token time / ours: > 1 = ours faster).
  *
  *   node dist/bench/inference.js [--quick | --size full|medium|quick] [--threads N] [--runs N] [--prompt N] [--gen N]
- *                                [--precisions f16,int8,int4] [--dir DIR] [--skip-llama] [--skip-ours]
+ *                                [--precisions f16,int8,int4,q8_0,q4_0,q4_k_m,q5_k_m,q6_k] [--dir DIR]
+ *                                [--skip-llama] [--skip-ours] [--skip-load]
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config.js";
 import { openCheckpoint } from "../src/io/checkpoint.js";
@@ -18,18 +26,26 @@ import { exportGguf, type ExportType } from "../src/gguf/export.js";
 import { readGguf } from "../src/io/gguf.js";
 import { selectBackend } from "../src/backend/select.js";
 import { XverseModel } from "../src/model/xverse.js";
+import { loadModel } from "../src/model/load.js";
 import { projectionLoader } from "../src/quant/load.js";
 import { weightBytes } from "../src/quant/quantize.js";
 import { BENCH_SPEC, MEDIUM_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
-import { importPeer, machineInfo, measureBandwidth, median } from "./machine.js";
+import { contextThreads, machineInfo, measureBandwidth, median, openLlamaCpp } from "./machine.js";
 
-type Precision = "f16" | "int8" | "int4";
-const GGUF_TYPE: Record<Precision, ExportType> = { f16: "f16", int8: "q8_0", int4: "q4_0" };
-const OURS: Record<Precision, { quantize: 0 | 4 | 8; groupSize: number; label: string }> = {
+type OwnPrecision = "f16" | "int8" | "int4";
+type GgufPrecision = "q8_0" | "q4_0" | "q4_k_m" | "q5_k_m" | "q6_k";
+type Precision = OwnPrecision | GgufPrecision;
+const GGUF_PRECISIONS: readonly string[] = ["q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"];
+const isGguf = (p: Precision): p is GgufPrecision => GGUF_PRECISIONS.includes(p);
+const GGUF_TYPE: Record<Precision, ExportType> = {
+  f16: "f16", int8: "q8_0", int4: "q4_0", q8_0: "q8_0", q4_0: "q4_0", q4_k_m: "q4_k_m", q5_k_m: "q5_k_m", q6_k: "q6_k",
+};
+const OURS: Record<OwnPrecision, { quantize: 0 | 4 | 8; groupSize: number; label: string }> = {
   f16: { quantize: 0, groupSize: 0, label: "f16 weights" },
   int8: { quantize: 8, groupSize: 0, label: "int8 per row (XVERSE), lm_head f16" },
   int4: { quantize: 4, groupSize: 32, label: "int4 group 32, lm_head f16" },
 };
+const weightsLabel = (p: Precision): string => (isGguf(p) ? `the same ${p.toUpperCase()} GGUF` : OURS[p].label);
 
 interface Timing { prefill: number[]; decode: number[]; bytesPerToken: number; note?: string }
 
@@ -51,13 +67,20 @@ interface Engine {
 
 async function openOurs(dir: string, p: Precision, prompt: number[], gen: number, threads: number): Promise<Engine> {
   const warnings: string[] = [];
-  const backend = selectBackend("auto", { threads, warn: (m) => warnings.push(m) });
-  for (const w of warnings) log(`  ours: ${w}`);
-  const cfg = loadConfig(dir);
-  const src = openCheckpoint(dir);
   const t0 = performance.now();
-  const model = XverseModel.fromSource(cfg, src, { backend, projection: projectionLoader(cfg, OURS[p]) });
-  src.close();
+  let model: XverseModel;
+  if (isGguf(p)) {
+    model = (await loadModel(ensureGguf(dir, p), { backend: "auto", threads, onWarning: (m) => warnings.push(m) })).model;
+  } else {
+    const backend = selectBackend("auto", { threads, warn: (m) => warnings.push(m) });
+    const cfg = loadConfig(join(dir, "f16"));
+    const src = openCheckpoint(join(dir, "f16"));
+    model = XverseModel.fromSource(cfg, src, { backend, projection: projectionLoader(cfg, OURS[p]) });
+    src.close();
+  }
+  for (const w of warnings) log(`  ours: ${w}`);
+  const backend = model.backend;
+  const cfg = model.config;
   const W = model.weights;
   // Bytes one decode step streams: the seven projections of every layer and lm_head (one embedding row is noise).
   let bytes = weightBytes(W.lmHead);
@@ -86,11 +109,10 @@ async function openOurs(dir: string, p: Precision, prompt: number[], gen: number
 }
 
 async function openLlama(ggufPath: string, prompt: number[], gen: number, threads: number): Promise<Engine> {
-  const nlc = await importPeer<any>("node-llama-cpp");
-  const llama = await nlc.getLlama({ gpu: false, build: "never", maxThreads: threads, logLevel: nlc.LlamaLogLevel.error });
+  const { llama } = await openLlamaCpp(threads);
   const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
   const ctx = await model.createContext({
-    contextSize: prompt.length + gen + 16, batchSize: prompt.length, threads: { ideal: threads, min: threads }, sequences: 1,
+    contextSize: prompt.length + gen + 16, batchSize: prompt.length, threads: contextThreads(threads), sequences: 1,
   });
   const seq = ctx.getSequence();
   // Bytes one decode step streams: every tensor but the embedding table (only one of its rows is read).
@@ -119,6 +141,47 @@ async function openLlama(ggufPath: string, prompt: number[], gen: number, thread
 }
 
 
+/** What a load child reports: load time, time from load to the first generated token, RSS after both. */
+interface LoadResult { loadMs: number; firstMs: number; rssMiB: number }
+
+/**
+ * Child mode (`--load-child ENGINE PATH THREADS`): open the file, prefill 16 tokens, pick the first token; print a
+ * LoadResult as JSON. A fresh process each time, so load work is not hidden in an already-warm engine.
+ */
+async function loadChild(engine: string, path: string, threads: number): Promise<void> {
+  const prompt = syntheticTokens(16, 1000);
+  const t0 = performance.now();
+  let loaded = 0;
+  if (engine === "ours") {
+    const { model } = await loadModel(path, { backend: "auto", threads, onWarning: () => {} });
+    loaded = performance.now();
+    const seq = model.newCache(32);
+    argmax(model.forward(prompt, seq));
+  } else {
+    const { llama } = await openLlamaCpp(threads);
+    const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+    const ctx = await model.createContext({ contextSize: 64, batchSize: 16, threads: contextThreads(threads), sequences: 1 });
+    loaded = performance.now();
+    for await (const _t of ctx.getSequence().evaluate(prompt, { temperature: 0 })) break;
+  }
+  const r: LoadResult = { loadMs: loaded - t0, firstMs: performance.now() - t0, rssMiB: process.memoryUsage().rss / 2 ** 20 };
+  process.stdout.write(JSON.stringify(r) + "\n");
+  process.exit(0);
+}
+
+/** Median of `n` fresh-process loads (after one unmeasured load that warms the page cache). */
+function measureLoad(engine: string, path: string, threads: number, n = 3): LoadResult {
+  const once = (): LoadResult => {
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), "--load-child", engine, path, String(threads)], {
+      encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20,
+    });
+    return JSON.parse(out.trim().split("\n").pop()!) as LoadResult;
+  };
+  once();
+  const rs = Array.from({ length: n }, once);
+  return { loadMs: median(rs.map((r) => r.loadMs)), firstMs: median(rs.map((r) => r.firstMs)), rssMiB: median(rs.map((r) => r.rssMiB)) };
+}
+
 function ensureGguf(dir: string, p: Precision): string {
   const path = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
   if (existsSync(path)) return path;
@@ -140,9 +203,15 @@ async function main(): Promise<void> {
     options: {
       quick: { type: "boolean" }, size: { type: "string" }, threads: { type: "string" }, runs: { type: "string" }, prompt: { type: "string" },
       gen: { type: "string" }, precisions: { type: "string" }, dir: { type: "string" },
-      "skip-llama": { type: "boolean" }, "skip-ours": { type: "boolean" },
+      "skip-llama": { type: "boolean" }, "skip-ours": { type: "boolean" }, "skip-load": { type: "boolean" },
+      "load-child": { type: "string" },
     },
+    allowPositionals: true,
   });
+  if (values["load-child"]) {
+    const [path, threadsArg] = process.argv.slice(process.argv.indexOf("--load-child") + 2);
+    return loadChild(values["load-child"], path, Number(threadsArg));
+  }
   const m = machineInfo();
   const size = values.size ?? (values.quick ? "quick" : "full");
   const spec: SyntheticSpec | undefined = ({ full: BENCH_SPEC, medium: MEDIUM_SPEC, quick: QUICK_SPEC } as Record<string, SyntheticSpec>)[size];
@@ -151,8 +220,8 @@ async function main(): Promise<void> {
   const runs = Number(values.runs ?? 3);
   const promptLen = Number(values.prompt ?? (size === "quick" ? 128 : 512));
   const gen = Number(values.gen ?? (size === "quick" ? 32 : 128));
-  const precisions = (values.precisions ?? "f16,int8,int4").split(",") as Precision[];
-  for (const p of precisions) if (!(p in OURS)) throw new Error(`unknown precision ${p} (f16, int8, int4)`);
+  const precisions = (values.precisions ?? "f16,int8,int4,q8_0,q4_0,q4_k_m,q5_k_m,q6_k").split(",") as Precision[];
+  for (const p of precisions) if (!(p in GGUF_TYPE)) throw new Error(`unknown precision ${p} (f16, int8, int4, ${GGUF_PRECISIONS.join(", ")})`);
   const dir = values.dir ?? join(tmpdir(), `xverse-bench-${specKey(spec)}`);
 
   console.log(`# xverse.ts inference benchmark`);
@@ -170,12 +239,12 @@ async function main(): Promise<void> {
   console.log(`memory read bandwidth: ${(bw / 1e9).toFixed(1)} GB/s (${threads} thread(s) scanning 1 GiB with memchr)`);
   const prompt = syntheticTokens(promptLen, spec.vocab);
 
-  const results: { p: Precision; ours?: Timing & { backend: string }; llama?: Timing }[] = [];
+  const results: { p: Precision; ours?: Timing & { backend: string }; llama?: Timing; load?: { ours: LoadResult; llama: LoadResult; fileMiB: number } }[] = [];
   for (const p of precisions) {
     const r: (typeof results)[number] = { p };
     // Both engines stay loaded and their runs alternate, so load from other processes hits both alike.
     const llama = values["skip-llama"] ? null : await openLlama(ensureGguf(dir, p), prompt, gen, threads);
-    const ours = values["skip-ours"] ? null : await openOurs(join(dir, "f16"), p, prompt, gen, threads);
+    const ours = values["skip-ours"] ? null : await openOurs(dir, p, prompt, gen, threads);
     if (llama) r.llama = { prefill: [], decode: [], bytesPerToken: llama.bytesPerToken };
     if (ours) r.ours = { prefill: [], decode: [], bytesPerToken: ours.bytesPerToken, backend: ours.name };
     for (let i = 0; i < runs; i++) {
@@ -190,6 +259,12 @@ async function main(): Promise<void> {
     }
     await llama?.close();
     await ours?.close();
+    if (isGguf(p) && !values["skip-load"] && !values["skip-llama"] && !values["skip-ours"]) {
+      const path = ensureGguf(dir, p);
+      const lo = measureLoad("ours", path, threads), ll = measureLoad("llama", path, threads);
+      r.load = { ours: lo, llama: ll, fileMiB: statSync(path).size / 2 ** 20 };
+      log(`  ${p} load → first token: ours ${lo.firstMs.toFixed(0)} ms (RSS ${lo.rssMiB.toFixed(0)} MiB), llama.cpp ${ll.firstMs.toFixed(0)} ms (RSS ${ll.rssMiB.toFixed(0)} MiB)`);
+    }
     results.push(r);
   }
 
@@ -198,7 +273,7 @@ async function main(): Promise<void> {
   console.log(`|---|---|---|---|---|---|---|---|---|`);
   for (const r of results) {
     for (const [eng, t, label] of [
-      [`ours (${r.ours?.backend ?? "-"})`, r.ours, OURS[r.p].label],
+      [`ours (${r.ours?.backend ?? "-"})`, r.ours, weightsLabel(r.p)],
       ["llama.cpp", r.llama, GGUF_TYPE[r.p].toUpperCase() + " (all 2-D tensors)"],
     ] as const) {
       if (!t) continue;
@@ -206,6 +281,18 @@ async function main(): Promise<void> {
       const dec = median(t.decode);
       console.log(`| ${r.p} | ${eng} | ${label} | ${median(t.prefill).toFixed(2)} | ${dec.toFixed(2)} | ${(t.bytesPerToken / 1e6).toFixed(0)} | ${((dec * t.bytesPerToken) / 1e9).toFixed(1)} | ${roof.toFixed(2)} | ${((100 * dec) / roof).toFixed(0)} % |`);
       if (t.note) console.log(`note: ${t.note}`);
+    }
+  }
+  if (results.some((r) => r.load)) {
+    console.log("");
+    console.log("Load to first token (fresh process, warm page cache, median of 3; 16-token prompt) and RSS after it:");
+    console.log("");
+    console.log("| precision | file MiB | ours load ms | ours → first token ms | ours RSS MiB | llama.cpp load ms | llama.cpp → first token ms | llama.cpp RSS MiB |");
+    console.log("|---|---|---|---|---|---|---|---|");
+    for (const r of results) {
+      if (!r.load) continue;
+      const { ours: o, llama: l } = r.load;
+      console.log(`| ${r.p} | ${r.load.fileMiB.toFixed(0)} | ${o.loadMs.toFixed(0)} | ${o.firstMs.toFixed(0)} | ${o.rssMiB.toFixed(0)} | ${l.loadMs.toFixed(0)} | ${l.firstMs.toFixed(0)} | ${l.rssMiB.toFixed(0)} |`);
     }
   }
   console.log("");
@@ -218,6 +305,7 @@ async function main(): Promise<void> {
     if (!r.ours || !r.llama) continue;
     console.log(`ratio_prefill_${r.p}: ${(median(r.ours.prefill) / median(r.llama.prefill)).toFixed(2)}`);
     console.log(`ratio_decode_${r.p}: ${(median(r.ours.decode) / median(r.llama.decode)).toFixed(2)}`);
+    if (r.load) console.log(`ratio_load_${r.p}: ${(r.load.llama.firstMs / r.load.ours.firstMs).toFixed(2)}`);
   }
 }
 
