@@ -469,6 +469,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace, "addInPlace"));
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("populate", Napi::Function::New(env, Populate, "populate"));
+  exports.Set("release", Napi::Function::New(env, Release, "release"));
   return exports;
 }
 

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -24,8 +26,26 @@ namespace xv {
 #if XV_HAVE_MMAP
 namespace {
 
+// Live mappings (start → length), so release() only ever drops pages of a file mapping: on an ordinary
+// ArrayBuffer MADV_DONTNEED would zero its memory. Shared by every worker thread's instance of the addon.
+std::mutex live_mu;
+std::map<uintptr_t, size_t> live;
+
+bool is_mapping(const void* data, size_t len) {
+  std::lock_guard<std::mutex> g(live_mu);
+  const auto it = live.find(reinterpret_cast<uintptr_t>(data));
+  return it != live.end() && it->second == len;
+}
+
 // The finalizer of the external ArrayBuffer: runs once V8 has collected it and every view on it.
-void unmap(napi_env, void* data, void* hint) { munmap(data, static_cast<size_t>(reinterpret_cast<uintptr_t>(hint))); }
+void unmap(napi_env, void* data, void* hint) {
+  const size_t len = static_cast<size_t>(reinterpret_cast<uintptr_t>(hint));
+  {
+    std::lock_guard<std::mutex> g(live_mu);
+    live.erase(reinterpret_cast<uintptr_t>(data));
+  }
+  munmap(data, len);
+}
 
 [[noreturn]] void fail(const Napi::Env& env, const std::string& what, int err) {
   throw Napi::Error::New(env, what + ": " + std::strerror(err));
@@ -78,8 +98,16 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   const int err = errno;
   close(fd);  // the mapping keeps the file open
   if (p == MAP_FAILED) fail(env, "cannot map " + path, err);
+  {
+    std::lock_guard<std::mutex> g(live_mu);
+    live[reinterpret_cast<uintptr_t>(p)] = len;
+  }
   napi_value ab;
   if (napi_create_external_arraybuffer(env, p, len, unmap, reinterpret_cast<void*>(len), &ab) != napi_ok) {
+    {
+      std::lock_guard<std::mutex> g(live_mu);
+      live.erase(reinterpret_cast<uintptr_t>(p));
+    }
     // the engine refused (too large, or no external buffers): drop its exception, report ours
     napi_value pending;
     napi_get_and_clear_last_exception(env, &pending);
@@ -125,6 +153,26 @@ Napi::Value Populate(const Napi::CallbackInfo& info) {
   (void)base;
 #endif
   return env.Undefined();
+}
+
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  double off = 0, len = 0;
+  if (info.Length() < 3 || !info[0].IsArrayBuffer() || !whole(info[1], &off) || !whole(info[2], &len))
+    throw Napi::TypeError::New(env, "release(buffer: ArrayBuffer, offset: number, length: number)");
+  Napi::ArrayBuffer b = info[0].As<Napi::ArrayBuffer>();
+  if (off + len > static_cast<double>(b.ByteLength()))
+    throw Napi::RangeError::New(env, "release: [offset, offset + length) must lie inside the buffer");
+#if XV_HAVE_MMAP
+  if (!is_mapping(b.Data(), b.ByteLength()))
+    throw Napi::TypeError::New(env, "release: the buffer is not one mapFile returned");
+  // only pages wholly inside the range: a neighbour tensor sharing an edge page keeps it mapped
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t p = reinterpret_cast<uintptr_t>(b.Data()) + static_cast<uintptr_t>(off);
+  const uintptr_t a = (p + page - 1) & ~(page - 1), z = (p + static_cast<uintptr_t>(len)) & ~(page - 1);
+  if (z > a) return Napi::Boolean::New(env, madvise(reinterpret_cast<void*>(a), z - a, MADV_DONTNEED) == 0);
+#endif
+  return Napi::Boolean::New(env, false);
 }
 
 }  // namespace xv

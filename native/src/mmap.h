@@ -12,5 +12,9 @@ Napi::Value MapFile(const Napi::CallbackInfo& info);
 // populate(buffer, offset, length): faults that byte range of a mapping in now (reads it from disk when it is
 // not in the page cache), so loading pays for the I/O and the first token does not.
 Napi::Value Populate(const Napi::CallbackInfo& info);
+// release(buffer, offset, length): drops the whole pages inside that range of a mapping from this process (they
+// stay in the page cache, and read back unchanged if touched again: the mapping is never written). For tensors
+// that were copied (GGUF q/k rows re-ordered), so the file's copy does not count twice.
+Napi::Value Release(const Napi::CallbackInfo& info);
 
 }  // namespace xv

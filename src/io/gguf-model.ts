@@ -11,7 +11,7 @@ import { f32ToF16, type Tensor } from "../tensor.js";
 import { GGML } from "../gguf/types.js";
 import { DEQUANTIZABLE, dequantize } from "../gguf/quants.js";
 import { ggufToHf, permuteRopeRows, ropeRole } from "../gguf/names.js";
-import { readGgufTensorBytes, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import { readGgufTensorBytes, releaseGgufTensor, type GgufFile, type GgufTensorInfo } from "./gguf.js";
 import { alignedView, fitsInRam } from "./mapped-file.js";
 import { readGgufParts } from "./gguf-split.js";
 import type { TensorInfo, TensorSource } from "./source.js";
@@ -169,11 +169,12 @@ export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufMod
         throw new XverseError("unsupported", `${part.path}: tensor "${t.name}" is ${t.typeName}, which this engine cannot dequantize (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)`);
       }
       let data: Float32Array | Uint16Array;
+      const bytes = readGgufTensorBytes(part, t);
       if (t.type === GGML.F16 || t.type === GGML.BF16 || t.type === GGML.F32) {
         // stored as we keep it: a view into the mapping (or the one buffer it was read into)
-        data = alignedView(readGgufTensorBytes(part, t), t.type === GGML.F32 ? "f32" : "u16");
+        data = alignedView(bytes, t.type === GGML.F32 ? "f32" : "u16");
       } else {
-        const f = dequantize(t.type, readGgufTensorBytes(part, t), t.nelements);
+        const f = dequantize(t.type, bytes, t.nelements);
         data = dtypeOf(t) === "f16" ? toF16(f) : f;
       }
       const role = ropeRole(name);
@@ -184,6 +185,8 @@ export function openGgufModel(path: string, opts: GgufOpenOptions = {}): GgufMod
         }
         data = permuteRopeRows(data, n, t.shape[1], false);
       }
+      // copied (re-ordered, dequantized, or across a part boundary): the mapped pages are not read again
+      if (data.buffer !== bytes.buffer) releaseGgufTensor(part, t);
       return { dtype: dtypeOf(t), shape: [...t.shape], data };
     },
     metadata: () => file.metadata,

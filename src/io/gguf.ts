@@ -287,9 +287,9 @@ export function readGgufTensorBytes(file: GgufFile, info: GgufTensorInfo, into?:
   return into;
 }
 
-/** Reads a tensor's bytes from disk into the mapping now (so loading, not the first token, waits for the disk). */
-export function populateGgufTensor(file: GgufFile, info: GgufTensorInfo): void {
-  SOURCES.get(file)?.populate(file.dataOffset + info.offset, info.nbytes);
+/** Drops a tensor's mapped pages from this process once its bytes were copied (q/k rows re-ordered). */
+export function releaseGgufTensor(file: GgufFile, info: GgufTensorInfo): void {
+  SOURCES.get(file)?.release(file.dataOffset + info.offset, info.nbytes);
 }
 
 /** Whether readGgufTensorBytes returns views into a mapping for this file. */

@@ -34,6 +34,11 @@ export interface ByteSource {
   bytes(pos: number, len: number, what: string): Uint8Array;
   /** Reads [pos, pos + len) from disk into the mapping now (no-op when not mapped). */
   populate(pos: number, len: number): void;
+  /**
+   * Drops the mapped pages wholly inside [pos, pos + len) from this process (no-op when not mapped): for bytes
+   * that were copied and will not be read through the mapping again, so they do not count twice in RSS.
+   */
+  release(pos: number, len: number): void;
 }
 
 export interface OpenBytesOptions {
@@ -306,6 +311,19 @@ export function openBytes(path: string, opts: OpenBytesOptions & { windowStride?
     }
     return len;
   };
+  /** Calls f over the mapped windows that `bytes` would use for [pos, pos + len), one stride at a time. */
+  const eachWindow = (pos: number, len: number, f: (buf: ArrayBuffer, at: number, n: number) => void) => {
+    if (len === 0) return;
+    check(pos, len, "range");
+    for (let q = pos; q < pos + len;) {
+      const p = parts[partAt(q)];
+      const inPart = q - p.start;
+      const n = Math.min(pos + len - q, p.size - inPart, stride - (inPart % stride));
+      const at = p.locate(inPart, n);
+      if (at && n > 0) f(at[0], at[1], n);
+      q += n;
+    }
+  };
   return {
     path, parts: files, size, mapped: addon !== null, readAt,
     bytes(pos, len, what) {
@@ -325,17 +343,10 @@ export function openBytes(path: string, opts: OpenBytesOptions & { windowStride?
       return out;
     },
     populate(pos, len) {
-      if (!addon?.populate || len === 0) return;
-      check(pos, len, "populate");
-      // window by window (a stride at a time lies whole in the window that starts there)
-      for (let q = pos; q < pos + len;) {
-        const p = parts[partAt(q)];
-        const inPart = q - p.start;
-        const n = Math.min(pos + len - q, p.size - inPart, stride - (inPart % stride));
-        const at = p.locate(inPart, n);
-        if (at && n > 0) addon.populate(at[0], at[1], n);
-        q += n;
-      }
+      if (addon?.populate) eachWindow(pos, len, (buf, at, n) => addon.populate!(buf, at, n));
+    },
+    release(pos, len) {
+      if (addon?.release) eachWindow(pos, len, (buf, at, n) => addon.release!(buf, at, n));
     },
   };
 }

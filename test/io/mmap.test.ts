@@ -116,7 +116,7 @@ test("alignedView: a view when the address allows it, else a copy with the same 
   assert.throws(() => alignedView(raw.subarray(0, 3), "u16"), /3 bytes is not a whole number of 2-byte elements/);
 });
 
-test("mapFile / populate bindings check their arguments before touching memory", (t) => {
+test("mapFile / populate / release bindings check their arguments before touching memory", (t) => {
   const { addon } = loadAddon();
   if (!addon?.mapFile || process.platform === "win32") return t.skip("native addon with mapFile not built");
   const { path, bytes } = randomFile("bind.bin", 3 * PAGE + 11, 3);
@@ -134,6 +134,12 @@ test("mapFile / populate bindings check their arguments before touching memory",
   assert.throws(() => (addon.populate as unknown as (b: unknown) => void)(new Uint8Array(4)), /populate\(buffer: ArrayBuffer/);
   addon.populate!(ab, 0, ab.byteLength);
   addon.populate!(new ArrayBuffer(100), 3, 50); // a heap buffer: harmless
+  // release drops pages of a mapping only (on a heap buffer MADV_DONTNEED would zero it); they read back unchanged
+  assert.throws(() => addon.release!(new ArrayBuffer(3 * PAGE), 0, 3 * PAGE), /not one mapFile returned/);
+  assert.throws(() => addon.release!(ab, 1, ab.byteLength), /inside the buffer/);
+  assert.equal(addon.release!(ab, 0, ab.byteLength), true);
+  assert.equal(addon.release!(ab, 1, 10), false, "no whole page inside: nothing to drop");
+  assert.deepEqual(new Uint8Array(ab), bytes.subarray(PAGE));
 });
 
 test("a mapping is unmapped once its buffer and every view are collected", { skip: process.platform !== "linux" || !mapping }, () => {
@@ -234,7 +240,8 @@ test("a ~290 MB f16 GGUF loads mapped within file size + 150 MB of RSS, with the
   assert.deepEqual(mm.logits, rd.logits);
   assert.ok(mm.rss <= size + 150 * 2 ** 20, `mapped load RSS ${mm.rss} > file ${size} + 150 MiB`);
   if (mapping && mm.rssAnon !== null && rd.rssAnon !== null) {
-    // the weights are the file's pages, not the heap's: only the q/k copies (~30 MB) and the runtime are anonymous
+    // the weights are the file's pages, not the heap's: only the q/k copies (~30 MB; their file pages are
+    // released) and the runtime are anonymous
     assert.ok(mm.rssAnon < 120 * 2 ** 20, `mapped load: ${mb(mm.rssAnon)} MiB anonymous`);
     assert.ok(rd.rssAnon > size * 0.9, `read load: ${mb(rd.rssAnon)} MiB anonymous (the test would not tell the two apart)`);
   }

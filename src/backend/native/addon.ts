@@ -58,6 +58,8 @@ export interface Addon {
   mapFile?(path: string, offset: number, length: number): ArrayBuffer | undefined;
   /** Faults [offset, offset + length) of a mapping in now (reads it from disk if it is not cached). */
   populate?(buffer: ArrayBuffer, offset: number, length: number): void;
+  /** Drops the whole pages of [offset, offset + length) of a mapFile buffer from this process (still cached). */
+  release?(buffer: ArrayBuffer, offset: number, length: number): boolean;
 }
 
 const ADDON_REL = join("native", "build", "Release", "xverse_native.node");
