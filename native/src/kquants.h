@@ -12,6 +12,9 @@
 #include <cstdint>
 
 #include "kernels.h"
+#if XV_X86
+#include <immintrin.h>
+#endif
 
 namespace xv {
 namespace kq {
@@ -84,6 +87,37 @@ static inline void unpack_scales_q3k(const uint8_t* s, int8_t out[16]) {
   for (int k = 0; k < 4; k++)
     for (int i = 0; i < 4; i++) out[4 * k + i] = static_cast<int8_t>(static_cast<int>((w[k] >> (8 * i)) & 63) - 32);
 }
+
+#if XV_X86
+// The same two unpackings in SSE registers, for the vector kernels (AVX2 subset, so they inline into the AVX2 and
+// the AVX-512 code alike).
+#define KQ_SSE __attribute__((target("avx2"), always_inline)) inline
+
+// → bytes 0–7 the scales, 8–15 the mins (as unpack_scale_min_k4). Reads 16 bytes: the field and the 4 after it,
+// still inside the block (q4_k / q5_k continue with qh / qs).
+KQ_SSE __m128i scale_min_k4_sse(const uint8_t* s) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));  // dwords a, b, c (, junk)
+  const __m128i u = _mm_shuffle_epi32(v, 0x50);                            // a, a, b, b
+  const __m128i x = _mm_blend_epi32(u, _mm_shuffle_epi32(v, 0xaa), 0xa);   // a, c, b, c
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(x, _mm_setr_epi32(0, 0, 0, 4)),
+                                   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  // top 2 bits of a / b's bytes → bits 4–5 of scales / mins 4–7
+  const __m128i hi = _mm_and_si128(_mm_srli_epi32(u, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(lo, hi);
+}
+
+// → 16 int8 scales of q3_k, bias taken off (as unpack_scales_q3k). Reads exactly the 12 bytes.
+KQ_SSE __m128i scales_q3k_sse(const uint8_t* s) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s));  // bytes 0–7
+  const __m128i m4 = _mm_set1_epi8(15);
+  const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+  uint32_t c;
+  __builtin_memcpy(&c, s + 8, 4);
+  const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(static_cast<int>(c)), _mm_setr_epi32(0, 2, 4, 6)),
+                                   _mm_set1_epi8(3));
+  return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+#endif
 
 }  // namespace kq
 }  // namespace xv

@@ -20,6 +20,13 @@ TAVX2 INL __m256i ld(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_c
 TAVX2 INL __m256i bits(__m256i v, int shift, int mask) {
   return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(static_cast<char>(mask)));
 }
+// bits a … of each byte straight to bit `to` (one shift and a mask; a 16-bit lane shift only moves each byte's own
+// bits into the masked field)
+TAVX2 INL __m256i field_to(__m256i v, int a, int to, int mask) {
+  const __m256i m = _mm256_set1_epi8(static_cast<char>(mask << to));
+  if (a <= to) return _mm256_and_si256(_mm256_sll_epi16(v, _mm_cvtsi32_si128(to - a)), m);
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(a - to)), m);
+}
 
 // Per block: the 16 int8 scales (both lanes), the 16 int16 `side` values multiplied with the bsums (mins, or the
 // scales for the offset types), d, dmin.
@@ -44,14 +51,12 @@ struct Q3K {
   static constexpr int bytes = 110, offset_shift = 2;
   static constexpr bool per32 = false;
   TAVX2 static INL Prep prep(const uint8_t* q) {
-    alignas(16) int8_t sc[16];
-    unpack_scales_q3k(q + 96, sc);
-    const __m128i s = _mm_load_si128(reinterpret_cast<const __m128i*>(sc));
+    const __m128i s = scales_q3k_sse(q + 96);
     return {_mm256_broadcastsi128_si256(s), _mm256_cvtepi8_epi16(s), f16(q + 108), 0.f};
   }
   TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
     const int n = c / 4, j = c % 4;
-    return _mm256_or_si256(bits(ld(q + 32 + 32 * n), 2 * j, 3), _mm256_slli_epi16(bits(ld(q), 4 * n + j, 1), 2));
+    return _mm256_or_si256(bits(ld(q + 32 + 32 * n), 2 * j, 3), field_to(ld(q), 4 * n + j, 2, 1));
   }
 };
 
@@ -60,16 +65,14 @@ struct Q45K {
   static constexpr int bytes = Q5 ? 176 : 144, offset_shift = -1;
   static constexpr bool per32 = true;
   TAVX2 static INL Prep prep(const uint8_t* q) {
-    uint64_t sc, mn;
-    unpack_scale_min_k4(q + 4, &sc, &mn);
-    const __m128i s = _mm_set_epi64x(static_cast<long long>(mn), static_cast<long long>(sc));
+    const __m128i s = scale_min_k4_sse(q + 4);
     return {_mm256_broadcastsi128_si256(s), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s, s)), f16(q), f16(q + 2)};
   }
   // chunk c: nibble c % 2 of qs[32(c / 2) …] (q5_k: plus bit c of qh as the fifth bit)
   TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
     const __m256i lo = bits(ld(q + (Q5 ? 48 : 16) + 32 * (c / 2)), 4 * (c % 2), 15);
     if (!Q5) return lo;
-    return _mm256_or_si256(lo, _mm256_slli_epi16(bits(ld(q + 16), c, 1), 4));
+    return _mm256_or_si256(lo, field_to(ld(q + 16), c, 4, 1));
   }
 };
 
@@ -84,7 +87,7 @@ struct Q6K {
   TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
     const int n = c / 4, k = c % 4;
     const __m256i lo = bits(ld(q + 64 * n + 32 * (k % 2)), 4 * (k / 2), 15);
-    return _mm256_or_si256(lo, _mm256_slli_epi16(bits(ld(q + 128 + 32 * n), 2 * k, 3), 4));
+    return _mm256_or_si256(lo, field_to(ld(q + 128 + 32 * n), 2 * k, 4, 3));
   }
 };
 
