@@ -7,7 +7,7 @@ import type { Weight } from "../backend/backend.js";
 import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
 import type { GgufModel } from "../io/gguf-model.js";
-import { readGgufTensorBytes } from "../io/gguf.js";
+import { readGgufTensorBytes, releaseGgufTensor } from "../io/gguf.js";
 import { permuteRopeRows, ropeRole } from "./names.js";
 import { GGML } from "./types.js";
 import { blockRowBytes, type BlockFormat } from "../backend/ts/blocks.js";
@@ -77,6 +77,7 @@ export function ggufProjection(g: GgufModel, opts: GgufProjectionOptions = {}): 
         w.data = permuteRopeRows(w.data as Uint8Array, nRope, cols / 2, false);
         w.scales = permuteRopeRows(w.scales!, nRope, cols / 32, false);
       }
+      releaseGgufTensor(found.file, t); // repacked: the mapped file pages are not read again
       return w;
     }
     const rowBytes = blockRowBytes(format, cols, where);
@@ -85,7 +86,10 @@ export function ggufProjection(g: GgufModel, opts: GgufProjectionOptions = {}): 
       throw new XverseError("bad_checkpoint", `${where} holds ${data.length} bytes, a ${format} [${rows}, ${cols}] needs ${rows * rowBytes}; the file is truncated`);
     }
     data = data.subarray(0, rows * rowBytes);
-    if (role) data = permuteRopeRows(data, nRope, rowBytes, false);
+    if (role) {
+      data = permuteRopeRows(data, nRope, rowBytes, false);
+      releaseGgufTensor(found.file, t); // re-ordered copy: the mapped file pages are not read again
+    }
     return { format, rows, cols, data };
   };
 }

@@ -1,7 +1,8 @@
 /**
  * A synthetic XVERSE model written straight to a GGUF file (F16 projections and embeddings, F32 norms), of any
  * size, with the tokenizer of a real small GGUF — for load tests that need hundreds of MB without a download.
- * Weights are random f16 bit patterns of magnitude < 0.06 (a cheap xorshift, not the test RNG: 150M values).
+ * Weights are random f16 bit patterns of magnitude < 0.06 (a cheap xorshift, not the test RNG: 150M values), or
+ * random Q4_0 blocks (scale < 2^-8, so |w| < 0.035).
  */
 import { GGML } from "../../src/gguf/types.js";
 import { writeGguf, type GgufWriteTensor } from "../../src/gguf/writer.js";
@@ -29,10 +30,10 @@ function randomF16(n: number, seed: number): Uint8Array {
 }
 
 /**
- * Writes the model; `vocabFrom` supplies the tokenizer.ggml.* metadata (and so the vocabulary size). Returns the
+ * Writes the model (F16 or Q4_0 matrices); `vocabFrom` supplies the tokenizer.ggml.* metadata (and so the vocabulary size). Returns the
  * bytes of tensor data written.
  */
-export function writeSyntheticGguf(path: string, shape: SyntheticShape, vocabFrom: GgufFile, seed = 1): number {
+export function writeSyntheticGguf(path: string, shape: SyntheticShape, vocabFrom: GgufFile, seed = 1, type: "f16" | "q4_0" = "f16"): number {
   const vocab = (vocabFrom.metadata["tokenizer.ggml.tokens"] as string[]).length;
   const { hidden: h, heads, kvHeads, intermediate: f, layers } = shape;
   const hd = h / heads;
@@ -54,6 +55,17 @@ export function writeSyntheticGguf(path: string, shape: SyntheticShape, vocabFro
   const tensors: GgufWriteTensor[] = [];
   const mat = (name: string, rows: number, cols: number) => {
     const id = tensors.length + seed * 1000;
+    if (type === "q4_0") {
+      // random blocks: an f16 scale d in [2^-9, 2^-8) (positive: clear the sign bit) and 32 random nibbles
+      const q4 = () => {
+        const nb = (rows * cols) / 32, out = randomF16((nb * 18) / 2, id), dv = new DataView(out.buffer);
+        for (let b = 0; b < nb; b++) dv.setUint16(b * 18, (6 << 10) | (dv.getUint16(b * 18, true) & 0x3ff), true);
+        return out;
+      };
+      tensors.push({ name, type: GGML.Q4_0, shape: [rows, cols], data: q4 });
+      n += (rows * cols / 32) * 18;
+      return;
+    }
     tensors.push({ name, type: GGML.F16, shape: [rows, cols], data: () => randomF16(rows * cols, id) });
     n += rows * cols * 2;
   };

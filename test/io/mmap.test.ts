@@ -246,3 +246,28 @@ test("a ~290 MB f16 GGUF loads mapped within file size + 150 MB of RSS, with the
     assert.ok(rd.rssAnon > size * 0.9, `read load: ${mb(rd.rssAnon)} MiB anonymous (the test would not tell the two apart)`);
   }
 });
+
+test("a Q4_0 GGUF (repacked while loading) mapped: the file's pages are released, RSS is not the file twice", { timeout: 120_000 }, () => {
+  const path = join(dir, "q4.gguf");
+  const tinyGguf = join(dir, "tiny-f16.gguf");
+  if (!existsSync(tinyGguf)) {
+    const tiny = fixture("golden", "tiny-xverse");
+    exportGguf(openCheckpoint(tiny), loadConfig(tiny), join(tiny, "tokenizer.json"), tinyGguf, { type: "f16" });
+  }
+  writeSyntheticGguf(path, { hidden: 1024, heads: 16, kvHeads: 4, intermediate: 2816, layers: 6 }, readGguf(tinyGguf), 2, "q4_0");
+  const size = statSync(path).size;
+  readFileSync(path);
+  const child = join(dirname(fileURLToPath(import.meta.url)), "mmap-load-child.js");
+  const run = (mode: string) => {
+    const r = spawnSync(process.execPath, [child, path, mode, "auto"], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { rss: number; rssFile: number | null; logits: number[] };
+  };
+  const mm = run("mmap"), rd = run("read");
+  assert.deepEqual(mm.logits, rd.logits);
+  // every Q4_0 matrix is repacked (a copy), so almost none of the file stays mapped
+  if (mapping && mm.rssFile !== null && rd.rssFile !== null) {
+    assert.ok(mm.rssFile - rd.rssFile < 0.25 * size, `mapped: ${mm.rssFile - rd.rssFile} bytes of the ${size}-byte file still resident`);
+  }
+  assert.ok(mm.rss < rd.rss + 0.25 * size, `mapped RSS ${mm.rss} vs read ${rd.rss}`);
+});
