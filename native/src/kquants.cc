@@ -18,7 +18,7 @@ void quantize_scalar(const float* x, int64_t cols, Q8K* out) {
     Q8K& o = out[b];
     float amax = 0;
     for (int i = 0; i < QK; i++) amax = std::fmax(amax, std::fabs(v[i]));
-    const float id = amax > 0 ? 127.f / amax : 0.f;
+    const float id = amax >= 1e-30f ? 127.f / amax : 0.f;  // (below: 127 / amax could overflow)
     o.d = amax / 127.f;
     for (int g = 0; g < QK / 16; g++) {
       int s = 0;

@@ -3,7 +3,8 @@
 // blocks.h's K-quant section; everything here is internal to the family.
 //
 // Activations are quantized Q8_K-style, one Q8K block per 256 columns: d = amax / 127, q = x · (127 / amax)
-// rounded half to even (the CPU's default, as the legacy-block and int4 paths do), and the sums of q per 16
+// rounded half to even (the CPU's default, as the legacy-block and int4 paths do; a block with amax < 1e-30
+// quantizes to zeros, where 127 / amax could overflow to inf), and the sums of q per 16
 // columns, which the mins (q2_k, q4_k, q5_k) and the unsigned-offset corrections (q3_k: −4, q6_k: −32) need.
 // Every kernel then works in integers within a super-block and converts once per block:
 //   Σ_j d·sc_j·(u_j − off)·dx·q_j − dmin·m_j·dx·q_j  =  d·dx·(Σ sc·u·q − off·Σ sc·bsum) − dmin·dx·Σ m·bsum

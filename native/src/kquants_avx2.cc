@@ -184,7 +184,7 @@ TAVX2 void quantize_avx2(const float* x, int64_t cols, Q8K* out) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     const float amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-    const __m256 id = _mm256_set1_ps(amax > 0 ? 127.f / amax : 0.f);
+    const __m256 id = _mm256_set1_ps(amax >= 1e-30f ? 127.f / amax : 0.f);
     Q8K& o = out[b];
     o.d = amax / 127.f;
     for (int g = 0; g < QK / 16; g++) {

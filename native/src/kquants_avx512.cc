@@ -51,7 +51,7 @@ T512 void quantize_avx512(const float* x, int64_t cols, Q8K* out) {
     __m512 mx = _mm512_setzero_ps();
     for (int i = 0; i < QK; i += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(v + i), absmask));
     const float amax = _mm512_reduce_max_ps(mx);
-    const __m512 id = _mm512_set1_ps(amax > 0 ? 127.f / amax : 0.f);
+    const __m512 id = _mm512_set1_ps(amax >= 1e-30f ? 127.f / amax : 0.f);
     Q8K& o = out[b];
     o.d = amax / 127.f;
     for (int g = 0; g < QK / 16; g++) {

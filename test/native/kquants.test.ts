@@ -65,7 +65,7 @@ function quantizeActsQ8K(x: Float32Array, T: number, cols: number): Float32Array
       let amax = 0;
       for (let i = b; i < b + 256; i++) amax = Math.max(amax, Math.abs(x[i]));
       const d = Math.fround(amax / 127);
-      const id = amax > 0 ? Math.fround(127 / amax) : 0;
+      const id = amax >= 1e-30 ? Math.fround(127 / amax) : 0; // tinier blocks quantize to 0 (127 / amax could overflow)
       for (let i = b; i < b + 256; i++) out[i] = rint(Math.fround(x[i] * id)) * d;
     }
   }
@@ -142,7 +142,7 @@ test("K-quant parity on a threaded product (rows split across the pool) and a 64
   }
 });
 
-test("K-quant edge values: zero activations, zero scales, one huge activation", { skip }, () => {
+test("K-quant edge values: zero activations, a huge and a tiny activation block", { skip }, () => {
   for (const name of Object.keys(KTYPES)) {
     const [type, code] = KTYPES[name];
     const r = rng(7);
@@ -161,6 +161,10 @@ test("K-quant edge values: zero activations, zero scales, one huge activation", 
       addon!.matmul(y, x, code, data, null, rows, cols, 0, 1);
       const ref = refMatmul(wf, rows, cols, x, 1);
       assert.ok(normErr(y, ref) <= SAME_ACT_BOUND, `${isa} ${name}: sparse x`);
+      // a block of denormal-sized activations: 127 / amax would overflow; it quantizes to zeros instead of NaN
+      x.fill(0).fill(1e-38, 256, 512);
+      addon!.matmul(y, x, code, data, null, rows, cols, 0, 1);
+      assert.deepEqual(Array.from(y), [0, 0, 0], `${isa} ${name}: tiny x`);
     }
   }
 });
