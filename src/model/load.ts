@@ -46,7 +46,9 @@ export interface LoadModelOptions {
   kvBudget?: number;
   /**
    * Map the weights file(s) instead of reading them (default true): GGUF tensors and f32/f16/bf16 safetensors
-   * become views into the page cache. Needs the native addon; without it the files are read as before.
+   * become views into the page cache. Needs the native addon; without it the files are read as before. Off when
+   * quantizing while loading or merging an adapter: those copy every weight they touch, so a mapping would only
+   * keep the file's pages resident beside the copies.
    */
   mmap?: boolean;
   /** Bytes of weights loaded so far and in all, after each tensor (the CLI draws a progress line from it). */
@@ -74,11 +76,12 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   if (!modelFileExists(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
   const backend = resolveBackend(opts.backend, opts.threads, warn);
   const isFile = !existsSync(path) || statSync(path).isFile(); // absent: the stem of byte-split parts (x.gguf.aa …)
+  const mmap = opts.mmap !== false && !opts.quantize && !opts.adapter;
 
   let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
   let ggufQ4: ProjectionHook | undefined, gptqHook: ProjectionHook | undefined;
   if (isFile && isGgufPath(path)) {
-    const g = openGgufModel(path, { mmap: opts.mmap, onProgress: opts.onProgress });
+    const g = openGgufModel(path, { mmap, onProgress: opts.onProgress });
     config = parseConfig(g.config, path, opts.overrides);
     source = g.source;
     tokenizer = tokenizerFromGguf(g.metadata);
@@ -96,7 +99,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     }
     if (gptq) gptqHook = gptqProjection(gptq);
     // `populate` is read when tensors are handed out: decided once the total size is known
-    const bytesOpts = { mmap: opts.mmap !== false, populate: false };
+    const bytesOpts = { mmap, populate: false };
     source = openCheckpoint(path, bytesOpts);
     const total = sourceBytes(source);
     bytesOpts.populate = fitsInRam(total);

@@ -19,6 +19,7 @@ import { exportGguf } from "../../src/gguf/export.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { loadConfig } from "../../src/config.js";
 import { loadAddon } from "../../src/backend/native/addon.js";
+import { loadModel } from "../../src/model/load.js";
 import { XverseError } from "../../src/errors.js";
 import { fixture } from "../helpers/peers.js";
 import { rng } from "../helpers/rng.js";
@@ -270,4 +271,17 @@ test("a Q4_0 GGUF (repacked while loading) mapped: the file's pages are released
     assert.ok(mm.rssFile - rd.rssFile < 0.25 * size, `mapped: ${mm.rssFile - rd.rssFile} bytes of the ${size}-byte file still resident`);
   }
   assert.ok(mm.rss < rd.rss + 0.25 * size, `mapped RSS ${mm.rss} vs read ${rd.rss}`);
+});
+
+test("loadModel maps a safetensors directory (weights are views of model.safetensors) unless quantizing or told not to", async () => {
+  const stories = fixture("golden", "stories260K");
+  const size = statSync(join(stories, "model.safetensors")).size;
+  const load = async (opts: Parameters<typeof loadModel>[1]) => (await loadModel(stories, { backend: "ts", onWarning: () => {}, ...opts })).model.weights;
+  const isView = (w: { data: ArrayBufferView }) => w.data.buffer.byteLength === size;
+  const mapped = await load({});
+  assert.equal(isView(mapped.layers[0].down), mapping);
+  assert.equal(isView(mapped.embed), mapping);
+  assert.equal(isView((await load({ mmap: false })).embed), false);
+  // quantizing copies every projection: the file is read, not mapped (its pages would stay resident beside the copies)
+  assert.equal(isView((await load({ quantize: 8 })).embed), false);
 });
