@@ -111,6 +111,8 @@ function byteSplitStem(path: string): { stem: string; width: number } | null {
   const m = SPLIT_SUFFIX.exec(path);
   if (m && m[1].toLowerCase().endsWith(".gguf") && existsSync(path)) {
     if (/^a+$/.test(m[2])) return { stem: m[1], width: m[2].length };
+    // x.gguf.bak is a file of its own; x.gguf.ab next to x.gguf.aa is a part
+    if (m[2].length > 4 || !existsSync(`${m[1]}.${"a".repeat(m[2].length)}`)) return null;
     throw new XverseError("bad_model_path", `${path} is a later part of a byte-split file: give the first part, ${m[1]}.${"a".repeat(m[2].length)} (or ${m[1]} for all of them)`);
   }
   if (path.toLowerCase().endsWith(".gguf") && !existsSync(path)) {

@@ -177,6 +177,10 @@ test("hostile twins: missing, truncated, oversized and directory parts; a later 
   mkdirSync(s.parts[1]);
   refuses(s.parts[0], /part .*model\.gguf\.ab is not a regular file \(a directory\?\)/);
 
+  // a whole GGUF whose name merely ends in letters is no part: x.gguf.old loads as itself
+  writeFileSync(join(dir, "model.gguf.old"), bytes);
+  sameHeader(readGguf(join(dir, "model.gguf.old")), whole);
+
   s = splitFile("later", 65_537);
   refuses(s.parts[1], /model\.gguf\.ab is a later part of a byte-split file: give the first part, .*model\.gguf\.aa \(or .*model\.gguf for all of them\)/);
   rmSync(s.parts[0]);
