@@ -95,14 +95,6 @@ function nextSuffix(s: string): string | null {
   return null;
 }
 
-function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * When `path` names a byte-split file — its first part (`x.gguf.aa`), or the stem (`x.gguf`) where only the parts
  * exist — returns the stem and the suffix length; else null. Only GGUF files are recognised this way.
