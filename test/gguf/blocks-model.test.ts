@@ -4,7 +4,7 @@
  * activations); the native backend (int8 activations) stays close, and on the Q8_0 file its greedy text follows
  * llama.cpp's (which also quantizes activations Q8_0-style) when node-llama-cpp is installed in peers/.
  */
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +18,9 @@ import { ggufProjection } from "../../src/gguf/weights.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { openGgufModel } from "../../src/io/gguf-model.js";
 import { XverseModel } from "../../src/model/xverse.js";
-import { fixture, importPeer, peersDir } from "../helpers/peers.js";
+import { greedyFromBos } from "../helpers/greedy.js";
+import { llama } from "../helpers/llama-cpp.js";
+import { fixture, peersDir } from "../helpers/peers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xverse-gguf-blocks-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -88,38 +90,20 @@ for (const type of ["q8_0", "q4_0"] as const) {
   });
 }
 
-/** Greedy continuation from BOS on our engine. */
-function ourGreedy(model: XverseModel, n: number): number[] {
-  const cache = model.newCache(n + 1);
-  const out: number[] = [];
-  let tok = 1;
-  for (let i = 0; i < n; i++) {
-    const logits = model.forward([tok], cache);
-    let best = 0;
-    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-    out.push((tok = best));
-  }
-  return out;
-}
-
 const hasLlama = existsSync(join(peersDir, "node_modules", "node-llama-cpp", "package.json"));
-let llamaP: Promise<any> | undefined;
-after(async () => { if (llamaP) await (await llamaP).dispose(); });
 
 test("stories260K Q8_0 GGUF: native block kernels' greedy text = llama.cpp's", {
   skip: !native ? "native addon not available" : !hasLlama ? "node-llama-cpp is not installed in peers/ (npm ci in peers/)" : false,
 }, async () => {
   const path = exported("q8_0");
-  llamaP ??= importPeer("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) =>
-    getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error, usePrebuiltBinaries: true }));
-  const l = await llamaP;
+  const l = await llama();
   const lm = await l.loadModel({ modelPath: path });
   const ctx = await lm.createContext({ contextSize: 512, threads: 1, batchSize: 512 });
   const theirs: number[] = [];
   for await (const t of ctx.getSequence().evaluate([1], { temperature: 0 })) { theirs.push(t); if (theirs.length >= 255) break; }
   await ctx.dispose();
   await lm.dispose();
-  const ours = ourGreedy(open(path, native!, true).model, 255);
+  const ours = greedyFromBos(open(path, native!, true).model, 255);
   let same = 0;
   while (same < ours.length && ours[same] === theirs[same]) same++;
   const golden = JSON.parse(readFileSync(join(stories, "golden.json"), "utf8")).generate.bos.greedy as number[];

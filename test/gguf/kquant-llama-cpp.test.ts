@@ -12,7 +12,7 @@
  * the same top token. A wrong bit field, scale or row order in either the writers or the readers would give
  * errors near 1.
  */
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,19 +25,13 @@ import { quantizeQ2_K, quantizeQ3_K, quantizeQ4_K, quantizeQ5_K, quantizeQ6_K } 
 import { GGML } from "../../src/gguf/types.js";
 import { writeGguf, type GgufWriteTensor } from "../../src/gguf/writer.js";
 import { loadModel } from "../../src/model/load.js";
-import { fixture, importPeer } from "../helpers/peers.js";
+import { llama } from "../helpers/llama-cpp.js";
+import { fixture } from "../helpers/peers.js";
 import { rng } from "../helpers/rng.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xverse-kq-llama-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-let llamaP: Promise<any> | undefined;
-function llama(): Promise<any> {
-  llamaP ??= importPeer("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) =>
-    getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error, usePrebuiltBinaries: true }));
-  return llamaP;
-}
-after(async () => { if (llamaP) await (await llamaP).dispose(); });
 
 const V = 512, H = 256, FF = 512, LAYERS = 2, HEADS = 4;
 const BOUND = 5e-2;

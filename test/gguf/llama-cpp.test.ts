@@ -7,7 +7,7 @@
  *    our engine on the same quantized file, and its tokenization of our SPM vocabulary vs the golden prompt.
  *  - our reader vs node-llama-cpp's GGUF parser on llama.cpp's vocab files.
  */
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,18 +23,13 @@ import { dequantize } from "../../src/gguf/quants.js";
 import { ggmlTypeByName } from "../../src/gguf/types.js";
 import { writeGguf, type GgufWriteTensor } from "../../src/gguf/writer.js";
 import { f32ToF16, f32ToBf16 } from "../../src/tensor.js";
+import { greedyFromBos as ourGreedy } from "../helpers/greedy.js";
+import { llama } from "../helpers/llama-cpp.js";
 import { fixture, importPeer } from "../helpers/peers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xverse-gguf-llama-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-let llamaP: Promise<any> | undefined;
-function llama(): Promise<any> {
-  llamaP ??= importPeer("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) =>
-    getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error, usePrebuiltBinaries: true }));
-  return llamaP;
-}
-after(async () => { if (llamaP) await (await llamaP).dispose(); });
 
 /** Byte offsets of each block's f16 scale fields (kept finite and moderate; every other byte is random). */
 const F16_FIELDS: Record<string, number[]> = {
@@ -138,16 +133,7 @@ async function greedyFromBos(path: string, n: number): Promise<{ ids: number[]; 
 function ourGreedyFromBos(path: string, n: number): number[] {
   const g = openGgufModel(path);
   const model = XverseModel.fromSource(parseConfig(g.config, path), g.source, { kvType: "f32", backend: tsBackend });
-  const cache = model.newCache(n + 1);
-  const out: number[] = [];
-  let tok = 1;
-  for (let i = 0; i < n; i++) {
-    const logits = model.forward([tok], cache);
-    let best = 0;
-    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-    out.push((tok = best));
-  }
-  return out;
+  return ourGreedy(model, n);
 }
 
 const prefix = (a: number[], b: number[]) => { let i = 0; while (i < a.length && a[i] === b[i]) i++; return i; };

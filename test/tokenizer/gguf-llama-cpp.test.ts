@@ -4,25 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { readGguf } from "../../src/io/gguf.js";
 import { tokenizerFromGguf } from "../../src/tokenizer/gguf-vocab.js";
-import { fixture, importPeer } from "../helpers/peers.js";
+import { llama } from "../helpers/llama-cpp.js";
+import { fixture } from "../helpers/peers.js";
 import { randomString, rng } from "./random-text.js";
 
 const N = 200;
 const dir = fixture("llama.cpp-vocab-tests");
 const files = readdirSync(dir).filter((f) => f.endsWith(".gguf")).sort();
 
-let llamaP: Promise<any> | undefined;
-function llama(): Promise<any> {
-  llamaP ??= importPeer("node-llama-cpp").then(({ getLlama, LlamaLogLevel }) =>
-    getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error, usePrebuiltBinaries: true }));
-  return llamaP;
-}
-after(async () => {
-  if (llamaP) await (await llamaP.catch(() => null))?.dispose();
-});
 
 for (const f of files) {
   test(`${f}: ${N} random strings tokenize and decode as llama.cpp does`, async (t) => {
