@@ -248,6 +248,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   int64_t chunk = rows / (nt * 8);
   chunk = std::max<int64_t>(4, chunk & ~int64_t(3));
   if (serial) chunk = rows;
+  if (run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
   if (w.fmt == Fmt::Q8G) {  // 8-bit GPTQ (group_zp.cc): f32 accumulation, zero points added by zp
     const Q8gKernel q8g = q8g_kernel(s.isa, group);
     s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q8g(w, x, cols, y, rows, T, b, e); });
@@ -262,7 +263,6 @@ void Matmul(const Napi::CallbackInfo& info) {
   const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
   // q4_group with group 32 (Q4_0 GGUF), prefill: whole-group integer sums (matmul_vnni_g32_rows).
   const bool g32 = q4_vnni && !q8_vnni && T > 1 && vnni_g32_supports(w);
-  if (g32 && run_amx(s, w, x, y, T)) return;
   if (q4_vnni || q4_avx2) {
     // Quantize every token's activations once, then all threads share them.
     const int64_t per = (quantx_bytes(cols) + 63) / 64 * 64;

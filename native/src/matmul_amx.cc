@@ -1,6 +1,7 @@
 // Prefill matmul on AMX-INT8 (Intel Sapphire Rapids and later) for every weight format whose values are small
-// integers with one scale (and optionally one min) per group of 16 or 32 columns: q4_group with group 32 (our
-// Q4_0 repack), and the GGUF blocks q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k (groups of 32) and q6_k (16).
+// integers with one scale (and optionally one min) per group of 16 or 32 columns: ours (q4_row, q8_row, and
+// q4_group / q8_group with groups of a multiple of 32 — the Q4_0 repack, GPTQ, AWQ), and the GGUF blocks q4_0,
+// q4_1, q5_0, q5_1, q8_0, q4_k, q5_k (groups of 32) and q6_k (16).
 //
 // Why: prefill is compute-bound, and one tdpbssd multiplies a 16 × 32 int8 tile by a 32 × 16 one (8,192 MACs)
 // in about the time AVX-512 VNNI needs for 128 vpdpbusd.
@@ -82,9 +83,15 @@ inline const uint8_t* row_bytes(const WView& w, int64_t r, int64_t row_bytes_) {
   return static_cast<const uint8_t*>(w.data) + r * row_bytes_;
 }
 
-// q4_group (ours): byte j holds columns 2j (low nibble) and 2j + 1 (high), two's complement; (v ^ 8) − 8
-// sign-extends a nibble. Scales come from w.scales, no mins.
-TAMX void unpack_q4g(const WView& w, int64_t r0, int8_t* out, float* s, float*) {
+// The scale of 32-column group g of row r for our row / group formats (w.group is a multiple of 32 for groups).
+inline float our_scale(const WView& w, int64_t r, int64_t g) {
+  if (w.fmt == Fmt::Q4 || w.fmt == Fmt::Q8) return w.scales[r];
+  return w.scales[r * (w.cols / w.group) + g * 32 / w.group];
+}
+
+// q4_row / q4_group (ours): byte j holds columns 2j (low nibble) and 2j + 1 (high), two's complement; (v ^ 8) − 8
+// sign-extends a nibble. No mins here: GPTQ / AWQ zero points are added after the kernel (addon.cc GroupZp).
+TAMX void unpack_q4(const WView& w, int64_t r0, int8_t* out, float* s, float*) {
   const int64_t half = w.cols / 2, G = w.cols / 32;
   const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
   // unpacklo/hi interleave within 128-bit lanes; this permutation puts the 4 lanes' halves back in order
@@ -106,8 +113,16 @@ TAMX void unpack_q4g(const WView& w, int64_t r0, int8_t* out, float* s, float*) 
       dst[2 * j] = static_cast<int8_t>(((v & 15) ^ 8) - 8);
       dst[2 * j + 1] = static_cast<int8_t>(((v >> 4) ^ 8) - 8);
     }
-    std::memcpy(s + n * G, w.scales + (r0 + n) * G, 4 * G);
+    for (int64_t g = 0; g < G; g++) s[n * G + g] = our_scale(w, r0 + n, g);
   }
+}
+
+// q8_row / q8_group (ours): int8 values as they are.
+TAMX void unpack_q8(const WView& w, int64_t r0, int8_t* out, float* s, float*) {
+  const int64_t G = w.cols / 32;
+  std::memcpy(out, static_cast<const int8_t*>(w.data) + r0 * w.cols, 16 * w.cols);
+  for (int n = 0; n < 16; n++)
+    for (int64_t g = 0; g < G; g++) s[n * G + g] = our_scale(w, r0 + n, g);
 }
 
 // The 16 nibble pairs of a legacy block's qs: values 0 … 15 are the low nibbles, 16 … 31 the high ones.
@@ -243,7 +258,10 @@ struct AmxFormat {
 
 AmxFormat amx_format(const WView& w) {
   switch (w.fmt) {
-    case Fmt::Q4G: return w.group == 32 ? AmxFormat{32, false, 128, unpack_q4g} : AmxFormat{};
+    case Fmt::Q4: return {32, false, 32, unpack_q4};
+    case Fmt::Q8: return {32, false, 32, unpack_q8};
+    case Fmt::Q4G: return w.group % 32 == 0 ? AmxFormat{32, false, 32, unpack_q4} : AmxFormat{};
+    case Fmt::Q8G: return w.group % 32 == 0 ? AmxFormat{32, false, 32, unpack_q8} : AmxFormat{};
     case Fmt::Q4_0: return {32, false, 32, unpack_legacy<Fmt::Q4_0>};
     case Fmt::Q4_1: return {32, true, 32, unpack_legacy<Fmt::Q4_1>};
     case Fmt::Q5_0: return {32, false, 32, unpack_legacy<Fmt::Q5_0>};

@@ -1,5 +1,6 @@
 /**
- * The AMX-INT8 prefill kernel (native/src/matmul_amx.cc) for every format it takes — q4_group g32 and the GGUF
+ * The AMX-INT8 prefill kernel (native/src/matmul_amx.cc) for every format it takes — ours (q4_row, q8_row,
+ * q4_group / q8_group with groups of a multiple of 32; zero points and desc_act are test/native/group-zp's) and the GGUF
  * blocks q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k (weight groups of 32) and q6_k (16) — against the TS twin
  * (dequant(W) · x in f32, itself checked against gguf/quants.ts's dequantize) run on the SAME activations the
  * kernel sees (int8 per 32 columns, d = amax / 127, rounded half to even): ≤ 1e-5 normalized. Shapes cover
@@ -49,11 +50,15 @@ test("amx: GGUF block formats = TS twin on the same rounded activations (T = 16,
   }
 });
 
-test("amx: q4_group g32 (our Q4_0 repack) and a weight the kernel declines (rows % 16 ≠ 0) agree too", { skip }, () => {
+test("amx: our int4 / int8 formats (q4_row, q8_row, q4_group g32 / g128, q8_group g64) and a declined weight agree too", { skip }, () => {
   nb!.setIsa("avx512_amx");
   try {
     const r = rng(9);
-    check(randWeight("q4_group", 32, 512, r, 32), 33, 10, "q4_group");
+    check(randWeight("q4_group", 32, 512, r, 32), 33, 10, "q4_group g32");
+    check(randWeight("q4_group", 48, 512, r, 128), 16, 12, "q4_group g128");
+    check(randWeight("q8_group", 32, 256, r, 64), 20, 13, "q8_group g64");
+    check(randWeight("q4_row", 16, 256, r), 17, 14, "q4_row");
+    check(randWeight("q8_row", 32, 384, r), 40, 15, "q8_row");
     check(randBlockWeight("q4_0", 24, 256, r), 20, 11, "q4_0 (rows % 16: the legacy VNNI kernel)");
   } finally {
     nb!.setIsa(nb!.supportedIsas[nb!.supportedIsas.length - 1] as "avx512_amx");

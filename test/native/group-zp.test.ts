@@ -3,7 +3,8 @@
  * (`mins`) and a desc_act column order (`perm`), and q8_group, on every instruction set this CPU has.
  *
  * Bounds (normalized: max|Δ| / max|ref|), as test/native/matmul.test.ts states them:
- * - f32 paths (q8_group always; q4_group on scalar and avx512): 1e-5 against the TS reference.
+ * - f32 paths (q8_group except AMX prefill; q4_group on scalar and avx512): 1e-5 against the TS reference.
+ * - AMX prefill (T ≥ 16, rows % 16 = 0, group % 32 = 0) quantizes the activations for q8_group too.
  * - q4_group on avx2 / avx512_vnni / avx512_amx quantizes the activations to int8 per 32 stored columns (llama.cpp's
  *   Q8_0 rule) for the q·scale part; the zero-point term Σ_g min·Σx is added in f32 from the unquantized x. The
  *   same-rounding reference does exactly that (x gathered into stored order, quantized, dotted with q·scale, plus
@@ -16,6 +17,7 @@ import type { Weight } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { loadAddon } from "../../src/backend/native/addon.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
+import { quantizeActsQ8_0 as quantizeActs } from "./act-quant.js";
 import { normErr, randArray, randWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -25,28 +27,6 @@ const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
 
 const FLOAT_BOUND = 1e-5;
 const QUANT_ACT_BOUND = 1e-1;
-
-function rint(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** int8 per 32 columns, back to f32 (the VNNI / AVX2 / AMX activation rule). */
-function quantizeActs(x: Float32Array, T: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let t = 0; t < T; t++) {
-    const o = t * cols;
-    for (let b = 0; b < cols; b += 32) {
-      const e = Math.min(cols, b + 32);
-      let amax = 0;
-      for (let i = b; i < e; i++) amax = Math.max(amax, Math.abs(x[o + i]));
-      const d = Math.fround(amax / 127);
-      const id = amax > 0 ? Math.fround(127 / amax) : 0;
-      for (let i = b; i < e; i++) out[o + i] = rint(Math.fround(x[o + i] * id)) * d;
-    }
-  }
-  return out;
-}
 
 function randPerm(n: number, r: () => number): Int32Array {
   const p = Int32Array.from({ length: n }, (_, i) => i);
@@ -87,7 +67,9 @@ function sameRoundingRef(w: Weight, x: Float32Array, T: number): Float32Array {
   return y;
 }
 
-const intActs = (isa: NativeIsa) => isa === "avx2" || isa === "avx512_vnni" || (isa as string) === "avx512_amx";
+const intActs = (isa: NativeIsa) => isa === "avx2" || isa === "avx512_vnni" || isa === "avx512_amx";
+/** Whether the AMX kernel takes this case (matmul_amx.cc's amx_group). */
+const amxTakes = (c: Case, T: number, isa: NativeIsa) => isa === "avx512_amx" && T >= 16 && c.rows % 16 === 0 && c.group % 32 === 0;
 
 interface Case { format: "q4_group" | "q8_group"; rows: number; cols: number; group: number; mins: boolean; perm: boolean }
 
@@ -108,7 +90,7 @@ function runCase(c: Case, T: number, isa: NativeIsa, seed: number): void {
   const got = new Float32Array(T * c.rows).fill(NaN);
   nb!.matmul(got, x, nb!.prepareWeight!(w), T);
   const name = `${isa} ${c.format}/g${c.group}${c.mins ? "+mins" : ""}${c.perm ? "+perm" : ""} [${c.rows}x${c.cols}] T=${T}`;
-  if (c.format === "q4_group" && intActs(isa)) {
+  if ((c.format === "q4_group" && intActs(isa)) || amxTakes(c, T, isa)) {
     const errQ = normErr(got, sameRoundingRef(w, x, T));
     assert.ok(errQ <= FLOAT_BOUND, `${name}: err vs same-rounding reference ${errQ} > ${FLOAT_BOUND}`);
     const err = normErr(got, ref);
