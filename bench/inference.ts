@@ -14,7 +14,6 @@
  *                                [--precisions f16,int8,int4,q8_0,q4_0,q4_k_m,q5_k_m,q6_k] [--dir DIR]
  *                                [--skip-llama] [--skip-ours] [--skip-load]
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +29,7 @@ import { loadModel } from "../src/model/load.js";
 import { projectionLoader } from "../src/quant/load.js";
 import { weightBytes } from "../src/quant/quantize.js";
 import { BENCH_SPEC, MEDIUM_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
+import { loadChildMain, measureLoad, type LoadResult } from "./load-child.js";
 import { contextThreads, machineInfo, measureBandwidth, median, openLlamaCpp } from "./machine.js";
 
 type OwnPrecision = "f16" | "int8" | "int4";
@@ -141,47 +141,6 @@ async function openLlama(ggufPath: string, prompt: number[], gen: number, thread
 }
 
 
-/** What a load child reports: load time, time from load to the first generated token, RSS after both. */
-interface LoadResult { loadMs: number; firstMs: number; rssMiB: number }
-
-/**
- * Child mode (`--load-child ENGINE PATH THREADS`): open the file, prefill 16 tokens, pick the first token; print a
- * LoadResult as JSON. A fresh process each time, so load work is not hidden in an already-warm engine.
- */
-async function loadChild(engine: string, path: string, threads: number): Promise<void> {
-  const prompt = syntheticTokens(16, 1000);
-  const t0 = performance.now();
-  let loaded = 0;
-  if (engine === "ours") {
-    const { model } = await loadModel(path, { backend: "auto", threads, onWarning: () => {} });
-    loaded = performance.now();
-    const seq = model.newCache(32);
-    argmax(model.forward(prompt, seq));
-  } else {
-    const { llama } = await openLlamaCpp(threads);
-    const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
-    const ctx = await model.createContext({ contextSize: 64, batchSize: 16, threads: contextThreads(threads), sequences: 1 });
-    loaded = performance.now();
-    for await (const _t of ctx.getSequence().evaluate(prompt, { temperature: 0 })) break;
-  }
-  const r: LoadResult = { loadMs: loaded - t0, firstMs: performance.now() - t0, rssMiB: process.memoryUsage().rss / 2 ** 20 };
-  process.stdout.write(JSON.stringify(r) + "\n");
-  process.exit(0);
-}
-
-/** Median of `n` fresh-process loads (after one unmeasured load that warms the page cache). */
-function measureLoad(engine: string, path: string, threads: number, n = 3): LoadResult {
-  const once = (): LoadResult => {
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), "--load-child", engine, path, String(threads)], {
-      encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20,
-    });
-    return JSON.parse(out.trim().split("\n").pop()!) as LoadResult;
-  };
-  once();
-  const rs = Array.from({ length: n }, once);
-  return { loadMs: median(rs.map((r) => r.loadMs)), firstMs: median(rs.map((r) => r.firstMs)), rssMiB: median(rs.map((r) => r.rssMiB)) };
-}
-
 function ensureGguf(dir: string, p: Precision): string {
   const path = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
   if (existsSync(path)) return path;
@@ -208,10 +167,7 @@ async function main(): Promise<void> {
     },
     allowPositionals: true,
   });
-  if (values["load-child"]) {
-    const [path, threadsArg] = process.argv.slice(process.argv.indexOf("--load-child") + 2);
-    return loadChild(values["load-child"], path, Number(threadsArg));
-  }
+  if (values["load-child"]) return loadChildMain();
   const m = machineInfo();
   const size = values.size ?? (values.quick ? "quick" : "full");
   const spec: SyntheticSpec | undefined = ({ full: BENCH_SPEC, medium: MEDIUM_SPEC, quick: QUICK_SPEC } as Record<string, SyntheticSpec>)[size];
@@ -261,7 +217,8 @@ async function main(): Promise<void> {
     await ours?.close();
     if (isGguf(p) && !values["skip-load"] && !values["skip-llama"] && !values["skip-ours"]) {
       const path = ensureGguf(dir, p);
-      const lo = measureLoad("ours", path, threads), ll = measureLoad("llama", path, threads);
+      const script = fileURLToPath(import.meta.url);
+      const lo = measureLoad(script, "ours", path, threads), ll = measureLoad(script, "llama", path, threads);
       r.load = { ours: lo, llama: ll, fileMiB: statSync(path).size / 2 ** 20 };
       log(`  ${p} load → first token: ours ${lo.firstMs.toFixed(0)} ms (RSS ${lo.rssMiB.toFixed(0)} MiB), llama.cpp ${ll.firstMs.toFixed(0)} ms (RSS ${ll.rssMiB.toFixed(0)} MiB)`);
     }
