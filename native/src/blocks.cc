@@ -96,11 +96,13 @@ bool legacy_supports(Fmt f) {
   return f == Fmt::Q4_0 || f == Fmt::Q4_1 || f == Fmt::Q5_0 || f == Fmt::Q5_1 || f == Fmt::Q8_0;
 }
 
-static int64_t legacy_nbp(int64_t cols) { return (cols / 32 + 1) / 2 * 2; }
+// Padded to 16 blocks: the VNNI kernel gathers the weight scales of 16 blocks at a time and reads the
+// activations of all 16 (zeros past the end).
+static int64_t legacy_nbp(int64_t cols) { return (cols / 32 + 15) / 16 * 16; }
 
 int64_t legacy_act_bytes(int64_t cols) {
   const int64_t nbp = legacy_nbp(cols);
-  return round64(nbp * 32) + 3 * round64(4 * nbp) + 2 * round64(32 * nbp);
+  return nbp * 32 + 2 * round64(4 * nbp) + nbp * 16;
 }
 
 LegacyAct legacy_act(void* base, int64_t cols) {
@@ -108,15 +110,11 @@ LegacyAct legacy_act(void* base, int64_t cols) {
   char* p = static_cast<char*>(base);
   LegacyAct a;
   a.q = reinterpret_cast<int8_t*>(p);
-  p += round64(nbp * 32);
+  p += nbp * 32;
   a.d = reinterpret_cast<float*>(p);
   p += round64(4 * nbp);
   a.sd = reinterpret_cast<float*>(p);
   p += round64(4 * nbp);
-  a.s = reinterpret_cast<int32_t*>(p);
-  p += round64(4 * nbp);
-  a.ls = reinterpret_cast<int32_t*>(p);
-  p += round64(32 * nbp);
   a.dl = reinterpret_cast<float*>(p);
   return a;
 }
@@ -125,32 +123,24 @@ LegacyAct legacy_act(void* base, int64_t cols) {
 static void quantize_scalar(const float* x, int64_t cols, const LegacyAct& a) {
   const int64_t nb = cols / 32, nbp = legacy_nbp(cols);
   for (int64_t b = 0; b < nbp; b++) {
-    int8_t* q = a.q + 32 * b;
     if (b >= nb) {  // padding block: contributes nothing
-      std::memset(q, 0, 32);
+      for (int i = 0; i < 32; i++) a.q[legacy_q_index(b, i)] = 0;
       a.d[b] = a.sd[b] = 0.f;
-      a.s[b] = 0;
-      for (int l = 0; l < 8; l++) a.ls[8 * b + l] = 0, a.dl[8 * b + l] = 0.f;
+      for (int l = 0; l < 4; l++) a.dl[4 * b + l] = 0.f;
       continue;
     }
     const float* xb = x + 32 * b;
     float amax = 0;
     for (int i = 0; i < 32; i++) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+    const float d = amax / 127.f, id = amax >= 1e-30f ? 127.f / amax : 0.f;  // (below: 127 / amax could overflow)
     int32_t s = 0;
-    for (int l = 0; l < 8; l++) {
-      int32_t ls = 0;
-      for (int i = 0; i < 4; i++) {
-        const int v = static_cast<int>(std::nearbyint(xb[4 * l + i] * id));
-        q[4 * l + i] = static_cast<int8_t>(v);
-        ls += v;
-      }
-      a.ls[8 * b + l] = ls;
-      a.dl[8 * b + l] = d;
-      s += ls;
+    for (int i = 0; i < 32; i++) {
+      const int v = static_cast<int>(std::nearbyint(xb[i] * id));
+      a.q[legacy_q_index(b, i)] = static_cast<int8_t>(v);
+      s += v;
     }
+    for (int l = 0; l < 4; l++) a.dl[4 * b + l] = d;
     a.d[b] = d;
-    a.s[b] = s;
     a.sd[b] = d * static_cast<float>(s);
   }
 }
@@ -205,7 +195,7 @@ void rows_scalar(const WView& w, const void* qact, float* y, int64_t ldy, int64_
         int v[32];
         block_ints<F>(p, v);
         int32_t is = 0;
-        for (int j = 0; j < 32; j++) is += v[j] * a.q[32 * b + j];
+        for (int j = 0; j < 32; j++) is += v[j] * a.q[legacy_q_index(b, j)];
         acc += static_cast<float>(is) * (h16(p) * a.d[b]);
         if (kMin) acc += h16(p + 2) * a.sd[b];
       }

@@ -41,20 +41,21 @@ bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa
 
 // --- Legacy types q4_0, q4_1, q5_0, q5_1, q8_0 (blocks.cc, blocks_avx2.cc, blocks_vnni.cc) ---
 // Activations Q8_0-style per block of 32: d = amax / 127, q = round-to-nearest-even(x · (127 / amax)) (both in
-// f32). Per token, 64-byte aligned arrays over nbp = (cols / 32 rounded up to even) blocks, zero padded:
-//   q  int8[nbp · 32]  the values in column order
+// f32; a block with amax < 1e-30, where 127 / amax could overflow, quantizes to zeros). Per token, 64-byte aligned arrays over nbp = (cols / 32 rounded up to 16) blocks, zero padded:
+//   q  int8[nbp · 32]  per 4 blocks b0 … b3 (128 bytes): [b0 0-15 | b1 0-15 | b2 0-15 | b3 0-15] then the same
+//                      for values 16-31 — the order of a block's low nibbles (values 0-15) and high nibbles
+//                      (16-31), so 128-bit lane k of a register holds block k's qs unpacked with no lane shuffle
 //   d  f32[nbp]        block scales
-//   sd f32[nbp]        d · Σ q of the block (the min term of q4_1 / q5_1: m · sd)
-//   s  int32[nbp]      Σ q of the block
-//   ls int32[nbp · 8]  per 4 consecutive values Σ q: a vpdpbusd / vpmaddwd dword lane's share of the offset
-//   dl f32[nbp · 8]    d per dword lane (AVX-512: two blocks in one register)
+//   sd f32[nbp]        d · Σ q of the block: the weights' unsigned shift (q4_0: 8, q5_0: 16, q8_0: 128) or min
+//                      (q4_1 / q5_1: m) times it is the block's second term, taken in f32
+//   dl f32[nbp · 4]    d per dword lane of that order (block b's d at 4b … 4b+3)
 struct LegacyAct {
   int8_t* q;
-  float *d, *sd;
-  int32_t *s, *ls;
-  float* dl;
+  float *d, *sd, *dl;
 };
 LegacyAct legacy_act(void* base, int64_t cols);
+// Where value i (0 … 31) of block b sits in LegacyAct::q.
+inline int64_t legacy_q_index(int64_t b, int i) { return (b >> 2) * 128 + (i >> 4) * 64 + (b & 3) * 16 + (i & 15); }
 bool legacy_supports(Fmt f);
 int64_t legacy_act_bytes(int64_t cols);
 void legacy_quantize(const float* x, int64_t cols, void* qact, BlockIsa isa);

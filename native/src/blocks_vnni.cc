@@ -1,133 +1,255 @@
-// Legacy block kernels (q4_0, q4_1, q5_0, q5_1, q8_0) on AVX-512 VNNI: two 32-value blocks per 512-bit
-// register. The weights are made unsigned (nibble, 5-bit value, or int8 ^ 0x80 = w + 128) so one vpdpbusd
-// multiplies them by the signed int8 activations; the shift is taken back by starting each dword lane's sum at
-// −shift · (Σ of the lane's 4 activations), precomputed by the quantizer (LegacyAct::ls). One convert + FMA per
-// two blocks then applies d_w · d_x per lane. q4_1 / q5_1 keep the nibble unsigned and add m · d_x · Σ q.
+// Legacy block kernels (q4_0, q4_1, q5_0, q5_1, q8_0) on AVX-512 VNNI, four 32-value blocks per step.
+//
+// A block's qs byte j holds value j in its low nibble and value 16 + j in its high one, so with block k of a
+// step in 128-bit lane k, one AND gives values 0-15 of all four blocks and a shift + AND values 16-31, already in
+// the activations' order (LegacyAct::q): no lane shuffle. Building that register from the 18-24-byte blocks is
+// one word permute of a load at block 0's qs (blocks 0-2 lie in it) merged into a load whose lane 3 is block 3's
+// qs. The weights stay unsigned (nibble, 5-bit value, or int8 ^ 0x80 = w + 128) for vpdpbusd; the shift (8, 16,
+// 128) and q4_1 / q5_1's min are the block's second term, m · d_x · Σ q (LegacyAct::sd), added in f32 per 16
+// blocks.
+//
+// Scales: per 16 blocks, one masked word permute per step gathers the f16 d (and m) of its four blocks into one
+// register, then a single vcvtph2ps gives 16 f32 scales; a step's dword lanes take theirs with one vpermps.
 #include "blocks.h"
 #if XV_X86
 #include <immintrin.h>
 
 #include <cstring>
 
-#define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi2")))
 #define INL inline __attribute__((always_inline))
 
 namespace xv {
 namespace {
 
-// Per type: block bytes, where qs starts, log2 of the unsigned shift (0: none, the type has a min instead).
+// Per type: block bytes B, where qs starts (o), where qh starts (h, q5 only), whether m (at byte 2) is a min,
+// and otherwise the unsigned shift S the weights carry (the second term is −S · d · d_x · Σ q).
 template <Fmt F>
 struct Lay;
-template <> struct Lay<Fmt::Q4_0> { static constexpr int B = 18, qs = 2, shift = 3; static constexpr bool five = false, min = false; };
-template <> struct Lay<Fmt::Q4_1> { static constexpr int B = 20, qs = 4, shift = 0; static constexpr bool five = false, min = true; };
-template <> struct Lay<Fmt::Q5_0> { static constexpr int B = 22, qs = 6, shift = 4; static constexpr bool five = true, min = false; };
-template <> struct Lay<Fmt::Q5_1> { static constexpr int B = 24, qs = 8, shift = 0; static constexpr bool five = true, min = true; };
-template <> struct Lay<Fmt::Q8_0> { static constexpr int B = 34, qs = 2, shift = 7; static constexpr bool five = false, min = false; };
+template <> struct Lay<Fmt::Q4_0> { static constexpr int B = 18, o = 2, h = 0, S = 8; static constexpr bool five = false, min = false; };
+template <> struct Lay<Fmt::Q4_1> { static constexpr int B = 20, o = 4, h = 0, S = 0; static constexpr bool five = false, min = true; };
+template <> struct Lay<Fmt::Q5_0> { static constexpr int B = 22, o = 6, h = 2, S = 16; static constexpr bool five = true, min = false; };
+template <> struct Lay<Fmt::Q5_1> { static constexpr int B = 24, o = 8, h = 4, S = 0; static constexpr bool five = true, min = true; };
+template <> struct Lay<Fmt::Q8_0> { static constexpr int B = 34, o = 2, h = 0, S = 128; static constexpr bool five = false, min = false; };
 
-INL uint32_t le32(const uint8_t* p) {
+INL uint64_t le32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
 }
-INL uint32_t le16(const uint8_t* p) { return static_cast<uint32_t>(p[0] | (p[1] << 8)); }
 
-// Blocks at p and p + B as 64 unsigned bytes in column order [block 0: 0 … 31 | block 1: 0 … 31]; without a
-// second block (odd block count) its half is zero (its activations are zero too).
+// Where unpack4's first load starts in a step: q4_0 / q4_1 reuse the load at the step's start that gathers the
+// scales (blocks 0-2's qs lie in its 64 bytes); q5's third block reaches past it.
 template <Fmt F>
-TVNNI INL __m512i unpack2(const uint8_t* p, bool two) {
+constexpr int qs_at() {
+  return Lay<F>::five ? Lay<F>::o : 0;
+}
+
+// Permute indices, built once per call. Word w < 16 of the scale register is the d of block w of a 16-block
+// group (step w / 4, block w % 4 of the step); word 16 + w its m (min types).
+struct Idx {
+  __m512i qs;      // words of lane k < 3 ← block k's qs in a load at block 0's qs
+  __m512i dA, dB;  // d (and m) words ← a load at the step's start (dA) and, where block 3 (q5) or blocks 2-3
+                   // (q8_0) lie past its 64 bytes, a second load (dB)
+  __mmask32 mA, mB;  // which words of step 0 come from dA / dB (step j: shifted by 4j)
+  __m512i lane[4];   // step j: dword lane 4k + i ← scale 4j + k
+  __m512i q8lo, q8hi;  // q8_0: qwords of [b0 | b1], [b2 | b3] → values 0-15 / 16-31 of b0 … b3 in lane order
+};
+
+template <Fmt F>
+TVNNI Idx make_idx() {
+  using L = Lay<F>;
+  Idx x;
+  alignas(64) int16_t qs[32] = {}, dA[32] = {}, dB[32] = {};
+  x.mA = x.mB = 0;
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < 8; i++) qs[8 * k + i] = static_cast<int16_t>((k * L::B + L::o - qs_at<F>()) / 2 + i);
+  for (int w = 0; w < 16; w++) {
+    const int k = w % 4;
+    int a = -1, b = -1;  // word of block k's d in load A (at the step) / load B
+    if (F == Fmt::Q8_0) {
+      if (k < 2) a = k * L::B / 2;
+      else b = (k * L::B - 64) / 2;
+    } else if (L::five && k == 3) {
+      b = (48 - L::o) / 2;  // load B is the one at block 3's qs less 48 bytes
+    } else {
+      a = k * L::B / 2;
+    }
+    if (a >= 0) dA[w] = static_cast<int16_t>(a), dA[w + 16] = static_cast<int16_t>(a + 1);
+    if (b >= 0) dB[w] = static_cast<int16_t>(b), dB[w + 16] = static_cast<int16_t>(b + 1);
+    if (w < 4) {
+      const __mmask32 bit = (1u << w) | (L::min ? 1u << (16 + w) : 0u);
+      if (a >= 0) x.mA |= bit;
+      else x.mB |= bit;
+    }
+  }
+  x.qs = _mm512_load_si512(qs);
+  x.dA = _mm512_load_si512(dA);
+  x.dB = _mm512_load_si512(dB);
+  for (int j = 0; j < 4; j++) {
+    alignas(64) int32_t l[16];
+    for (int i = 0; i < 16; i++) l[i] = 4 * j + i / 4;
+    x.lane[j] = _mm512_load_si512(l);
+  }
+  x.q8lo = _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
+  x.q8hi = _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15);
+  return x;
+}
+
+INL const __m512i* ld(const void* p) { return static_cast<const __m512i*>(p); }
+
+// The f16 d of 16 blocks starting at g (four steps of four) as f32, and m (min types; else d again: the
+// second term −S · d · sd is summed as d · sd and scaled by −S once, exactly, S being a power of two).
+template <Fmt F>
+TVNNI INL void scales16(const uint8_t* g, const Idx& ix, __m512& d, __m512& m) {
+  using L = Lay<F>;
+  __m512i x = _mm512_setzero_si512();
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) {
+    const uint8_t* p = g + 4 * j * L::B;
+    const __mmask32 a = ix.mA << (4 * j), b = ix.mB << (4 * j);
+    x = _mm512_mask_permutexvar_epi16(x, a, ix.dA, _mm512_loadu_si512(ld(p)));
+    if constexpr (F == Fmt::Q8_0) x = _mm512_mask_permutexvar_epi16(x, b, ix.dB, _mm512_loadu_si512(ld(p + 64)));
+    else if constexpr (L::five) x = _mm512_mask_permutexvar_epi16(x, b, ix.dB, _mm512_loadu_si512(ld(p + L::o + 3 * L::B - 48)));
+  }
+  d = _mm512_cvtph_ps(_mm512_castsi512_si256(x));
+  if constexpr (L::min) m = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(x, 1));
+  else m = d;
+}
+
+// Step at p (four blocks): the unsigned weight values 0-15 (lo) and 16-31 (hi) of each block in lane order.
+template <Fmt F>
+TVNNI INL void unpack4(const uint8_t* p, const Idx& ix, __m512i& lo, __m512i& hi) {
   using L = Lay<F>;
   if constexpr (F == Fmt::Q8_0) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
-    const __m256i b = two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + L::B + 2)) : _mm256_setzero_si256();
-    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), _mm512_set1_epi8(static_cast<char>(0x80)));
+    const __m512i z01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2))),
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 + L::B)), 1);
+    const __m512i z23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 + 2 * L::B))),
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 + 3 * L::B)), 1);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    lo = _mm512_xor_si512(_mm512_permutex2var_epi64(z01, ix.q8lo, z23), flip);
+    hi = _mm512_xor_si512(_mm512_permutex2var_epi64(z01, ix.q8hi, z23), flip);
+  } else {
+    // lane 3 of the second load is block 3's qs; words of lanes 0-2 come from the first
+    const __m512i a = _mm512_loadu_si512(ld(p + qs_at<F>())), b = _mm512_loadu_si512(ld(p + L::o + 3 * L::B - 48));
+    const __m512i qs = _mm512_mask_permutexvar_epi16(b, 0x00ffffff, ix.qs, a);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    lo = _mm512_and_si512(qs, m4);
+    hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), m4);
+    if constexpr (L::five) {  // bit i of block k's qh is value i's fifth bit: byte 16k + i of lo (i < 16) or hi
+      const uint64_t a01 = le32(p + L::h) | le32(p + L::B + L::h) << 32;
+      const uint64_t a23 = le32(p + 2 * L::B + L::h) | le32(p + 3 * L::B + L::h) << 32;
+      constexpr uint64_t kLo = 0x0000ffff0000ffffULL, kHi = ~kLo;
+      const __mmask64 mlo = _pext_u64(a01, kLo) | _pext_u64(a23, kLo) << 32;
+      const __mmask64 mhi = _pext_u64(a01, kHi) | _pext_u64(a23, kHi) << 32;
+      const __m512i b4 = _mm512_set1_epi8(0x10);
+      lo = _mm512_mask_add_epi8(lo, mlo, lo, b4);  // bit 4 is clear: + 16 sets it
+      hi = _mm512_mask_add_epi8(hi, mhi, hi, b4);
+    }
   }
-  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + L::qs));
-  const __m128i b = two ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + L::B + L::qs)) : _mm_setzero_si128();
-  const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-  // [lo0 lo1 hi0 hi1] in 128-bit lanes → [lo0 hi0 lo1 hi1]: each block's columns 0-15 then 16-31
-  __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-  z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-  if constexpr (L::five) {  // bit j of qh is column j's fifth bit: one mask bit per byte of z
-    const uint64_t qh = le32(p + L::qs - 4) | (two ? static_cast<uint64_t>(le32(p + L::B + L::qs - 4)) << 32 : 0);
-    z = _mm512_or_si512(z, _mm512_maskz_mov_epi8(qh, _mm512_set1_epi8(0x10)));
-  }
-  return z;
 }
 
-// f16 fields at p + o and p + B + o as [f0 × 8 | f1 × 8] (and the pair as the low half of an __m128).
-template <Fmt F>
-TVNNI INL __m128 halves2(const uint8_t* p, int o, bool two) {
-  const uint32_t h = le16(p + o) | (two ? le16(p + Lay<F>::B + o) << 16 : 0);
-  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h)));
-}
-
+// R rows × TT tokens over one group of 16 blocks. g[i]: row i's group start; ga: the group's index (16 blocks).
+// T = 1 folds d_x into the 16 gathered scales once per group; more tokens scale each step's lanes by d_w
+// (shared) and d_x (per token, LegacyAct::dl).
 template <Fmt F, int R, int TT>
-TVNNI void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t ldy, int64_t r, int64_t t0) {
+TVNNI INL void group16(const uint8_t* const* g, int64_t ga, const Idx& ix, const LegacyAct* a, __m512 (*acc)[TT],
+                       __m512* acc2, __m512 (*mc)[TT]) {
   using L = Lay<F>;
-  const int64_t nb = w.cols / 32, rb = nb * L::B;
-  const uint8_t* base = static_cast<const uint8_t*>(w.data) + r * rb;
-  const __m512i pairIdx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  LegacyAct a[TT];
-  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qact) + (t0 + t) * per, w.cols);
-  __m512 acc[R][TT];
-  __m128 macc[R][TT];
+  __m512 d[R], m[R];
 #pragma GCC unroll 4
-  for (int i = 0; i < R; i++)
+  for (int i = 0; i < R; i++) {
+    scales16<F>(g[i], ix, d[i], m[i]);
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) mc[i][t] = _mm512_fmadd_ps(m[i], _mm512_load_ps(a[t].sd + 16 * ga), mc[i][t]);
+  }
+  __m512 s[TT == 1 ? R : 1];
+  if constexpr (TT == 1)
 #pragma GCC unroll 4
-    for (int t = 0; t < TT; t++) acc[i][t] = _mm512_setzero_ps(), macc[i][t] = _mm_setzero_ps();
-  for (int64_t b = 0; b < nb; b += 2) {
-    const bool two = b + 1 < nb;
-    __m512i wu[R];
-    __m512 sw[R];
-    __m128 mw[R] = {};
+    for (int i = 0; i < R; i++) s[i] = _mm512_mul_ps(d[i], _mm512_load_ps(a[0].d + 16 * ga));
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) {
+    __m512i lo[R], hi[R];
+    __m512 dw[R];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
-      const uint8_t* p = base + i * rb + b * L::B;
-      _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
-      wu[i] = unpack2<F>(p, two);
-      sw[i] = _mm512_permutexvar_ps(pairIdx, _mm512_castps128_ps512(halves2<F>(p, 0, two)));
-      if constexpr (L::min) mw[i] = halves2<F>(p, 2, two);
+      unpack4<F>(g[i] + 4 * j * L::B, ix, lo[i], hi[i]);
+      if constexpr (TT > 1) dw[i] = _mm512_permutexvar_ps(ix.lane[j], d[i]);
     }
-#pragma GCC unroll 4
+    const int64_t q = (4 * ga + j) * 128;
+#pragma GCC unroll 8
     for (int t = 0; t < TT; t++) {
-      const __m512i xq = _mm512_load_si512(a[t].q + 32 * b);
-      const __m512 dl = _mm512_load_ps(a[t].dl + 8 * b);
-      const __m512i start = L::shift ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_load_si512(a[t].ls + 8 * b), L::shift))
-                                     : _mm512_setzero_si512();
-      __m128 sd = _mm_setzero_ps();
-      if constexpr (L::min) sd = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a[t].sd + b)));
+      const __m512i xl = _mm512_load_si512(ld(a[t].q + q)), xh = _mm512_load_si512(ld(a[t].q + q + 64));
 #pragma GCC unroll 4
       for (int i = 0; i < R; i++) {
-        const __m512i is = _mm512_dpbusd_epi32(start, wu[i], xq);
-        acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(sw[i], dl), acc[i][t]);
-        if constexpr (L::min) macc[i][t] = _mm_fmadd_ps(mw[i], sd, macc[i][t]);
+        const __m512i is = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[i], xl), hi[i], xh);
+        if constexpr (TT == 1) {
+          __m512& c = j & 1 ? acc2[i] : acc[i][t];
+          c = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_permutexvar_ps(ix.lane[j], s[i]), c);
+        } else {
+          const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(is), _mm512_load_ps(a[t].dl + (4 * ga + j) * 16));
+          acc[i][t] = _mm512_fmadd_ps(f, dw[i], acc[i][t]);
+        }
       }
     }
   }
+}
+
+template <Fmt F, int R, int TT>
+TVNNI void tile(const WView& w, const Idx& ix, const char* qact, int64_t per, float* y, int64_t ldy, int64_t r, int64_t t0) {
+  using L = Lay<F>;
+  const int64_t nb = w.cols / 32, rb = nb * L::B, full = nb / 16, rest = nb % 16;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data) + r * rb;
+  LegacyAct a[TT];
+  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qact) + (t0 + t) * per, w.cols);
+  // acc: the integer dots × d_w · d_x (decode: odd steps in acc2, halving the FMA chain); mc: m · sd
+  __m512 acc[R][TT], acc2[R], mc[R][TT];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++) {
+    acc2[i] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) acc[i][t] = mc[i][t] = _mm512_setzero_ps();
+  }
+  const uint8_t* g[R];
+  for (int64_t ga = 0; ga < full; ga++) {
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) g[i] = base + i * rb + ga * 16 * L::B;
+    group16<F, R, TT>(g, ga, ix, a, acc, acc2, mc);
+  }
+  if (rest) {
+    // The last blocks, zero padded to 16 (d = m = 0; their activations are zero too), so the loads of a full
+    // group stay inside the buffer.
+    alignas(64) uint8_t tail[R][16 * L::B];
+    for (int i = 0; i < R; i++) {
+      std::memcpy(tail[i], base + i * rb + full * 16 * L::B, rest * L::B);
+      std::memset(tail[i] + rest * L::B, 0, (16 - rest) * L::B);
+      g[i] = tail[i];
+    }
+    group16<F, R, TT>(g, full, ix, a, acc, acc2, mc);
+  }
 #pragma GCC unroll 4
   for (int i = 0; i < R; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < TT; t++) {
-      float v = _mm512_reduce_add_ps(acc[i][t]);
-      if constexpr (L::min) v += _mm_cvtss_f32(macc[i][t]) + _mm_cvtss_f32(_mm_movehdup_ps(macc[i][t]));
-      y[(t0 + t) * ldy + r + i] = v;
+      const __m512 v = TT == 1 ? _mm512_add_ps(acc[i][t], acc2[i]) : acc[i][t];
+      const float k = L::min ? 1.f : -static_cast<float>(L::S);
+      y[(t0 + t) * ldy + r + i] = _mm512_reduce_add_ps(_mm512_fmadd_ps(mc[i][t], _mm512_set1_ps(k), v));
     }
 }
 
 template <Fmt F, int R>
-TVNNI void tile_t(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t r, int64_t t, int tt) {
+TVNNI void tile_t(const WView& w, const Idx& ix, const char* qa, int64_t per, float* y, int64_t ldy, int64_t r, int64_t t,
+                  int tt) {
   switch (tt) {
-    case 4: return tile<F, R, 4>(w, qa, per, y, ldy, r, t);
-    case 3: return tile<F, R, 3>(w, qa, per, y, ldy, r, t);
-    case 2: return tile<F, R, 2>(w, qa, per, y, ldy, r, t);
-    default: return tile<F, R, 1>(w, qa, per, y, ldy, r, t);
+    case 4: return tile<F, R, 4>(w, ix, qa, per, y, ldy, r, t);
+    case 3: return tile<F, R, 3>(w, ix, qa, per, y, ldy, r, t);
+    case 2: return tile<F, R, 2>(w, ix, qa, per, y, ldy, r, t);
+    default: return tile<F, R, 1>(w, ix, qa, per, y, ldy, r, t);
   }
 }
 
-// Token blocks of 32 keep their activations (~3.3 bytes per value) in L2 while a thread's rows pass; decode is
-// one linear stream per row.
+// Token blocks of 32 keep their activations (~2.6 bytes per value) in L2 while a thread's rows pass; decode is
+// one linear stream through the weights.
 constexpr int64_t kTokenBlock = 32;
 constexpr int kR = 2, kTT = 4;
 
@@ -135,8 +257,9 @@ template <Fmt F>
 TVNNI void rows_vnni(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
   const char* qa = static_cast<const char*>(qact);
   const int64_t per = legacy_act_bytes(w.cols);
+  const Idx ix = make_idx<F>();
   if (T == 1) {
-    for (int64_t r = r0; r < r1; r++) tile<F, 1, 1>(w, qa, per, y, ldy, r, 0);
+    for (int64_t r = r0; r < r1; r++) tile<F, 1, 1>(w, ix, qa, per, y, ldy, r, 0);
     return;
   }
   for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
@@ -144,8 +267,8 @@ TVNNI void rows_vnni(const WView& w, const void* qact, float* y, int64_t ldy, in
     for (int64_t r = r0; r < r1; r += kR) {
       for (int64_t t = tb; t < te; t += kTT) {
         const int tt = static_cast<int>(te - t < kTT ? te - t : kTT);
-        if (r1 - r >= 2) tile_t<F, 2>(w, qa, per, y, ldy, r, t, tt);
-        else tile_t<F, 1>(w, qa, per, y, ldy, r, t, tt);
+        if (r1 - r >= 2) tile_t<F, 2>(w, ix, qa, per, y, ldy, r, t, tt);
+        else tile_t<F, 1>(w, ix, qa, per, y, ldy, r, t, tt);
       }
     }
   }
