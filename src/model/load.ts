@@ -79,14 +79,14 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   const mmap = opts.mmap !== false && !opts.quantize && !opts.adapter;
 
   let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
-  let ggufQ4: ProjectionHook | undefined, gptqHook: ProjectionHook | undefined;
+  let ggufBlocks: ProjectionHook | undefined, gptqHook: ProjectionHook | undefined;
   if (isFile && isGgufPath(path)) {
     const g = openGgufModel(path, { mmap, onProgress: opts.onProgress });
     config = parseConfig(g.config, path, opts.overrides);
     source = g.source;
     tokenizer = tokenizerFromGguf(g.metadata);
-    // Q4_0 projections run on the int4 kernels as q4_group(32), losslessly; other types are dequantized
-    if (!opts.quantize) ggufQ4 = ggufProjection(g);
+    // GGUF block types (Q4_0 … Q6_K) run as stored (gguf/weights.ts); F16 / BF16 / F32 take the float path
+    if (!opts.quantize) ggufBlocks = ggufProjection(g);
     generationConfig = parseGenerationConfig({}, config);
   } else if (isFile) {
     throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);
@@ -111,9 +111,9 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   try {
     const model = XverseModel.fromSource(config, source, {
       backend,
-      projection: firstOf(ggufQ4, gptqHook, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
+      projection: firstOf(ggufBlocks, gptqHook, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
       // a Q4_0 token_embd / output runs as stored (lm_head on the int4 kernels, embedding rows decoded per lookup)
-      stored: ggufQ4,
+      stored: ggufBlocks,
       kvType: opts.kvType, kvBlockSize: opts.kvBlockSize, ctxSize: opts.ctxSize, kvBudget: opts.kvBudget,
       onUnused: (names) => warn(`${names.length} tensor(s) in the checkpoint are not used by the model: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", …" : ""}`),
     });
