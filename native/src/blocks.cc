@@ -29,12 +29,6 @@ BlockType block_type(Fmt f) {
   }
 }
 
-// --- K-quant defaults, replaced by kquants.cc's strong definitions when it is linked in ---
-__attribute__((weak)) bool kquant_supports(Fmt) { return false; }
-__attribute__((weak)) int64_t kquant_act_bytes(int64_t) { return 0; }
-__attribute__((weak)) void kquant_quantize(const float*, int64_t, void*, BlockIsa) {}
-__attribute__((weak)) BlockRowsFn kquant_rows(Fmt, BlockIsa) { return nullptr; }
-
 namespace {
 
 // One family's three entry points, so the dispatch below is the same for all of them.

@@ -66,8 +66,8 @@ BlockRowsFn legacy_rows_vnni(Fmt f);
 void legacy_quantize_avx2(const float* x, int64_t cols, const LegacyAct& a);
 
 // --- K-quants (kquants.cc) ---
-// q2_k … q6_k. Until kquants.cc defines these, weak defaults in blocks.cc report "not supported" (the TS twin
-// runs them). Same contract as the legacy family: act_bytes per token (a multiple of 64), quantize one token.
+// q2_k … q6_k (kquants.cc; activations Q8_K-style per 256). Same contract as the legacy family: act_bytes per
+// token (a multiple of 64), quantize one token.
 bool kquant_supports(Fmt f);
 int64_t kquant_act_bytes(int64_t cols);
 void kquant_quantize(const float* x, int64_t cols, void* qact, BlockIsa isa);
