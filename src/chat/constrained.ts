@@ -2,12 +2,14 @@
  * Constrained decoding for XVERSE tool calls: a logits hook for generate() that, once `<|startofthink|>` is in
  * the output (or from the first token, when forced), lets through only tokens that keep the text a valid prefix
  * of "```JSON\n{"api_name":"<tool>","parameters":{…}}```<|endofthink|>" with the parameters meeting that tool's
- * schema (json-prefix.ts), then only eos. The vocabulary is decoded once per tokenizer into the text each token
+ * schema (json-prefix.ts), then only eos. The same machinery constrains a whole reply to one JSON document
+ * (constrainedJsonHook: response_format json_object / json_schema). The vocabulary is decoded once per tokenizer into the text each token
  * adds mid-sequence, and kept as a character trie, so one step walks only the branches the recognizer accepts.
  */
 import type { Tokenizer } from "../tokenizer/types.js";
 import { minCompletion } from "./json-budget.js";
-import { CallRecognizer, compileSchema, DEFAULT_LIMITS, type CallGrammar, type PrefixLimits } from "./json-prefix.js";
+import { CallRecognizer, compileSchema, DEFAULT_LIMITS, documentGrammar, type CallGrammar, type Node, type PrefixLimits } from "./json-prefix.js";
+import type { JsonSchema } from "./schema.js";
 import { normalizeTools, THINK_END, THINK_START, type ToolSpec } from "./tools.js";
 
 export const CALL_PREFIX = "```JSON\n{";
@@ -159,13 +161,36 @@ export function constrainedToolCallHook(tok: Tokenizer, tools: readonly ToolSpec
     ? (tools as ToolSpec[])
     : normalizeTools(tools);
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  const vocab = prepare(tok);
-  const eos = opts.eosTokenIds ?? (tok.eosId !== null ? [tok.eosId] : []);
   const grammar: CallGrammar = {
     prefix: (opts.force ? THINK_START : "") + CALL_PREFIX,
     suffix: CALL_SUFFIX,
     tools: new Map(specs.map((t) => [t.name, compileSchema(t.schema, limits)])),
   };
+  return grammarHook(tok, grammar, opts);
+}
+
+/**
+ * Bounds for a JSON reply (response_format): looser than a tool call's, since the reply is the point; the token
+ * budget (maxNewTokens) is what makes even a random model close the document in time.
+ */
+export const JSON_LIMITS: PrefixLimits = { maxStringLength: 512, maxItems: 64, maxFreeProperties: 16, maxDepth: 8, maxNumberDigits: 15 };
+
+/**
+ * A logitsHook that makes the whole reply one compact JSON document, then eos: with a schema, a value the schema
+ * accepts (schema-check.ts says which schemas are supported); with null, any JSON object (json_object mode).
+ * The same recognizer, vocabulary trie and budget as tool calls, on a grammar with no call wrapper.
+ */
+export function constrainedJsonHook(tok: Tokenizer, schema: JsonSchema | null, opts: Omit<ConstrainedHookOptions, "force"> = {}): ConstrainedHook {
+  const limits = { ...JSON_LIMITS, ...opts.limits };
+  const node: Node = schema ? compileSchema(schema, limits)
+    : { k: "obj", props: null, required: [], maxProps: limits.maxFreeProperties, free: { k: "any", maxLength: limits.maxStringLength, maxDigits: limits.maxNumberDigits } };
+  return grammarHook(tok, documentGrammar(node), { ...opts, force: true });
+}
+
+/** The hook over any grammar: forced grammars start at the first generated token, others at `<|startofthink|>`. */
+function grammarHook(tok: Tokenizer, grammar: CallGrammar, opts: ConstrainedHookOptions): ConstrainedHook {
+  const vocab = prepare(tok);
+  const eos = opts.eosTokenIds ?? (tok.eosId !== null ? [tok.eosId] : []);
 
   let seen = -1;
   let promptLength = 0;

@@ -9,8 +9,9 @@ export {
 } from "./tools.js";
 export { parseToolCall, parseCallBody, ToolCallStream, type ParsedReply, type ToolCall } from "./parse.js";
 export { validateValue, type JsonSchema } from "./schema.js";
-export { compileSchema, CallRecognizer, DEFAULT_LIMITS, type PrefixLimits } from "./json-prefix.js";
-export { constrainedToolCallHook, vocabPieces, type ConstrainedHook, type ConstrainedHookOptions } from "./constrained.js";
+export { compileSchema, CallRecognizer, DEFAULT_LIMITS, documentGrammar, resolveRef, type PrefixLimits } from "./json-prefix.js";
+export { schemaProblems } from "./schema-check.js";
+export { constrainedToolCallHook, constrainedJsonHook, JSON_LIMITS, vocabPieces, type ConstrainedHook, type ConstrainedHookOptions } from "./constrained.js";
 export { minCompletion } from "./json-budget.js";
 export { chat, chatStream, chatTurn, type ChatOptions, type ChatResult } from "./chat.js";
 export { loadChatContext, readMessagesFile, readToolsFile, parseMessages, writeJsonFile, parseNow, type ChatContext } from "./files.js";

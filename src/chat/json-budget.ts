@@ -5,6 +5,7 @@
  * random model wandering through optional fields can be cut off mid-JSON.
  */
 import type { CallRecognizer, Frame, Node, ObjNode } from "./json-prefix.js";
+import { minOf } from "../arrays.js";
 
 const memo = new WeakMap<Node, number>();
 const jlen = (s: string): number => JSON.stringify(s).length;
@@ -21,10 +22,10 @@ export function minValueLength(n: Node): number {
       v = 1;
       break;
     case "str":
-      v = n.enum ? Math.min(...n.enum.map(jlen)) : 2 + n.minLength;
+      v = n.enum ? minOf(n.enum.map(jlen)) : 2 + n.minLength;
       break;
     case "lits":
-      v = Math.min(...n.values.map((x) => x.length));
+      v = minOf(n.values.map((x) => x.length));
       break;
     case "obj":
       v = 1 + requiredCost(n, [], false);
@@ -33,7 +34,7 @@ export function minValueLength(n: Node): number {
       v = 2 + n.minItems * minValueLength(n.items) + Math.max(0, n.minItems - 1);
       break;
     case "union":
-      v = Math.min(...n.options.map(minValueLength));
+      v = minOf(n.options.map(minValueLength));
       break;
   }
   memo.set(n, v);
@@ -58,9 +59,9 @@ function requiredCost(n: ObjNode, used: readonly string[], hasEntries: boolean):
 
 function strRemaining(f: Extract<Frame, { t: "str" }>): number {
   const n = f.n;
-  if (!f.open) return n.enum ? Math.min(...n.enum.map(jlen)) : 2 + n.minLength;
+  if (!f.open) return n.enum ? minOf(n.enum.map(jlen)) : 2 + n.minLength;
   const esc = f.esc ? 1 : 0;
-  if (n.enum) return Math.min(...n.enum.filter((e) => e.startsWith(f.buf)).map((e) => e.length - f.buf.length)) + 1;
+  if (n.enum) return minOf(n.enum.filter((e) => e.startsWith(f.buf)).map((e) => e.length - f.buf.length)) + 1;
   return Math.max(0, n.minLength - f.len) + 1 + esc;
 }
 
@@ -75,7 +76,7 @@ function own(f: Frame, hasChild: boolean, r: CallRecognizer): number {
     case "num":
       return /^-?(0|[1-9]\d*)(\.\d+)?$/.test(f.s) ? 0 : 1;
     case "lits":
-      return Math.min(...f.values.filter((v) => v.startsWith(f.buf)).map((v) => v.length - f.buf.length));
+      return minOf(f.values.filter((v) => v.startsWith(f.buf)).map((v) => v.length - f.buf.length));
     case "obj": {
       const n = f.n;
       switch (f.ph) {
@@ -86,7 +87,7 @@ function own(f: Frame, hasChild: boolean, r: CallRecognizer): number {
         case "next": {
           if (n.required.some((k) => !f.used.includes(k))) return requiredCost(n, f.used, false);
           const keys = n.props ? [...n.props.keys()].filter((k) => !f.used.includes(k)) : ["a"];
-          return Math.min(...keys.map((k) => entryCost(n, k))) + 1;
+          return minOf(keys.map((k) => entryCost(n, k))) + 1;
         }
         case "colon":
           return 1 + minValueLength(valueNode(n, f.key)) + requiredCost(n, [...f.used, f.key], true);
@@ -115,7 +116,9 @@ function own(f: Frame, hasChild: boolean, r: CallRecognizer): number {
 /** What the call frame still needs after its active child (if any); `name` is the tool-name frame being written. */
 function callCost(f: Extract<Frame, { t: "call" }>, hasChild: boolean, r: CallRecognizer, name: Frame | null): number {
   const g = r.grammar;
-  const params = (t: string): number => minValueLength(g.tools.get(t)!);
+  const params = (t: string): number => minValueLength(g.value ?? g.tools.get(t)!);
+  // a document (no api_name): prefix, value, suffix — phase 0 is before any of it, 2 inside the prefix
+  if (g.value && f.ph <= 1) return g.prefix.length + params("") + g.suffix.length;
   switch (f.ph) {
     case 2:
       return (hasChild ? 0 : PARAMS_LIT) + params(f.tool) + g.suffix.length;

@@ -39,19 +39,31 @@ export type Node =
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Schema → recognizer node. Unknown or missing types become "any scalar" (string, number, boolean, null). */
-export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimits = DEFAULT_LIMITS, depth = 0): Node {
+/**
+ * Schema → recognizer node. Unknown or missing types become "any scalar" (string, number, boolean, null).
+ * `$ref`s ("#", "#/$defs/x", "#/definitions/x", any JSON pointer into the root) are resolved against `root`.
+ * A recursive schema is unrolled to `limits.maxDepth`; below that only the way out is kept (required
+ * properties only, arrays at their minItems), so the text still closes and still validates.
+ */
+export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimits = DEFAULT_LIMITS, depth = 0, root: JsonSchema | undefined = schema): Node {
   const any: Node = { k: "any", maxLength: limits.maxStringLength, maxDigits: Math.min(15, limits.maxNumberDigits) };
-  if (!isObj(schema) || depth > limits.maxDepth) return any;
+  // past the unrolling depth a schema that still requires itself has no finite instance: give up on it there
+  if (!isObj(schema) || depth > limits.maxDepth + 8) return any;
+  const deep = depth >= limits.maxDepth;
+  const sub = (s: unknown): Node => compileSchema(s as JsonSchema, limits, depth + 1, root);
+  if (typeof schema.$ref === "string") {
+    const target = resolveRef(root, schema.$ref);
+    return target ? compileSchema(target, limits, depth + 1, root) : any;
+  }
   const alts = (schema.anyOf ?? schema.oneOf) as JsonSchema[] | undefined;
-  if (Array.isArray(alts) && alts.length) return { k: "union", options: alts.map((s) => compileSchema(s, limits, depth + 1)) };
+  if (Array.isArray(alts) && alts.length) return { k: "union", options: alts.map(sub) };
   const values = Array.isArray(schema.enum) ? schema.enum : "const" in schema ? [schema.const] : null;
   if (values) {
     if (values.every((v) => typeof v === "string")) return { k: "str", enum: values as string[], maxLength: Infinity, minLength: 0 };
     return { k: "lits", values: values.map((v) => JSON.stringify(v)) };
   }
   const types = Array.isArray(schema.type) ? (schema.type as string[]) : typeof schema.type === "string" ? [schema.type] : [];
-  if (types.length > 1) return { k: "union", options: types.map((t) => compileSchema({ ...schema, type: t }, limits, depth)) };
+  if (types.length > 1) return { k: "union", options: types.map((t) => compileSchema({ ...schema, type: t }, limits, depth, root)) };
   const t = types[0] ?? (isObj(schema.properties) ? "object" : isObj(schema.items) ? "array" : undefined);
   switch (t) {
     case "string": {
@@ -66,20 +78,41 @@ export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimi
     case "null":
       return { k: "lits", values: ["null"] };
     case "object": {
-      const props = isObj(schema.properties)
-        ? new Map(Object.entries(schema.properties).map(([k, s]) => [k, compileSchema(s as JsonSchema, limits, depth + 1)]))
-        : null;
-      const required = Array.isArray(schema.required) ? (schema.required as string[]).filter((r) => !props || props.has(r)) : [];
-      return { k: "obj", props, required, maxProps: limits.maxFreeProperties, free: any };
+      const listed = Array.isArray(schema.required) ? (schema.required as string[]) : [];
+      let props: Map<string, Node> | null = null;
+      if (isObj(schema.properties)) {
+        const entries = Object.entries(schema.properties).filter(([k]) => !deep || listed.includes(k));
+        props = new Map(entries.map(([k, s]) => [k, sub(s)]));
+      } else if (schema.additionalProperties === false || deep) {
+        props = new Map(); // no keys may be written: {}
+      }
+      const required = listed.filter((r) => !props || props.has(r));
+      const free = isObj(schema.additionalProperties) ? sub(schema.additionalProperties) : any;
+      return { k: "obj", props, required, maxProps: limits.maxFreeProperties, free };
     }
     case "array": {
       const minItems = typeof schema.minItems === "number" ? schema.minItems : 0;
-      const maxItems = Math.max(minItems, Math.min(typeof schema.maxItems === "number" ? schema.maxItems : limits.maxItems, limits.maxItems));
-      return { k: "arr", items: compileSchema(schema.items as JsonSchema, limits, depth + 1), minItems, maxItems };
+      const cap = deep ? 0 : Math.min(typeof schema.maxItems === "number" ? schema.maxItems : limits.maxItems, limits.maxItems);
+      return { k: "arr", items: sub(schema.items), minItems, maxItems: Math.max(minItems, cap) };
     }
     default:
       return any;
   }
+}
+
+/** A local `$ref` ("#", "#/$defs/a", "#/definitions/a~1b") → the schema it names, or null. */
+export function resolveRef(root: JsonSchema | undefined, ref: string): JsonSchema | null {
+  if (!ref.startsWith("#")) return null;
+  let at: unknown = root;
+  const path = ref.slice(1);
+  if (path === "") return isObj(at) ? at : null;
+  if (!path.startsWith("/")) return null;
+  for (const raw of path.slice(1).split("/")) {
+    const key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+    if (!isObj(at) && !Array.isArray(at)) return null;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return isObj(at) ? at : null;
 }
 
 /** One open construct on the recognizer's stack (exported for json-budget.ts, which prices what is left). */
@@ -107,6 +140,16 @@ export interface CallGrammar {
   suffix: string;
   /** Tool name → compiled parameters node. */
   tools: Map<string, Node>;
+  /**
+   * A JSON document instead of a call (response_format): the text is prefix + one value of this node + suffix,
+   * with no api_name / parameters wrapper; `tools` is then unused.
+   */
+  value?: Node;
+}
+
+/** The grammar for a JSON reply of `node` (response_format json_object / json_schema): nothing around it. */
+export function documentGrammar(node: Node): CallGrammar {
+  return { prefix: "", suffix: "", tools: new Map(), value: node };
 }
 
 export class CallRecognizer {
@@ -123,7 +166,7 @@ export class CallRecognizer {
   /** True once the suffix has been matched: nothing more may follow. */
   get complete(): boolean {
     const f = this.stack[0];
-    return this.stack.length === 1 && f.t === "call" && f.ph === 5;
+    return this.stack.length === 1 && f.t === "call" && (f.ph === 5 || (f.ph === 4 && this.grammar.suffix === ""));
   }
 
   /** The open constructs, outermost first (read-only view). */
@@ -362,6 +405,23 @@ export class CallRecognizer {
 
   private stepCall(f: Extract<Frame, { t: "call" }>, _ch: string): R {
     const g = this.grammar;
+    if (g.value) {
+      // a document: phases 2 (prefix) → 3 (the value) → 4 (suffix) → 5, the empty parts skipped
+      if (f.ph === 0) {
+        f.ph = g.prefix ? 2 : 3;
+        if (g.prefix) this.push({ t: "lit", s: g.prefix, i: 0 });
+        return R.Restep;
+      }
+      if (f.ph === 3) {
+        this.push({ t: "val", n: g.value });
+        return R.Restep;
+      }
+      if (f.ph === 4 && g.suffix) {
+        this.push({ t: "lit", s: g.suffix, i: 0 });
+        return R.Restep;
+      }
+      return R.Reject;
+    }
     switch (f.ph) {
       case 0:
         this.push({ t: "lit", s: `${g.prefix}"api_name":`, i: 0 });
