@@ -46,7 +46,7 @@ export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Floa
       const o = t * cols + b;
       let amax = 0;
       for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[o + i]));
-      const d = fr(amax / 127), id = amax > 0 ? fr(127 / amax) : 0;
+      const d = fr(amax / 127), id = amax >= 1e-30 ? fr(127 / amax) : 0;
       for (let i = 0; i < 32; i++) out[o + i] = fr(rint(fr(x[o + i] * id)) * d);
     }
   }
@@ -82,7 +82,12 @@ function errVsMagnitude(got: Float32Array, ref: Float32Array, w: Weight, type: n
   return Number.isNaN(md) ? Infinity : md / mag;
 }
 
-const SHAPES: [number, number][] = [[1, 32], [7, 64], [33, 96], [5, 160], [64, 512], [13, 4096]];
+// Column counts cover the VNNI kernel's paths: a lone partial 4-block step (32, 64, 96), whole steps + a partial
+// one (160), whole 16-block groups (512, 4096), a group + whole steps + a partial step (736 = 23 blocks) and a
+// group + whole steps only (768 = 24 blocks).
+const SHAPES: [number, number][] = [[1, 32], [7, 64], [33, 96], [5, 160], [64, 512], [13, 4096], [3, 736], [6, 768]];
+// Token counts: decode (1), the small-T tiles (2 … 15, partial 4-token tiles) and prefill past a 32-token block.
+const TOKENS = [1, 2, 3, 5, 15, 17, 64];
 
 for (const [fmt, type] of LEGACY) {
   test(`blocks: ${fmt} TS twin = gguf dequantize + f32 dot`, () => {
@@ -105,7 +110,7 @@ for (const [fmt, type] of LEGACY) {
       nb!.setIsa(isa);
       for (const [rows, cols] of SHAPES) {
         const w = nb!.prepareWeight!(randBlockWeight(fmt, rows, cols, r));
-        for (const T of [1, 3, 17, 64]) {
+        for (const T of TOKENS) {
           if (rows * cols * T > 4e6) continue;
           const x = randArray(T * cols, r);
           const y = new Float32Array(T * rows).fill(NaN);
@@ -120,6 +125,33 @@ for (const [fmt, type] of LEGACY) {
     nb!.setIsa(isas[isas.length - 1]);
   });
 }
+
+test("blocks: edge activations — zeros, one huge value per block, a block of denormal-sized values", { skip }, () => {
+  const rows = 3, cols = 1024;
+  for (const [fmt, type] of LEGACY) {
+    const w = randBlockWeight(fmt, rows, cols, rng(5));
+    const W = dequantize(type, w.data as Uint8Array, rows * cols);
+    for (const isa of isas) {
+      nb!.setIsa(isa);
+      const pw = nb!.prepareWeight!(w);
+      const y = new Float32Array(rows).fill(NaN);
+      nb!.matmul(y, new Float32Array(cols), pw, 1);
+      assert.deepEqual(Array.from(y), [0, 0, 0], `${fmt} ${isa}: x = 0`);
+      // one non-zero value per block quantizes exactly (q = ±127, d = |x| / 127)
+      const x = new Float32Array(cols);
+      for (let b = 0; b < cols; b += 32) x[b + (b % 31)] = (b % 64 ? -1 : 1) * (1 + b);
+      nb!.matmul(y, x, pw, 1);
+      const ref = new Float32Array(rows);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) ref[r] += x[c] * W[r * cols + c];
+      assert.ok(normErr(y, ref) <= SAME_ACT_BOUND, `${fmt} ${isa}: sparse x ${normErr(y, ref)}`);
+      // 127 / amax overflows for amax < ~1e-37: such a block quantizes to zeros instead of NaN / garbage
+      x.fill(0).fill(1e-38, 0, 32);
+      nb!.matmul(y, x, pw, 1);
+      assert.deepEqual(Array.from(y), [0, 0, 0], `${fmt} ${isa}: tiny x`);
+    }
+  }
+  nb!.setIsa(isas[isas.length - 1]);
+});
 
 test("blocks: embedRow decodes one row of a block table (TS and native agree with dequantize)", () => {
   const r = rng(3);
