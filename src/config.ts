@@ -68,7 +68,7 @@ function num(raw: Json, key: string, where: string, opts: { int?: boolean; min?:
     throw new XverseError("bad_config", `${where}: field "${key}" is missing`);
   }
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new XverseError("bad_config", `${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
+    throw new XverseError("bad_config", `${where}: field "${key}" must be a ${typeof v === "number" ? "finite number (a value beyond ±1.8e308 reads as Infinity)" : "number"}, got ${typeof v === "number" ? v : JSON.stringify(v)}`);
   }
   if (opts.int && !Number.isInteger(v)) throw new XverseError("bad_config", `${where}: field "${key}" must be an integer, got ${v}`);
   if (opts.min !== undefined && v < opts.min) throw new XverseError("bad_config", `${where}: field "${key}" must be ≥ ${opts.min}, got ${v}`);

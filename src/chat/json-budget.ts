@@ -1,18 +1,27 @@
 /**
- * The fewest characters that can still finish a call from a recognizer state. The constrained decoder only
- * allows a token when what is left after it fits in the tokens left (every character the shortest completion
- * needs exists as a one-character token), so a forced call always closes before max_new_tokens — otherwise a
- * random model wandering through optional fields can be cut off mid-JSON.
+ * The fewest tokens that can still finish a call from a recognizer state. The constrained decoder only allows a
+ * token when what is left after it fits in the tokens left, so a forced call always closes before max_new_tokens —
+ * otherwise a random model wandering through optional fields can be cut off mid-JSON. Fixed text (the call's
+ * markers, key names, enum values, true/false/null) is priced by the grammar's `litCost` — the fewest vocabulary
+ * pieces that spell it (constrained.ts) — and everything else at one token per character (every character the
+ * shortest completion needs exists as a one-character token). Summing per-piece minima over-counts at most (a
+ * token may span two pieces), so the price is an upper bound the decoder can always meet.
  */
 import type { CallRecognizer, Frame, Node, ObjNode } from "./json-prefix.js";
 import { minOf } from "../arrays.js";
 
-const memo = new WeakMap<Node, number>();
-const jlen = (s: string): number => JSON.stringify(s).length;
-const PARAMS_LIT = ',"parameters":'.length;
+/** Tokens needed to write a fixed text. */
+export type LitCost = (s: string) => number;
+/** The default price: one token per character. */
+export const charCost: LitCost = (s) => s.length;
 
-/** Shortest serialization of any value the node accepts. */
-export function minValueLength(n: Node): number {
+const memos = new WeakMap<LitCost, WeakMap<Node, number>>();
+const PARAMS_LIT = ',"parameters":';
+
+/** Shortest serialization (in `lit`'s units) of any value the node accepts. */
+export function minValueLength(n: Node, lit: LitCost = charCost): number {
+  let memo = memos.get(lit);
+  if (!memo) memos.set(lit, (memo = new WeakMap()));
   const hit = memo.get(n);
   if (hit !== undefined) return hit;
   let v: number;
@@ -22,19 +31,19 @@ export function minValueLength(n: Node): number {
       v = 1;
       break;
     case "str":
-      v = n.enum ? minOf(n.enum.map(jlen)) : 2 + n.minLength;
+      v = n.enum ? minOf(n.enum.map((e) => lit(JSON.stringify(e)))) : 2 + n.minLength;
       break;
     case "lits":
-      v = minOf(n.values.map((x) => x.length));
+      v = minOf(n.values.map(lit));
       break;
     case "obj":
-      v = 1 + requiredCost(n, [], false);
+      v = 1 + requiredCost(n, [], false, lit);
       break;
     case "arr":
-      v = 2 + n.minItems * minValueLength(n.items) + Math.max(0, n.minItems - 1);
+      v = 2 + n.minItems * minValueLength(n.items, lit) + Math.max(0, n.minItems - 1);
       break;
     case "union":
-      v = minOf(n.options.map(minValueLength));
+      v = minOf(n.options.map((o) => minValueLength(o, lit)));
       break;
   }
   memo.set(n, v);
@@ -45,15 +54,15 @@ function valueNode(n: ObjNode, key: string): Node {
   return n.props ? n.props.get(key) ?? n.free : n.free;
 }
 
-function entryCost(n: ObjNode, key: string): number {
-  return jlen(key) + 1 + minValueLength(valueNode(n, key));
+function entryCost(n: ObjNode, key: string, lit: LitCost): number {
+  return lit(JSON.stringify(key) + ":") + minValueLength(valueNode(n, key), lit);
 }
 
 /** The required entries not yet written, their commas, and the closing brace. */
-function requiredCost(n: ObjNode, used: readonly string[], hasEntries: boolean): number {
+function requiredCost(n: ObjNode, used: readonly string[], hasEntries: boolean, lit: LitCost): number {
   const left = n.required.filter((r) => !used.includes(r));
   if (!left.length) return 1;
-  const entries = left.reduce((s, r) => s + entryCost(n, r), 0);
+  const entries = left.reduce((s, r) => s + entryCost(n, r, lit), 0);
   return entries + (hasEntries ? left.length : left.length - 1) + 1;
 }
 

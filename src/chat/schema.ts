@@ -3,6 +3,7 @@
  * items, min/max lengths and bounds, anyOf/oneOf), validated on finished values. The constrained decoder
  * (json-prefix.ts) enforces the structural part while tokens are chosen; this checks the rest afterwards.
  */
+import { pushAll } from "../arrays.js";
 export type JsonSchema = Record<string, unknown>;
 
 type Obj = Record<string, unknown>;
@@ -64,15 +65,15 @@ export function validateValue(schema: JsonSchema | undefined, value: unknown, pa
       if (!(r in value)) errs.push(`${path}: missing required "${r}"`);
     }
     for (const [k, v] of Object.entries(value)) {
-      if (k in props) errs.push(...validateValue(props[k], v, `${path}.${k}`));
+      if (k in props) pushAll(errs, validateValue(props[k], v, `${path}.${k}`));
       else if (schema.additionalProperties === false) errs.push(`${path}: unexpected property "${k}"`);
-      else if (isObj(schema.additionalProperties)) errs.push(...validateValue(schema.additionalProperties, v, `${path}.${k}`));
+      else if (isObj(schema.additionalProperties)) pushAll(errs, validateValue(schema.additionalProperties, v, `${path}.${k}`));
     }
   }
   if (Array.isArray(value)) {
     if (typeof schema.minItems === "number" && value.length < schema.minItems) errs.push(`${path}: fewer than ${schema.minItems} items`);
     if (typeof schema.maxItems === "number" && value.length > schema.maxItems) errs.push(`${path}: more than ${schema.maxItems} items`);
-    if (isObj(schema.items)) value.forEach((x, i) => errs.push(...validateValue(schema.items as JsonSchema, x, `${path}[${i}]`)));
+    if (isObj(schema.items)) value.forEach((x, i) => pushAll(errs, validateValue(schema.items as JsonSchema, x, `${path}[${i}]`)));
   }
   return errs;
 }

@@ -36,6 +36,11 @@ async function usage(): Promise<string> {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  // `xverse tokenize < big.txt | head`: the reader left, which is not an error worth a stack trace
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write((await usage()) + "\n");
     return name ? 0 : 1;
@@ -58,6 +63,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof XverseError) {
       process.stderr.write(`xverse ${name}: ${e.message}\n`);
+      return 1;
+    }
+    // an operating-system error (ENOSPC, EROFS, EACCES…) a command did not word itself is still the user's to fix
+    const code = (e as NodeJS.ErrnoException)?.code;
+    if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) {
+      process.stderr.write(`xverse ${name}: ${(e as Error).message}\n`);
       return 1;
     }
     throw e;

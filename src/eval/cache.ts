@@ -5,6 +5,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { writeError } from "../io/atomic.js";
 
 /** Bump when a prompt format or scoring rule changes: old cache lines then stop matching. */
 export const FORMAT_VERSION = "eval-v1";
@@ -31,7 +32,12 @@ export class ResultCache<T = unknown> {
     this.map.set(key, record);
     if (!this.path) return;
     mkdirSync(dirname(this.path), { recursive: true });
-    appendFileSync(this.path, JSON.stringify({ key, record }) + "\n");
+    try {
+      appendFileSync(this.path, JSON.stringify({ key, record }) + "\n");
+    } catch (e) {
+      // a torn line from a failed append is skipped on resume, so the cache stays usable
+      throw writeError(this.path, e, "the results so far are kept; rerun to resume once it is fixed");
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import { gunzipSync } from "node:zlib";
 import { XverseError } from "../errors.js";
 import { parseCsv } from "./csv.js";
 import { CEVAL_SUBJECTS_ZH, CMMLU_SUBJECTS_ZH } from "./subjects.js";
+import { pushAll } from "../arrays.js";
 
 export type McTask = "mmlu" | "ceval" | "cmmlu";
 export type TaskName = McTask | "gsm8k" | "humaneval";
@@ -57,7 +58,7 @@ function listFiles(dir: string, keep: (name: string) => boolean, depth = 2): str
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory() && depth > 0) out.push(...listFiles(p, keep, depth - 1));
+    if (e.isDirectory() && depth > 0) pushAll(out, listFiles(p, keep, depth - 1));
     else if (e.isFile() && keep(e.name)) out.push(p);
   }
   return out.sort();

@@ -24,6 +24,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { encodePair, type LoglikResult } from "./loglik.js";
 import { truncateAtStop } from "./prompts.js";
 import type { GenerateRequest, Scorer } from "./scorer.js";
+import { maxOf } from "../arrays.js";
 
 export interface EndpointOptions {
   apiKey?: string;
@@ -168,7 +169,7 @@ function sumRange(lp: Logprobs, from: number, to: number, mode: string): LoglikR
     logprob += x;
     const top = tops[i];
     if (top) {
-      const best = Math.max(...Object.values(top));
+      const best = maxOf(Object.values(top));
       if (x < best - 1e-6) isGreedy = false;
     } else {
       isGreedy = false;

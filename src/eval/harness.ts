@@ -10,6 +10,7 @@ import { Progress } from "./progress.js";
 import { extractGsm8kAnswer, gsm8kCorrect, gsm8kPrompt, GSM8K_EXEMPLARS, GSM8K_STOP, HUMANEVAL_STOP, mcPrompt } from "./prompts.js";
 import { describeSandbox, runPythonSandboxed, sandboxLayers, type SandboxOptions } from "./sandbox.js";
 import type { Scorer } from "./scorer.js";
+import { pushAll } from "../arrays.js";
 
 export const DEFAULT_SHOTS: Readonly<Record<TaskName, number>> = { mmlu: 5, ceval: 5, cmmlu: 5, gsm8k: 4, humaneval: 0 };
 
@@ -139,9 +140,9 @@ export async function runEval(scorer: Scorer, s: EvalSettings): Promise<EvalRepo
   }
   const jobs: Job[] = [];
   for (const task of s.tasks) {
-    if (task === "gsm8k") jobs.push(...gsm8kJobs(scorer, s));
-    else if (task === "humaneval") jobs.push(...humanEvalJobs(scorer, s));
-    else jobs.push(...mcJobs(scorer, s, task));
+    if (task === "gsm8k") pushAll(jobs, gsm8kJobs(scorer, s));
+    else if (task === "humaneval") pushAll(jobs, humanEvalJobs(scorer, s));
+    else pushAll(jobs, mcJobs(scorer, s, task));
   }
   const cache = new ResultCache<ItemRecord>(s.cacheFile ?? null);
   const progress = new Progress(jobs.length, process.stderr, s.progress ?? true);

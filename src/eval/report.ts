@@ -3,10 +3,11 @@
  * a per-subject table, and the full JSON (every item's prompt, per-choice scores, prediction and answer) for
  * audit. Files are written to a temporary name and renamed, so a crash never leaves half a report.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { TaskName } from "./data.js";
 import type { EvalReport } from "./harness.js";
+import { writeError, writeFileAtomic as writeAtomic } from "../io/atomic.js";
 
 const TITLES: Record<TaskName, string> = { mmlu: "MMLU", ceval: "C-Eval", cmmlu: "CMMLU", gsm8k: "GSM8K", humaneval: "HumanEval" };
 const ORDER: TaskName[] = ["mmlu", "ceval", "cmmlu", "gsm8k", "humaneval"];
@@ -42,10 +43,13 @@ export function subjectTable(report: EvalReport): string {
 
 /** Writes text atomically (temp name in the same folder, then rename). */
 export function writeFileAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (e) {
+    throw writeError(path, e);
+  }
+  // fsync + rename, and the temp file is removed when a write fails (a full disk left report.json.tmp-PID before)
+  writeAtomic(path, text);
 }
 
 export function writeReport(path: string, report: EvalReport): void {

@@ -20,10 +20,18 @@ export function repetitionPenalty(penalty: number): LogitsProcessor {
   };
 }
 
+/**
+ * HF TemperatureLogitsWarper (logits / t), shifted by the row's max first: softmax does not change, but a tiny t
+ * (1e-300 is legal in OpenAI's [0, 2]) then sends every non-max logit to −Infinity and the max to 0 — greedy among
+ * the tied best, the exact t → 0 limit — instead of ±Infinity everywhere and NaN probabilities.
+ */
 export function temperature(t: number): LogitsProcessor {
   return (_ids, logits) => {
     if (t === 1) return logits;
-    for (let i = 0; i < logits.length; i++) logits[i] = logits[i] / t;
+    let max = -Infinity;
+    for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+    if (!Number.isFinite(max)) return logits; // nothing finite to scale: the sampler sees the row as it is
+    for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] - max) / t;
     return logits;
   };
 }
@@ -112,6 +120,7 @@ export function argmax(logits: Float32Array): number {
 export function sample(logits: Float32Array, rng: Rng): number {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  if (max === Infinity) return sampleInfinite(logits, rng);
   let sum = 0;
   for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) sum += Math.exp(logits[i] - max);
   let r = rng.next() * sum;
@@ -123,6 +132,18 @@ export function sample(logits: Float32Array, rng: Rng): number {
     if (r < 0) return i;
   }
   return lastLive; // rounding left a sliver: the last live token
+}
+
+/**
+ * A row with +Infinity logits (a repetition penalty near 0 divides a positive logit by it): exp(∞ − ∞) is NaN, but
+ * the limit distribution is uniform over the infinite entries, so draw among those.
+ */
+function sampleInfinite(logits: Float32Array, rng: Rng): number {
+  let n = 0;
+  for (let i = 0; i < logits.length; i++) if (logits[i] === Infinity) n++;
+  let k = Math.min(n - 1, Math.floor(rng.next() * n));
+  for (let i = 0; i < logits.length; i++) if (logits[i] === Infinity && k-- === 0) return i;
+  return argmax(logits);
 }
 
 function liveIndices(logits: Float32Array): number[] {

@@ -7,6 +7,33 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { XverseError } from "../errors.js";
 
+const ADVICE: Record<string, string> = {
+  ENOSPC: "the disk is full: free some space or write somewhere else",
+  EDQUOT: "the disk quota is used up: free some space or write somewhere else",
+  EROFS: "the destination is on a read-only file system: choose a writable directory",
+  EACCES: "permission denied: choose a directory you can write to",
+  EPERM: "permission denied: choose a directory you can write to",
+  EISDIR: "a directory is in the way: choose another output name",
+  ENOTDIR: "a parent of the destination is a file, not a directory",
+  EEXIST: "something already exists under that name",
+  EMFILE: "too many open files: raise the limit (ulimit -n) or close other programs",
+  EIO: "an I/O error (failing disk or lost network mount)",
+  EFBIG: "the file is larger than the file system allows",
+};
+
+/**
+ * A failed file-system call while writing `what` (a file or directory) as an XverseError saying what went wrong
+ * and what to do — ENOSPC / EROFS / EACCES with a stack trace tell a user nothing. Anything that is not an errno
+ * error (a bug) is returned as it is.
+ */
+export function writeError(what: string, e: unknown, note = "the previous output, if any, was not touched"): unknown {
+  if (e instanceof XverseError) return e;
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return e;
+  const advice = ADVICE[code] ?? (e as Error).message;
+  return new XverseError("write_failed", `writing ${what} failed (${code}): ${advice}; ${note}`, { cause: e });
+}
+
 export class AtomicFile {
   readonly path: string;
   readonly tempPath: string;
@@ -20,8 +47,10 @@ export class AtomicFile {
     try {
       this.fd = openSync(this.tempPath, "wx+");
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const advice = (code && ADVICE[code]) ?? "check that the directory exists and is writable";
       throw new XverseError("write_failed",
-        `cannot create ${this.tempPath} to write ${path}: ${(e as Error).message}; check that the directory exists and is writable`,
+        `cannot create ${this.tempPath} to write ${path}: ${(e as Error).message}; ${advice}`,
         { cause: e });
     }
   }
@@ -31,9 +60,13 @@ export class AtomicFile {
   write(bytes: Uint8Array): void {
     const fd = this.live();
     let done = 0;
-    while (done < bytes.length) {
-      const len = Math.min(1 << 30, bytes.length - done);
-      done += writeSync(fd, bytes, done, len, this.size + done);
+    try {
+      while (done < bytes.length) {
+        const len = Math.min(1 << 30, bytes.length - done);
+        done += writeSync(fd, bytes, done, len, this.size + done);
+      }
+    } catch (e) {
+      throw writeError(this.path, e);
     }
     this.size += bytes.length;
   }
@@ -53,7 +86,11 @@ export class AtomicFile {
   /** fsync, close, rename over the destination. */
   commit(): void {
     const fd = this.live();
-    fsyncSync(fd);
+    try {
+      fsyncSync(fd); // a full disk can surface only here (delayed allocation), never after the rename
+    } catch (e) {
+      throw writeError(this.path, e);
+    }
     closeSync(fd);
     this.fd = null;
     try {
@@ -84,5 +121,39 @@ export class AtomicFile {
   private live(): number {
     if (this.fd === null) throw new Error(`AtomicFile ${this.tempPath} is already closed`);
     return this.fd;
+  }
+}
+
+/** Writes a whole small file (config, log, report) atomically: temp name, fsync, rename; errors say what to do. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const out = new AtomicFile(path);
+  try {
+    out.write(typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    out.commit();
+  } catch (e) {
+    out.abort();
+    throw writeError(path, e);
+  }
+}
+
+/** Copies a file atomically (the copy appears complete under `dst` or not at all), 16 MiB at a time. */
+export function copyFileAtomic(src: string, dst: string): void {
+  const out = new AtomicFile(dst);
+  let fd: number | null = null;
+  try {
+    fd = openSync(src, "r");
+    const buf = new Uint8Array(16 << 20);
+    for (let pos = 0; ;) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      out.write(buf.subarray(0, n));
+      pos += n;
+    }
+    out.commit();
+  } catch (e) {
+    out.abort();
+    throw writeError(dst, e);
+  } finally {
+    if (fd !== null) closeSync(fd);
   }
 }

@@ -15,6 +15,7 @@ import { totalmem } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { XverseError } from "../errors.js";
 import { loadAddon, type Addon } from "../backend/native/addon.js";
+import { maxOf } from "../arrays.js";
 
 export interface ByteSource {
   /** The path as given (the first part, or the stem, of a byte-split file): used in messages. */
@@ -171,7 +172,7 @@ export function byteSplitParts(path: string): string[] | null {
   });
   // split -b writes equal parts and a shorter last one: any other pattern means a part was cut off
   if (parts.length > 1) {
-    const full = Math.max(...sizes.slice(0, -1));
+    const full = maxOf(sizes.slice(0, -1));
     for (let i = 0; i < parts.length - 1; i++) {
       if (sizes[i] < full) throw new XverseError("bad_gguf", `byte-split file ${stem}: part ${parts[i]} is ${sizes[i]} bytes but the other parts before the last are ${full} bytes — it is truncated (interrupted download?); download it again`);
     }

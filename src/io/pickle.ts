@@ -6,6 +6,7 @@
  * Opcode values are from CPython's Lib/pickletools.py documentation (protocols 0–5).
  */
 import { XverseError } from "../errors.js";
+import { pushAll } from "../arrays.js";
 
 /** A module.name reference produced by GLOBAL; the hooks decide what it may do. */
 export class PyGlobal {
@@ -105,7 +106,7 @@ export function unpickle(data: Uint8Array, file: string, hooks: PickleHooks): Py
   };
   const appendItems = (l: unknown, items: unknown[]) => {
     if (!Array.isArray(l)) fail("APPEND(S)/ADDITEMS on something that is not a list or set");
-    (l as unknown[]).push(...items);
+    pushAll(l as unknown[], items);
   };
   const int = (v: bigint): number | bigint => (v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
   const longLE = (b: Uint8Array): number | bigint => {

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseConfig, readJsonFile } from "../config.js";
 import { XverseError } from "../errors.js";
+import { writeError } from "../io/atomic.js";
 import type { TensorSource } from "../io/source.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import type { Tensor } from "../tensor.js";
@@ -115,9 +116,13 @@ export function quantizeCheckpoint(opts: QuantizeDirOptions): QuantizeDirResult 
     throw new XverseError("bad_checkpoint", `${modelDir} has no model.layers.N.{self_attn,mlp}.*_proj.weight tensors to quantize; is it an XVERSE/LLaMA checkpoint?`);
   }
 
-  mkdirSync(dirname(outDir), { recursive: true });
   const tmp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  mkdirSync(tmp);
+  try {
+    mkdirSync(dirname(outDir), { recursive: true });
+    mkdirSync(tmp);
+  } catch (e) {
+    throw writeError(outDir, e, "nothing was written");
+  }
   try {
     const stPath = join(tmp, "model.safetensors");
     writeSafetensors(stPath, plan, { ...QUANT_METADATA, "xverse_ts.quantization_bit": String(bits), "xverse_ts.quantization_group_size": String(groupSize) });
@@ -136,6 +141,6 @@ export function quantizeCheckpoint(opts: QuantizeDirOptions): QuantizeDirResult 
     return { outDir, quantized, kept: names.length - quantized, bytes: statSync(join(outDir, "model.safetensors")).size };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeError(outDir, e, "the partial output was removed");
   }
 }

@@ -10,6 +10,7 @@ import type { ChatJob, CompletionJob, TokenLogprob, ToMain } from "./protocol.js
 import type { JobHandlers, Scheduler } from "./scheduler.js";
 import type { Envelope } from "./schema.js";
 import { sseData, sseDone, startSse } from "./sse.js";
+import { pushAll } from "../arrays.js";
 
 type Ev<T extends ToMain["type"]> = Extract<ToMain, { type: T }>;
 
@@ -138,7 +139,7 @@ export function completion(sched: Scheduler, res: ServerResponse, env: Envelope<
       promptTokens = m.promptTokens;
       if (m.echo) {
         text = m.echo.text;
-        if (m.echo.logprobs) lps.push(...m.echo.logprobs);
+        if (m.echo.logprobs) pushAll(lps, m.echo.logprobs);
       }
       if (!env.stream) return;
       startSse(res);

@@ -39,7 +39,9 @@ export function optBool(o: Obj, key: string): boolean | undefined {
 export function optNumber(o: Obj, key: string, range: { min?: number; max?: number; int?: boolean } = {}): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw badField(key, `${key} must be a number, got ${kind(v)}`, "invalid_type");
+  if (typeof v !== "number") throw badField(key, `${key} must be a number, got ${kind(v)}`, "invalid_type");
+  // JSON.parse turns 1e400 into Infinity: say so, not "must be a number, got a number"
+  if (!Number.isFinite(v)) throw badField(key, `${key} must be a finite number, got ${v} (a value beyond ±1.8e308 reads as Infinity)`, "invalid_type");
   if (range.int && !Number.isInteger(v)) throw badField(key, `${key} must be an integer, got ${v}`, "invalid_type");
   if (range.min !== undefined && v < range.min) throw badField(key, `${key} must be ≥ ${range.min}, got ${v}`);
   if (range.max !== undefined && v > range.max) throw badField(key, `${key} must be ≤ ${range.max}, got ${v}`);

@@ -12,6 +12,7 @@ import { buildDecoder } from "./decoders.js";
 import { buildNormalizer } from "./normalizers.js";
 import { buildPostProcessor } from "./post-processors.js";
 import { buildPreTokenizer } from "./pre-tokenizers.js";
+import { checkTokenizerShape } from "./shape.js";
 import { HfTokenizer, type WordModel } from "./tokenizer.js";
 import type { Tokenizer } from "./types.js";
 
@@ -55,10 +56,26 @@ export function loadTokenizer(pathOrDir: string): Tokenizer {
 }
 
 export function tokenizerFromJson(json: Json | string, config: TokenizerConfig = {}): Tokenizer {
-  const j = typeof json === "string" ? (JSON.parse(json) as Json) : json;
-  if (j === null || typeof j !== "object" || typeof j.model !== "object") {
+  let j: Json;
+  try {
+    j = typeof json === "string" ? (JSON.parse(json) as Json) : json;
+  } catch (e) {
+    throw new XverseError("bad_tokenizer", `tokenizer.json is not valid JSON (${(e as Error).message})`);
+  }
+  if (j === null || typeof j !== "object" || j.model === null || typeof j.model !== "object") {
     throw new XverseError("bad_tokenizer", "tokenizer.json has no \"model\" object; is this a Hugging Face tokenizer.json?");
   }
+  checkTokenizerShape(j);
+  try {
+    return buildTokenizer(j, config);
+  } catch (e) {
+    if (e instanceof XverseError) throw e;
+    // a shape checkTokenizerShape does not know yet: still an error about the file, not a crash
+    throw new XverseError("bad_tokenizer", `tokenizer.json has a field of an unexpected shape (${(e as Error)?.message ?? String(e)}); re-download or re-export it`);
+  }
+}
+
+function buildTokenizer(j: Json, config: TokenizerConfig): Tokenizer {
   const model = buildModel(j.model);
   const added: AddedToken[] = ((j.added_tokens ?? []) as Json[]).map((t) => ({
     id: Number(t.id),

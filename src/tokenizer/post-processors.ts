@@ -4,6 +4,7 @@
  */
 import { XverseError } from "../errors.js";
 import type { Encoding } from "./types.js";
+import { pushAll } from "../arrays.js";
 
 /** Rewrites an encoding; `addSpecial` says whether special tokens may be added. */
 export type PostProcessor = (e: Encoding, addSpecial: boolean) => Encoding;
@@ -63,9 +64,9 @@ function template(j: Json): PostProcessor {
         }
       } else if (item.Sequence) {
         if (item.Sequence.id !== "A") continue; // single sequences only; B belongs to pairs
-        out.ids.push(...e.ids);
-        out.tokens.push(...e.tokens);
-        out.offsets.push(...e.offsets);
+        pushAll(out.ids, e.ids);
+        pushAll(out.tokens, e.tokens);
+        pushAll(out.offsets, e.offsets);
       }
     }
     return out;

@@ -13,15 +13,20 @@ import type { AdamW } from "./adamw.js";
 import type { Arr } from "./autograd-ops.js";
 import type { TrainState } from "./loop.js";
 import type { XverseTrainModel } from "./xverse-train-model.js";
+import { writeError } from "../io/atomic.js";
 
 const f32 = (a: Arr): Float32Array => (a instanceof Float32Array ? a : Float32Array.from(a));
 
 export function saveTrainCheckpoint(dir: string, model: XverseTrainModel, opt: AdamW, state: TrainState, describe?: Record<string, unknown>): void {
-  mkdirSync(dir, { recursive: true });
   const final = join(dir, "checkpoint"), old = join(dir, "checkpoint.old");
   const tmp = join(dir, `.checkpoint.${process.pid}.tmp`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
+  try {
+    mkdirSync(dir, { recursive: true });
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+  } catch (e) {
+    throw writeError(final, e, "the previous checkpoint, if any, is kept");
+  }
   try {
     const params = model.trainable();
     writeSafetensors(join(tmp, "trainable.safetensors"), params.map(([name, v]) => ({ name, tensor: { dtype: "f32" as const, shape: [v.data.length], data: f32(v.data) } })));
@@ -47,7 +52,7 @@ export function saveTrainCheckpoint(dir: string, model: XverseTrainModel, opt: A
     rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeError(final, e, "the previous checkpoint is kept; --resume continues from it");
   }
 }
 

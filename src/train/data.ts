@@ -13,6 +13,7 @@ import { XverseError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { Rng } from "./rng.js";
 import type { TrainBatch } from "./xverse-train-model.js";
+import { maxOf, pushAll } from "../arrays.js";
 
 export const IGNORE = -100;
 
@@ -148,9 +149,9 @@ export function encodeConversation(tok: Tokenizer, c: Conversation, o: EncodeOpt
   c.turns.forEach((t, i) => {
     const p = promptIds(tok, o.format, t.user, i === 0 ? c.system : undefined);
     const r = [...tok.encode(t.assistant, { addSpecialTokens: false }).ids, o.eosId];
-    ids.push(...p, ...r);
+    pushAll(ids, p); pushAll(ids, r);
     for (let k = 0; k < p.length; k++) labels.push(IGNORE);
-    labels.push(...r);
+    pushAll(labels, r);
   });
   if (o.maxLength && ids.length > o.maxLength) { ids.length = o.maxLength; labels.length = o.maxLength; }
   return { ids, labels };
@@ -183,7 +184,7 @@ export function pack(examples: Example[], blockSize: number): Example[] {
 
 /** Right-pads examples into one batch (pad id, mask 0, label −100), to the longest or at least `minLength`. */
 export function collate(examples: Example[], padId: number, minLength = 0): TrainBatch {
-  const B = examples.length, T = Math.max(minLength, ...examples.map((e) => e.ids.length));
+  const B = examples.length, T = maxOf(examples.map((e) => e.ids.length), minLength);
   const inputIds = new Int32Array(B * T).fill(padId);
   const attentionMask = new Uint8Array(B * T);
   const labels = new Int32Array(B * T).fill(IGNORE);

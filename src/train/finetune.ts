@@ -2,7 +2,7 @@
  * finetune(): a model directory + a conversation file → a fine-tuned model directory (or a PEFT adapter).
  * The library entry point behind `xverse finetune`; it reads files and writes files, and reports through hooks.
  */
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { readJsonFile, loadConfig, type XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
@@ -17,6 +17,7 @@ import { train, type TrainConfig, type TrainHooks, type TrainState } from "./loo
 import { lossPlotSvg } from "./plot.js";
 import { Rng } from "./rng.js";
 import { XverseTrainModel } from "./xverse-train-model.js";
+import { copyFileAtomic, writeFileAtomic } from "../io/atomic.js";
 
 export interface LoraSettings {
   r: number;
@@ -108,9 +109,9 @@ export function writeModelDir(model: XverseTrainModel, srcDir: string, outDir: s
   mkdirSync(outDir, { recursive: true });
   writeSafetensors(join(outDir, "model.safetensors"), model.tensors().map(({ name, tensor }) => ({ name, tensor: toSaveTensor(tensor, dtype) })), { format: "pt" });
   const config = { ...readJsonFile(join(srcDir, "config.json")), torch_dtype: dtype === "bf16" ? "bfloat16" : "float32", chat_format: format };
-  writeFileSync(join(outDir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  writeFileAtomic(join(outDir, "config.json"), JSON.stringify(config, null, 2) + "\n");
   for (const f of ["generation_config.json", ...TOKENIZER_FILES]) {
-    if (existsSync(join(srcDir, f))) copyFileSync(join(srcDir, f), join(outDir, f));
+    if (existsSync(join(srcDir, f))) copyFileAtomic(join(srcDir, f), join(outDir, f));
   }
 }
 
@@ -147,8 +148,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const state = await train(model, data.train, data.eval, o.train, {
     padId: data.padId, checkpointDir: o.outDir, resume: o.resume, hooks: o.hooks, describe, signal: o.signal,
   });
-  writeFileSync(join(o.outDir, "training_loss.svg"), lossPlotSvg(state.history, `training loss of ${o.outDir}`));
-  writeFileSync(join(o.outDir, "trainer_log.jsonl"), state.history.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  writeFileAtomic(join(o.outDir, "training_loss.svg"), lossPlotSvg(state.history, `training loss of ${o.outDir}`));
+  writeFileAtomic(join(o.outDir, "trainer_log.jsonl"), state.history.map((e) => JSON.stringify(e)).join("\n") + "\n");
   // stopped early: the checkpoint holds the progress; the model is written when a --resume run completes
   if (state.stopped) return { state, data, outDir: o.outDir, adapterDir: null };
   const dtype = o.saveDtype && o.saveDtype !== "auto" ? o.saveDtype : srcDtype === "bf16" ? "bf16" : "f32";

@@ -4,6 +4,7 @@
  * the eval loss as dots.
  */
 import type { LogEntry } from "./loop.js";
+import { maxOf, minOf } from "../arrays.js";
 
 /** LLaMA-Factory's `smooth`: EMA whose weight grows with the number of points. */
 export function smooth(values: number[]): number[] {
@@ -35,8 +36,8 @@ export function lossPlotSvg(history: LogEntry[], title = "training loss"): strin
   const W = 640, H = 400, L = 60, R = 20, T = 40, B = 50;
   const all = [...train, ...evals];
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]).filter(Number.isFinite);
-  const x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
-  let y0 = ys.length ? Math.min(...ys) : 0, y1 = ys.length ? Math.max(...ys) : 1;
+  const x0 = minOf(xs, 0), x1 = maxOf(xs, 1);
+  let y0 = ys.length ? minOf(ys) : 0, y1 = ys.length ? maxOf(ys) : 1;
   const pad = (y1 - y0 || 1) * 0.05; y0 -= pad; y1 += pad;
   const px = (x: number): number => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const py = (y: number): number => T + (1 - (y - y0) / (y1 - y0 || 1)) * (H - T - B);
