@@ -8,6 +8,7 @@ import { XverseError } from "../errors.js";
 import type { LoadModelOptions } from "../model/load.js";
 import { parseKvType } from "../kv/layout.js";
 import { loadProgress } from "./progress.js";
+import { parseSource, resolveModelArg } from "./hub-env.js";
 
 /** "4G", "512M", "1.5GB", "1000000" → bytes. */
 export function parseSize(s: string, flag: string): number {
@@ -32,12 +33,18 @@ export const MODEL_FLAGS = {
   "ctx-size": { type: "string" },
   "kv-budget": { type: "string" },
   "no-mmap": { type: "boolean" },
+  pull: { type: "boolean" },
+  source: { type: "string" },
 } as const;
 
 export const MODEL_FLAGS_HELP = `Model options:
   -m, --model PATH         model directory (config.json, weights, tokenizer.json) or a .gguf file;
                            a GGUF cut into byte-split parts loads from its first part (x.gguf.aa)
-                           or the stem (x.gguf) (default: the embedded stories260K model)
+                           or the stem (x.gguf) (default: the embedded stories260K model);
+                           or a repository id ORG/NAME[@REVISION][:TAG] from the Hugging Face cache
+                           (see xverse pull; TAG picks a GGUF by name, e.g. :q4_k_m)
+  --pull                   with --model ORG/NAME: download it first when it is not in the cache
+  --source hf|modelscope   where --pull downloads from (default hf)
   --backend auto|ts|native kernels to run on (default auto: native when it loads, else TypeScript)
   --threads N              native thread count (default: physical cores)
   --quantize 8|4           quantize the seven projections of every layer while loading
@@ -57,6 +64,11 @@ type Values = Record<string, string | boolean | (string | boolean)[] | undefined
 
 export function modelPath(v: Values): string | undefined {
   return typeof v.model === "string" ? v.model : undefined;
+}
+
+/** --model after repository-id resolution (the cache; a download only with --pull). */
+export async function resolveModelFlag(v: Values): Promise<string | undefined> {
+  return resolveModelArg(modelPath(v), { pull: v.pull === true, source: parseSource(v.source) });
 }
 
 export function loadOptionsFromFlags(v: Values): LoadModelOptions {

@@ -4,10 +4,10 @@
  * steps the loop yields to the event loop, so abort messages and new jobs are seen between tokens. A job's KV
  * rows are dropped from the shared cache when it ends.
  */
-import { constrainedToolCallHook } from "../chat/constrained.js";
-import { ToolCallStream } from "../chat/parse.js";
+import { constrainedJsonHook, constrainedToolCallHook } from "../chat/constrained.js";
+import { partialToolCall, ToolCallStream } from "../chat/parse.js";
 import { buildPrompt, NO_CHAT_SETTINGS, type ChatSettings } from "../chat/prompt.js";
-import { normalizeTools } from "../chat/tools.js";
+import { normalizeTools, THINK_START } from "../chat/tools.js";
 import type { BuiltPrompt } from "../chat/types.js";
 import { XverseError } from "../errors.js";
 import type { GenerateOptions } from "../generate/generate.js";
@@ -113,8 +113,14 @@ export class Engine {
       const tc = job.toolChoice;
       // a forced call is constrained from the first token, so even a tiny model writes one that parses
       const allowed = typeof tc === "object" ? specs.filter((t) => t.name === tc.name) : specs;
-      opts.logitsHook = constrainedToolCallHook(tok, allowed, { force: tc !== "auto", eosTokenIds: this.eosIds });
+      // with the budget, a forced call closes within max_tokens (the shortest way to finish always fits)
+      opts.logitsHook = constrainedToolCallHook(tok, allowed, { force: tc !== "auto", eosTokenIds: this.eosIds, maxNewTokens: maxNew });
+    } else if (job.responseFormat && job.responseFormat.type !== "text") {
+      // the whole reply is one JSON document (of the schema, if one was given), closed within max_tokens
+      const rf = job.responseFormat;
+      opts.logitsHook = constrainedJsonHook(tok, rf.type === "json_schema" ? rf.schema : null, { eosTokenIds: this.eosIds, maxNewTokens: maxNew });
     }
+
     // logprobs: alternatives come from the logits as the token was picked (after any constraint mask)
     const k = job.logprobs ?? 0;
     const pieces = k > 0 ? tokenPieces(tok) : [];
@@ -153,8 +159,19 @@ export class Engine {
       if (!done) await it.return(undefined as never);
     }
     if (signal.aborted) finish = "abort";
-    // without a valid call, whatever was held back (marker-like text, a broken call) is reply text after all
-    if (!call && all.length > shown) emit({ type: "delta", id, text: all.slice(shown) });
+    // a call cut short (max_tokens) or broken still comes back as a call, with the arguments written so far:
+    // XVERSE's call markup is never reply text
+    const held = all.slice(shown);
+    const forced = job.toolChoice !== "auto";
+    const names = typeof job.toolChoice === "object" ? [job.toolChoice.name] : job.tools.map((t) => t.function.name);
+    const cut = !call && calls && (held.startsWith(THINK_START) || (forced && held)) ? partialToolCall(held, names, forced) : null;
+    if (cut) {
+      call = cut;
+      before = all.slice(0, shown).trimEnd();
+      if (finish !== "length" && finish !== "abort") finish = "tool_calls";
+    }
+    // without a call, whatever was held back (marker-like text) is reply text after all
+    else if (!call && all.length > shown) emit({ type: "delta", id, text: held });
     emit({ type: "end", id, finishReason: finish, completionTokens: n, cachedTokens: cached, text: call ? before : all, ...(call && { toolCall: call }) });
   }
 

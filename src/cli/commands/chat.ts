@@ -16,7 +16,7 @@ import { defaultModelDir } from "../../model/embedded.js";
 import { loadModel, type LoadedModel } from "../../model/load.js";
 import type { KvSequence } from "../../kv/sequence.js";
 import { parseFlags, type Command } from "../command.js";
-import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag } from "../model-flags.js";
 import { SAMPLING_FLAGS, samplingFromFlags } from "../sampling-flags.js";
 
 const COMMANDS = `Commands:
@@ -313,7 +313,7 @@ export const command: Command = {
       ...SAMPLING_FLAGS,
       quiet: { type: "boolean" },
     }, false);
-    const path = modelPath(v) ?? defaultModelDir();
+    const path = (await resolveModelFlag(v)) ?? defaultModelDir();
     const opts = samplingFromFlags(v);
     const tools = typeof v.tools === "string" ? readToolsFile(v.tools) : [];
     const t0 = performance.now();

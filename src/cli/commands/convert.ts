@@ -9,6 +9,7 @@ import { openCheckpoint } from "../../io/checkpoint.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { parseFlags, type Command } from "../command.js";
 import { progressBar } from "../progress.js";
+import { parseSource, resolveModelArg } from "../hub-env.js";
 
 const help = `Usage: xverse convert [--model DIR] --to gguf [--type f32|f16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k] --out FILE.gguf
 
@@ -49,6 +50,8 @@ export const command: Command = {
   async run(argv) {
     const { values } = parseFlags(argv, {
       model: { type: "string" },
+      pull: { type: "boolean" },
+      source: { type: "string" },
       to: { type: "string" },
       type: { type: "string" },
       arch: { type: "string" },
@@ -56,7 +59,7 @@ export const command: Command = {
       out: { type: "string" },
       quiet: { type: "boolean" },
     }, false);
-    const model = (values.model as string | undefined) ?? defaultModelDir();
+    const model = (await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) })) ?? defaultModelDir();
     const to = values.to as string | undefined;
     const out = values.out as string | undefined;
     const type = ((values.type as string | undefined) ?? "f16").toLowerCase() as ExportType;

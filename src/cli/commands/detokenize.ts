@@ -4,6 +4,7 @@ import { XverseError } from "../../errors.js";
 import { openTokenizer } from "../../tokenizer/auto.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../command.js";
+import { parseSource, resolveModelArg } from "../hub-env.js";
 
 export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -44,10 +45,12 @@ Example:
   async run(argv) {
     const { values } = parseFlags(argv, {
       model: { type: "string", short: "m" },
+      pull: { type: "boolean" },
+      source: { type: "string" },
       jsonl: { type: "boolean" },
       "skip-special": { type: "boolean" },
     }, false);
-    const tok = openTokenizer(typeof values.model === "string" ? values.model : defaultModelDir());
+    const tok = openTokenizer((await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) })) ?? defaultModelDir());
     const skipSpecialTokens = values["skip-special"] === true;
     const input = await readStdin();
     if (!values.jsonl) {

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { resolve, basename } from "node:path";
 import { parseFlags, numberFlag, type Command } from "../command.js";
-import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag } from "../model-flags.js";
 import { loadModel } from "../../model/load.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { loadTokenizer } from "../../tokenizer/load.js";
@@ -119,7 +119,7 @@ export const command: Command = {
       scorer = ep;
       name = (v.name as string | undefined) ?? ep.modelName ?? v.endpoint;
     } else {
-      const path = modelPath(v) ?? defaultModelDir();
+      const path = (await resolveModelFlag(v)) ?? defaultModelDir();
       const { model, tokenizer } = await loadModel(path, loadOptionsFromFlags(v));
       // The cache key names the model by its resolved path, its mtime (a model rewritten in place — fine-tuned,
       // converted — gets a new one), a LoRA adapter and the load-time transform (each changes the scores).

@@ -8,6 +8,7 @@ import { finetune, prepareData, type LoraSettings } from "../../train/finetune.j
 import { formatProgress, totalSteps, type LogEntry, type TrainConfig } from "../../train/loop.js";
 import { parseSchedule } from "../../train/schedule.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
+import { parseSource, resolveModelArg } from "../hub-env.js";
 
 const help = `Usage: xverse finetune --data FILE --out DIR [--model DIR] [options]
 
@@ -68,7 +69,7 @@ export const command: Command = {
   help,
   async run(argv) {
     const { values: v } = parseFlags(argv, {
-      model: { type: "string" }, data: { type: "string" }, "eval-data": { type: "string" }, "val-size": { type: "string" }, out: { type: "string" },
+      model: { type: "string" }, pull: { type: "boolean" }, source: { type: "string" }, data: { type: "string" }, "eval-data": { type: "string" }, "val-size": { type: "string" }, out: { type: "string" },
       lora: { type: "boolean" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" },
       targets: { type: "string" }, adapter: { type: "string" }, "adapter-only": { type: "boolean" },
       lr: { type: "string" }, epochs: { type: "string" }, "max-steps": { type: "string" }, "batch-size": { type: "string" },
@@ -79,7 +80,7 @@ export const command: Command = {
       resume: { type: "boolean" }, "save-dtype": { type: "string" }, "export-deepspeed": { type: "string" }, quiet: { type: "boolean" },
     }, false);
     const s = (k: string): string | undefined => v[k] as string | undefined;
-    const modelDir = s("model") ?? defaultModelDir();
+    const modelDir = (await resolveModelArg(s("model"), { pull: v.pull === true, source: parseSource(v.source) })) ?? defaultModelDir();
     const dataPath = s("data"), outDir = s("out"), exportDir = s("export-deepspeed");
     if (!dataPath) throw new XverseError("bad_flag", "--data FILE is required (conversations as .jsonl or .json)");
     if (!outDir && !exportDir) throw new XverseError("bad_flag", "--out DIR is required (where the fine-tuned model goes)");

@@ -1,7 +1,7 @@
 import { parseFlags, type Command } from "../command.js";
 import { SAMPLING_FLAGS, SAMPLING_FLAGS_HELP, samplingFromFlags } from "../sampling-flags.js";
 import { samplingOptions } from "../../generate/sampling.js";
-import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag } from "../model-flags.js";
 import { loadModel } from "../../model/load.js";
 import { generate, type GenerateOptions } from "../../generate/generate.js";
 import { XverseError } from "../../errors.js";
@@ -40,7 +40,7 @@ export const command: Command = {
     if (positionals.length !== 1) throw new XverseError("bad_flag", `give exactly one PROMPT argument (quote it), got ${positionals.length} (see --help)`);
     const prompt = positionals[0];
     const t0 = performance.now();
-    const { model, tokenizer, generationConfig: gc } = await loadModel(modelPath(v), loadOptionsFromFlags(v));
+    const { model, tokenizer, generationConfig: gc } = await loadModel(await resolveModelFlag(v), loadOptionsFromFlags(v));
     const loadMs = performance.now() - t0;
 
     const ids = tokenizer.encode(prompt, { addSpecialTokens: !v["no-bos"] }).ids;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseFlags, numberFlag, type Command } from "../command.js";
-import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag } from "../model-flags.js";
 import { loadModel } from "../../model/load.js";
 import { XverseError } from "../../errors.js";
 import { perplexity } from "../../eval/perplexity.js";
@@ -44,7 +44,7 @@ export const command: Command = {
     } catch (e) {
       throw new XverseError("not_found", `cannot read ${file}: ${(e as Error).message}`);
     }
-    const { model, tokenizer } = await loadModel(modelPath(v), loadOptionsFromFlags(v));
+    const { model, tokenizer } = await loadModel(await resolveModelFlag(v), loadOptionsFromFlags(v));
     const ids = tokenizer.encode(text, { addSpecialTokens: !v["no-bos"] }).ids;
     const context = numberFlag(v.context as string | undefined, "--context", { int: true, min: 2 }) ?? Math.min(model.ctxSize, Math.max(2, ids.length));
     const stride = numberFlag(v.stride as string | undefined, "--stride", { int: true, min: 1 });

@@ -4,6 +4,7 @@ import { loadChatContext, parseNow, readMessagesFile, readToolsFile } from "../.
 import { XverseError } from "../../errors.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
+import { parseSource, resolveModelArg } from "../hub-env.js";
 
 export const command: Command = {
   summary: "print the exact chat prompt (text + ids) for a messages file",
@@ -31,6 +32,8 @@ Example:
     const { values: v } = parseFlags(argv, {
       messages: { type: "string" },
       model: { type: "string", short: "m" },
+      pull: { type: "boolean" },
+      source: { type: "string" },
       format: { type: "string" },
       tools: { type: "string" },
       now: { type: "string" },
@@ -38,7 +41,7 @@ Example:
       system: { type: "string" },
     }, false);
     if (typeof v.messages !== "string") throw new XverseError("bad_flag", "--messages FILE.json is required (see --help)");
-    const ctx = loadChatContext(typeof v.model === "string" ? v.model : defaultModelDir());
+    const ctx = loadChatContext((await resolveModelArg(v.model as string | undefined, { pull: v.pull === true, source: parseSource(v.source) })) ?? defaultModelDir());
     const file = readMessagesFile(v.messages);
     let messages = file.messages;
     if (typeof v.system === "string" && messages[0]?.role !== "system") messages = [{ role: "system", content: v.system }, ...messages];

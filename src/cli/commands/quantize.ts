@@ -4,6 +4,7 @@ import { openCheckpoint } from "../../io/checkpoint.js";
 import { quantizeCheckpoint } from "../../quant/convert.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
 import { progressBar } from "../progress.js";
+import { parseSource, resolveModelArg } from "../hub-env.js";
 
 const help = `Usage: xverse quantize --model DIR --bits 8|4 [--group-size N] --out DIR
 
@@ -30,12 +31,14 @@ export const command: Command = {
   async run(argv) {
     const { values } = parseFlags(argv, {
       model: { type: "string" },
+      pull: { type: "boolean" },
+      source: { type: "string" },
       bits: { type: "string" },
       "group-size": { type: "string" },
       out: { type: "string" },
       quiet: { type: "boolean" },
     }, false);
-    const model = values.model as string | undefined;
+    const model = await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) });
     const out = values.out as string | undefined;
     if (!model) throw new XverseError("bad_flag", "--model DIR is required (the float checkpoint to quantize)");
     if (!out) throw new XverseError("bad_flag", "--out DIR is required (where the quantized model goes)");

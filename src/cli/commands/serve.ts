@@ -1,5 +1,5 @@
 import { parseFlags, numberFlag, type Command } from "../command.js";
-import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, modelPath } from "../model-flags.js";
+import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag } from "../model-flags.js";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_MAX_BODY, type ServeOptions } from "../../server/http.js";
 import type { ServeThreadMessage } from "../../server/serve-thread.js";
@@ -55,7 +55,7 @@ export const command: Command = {
     const load = loadOptionsFromFlags(v);
     const port = numberFlag(v.port as string | undefined, "--port", { int: true, min: 0, max: 65535 }) ?? 8000;
     const opts: Omit<ServeOptions, "log"> = {
-      model: modelPath(v),
+      model: await resolveModelFlag(v),
       // functions cannot cross to the server thread: no progress line there
       load: { ...load, onProgress: undefined, backend: typeof load.backend === "string" ? load.backend : undefined },
       format,

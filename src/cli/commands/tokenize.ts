@@ -5,6 +5,7 @@ import { openTokenizer } from "../../tokenizer/auto.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../command.js";
 import { readStdin } from "./detokenize.js";
+import { parseSource, resolveModelArg } from "../hub-env.js";
 
 export const command: Command = {
   summary: "text on stdin → token ids (JSON)",
@@ -27,11 +28,13 @@ Examples:
   async run(argv) {
     const { values } = parseFlags(argv, {
       model: { type: "string", short: "m" },
+      pull: { type: "boolean" },
+      source: { type: "string" },
       jsonl: { type: "boolean" },
       "no-special": { type: "boolean" },
       tokens: { type: "boolean" },
     }, false);
-    const tok = openTokenizer(typeof values.model === "string" ? values.model : defaultModelDir());
+    const tok = openTokenizer((await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) })) ?? defaultModelDir());
     const addSpecialTokens = values["no-special"] !== true;
     const show = (text: string): string => {
       const e = tok.encode(text, { addSpecialTokens });
