@@ -26,6 +26,33 @@ interface Vocab {
   trie: Trie;
   /** Ids whose piece contains ">", the only ones that can complete `<|startofthink|>`. */
   closers: number[];
+  /** The fewest pieces that spell a text (the budget's price of fixed text). */
+  litCost: (s: string) => number;
+}
+
+/**
+ * Fewest vocabulary pieces that spell `s`, by dynamic programming over the trie (best[i] = pieces for the text
+ * from code point i on); memoized, since the budget asks about the same markers and keys at every step. Text no
+ * pieces spell is priced at one per character, the budget's general assumption.
+ */
+function piecesCost(trie: Trie): (s: string) => number {
+  const memo = new Map<string, number>();
+  return (s) => {
+    const hit = memo.get(s);
+    if (hit !== undefined) return hit;
+    const cps = [...s];
+    const best = new Array<number>(cps.length + 1).fill(Infinity);
+    best[cps.length] = 0;
+    for (let i = cps.length - 1; i >= 0; i--) {
+      let node: Trie | undefined = trie;
+      for (let j = i; j < cps.length && (node = node.next.get(cps[j])); j++) {
+        if (node.ids.length && best[j + 1] + 1 < best[i]) best[i] = best[j + 1] + 1;
+      }
+    }
+    const v = Number.isFinite(best[0]) ? best[0] : cps.length;
+    if (memo.size < 65536) memo.set(s, v);
+    return v;
+  };
 }
 
 const vocabCache = new WeakMap<Tokenizer, Vocab>();
@@ -34,6 +61,11 @@ const vocabCache = new WeakMap<Tokenizer, Vocab>();
  * decode([anchor, id]) minus decode([anchor]) is what `id` adds after other text — the Metaspace decoder drops
  * a leading space only at the very start, and byte-fallback tokens decode in context.
  */
+/** The fewest vocabulary pieces that spell `s` on this tokenizer (what the token budget charges for fixed text). */
+export function pieceCost(tok: Tokenizer, s: string): number {
+  return prepare(tok).litCost(s);
+}
+
 export function vocabPieces(tok: Tokenizer): (string | null)[] {
   const anchor = tok.encode("a", { addSpecialTokens: false }).ids;
   const base = tok.decode(anchor, { skipSpecialTokens: false });
@@ -67,7 +99,7 @@ function prepare(tok: Tokenizer): Vocab {
     node.ids.push(id);
     if (p.includes(">")) closers.push(id);
   });
-  v = { pieces, trie, closers };
+  v = { pieces, trie, closers, litCost: piecesCost(trie) };
   vocabCache.set(tok, v);
   return v;
 }
@@ -76,7 +108,7 @@ function prepare(tok: Tokenizer): Vocab {
  * All ids whose piece the recognizer accepts in full from state `m`; with a token budget, only those after which
  * the call can still be finished in `room` more tokens (those that do not fit go to `over`).
  */
-function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, over: number[]): void {
+function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, over: Over): void {
   const str = m.plainString();
   if (str) {
     // inside a plain string only the string's own remaining cost changes: price everything below it once
@@ -90,12 +122,31 @@ function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, 
 }
 
 /** Once the recognizer has taken a trie node's character: its token ids (allowed or over budget), then its children. */
-function emitAndDescend(child: Trie, m2: CallRecognizer, out: number[], room: number, over: number[]): void {
+function emitAndDescend(child: Trie, m2: CallRecognizer, out: number[], room: number, over: Over): void {
   if (child.ids.length) {
-    const fits = room === Infinity || minCompletion(m2) <= room;
-    for (const id of child.ids) (fits ? out : over).push(id);
+    const cost = room === Infinity ? 0 : minCompletion(m2);
+    if (cost <= room) for (const id of child.ids) out.push(id);
+    else over.add(child.ids, cost);
   }
   if (child.next.size) allowedIds(child, m2, out, room, over);
+}
+
+/**
+ * Tokens that keep the text valid but leave too little room to finish: only those whose completion is shortest
+ * are kept, so when max_new_tokens is below the shortest call (it will be cut anyway) the decoder still heads
+ * straight for the end and the cut call holds as much as it can.
+ */
+class Over {
+  ids: number[] = [];
+  cost = Infinity;
+  add(ids: readonly number[], cost: number): void {
+    if (cost > this.cost) return;
+    if (cost < this.cost) {
+      this.cost = cost;
+      this.ids = [];
+    }
+    for (const id of ids) this.ids.push(id);
+  }
 }
 
 type StrFrame = NonNullable<ReturnType<CallRecognizer["plainString"]>>;
@@ -109,7 +160,7 @@ function stringCost(f: StrFrame): number {
  * The trie walk while inside a plain string: ordinary characters append to the live frame (undone on the way
  * back) instead of cloning the recognizer at every node; a quote or backslash falls back to the general walk.
  */
-function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: number, out: number[], room: number, over: number[]): void {
+function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: number, out: number[], room: number, over: Over): void {
   for (const [ch, child] of trie.next) {
     const code = ch.codePointAt(0)!;
     if (ch === '"' || ch === "\\" || code < 0x20) {
@@ -122,8 +173,9 @@ function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: numb
     f.buf += ch;
     f.len++;
     if (child.ids.length) {
-      const fits = room === Infinity || below + stringCost(f) <= room;
-      for (const id of child.ids) (fits ? out : over).push(id);
+      const cost = room === Infinity ? 0 : below + stringCost(f);
+      if (cost <= room) for (const id of child.ids) out.push(id);
+      else over.add(child.ids, cost);
     }
     if (child.next.size) allowedInString(child, m, f, below, out, room, over);
     f.buf = buf;
@@ -188,8 +240,9 @@ export function constrainedJsonHook(tok: Tokenizer, schema: JsonSchema | null, o
 }
 
 /** The hook over any grammar: forced grammars start at the first generated token, others at `<|startofthink|>`. */
-function grammarHook(tok: Tokenizer, grammar: CallGrammar, opts: ConstrainedHookOptions): ConstrainedHook {
+function grammarHook(tok: Tokenizer, g: CallGrammar, opts: ConstrainedHookOptions): ConstrainedHook {
   const vocab = prepare(tok);
+  const grammar: CallGrammar = { ...g, litCost: g.litCost ?? vocab.litCost };
   const eos = opts.eosTokenIds ?? (tok.eosId !== null ? [tok.eosId] : []);
 
   let seen = -1;
@@ -249,12 +302,12 @@ function grammarHook(tok: Tokenizer, grammar: CallGrammar, opts: ConstrainedHook
       if (eos.length) mask(logits, eos);
     } else if (mode === "call") {
       const allowed: number[] = [];
-      const over: number[] = [];
+      const over = new Over();
       // tokens left after this one
       const room = opts.maxNewTokens === undefined ? Infinity : opts.maxNewTokens - (ids.length - promptLength) - 1;
       allowedIds(vocab.trie, m!, allowed, room, over);
       // out of room already (max_new_tokens below the shortest call): still write a valid prefix
-      mask(logits, allowed.length ? allowed : over);
+      mask(logits, allowed.length ? allowed : over.ids);
     } else if (mode === "free") {
       // tokens that would complete the start marker must also begin a valid call
       const tail = text.slice(Math.max(0, text.length - THINK_START.length + 1));

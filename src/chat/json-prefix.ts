@@ -145,6 +145,8 @@ export interface CallGrammar {
    * with no api_name / parameters wrapper; `tools` is then unused.
    */
   value?: Node;
+  /** Tokens needed to write a fixed text (the budget's price of markers, keys, literals); default its length. */
+  litCost?: (s: string) => number;
 }
 
 /** The grammar for a JSON reply of `node` (response_format json_object / json_schema): nothing around it. */

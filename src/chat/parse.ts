@@ -132,3 +132,40 @@ function heldBack(s: string, marker: string): number {
   }
   return 0;
 }
+
+/**
+ * A call cut off before its end (max_tokens hit mid-call): its tool name and the arguments written so far, as
+ * OpenAI returns a cut call (`tool_calls` with partial `arguments`, finish_reason "length"), so the markup never
+ * ends up in the reply text. `names`: the tools it may be; a partial name that only one of them starts with is
+ * completed. Null when `text` holds no call start (with `forced`, text cut inside the start marker is one).
+ */
+export function partialToolCall(text: string, names: readonly string[] = [], forced = false): { name: string; arguments: string } | null {
+  const at = text.indexOf(THINK_START);
+  // a forced call may be cut inside the start marker itself
+  if (at < 0 && !(forced && THINK_START.startsWith(text))) return null;
+  const rest = at < 0 ? "" : text.slice(at + THINK_START.length);
+  const m = /"(?:api_name|name)"\s*:\s*"((?:[^"\\]|\\.)*)"?/.exec(rest);
+  let name = m ? m[1] : "";
+  const fits = names.filter((n) => n.startsWith(name));
+  if (fits.length === 1) name = fits[0];
+  const p = /"(?:parameters|arguments)"\s*:\s*/.exec(rest);
+  return { name, arguments: p ? jsonValuePrefix(rest.slice(p.index + p[0].length)) : "" };
+}
+
+/** The leading JSON value of `s` (up to where its brackets close), or all of `s` when it never closes. */
+function jsonValuePrefix(s: string): string {
+  let depth = 0, inStr = false, esc = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (inStr) {
+      if (esc) esc = false;
+      else if (c === "\\") esc = true;
+      else if (c === '"') inStr = false;
+      continue;
+    }
+    if (c === '"') inStr = true;
+    else if (c === "{" || c === "[") depth++;
+    else if ((c === "}" || c === "]") && --depth === 0) return s.slice(0, i + 1);
+  }
+  return s;
+}

@@ -26,11 +26,19 @@ export interface OpenAIFunctionTool {
 /** none: tools are left out of the prompt; auto: the model may call; required / {name}: it must (constrained). */
 export type ToolChoice = "none" | "auto" | "required" | { name: string };
 
+/** OpenAI's response_format after validation: json_object = any JSON object; json_schema = a value its schema accepts. */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; name: string; schema: Record<string, unknown> | null; strict: boolean };
+
 export interface ChatJob {
   kind: "chat";
   messages: ChatMessage[];
   tools: OpenAIFunctionTool[];
   toolChoice: ToolChoice;
+  /** Absent = text. */
+  responseFormat?: ResponseFormat;
   /** OpenAI's logprobs + top_logprobs: null = off, k = that many alternatives per token. */
   logprobs: number | null;
   sampling: Sampling;

@@ -5,7 +5,8 @@
 import { formatToolCall } from "../chat/tools.js";
 import type { ChatMessage } from "../chat/types.js";
 import { badField } from "./errors.js";
-import type { ChatJob, CompletionJob, OpenAIFunctionTool, Sampling, ToolChoice } from "./protocol.js";
+import { schemaProblems } from "../chat/schema-check.js";
+import type { ChatJob, CompletionJob, OpenAIFunctionTool, ResponseFormat, Sampling, ToolChoice } from "./protocol.js";
 import { isObj, neutralOnly, obj, onlyKeys, optBool, optNumber, optString, stopList, type Obj } from "./validate.js";
 
 export interface Envelope<J> {
@@ -144,6 +145,32 @@ function toolChoice(v: unknown, list: OpenAIFunctionTool[]): ToolChoice {
   return { name };
 }
 
+/** response_format: text, json_object, or json_schema {name, schema, strict, description} with a supported schema. */
+function responseFormat(v: unknown): ResponseFormat {
+  if (v === undefined || v === null) return { type: "text" };
+  const rf = obj(v, "response_format");
+  if (rf.type === "text" || rf.type === "json_object") {
+    onlyKeys(rf, ["type"], "response_format.");
+    return { type: rf.type };
+  }
+  if (rf.type !== "json_schema") throw badField("response_format.type", `response_format.type must be "text", "json_object" or "json_schema", got ${JSON.stringify(rf.type)}`);
+  onlyKeys(rf, ["type", "json_schema"], "response_format.");
+  const js = obj(rf.json_schema, "response_format.json_schema");
+  onlyKeys(js, ["name", "description", "schema", "strict"], "response_format.json_schema.");
+  const name = optString(js, "name", "response_format.json_schema.");
+  if (!name || !/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw badField("response_format.json_schema.name", "response_format.json_schema.name must be 1–64 letters, digits, _ or -", name === undefined ? "missing_required_parameter" : "invalid_value");
+  optString(js, "description", "response_format.json_schema.");
+  const strict = js.strict === undefined || js.strict === null ? false : js.strict;
+  if (typeof strict !== "boolean") throw badField("response_format.json_schema.strict", "response_format.json_schema.strict must be a boolean", "invalid_type");
+  if (js.schema === undefined || js.schema === null) return { type: "json_schema", name, schema: null, strict };
+  const schema = obj(js.schema, "response_format.json_schema.schema");
+  const problems = schemaProblems(schema);
+  if (problems.length) {
+    throw badField("response_format.json_schema.schema", `response_format.json_schema.schema cannot be enforced: ${problems.join("; ")}`, "unsupported_schema");
+  }
+  return { type: "json_schema", name, schema, strict };
+}
+
 export function parseChatRequest(body: unknown): Envelope<ChatJob> {
   const o = obj(body, "body");
   onlyKeys(o, CHAT_KEYS);
@@ -154,12 +181,14 @@ export function parseChatRequest(body: unknown): Envelope<ChatJob> {
   const top = optNumber(o, "top_logprobs", { int: true, min: 0, max: 20 });
   if (top !== undefined && !logprobs) throw badField("top_logprobs", "top_logprobs needs logprobs: true");
   optBool(o, "parallel_tool_calls");
-  if (o.response_format !== undefined && o.response_format !== null) {
-    const rf = obj(o.response_format, "response_format");
-    if (rf.type !== "text") throw badField("response_format", 'response_format must be {"type": "text"}: JSON modes are not supported', "unsupported_parameter");
-  }
+  const format = responseFormat(o.response_format);
   const list = tools(o.tools);
-  return { ...envelope(o), job: { kind: "chat", messages, tools: list, toolChoice: toolChoice(o.tool_choice, list), logprobs: logprobs ? top ?? 0 : null, sampling: sampling(o, ["max_tokens", "max_completion_tokens"]) } };
+  const choice = toolChoice(o.tool_choice, list);
+  if (format.type !== "text" && choice === "auto") {
+    // one constraint at a time: "a call or a JSON document" is not a grammar the decoder has
+    throw badField("response_format", `response_format ${format.type} with tools needs tool_choice "none" (answer in JSON) or "required" / a named tool (call a tool), not "auto"`, "unsupported_parameter");
+  }
+  return { ...envelope(o), job: { kind: "chat", messages, tools: list, toolChoice: choice, ...(format.type !== "text" && { responseFormat: format }), logprobs: logprobs ? top ?? 0 : null, sampling: sampling(o, ["max_tokens", "max_completion_tokens"]) } };
 }
 
 export function parseCompletionRequest(body: unknown): Envelope<CompletionJob> {

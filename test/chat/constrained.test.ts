@@ -123,12 +123,13 @@ test("chatTurn with tools and constrainToolCalls 'force': the call closes within
 test("the hook's mask equals a brute-force check of every token (recognizer + remaining-length budget)", async () => {
   const { CallRecognizer, compileSchema, DEFAULT_LIMITS } = await import("../../src/chat/json-prefix.js");
   const { minCompletion } = await import("../../src/chat/json-budget.js");
-  const { CALL_PREFIX, CALL_SUFFIX } = await import("../../src/chat/constrained.js");
+  const { CALL_PREFIX, CALL_SUFFIX, pieceCost } = await import("../../src/chat/constrained.js");
   const specs = normalizeTools([...TOOLS, ...README_PLUGINS]);
   const grammar = {
     prefix: "<|startofthink|>" + CALL_PREFIX,
     suffix: CALL_SUFFIX,
     tools: new Map(specs.map((t) => [t.name, compileSchema(t.schema, DEFAULT_LIMITS)])),
+    litCost: (s: string) => pieceCost(tok, s),
   };
   const pieces = vocabPieces(tok);
   const maxNew = 120;
@@ -160,6 +161,27 @@ test("the hook's mask equals a brute-force check of every token (recognizer + re
       ids.push(id);
       text += pieces[id];
     }
+    hook(ids, logits); // the hook reads the last token at its next call (the budget may use every token)
     assert.equal(hook.state, "done", text);
+  }
+});
+
+test("pieceCost (the budget's price of fixed text) equals an exhaustive search over the piece table", async () => {
+  const { pieceCost } = await import("../../src/chat/constrained.js");
+  const pieces = vocabPieces(tok);
+  const set = new Set(pieces.filter((p): p is string => p !== null));
+  const memo = new Map<string, number>();
+  const brute = (s: string): number => {
+    if (s === "") return 0;
+    if (memo.has(s)) return memo.get(s)!;
+    let best = Infinity;
+    for (let i = 1; i <= s.length; i++) if (set.has(s.slice(0, i))) best = Math.min(best, 1 + brute(s.slice(i)));
+    memo.set(s, best);
+    return best;
+  };
+  for (const s of ["<|startofthink|>```JSON\n{\"api_name\":", "}```<|endofthink|>", '"get_weather"', ',"parameters":', '"unit":', "celsius", "true", "上海天气"]) {
+    const want = brute(s);
+    assert.equal(pieceCost(tok, s), Number.isFinite(want) ? want : [...s].length, s);
+    assert.ok(pieceCost(tok, s) <= tok.encode(s, { addSpecialTokens: false }).ids.length + 1, s);
   }
 });
