@@ -14,6 +14,7 @@ import type { GenerateOptions } from "../generate/generate.js";
 import { samplingOptions } from "../generate/sampling.js";
 import type { LoadedModel } from "../model/load.js";
 import { BatchDecoder } from "./batch.js";
+import { PromptBound } from "./prompt-bound.js";
 import { ApiError, badField } from "./errors.js";
 import { logSumExp, promptLogprobs, promptPieces, tokenPieces, toTokenLogprobs, topLogprobs } from "./logprobs.js";
 import type { ChatJob, CompletionJob, Job, ModelInfo, Sampling, ToMain } from "./protocol.js";
@@ -37,7 +38,11 @@ export class Engine {
     this.eosIds = gc.eosTokenIds.length ? gc.eosTokenIds : model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosId !== null ? [tok.eosId] : [];
     this.eosText = this.eosIds.length ? tok.idToToken(this.eosIds[0]) ?? "" : "";
     this.batch = new BatchDecoder(model, tok, model.createPool(), model.ctxSize);
+    this.bound = new PromptBound(tok, model.ctxSize);
   }
+
+  /** Refuses prompts certainly over the context before they are tokenized on this (the decode loop's) thread. */
+  private readonly bound: PromptBound;
 
   info(): ModelInfo {
     const m = this.loaded.model;
@@ -74,7 +79,7 @@ export class Engine {
     const requested = job.sampling.maxTokens ?? gc.maxNewTokens;
     let prompt: BuiltPrompt;
     try {
-      prompt = buildPrompt(tok, job.messages, {
+      prompt = buildPrompt(tok, this.bound.trimChat(job.messages), {
         format: this.format, config: { ...model.config, maxPositionEmbeddings: model.ctxSize }, generationConfig: gc, settings: this.settings,
         maxNewTokens: Math.max(1, Math.min(requested, ctx - 1)),
         tools: useTools ? job.tools : undefined,
@@ -179,7 +184,10 @@ export class Engine {
     const { model, tokenizer: tok } = this.loaded;
     const ctx = model.ctxSize, V = model.config.vocabSize;
     let ids: number[];
-    if (typeof job.prompt === "string") ids = tok.encode(job.prompt, { addSpecialTokens: true }).ids;
+    if (typeof job.prompt === "string") {
+      this.bound.checkText(job.prompt, "prompt");
+      ids = tok.encode(job.prompt, { addSpecialTokens: true }).ids;
+    }
     else {
       const bad = job.prompt.findIndex((t) => t >= V);
       if (bad >= 0) throw badField("prompt", `prompt[${bad}] = ${job.prompt[bad]} is not a token id of this model (vocabulary size ${V})`);

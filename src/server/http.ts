@@ -32,6 +32,8 @@ export interface ServeOptions {
   apiKey?: string;
   /** Largest request body in bytes (default 4 MiB). */
   maxBody?: number;
+  /** Milliseconds a request body may take to arrive in full (default 60 s); then 408 and the connection closes. */
+  bodyTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -45,6 +47,10 @@ export interface RunningServer {
 }
 
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
+
+/** A client that hung up mid-upload: nothing to answer and nothing to log (it is not a server fault). */
+const CLIENT_GONE = "client_closed_request";
 
 // Pages carry everything inline; this policy makes "no external assets" something the browser enforces.
 const PAGE_HEADERS = {
@@ -60,8 +66,15 @@ const CORS = {
 };
 
 /** Reads the body up to `max` bytes; beyond that, 413 (the rest is drained so the client reads the answer). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // a body that stops arriving would hold its connection for Node's 300 s default (requestTimeout is off for SSE)
+    const timer = setTimeout(() => {
+      reject(new ApiError(408, `The request body did not arrive within ${timeoutMs / 1000} s; send it in one go (serve --body-timeout)`, null, "request_timeout"));
+    }, timeoutMs);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    req.once("close", done);
     const tooBig = () => new ApiError(413, `Request body too large: the limit is ${max} bytes (serve --max-body)`, null, "request_too_large");
     const declared = Number(req.headers["content-length"]);
     if (Number.isFinite(declared) && declared > max) {
@@ -82,13 +95,20 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       }
       parts.push(b);
     });
-    req.on("end", () => over || resolve(Buffer.concat(parts)));
-    req.on("error", (e) => over || reject(e));
+    req.on("end", () => { done(); if (!over) resolve(Buffer.concat(parts)); });
+    req.on("error", (e) => {
+      done();
+      if (over) return;
+      // ECONNRESET / "aborted": the client hung up mid-upload
+      reject(req.destroyed || (e as NodeJS.ErrnoException).code === "ECONNRESET" || e.message === "aborted"
+        ? new ApiError(400, "The client closed the connection before its request body arrived", null, CLIENT_GONE)
+        : e);
+    });
   });
 }
 
-async function jsonBody(req: IncomingMessage, max: number): Promise<unknown> {
-  const buf = await readBody(req, max);
+async function jsonBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<unknown> {
+  const buf = await readBody(req, max, timeoutMs);
   if (buf.length === 0) throw new ApiError(400, "The request body is empty: send a JSON object", null, "invalid_json");
   try {
     return JSON.parse(buf.toString("utf8"));
@@ -107,6 +127,7 @@ function authorized(req: IncomingMessage, key: string): boolean {
 
 export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = opts.maxBody ?? DEFAULT_MAX_BODY;
+  const bodyTimeout = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   const started = Date.now();
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -141,11 +162,11 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         return;
       case "/v1/chat/completions":
         allow("POST");
-        chatCompletion(sched, res, parseChatRequest(await jsonBody(req, maxBody)));
+        chatCompletion(sched, res, parseChatRequest(await jsonBody(req, maxBody, bodyTimeout)));
         return;
       case "/v1/completions":
         allow("POST");
-        completion(sched, res, parseCompletionRequest(await jsonBody(req, maxBody)));
+        completion(sched, res, parseCompletionRequest(await jsonBody(req, maxBody, bodyTimeout)));
         return;
       case "/":
         allow("GET");
@@ -169,9 +190,10 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
   return (req, res) => {
     route(req, res).catch((e: unknown) => {
       const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, null, "internal_error");
+      if (err.code === CLIENT_GONE) { res.destroy(); return; }
       if (err.status >= 500) opts.log?.(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
-      // after a 413 the connection is closed: the unread rest of the body must not be parsed as a request
-      sendJson(res, err.status, err.body(), err.status === 413 ? { Connection: "close" } : {});
+      // after a 413 / 408 the connection is closed: the unread rest of the body must not be parsed as a request
+      sendJson(res, err.status, err.body(), err.status === 413 || err.status === 408 ? { Connection: "close" } : {});
     });
   };
 }

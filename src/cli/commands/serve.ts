@@ -1,7 +1,7 @@
 import { parseFlags, numberFlag, type Command } from "../command.js";
 import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag } from "../model-flags.js";
 import { Worker } from "node:worker_threads";
-import { DEFAULT_MAX_BODY, type ServeOptions } from "../../server/http.js";
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_MAX_BODY, type ServeOptions } from "../../server/http.js";
 import type { ServeThreadMessage } from "../../server/serve-thread.js";
 import { XverseError } from "../../errors.js";
 
@@ -23,6 +23,7 @@ Server options:
   --api-key KEY            require "Authorization: Bearer KEY" on /v1/*
                            (default: the XVERSE_API_KEY environment variable, if set)
   --max-body BYTES         largest request body (default ${DEFAULT_MAX_BODY})
+  --body-timeout S         seconds a request body may take to arrive (default ${DEFAULT_BODY_TIMEOUT_MS / 1000}); then 408
   --chat-format F          v1 | v2 | template (default: the model directory's choice, else v2)
   --served-model-name ID   the model id /v1/models reports (default: the model folder's name)
 
@@ -44,6 +45,7 @@ export const command: Command = {
       concurrency: { type: "string" },
       "api-key": { type: "string" },
       "max-body": { type: "string" },
+      "body-timeout": { type: "string" },
       "chat-format": { type: "string" },
       "served-model-name": { type: "string" },
     });
@@ -65,6 +67,7 @@ export const command: Command = {
       concurrency: numberFlag(v.concurrency as string | undefined, "--concurrency", { int: true, min: 1, max: 256 }) ?? 4,
       apiKey: apiKey || undefined,
       maxBody: numberFlag(v["max-body"] as string | undefined, "--max-body", { int: true, min: 1024 }) ?? DEFAULT_MAX_BODY,
+      bodyTimeoutMs: 1000 * (numberFlag(v["body-timeout"] as string | undefined, "--body-timeout", { min: 0.1, max: 3600 }) ?? DEFAULT_BODY_TIMEOUT_MS / 1000),
     };
     // the server runs in its own thread, with a capped young generation (see server/serve-thread.ts)
     const thread = new Worker(new URL("../../server/serve-thread.js", import.meta.url), { workerData: opts, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
