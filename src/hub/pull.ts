@@ -78,7 +78,13 @@ export function defaultFreeBytes(dir: string): number | undefined {
 
 /** The listing and the files --include / --exclude select (what `xverse pull --list` shows). */
 export async function listRepo(repo: string, o: Pick<PullOptions, "source" | "revision" | "include" | "exclude" | "signal">): Promise<{ listing: Listing; selected: RemoteFile[] }> {
-  const listing = await o.source.list(repo, o.revision ?? o.source.defaultRevision, o.signal);
+  let listing: Listing;
+  try {
+    listing = await o.source.list(repo, o.revision ?? o.source.defaultRevision, o.signal);
+  } catch (e) {
+    if (o.signal?.aborted && !(e instanceof XverseError)) throw new XverseError("interrupted", `interrupted while fetching the file list of ${repo}; nothing was downloaded`);
+    throw e;
+  }
   return { listing, selected: selectFiles(listing.files, o.include, o.exclude) };
 }
 
@@ -137,6 +143,12 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
   } finally {
     o.signal?.removeEventListener("abort", onAbort);
   }
+  if (o.signal?.aborted) {
+    const kept = todo.reduce((n, f) => n + partialBytes(cache, f), 0);
+    throw new XverseError("interrupted",
+      `interrupted: ${fmtBytes(done)} of ${fmtBytes(total)} in the cache, ${fmtBytes(kept)} of it in resumable partials (${join(cache.dir, "blobs")}/*.incomplete) — ` +
+      `run the same command again to resume`);
+  }
   if (firstError !== null) {
     const e = firstError as XverseError;
     if (e instanceof XverseError && e.code === "disk_full") {
@@ -145,7 +157,6 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
     }
     throw firstError;
   }
-  if (o.signal?.aborted) throw new XverseError("interrupted", `pull of ${repo} interrupted; the partial downloads are kept — run the same pull again to resume`);
 
   for (const f of selected) cache.linkSnapshot(listing.commit, f.path, f.etag);
   cache.writeRef(listing.revision, listing.commit);

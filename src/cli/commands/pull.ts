@@ -82,7 +82,17 @@ export const command: Command = {
     }
 
     const t0 = performance.now();
-    const r = await pullWithUi(repo, { source, revision, include, exclude, jobs, env, quiet: v.quiet === true });
+    let r;
+    try {
+      r = await pullWithUi(repo, { source, revision, include, exclude, jobs, env, quiet: v.quiet === true });
+    } catch (e) {
+      // Ctrl-C: say how to resume and exit as an interrupted program does (128 + SIGINT)
+      if (e instanceof XverseError && e.code === "interrupted") {
+        process.stderr.write(`\nxverse pull: ${e.message}\n`);
+        return 130;
+      }
+      throw e;
+    }
     const secs = (performance.now() - t0) / 1000;
     const total = r.selected.reduce((n, f) => n + f.size, 0);
     process.stderr.write(
