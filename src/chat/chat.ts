@@ -17,7 +17,10 @@ import { generate, type FinishReason } from "../generate/generate.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { KvSequence } from "../kv/sequence.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { constrainedToolCallHook } from "./constrained.js";
+import { XverseError } from "../errors.js";
+import { constrainedJsonHook, constrainedToolCallHook } from "./constrained.js";
+import { assertSupportedSchema } from "./schema-check.js";
+import type { JsonSchema } from "./schema.js";
 import type { PrefixLimits } from "./json-prefix.js";
 import { parseToolCall, ToolCallStream, type ParsedReply } from "./parse.js";
 import { buildPrompt, turnEndId, type ChatSettings } from "./prompt.js";
@@ -51,6 +54,12 @@ export interface ChatOptions extends SamplingRequest {
   /** Bounds on what a constrained call may contain (string length, array items…): see PrefixLimits. */
   constrainLimits?: Partial<PrefixLimits>;
   /**
+   * Structured output: the reply is one JSON object (json_object) or a value `schema` accepts (json_schema; the
+   * supported keywords are in schema-check.ts, others throw), closed within maxNewTokens. ChatResult.json holds
+   * the parsed value. Not together with constrainToolCalls.
+   */
+  responseFormat?: { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: JsonSchema };
+  /**
    * A KV sequence kept across turns (model.createPool().sequence(model.ctxSize)): each turn computes only what
    * the previous turns did not leave in it — the new message — instead of the whole history.
    */
@@ -71,6 +80,8 @@ export interface ChatResult {
   ids: number[];
   /** Prompt tokens taken from the KV cache (earlier turns) rather than computed. */
   cachedTokens: number;
+  /** With a JSON responseFormat: the parsed reply (undefined when it was cut by maxNewTokens and does not parse). */
+  json?: unknown;
 }
 
 function withSystem(history: readonly ChatMessage[], system: string | undefined): readonly ChatMessage[] {
@@ -104,9 +115,17 @@ export async function* chatStream(
   const eosText = tokenizer.idToToken(eosIds[0]) ?? "";
   // the model cannot attend past its positions: leave the reply the room the prompt leaves
   const maxNew = Math.max(1, Math.min(requested, (options.cache?.maxTokens ?? model.ctxSize) - prompt.ids.length));
-  const hook = tools.length && options.constrainToolCalls
-    ? constrainedToolCallHook(tokenizer, tools, { force: options.constrainToolCalls === "force", eosTokenIds: eosIds, limits: options.constrainLimits, maxNewTokens: maxNew })
-    : undefined;
+  const rf = options.responseFormat;
+  const json = rf !== undefined && rf.type !== "text";
+  if (json && tools.length && options.constrainToolCalls) {
+    throw new XverseError("bad_argument", "chat: responseFormat JSON and constrainToolCalls cannot both constrain one reply: pick one");
+  }
+  if (rf?.type === "json_schema") assertSupportedSchema(rf.schema, "chat responseFormat.schema");
+  const hook = json
+    ? constrainedJsonHook(tokenizer, rf.type === "json_schema" ? rf.schema : null, { eosTokenIds: eosIds, limits: options.constrainLimits, maxNewTokens: maxNew })
+    : tools.length && options.constrainToolCalls
+      ? constrainedToolCallHook(tokenizer, tools, { force: options.constrainToolCalls === "force", eosTokenIds: eosIds, limits: options.constrainLimits, maxNewTokens: maxNew })
+      : undefined;
 
   let cachedTokens = 0;
   const it = generate(model, tokenizer, prompt.ids, {
@@ -150,7 +169,11 @@ export async function* chatStream(
     if (!finished) await it.return(undefined as never);
   }
   if (options.appendToHistory) history.push({ role: "assistant", content: text });
-  return { text, reply: parseToolCall(text), finishReason, prompt, ids, cachedTokens };
+  const result: ChatResult = { text, reply: parseToolCall(text), finishReason, prompt, ids, cachedTokens };
+  if (json) {
+    try { result.json = JSON.parse(text); } catch { /* cut by maxNewTokens: json stays undefined */ }
+  }
+  return result;
 }
 
 /** Runs a whole turn and returns everything about it. */

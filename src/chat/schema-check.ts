@@ -4,6 +4,7 @@
  * keyword it cannot enforce (pattern, minimum, format…) would let through replies the schema rejects, so such a
  * schema is refused up front with every offending keyword and where it is, rather than answered wrongly.
  */
+import { XverseError } from "../errors.js";
 import { resolveRef } from "./json-prefix.js";
 import type { JsonSchema } from "./schema.js";
 
@@ -99,4 +100,12 @@ function child(v: unknown, root: Obj, at: string, out: string[], seen: Set<Obj>)
   }
   if (!isObj(v)) out.push(`${at}: must be a schema (an object)`);
   else walk(v, root, at, out, seen);
+}
+
+/** Throws an XverseError listing the problems (`where` names the file or option the schema came from). */
+export function assertSupportedSchema(schema: unknown, where: string): void {
+  const problems = schemaProblems(schema);
+  if (problems.length) {
+    throw new XverseError("bad_schema", `${where}: this JSON schema cannot be enforced while decoding:\n  ${problems.join("\n  ")}\nRemove or replace those keywords (validate them on the result instead).`);
+  }
 }

@@ -153,3 +153,18 @@ test("the piece table the mask uses covers the JSON punctuation on both vocabula
     for (const ch of ['{', '}', '"', ':', ',', '[', ']', '0', '-']) assert.ok(pieces.has(ch), `${dir}: no token for ${ch}`);
   }
 });
+
+test("chatTurn responseFormat json_schema: the reply parses into ChatResult.json and validates; bad schemas throw naming the keyword", async () => {
+  const { chatTurn } = await import("../../src/chat/chat.js");
+  const m = await loadModel(fixture("golden", "tiny-xverse"), { backend: "ts" });
+  const validate = ajv.compile(PERSON);
+  for (let seed = 1; seed <= 4; seed++) {
+    const r = await chatTurn(m.model, m.tokenizer, [{ role: "user", content: "a person" }], { generationConfig: m.generationConfig, responseFormat: { type: "json_schema", schema: PERSON }, maxNewTokens: 150, seed, temperature: 1 });
+    assert.ok(validate(r.json), `seed ${seed}: ${r.text}`);
+    assert.deepEqual(r.json, JSON.parse(r.text));
+  }
+  await assert.rejects(
+    chatTurn(m.model, m.tokenizer, [{ role: "user", content: "x" }], { responseFormat: { type: "json_schema", schema: { type: "object", properties: { n: { type: "number", multipleOf: 2 } } } } }),
+    (e: Error) => e.name === "XverseError" && /#\/properties\/n: "multipleOf" is not supported/.test(e.message),
+  );
+});

@@ -100,3 +100,37 @@ test("KV flags: bad values get one clear line naming the flag, and the KV line s
   assert.equal(chat.status, 1);
   assert.match(chat.stderr, /KV cache budget 1\.0 KB is smaller than one block/);
 });
+
+test("--json-schema FILE: stdout is one JSON value the schema accepts (ajv), over seeds; a bad schema names the file and keyword", async () => {
+  const { Ajv } = await import("ajv");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "xverse-json-"));
+  const schema = {
+    type: "object",
+    properties: { name: { type: "string", maxLength: 10 }, age: { type: "integer" }, pets: { type: "array", items: { enum: ["cat", "dog"] }, maxItems: 2 } },
+    required: ["name", "age", "pets"],
+    additionalProperties: false,
+  };
+  const file = join(dir, "person.json");
+  writeFileSync(file, JSON.stringify(schema));
+  const validate = new Ajv().compile(schema);
+  for (const seed of ["1", "2", "3"]) {
+    const r = run("generate", "--json-schema", file, "--seed", seed, "--temperature", "1", "--max-new-tokens", "60", "--quiet", "Lily");
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(validate(JSON.parse(r.stdout)), r.stdout);
+  }
+  const obj = run("generate", "--json", "--greedy", "--max-new-tokens", "30", "--quiet", "x");
+  assert.equal(obj.status, 0, obj.stderr);
+  assert.equal(typeof JSON.parse(obj.stdout), "object");
+  const bad = join(dir, "bad.json");
+  writeFileSync(bad, JSON.stringify({ type: "object", properties: { a: { type: "string", pattern: "^x" } } }));
+  const b = run("generate", "--json-schema", bad, "x");
+  assert.equal(b.status, 1);
+  assert.match(b.stderr, /bad\.json/);
+  assert.match(b.stderr, /#\/properties\/a: "pattern" is not supported/);
+  assert.doesNotMatch(b.stderr, /\n\s+at /, "no stack trace");
+  const missing = run("generate", "--json-schema", join(dir, "nope.json"), "x");
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /cannot read .*nope\.json/);
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { parseFlags, type Command } from "../command.js";
 import { SAMPLING_FLAGS, SAMPLING_FLAGS_HELP, samplingFromFlags } from "../sampling-flags.js";
 import { samplingOptions } from "../../generate/sampling.js";
@@ -5,6 +6,27 @@ import { MODEL_FLAGS, MODEL_FLAGS_HELP, loadOptionsFromFlags, resolveModelFlag }
 import { loadModel } from "../../model/load.js";
 import { generate, type GenerateOptions } from "../../generate/generate.js";
 import { XverseError } from "../../errors.js";
+import { constrainedJsonHook } from "../../chat/constrained.js";
+import { assertSupportedSchema } from "../../chat/schema-check.js";
+import type { JsonSchema } from "../../chat/schema.js";
+
+/** --json-schema FILE → the schema, with errors that name the file. */
+function readSchemaFile(path: string): JsonSchema {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new XverseError("bad_flag", `--json-schema: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (e) {
+    throw new XverseError("bad_flag", `--json-schema: ${path} is not JSON (${(e as Error).message})`);
+  }
+  assertSupportedSchema(schema, `--json-schema ${path}`);
+  return schema as JsonSchema;
+}
 
 const help = `Usage: xverse generate [options] PROMPT
 
@@ -18,12 +40,16 @@ Other options:
   --stop TEXT              stop when TEXT appears (repeatable); TEXT itself is not printed
   --echo                   print the prompt before the continuation
   --no-bos                 do not let the tokenizer add BOS (models whose tokenizer adds it)
+  --json                   the continuation is one JSON object (constrained decoding)
+  --json-schema FILE       the continuation is a JSON value FILE's schema accepts (objects, arrays, enum,
+                           const, anyOf, $ref/$defs, min/max items and lengths; others are refused)
   --quiet                  no statistics on stderr
 
 ${MODEL_FLAGS_HELP}
 
-Example:
-  xverse generate --greedy --max-new-tokens 40 "Once upon a time"`;
+Examples:
+  xverse generate --greedy --max-new-tokens 40 "Once upon a time"
+  xverse generate --json-schema person.schema.json --max-new-tokens 120 "A person:"`;
 
 export const command: Command = {
   summary: "continue a prompt with a base model (streams to stdout)",
@@ -35,10 +61,14 @@ export const command: Command = {
       stop: { type: "string", multiple: true },
       echo: { type: "boolean" },
       "no-bos": { type: "boolean" },
+      json: { type: "boolean" },
+      "json-schema": { type: "string" },
       quiet: { type: "boolean" },
     });
     if (positionals.length !== 1) throw new XverseError("bad_flag", `give exactly one PROMPT argument (quote it), got ${positionals.length} (see --help)`);
     const prompt = positionals[0];
+    // a bad schema file is reported before the model loads
+    const schema = v["json-schema"] !== undefined ? readSchemaFile(v["json-schema"] as string) : null;
     const t0 = performance.now();
     const { model, tokenizer, generationConfig: gc } = await loadModel(await resolveModelFlag(v), loadOptionsFromFlags(v));
     const loadMs = performance.now() - t0;
@@ -52,6 +82,12 @@ export const command: Command = {
       eosTokenIds: gc.eosTokenIds.length ? gc.eosTokenIds : undefined,
       stopStrings: (v.stop as string[] | undefined) ?? [],
     };
+    if (v.json || v["json-schema"] !== undefined) {
+      const maxNew = Math.min(opts.maxNewTokens ?? 256, model.ctxSize - ids.length);
+      opts.logitsHook = constrainedJsonHook(tokenizer, schema, { eosTokenIds: opts.eosTokenIds ?? (tokenizer.eosId !== null ? [tokenizer.eosId] : []), maxNewTokens: maxNew });
+      // the JSON stands alone on stdout: no space carried over from the prompt
+      opts.continuation = false;
+    }
     if (ids.length > model.ctxSize) {
       throw new XverseError("context_full", `the prompt has ${ids.length} tokens, more than the context size of ${model.ctxSize} (raise --ctx-size up to what the model supports)`);
     }
