@@ -104,7 +104,8 @@ export async function resolveModelArg(model: string | undefined, o: { pull?: boo
   const e = o.env ?? hubEnv();
   const sourceName = o.source ?? "hf";
   const defaultRevision = sourceName === "modelscope" ? "master" : "main";
-  let snap = findSnapshot(e.cacheDir, ref, defaultRevision);
+  // no revision given: the other source's default branch too (a ModelScope pull writes refs/master)
+  let snap = findSnapshot(e.cacheDir, ref, defaultRevision) ?? (ref.revision ? null : findSnapshot(e.cacheDir, ref, defaultRevision === "main" ? "master" : "main"));
   if (!snap && o.pull) {
     // a TAG narrows a GGUF repository to the files it names (plus the small config files)
     const include = ref.tag ? [`*${ref.tag}*`, `*${ref.tag.toLowerCase()}*`, `*${ref.tag.toUpperCase()}*`, "*.json", "*.model"] : undefined;

@@ -20,6 +20,8 @@ export interface DownloadOptions {
   fetch?: typeof fetch;
   /** fs.writeSync by default; tests inject a failing one (disk full). */
   writeSync?: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => number;
+  /** A connection that sends nothing for this long is dropped and resumed (default 60 s). */
+  idleTimeoutMs?: number;
   /** Context for messages (set by the source). */
   ctx: RequestContext;
 }
@@ -62,11 +64,32 @@ export async function downloadFile(cache: RepoCache, source: HubSource, listing:
     if (have > 0) hashPrefix(fd, have, hash);
     const resumedFrom = have;
 
-    await withRetry(async () => {
+    const idleMs = o.idleTimeoutMs ?? 60_000;
+    // one request; a connection that delivers nothing for idleMs is dropped and retried from the byte reached
+    const attempt = async () => {
+      const ac = new AbortController();
+      const onUser = () => ac.abort();
+      o.signal?.addEventListener("abort", onUser, { once: true });
+      let idle: NodeJS.Timeout | undefined, stalled = false;
+      const arm = () => { clearTimeout(idle); idle = setTimeout(() => { stalled = true; ac.abort(); }, idleMs); };
+      arm();
+      try {
+        await request(ac.signal, arm);
+      } catch (e) {
+        if (stalled && !o.signal?.aborted && !(e instanceof XverseError)) {
+          throw new RetryableError(`${where}: no data for ${idleMs / 1000} s at byte ${have} of ${file.size}`);
+        }
+        throw e;
+      } finally {
+        clearTimeout(idle);
+        o.signal?.removeEventListener("abort", onUser);
+      }
+    };
+    const request = async (signal: AbortSignal, alive: () => void) => {
       if (have === file.size) return;
       const req = source.fileRequest(listing, file);
       const headers = have > 0 ? { ...req.headers, range: `bytes=${have}-` } : req.headers;
-      const { res, first } = await fetchFollow(req.url, headers, o.signal, o.ctx, o.fetch);
+      const { res, first } = await fetchFollow(req.url, headers, signal, o.ctx, o.fetch);
       source.checkHeaders?.(listing, file, first);
       if (res.status === 416) {
         // the range starts at or past the end: the partial is not a prefix of what is served now
@@ -85,6 +108,7 @@ export async function downloadFile(cache: RepoCache, source: HubSource, listing:
           if (have + chunk.length > file.size) {
             throw new XverseError("checksum", `${where}: the server sent more than the ${file.size} bytes listed; the download was discarded — run the pull again`);
           }
+          alive();
           writeAll(fd, chunk, have);
           hash.update(chunk);
           have += chunk.length;
@@ -93,13 +117,14 @@ export async function downloadFile(cache: RepoCache, source: HubSource, listing:
           o.onBytes?.(chunk.length);
         }
       } catch (e) {
-        if (e instanceof XverseError || o.signal?.aborted) throw e;
+        if (e instanceof XverseError || signal.aborted) throw e;
         throw new RetryableError(`${where}: connection lost at byte ${have} of ${file.size} (${describeNetworkError(e)})`);
       }
       if (have < file.size) {
         throw new RetryableError(`${where}: the connection closed at byte ${have} of ${file.size}${gotSome ? "" : " with no data"}`);
       }
-    }, { ...o.retry, signal: o.signal });
+    };
+    await withRetry(attempt, { ...o.retry, signal: o.signal });
 
     const digest = hash.digest("hex");
     const want = file.sha256 ?? file.gitSha1;

@@ -40,6 +40,8 @@ export interface PullOptions {
   /** One line per event worth a log line (file done, resumed, retry). */
   onEvent?: (message: string) => void;
   fetch?: typeof fetch;
+  /** A connection silent this long is dropped and resumed (default 60 s). */
+  idleTimeoutMs?: number;
   /** Test seams: a failing write (disk full) and the free space on the cache's disk. */
   writeSync?: DownloadOptions["writeSync"];
   freeBytes?: (dir: string) => number | undefined;
@@ -97,7 +99,10 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
   const snapshotDir = cache.snapshotDir(listing.commit);
   for (const f of selected) cache.blobPath(f.etag); // names checked before anything is written
 
-  const todo = selected.filter((f) => !isCached(cache, f));
+  // one download per blob: two paths with the same content (same ETag) must not write one partial at once
+  const cachedFiles = selected.filter((f) => isCached(cache, f)).length;
+  const seen = new Set<string>();
+  const todo = selected.filter((f) => !isCached(cache, f) && !seen.has(f.etag) && (seen.add(f.etag), true));
   const total = selected.reduce((n, f) => n + f.size, 0);
   let done = total - todo.reduce((n, f) => n + f.size - partialBytes(cache, f), 0);
   let transferred = 0, filesDone = selected.length - todo.length;
@@ -125,10 +130,11 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
       try {
         const r = await downloadFile(cache, o.source, listing, f, {
           signal: stop.signal, retry: { ...(o.retry ?? o.source.retry), onRetry: (m, w) => o.onEvent?.(`${m}; retrying in ${(w / 1000).toFixed(1)} s`) },
-          fetch: o.fetch, writeSync: o.writeSync, ctx: o.source.ctx(repo, listing.revision, f.path),
+          fetch: o.fetch, writeSync: o.writeSync, idleTimeoutMs: o.idleTimeoutMs, ctx: o.source.ctx(repo, listing.revision, f.path),
           onBytes: (d) => { done += d; if (d > 0) transferred += d; report(); },
         });
         if (r.resumedFrom > 0) o.onEvent?.(`${f.path}: resumed at byte ${r.resumedFrom} of ${f.size}`);
+        if (!r.cached) o.onEvent?.(`${f.path}: ${fmtBytes(f.size)} verified (${f.sha256 ? "sha256" : f.gitSha1 ? "git sha1" : "size"})`);
         filesDone++;
         if (!r.cached) downloadedFiles++;
         report();
@@ -160,5 +166,5 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
 
   for (const f of selected) cache.linkSnapshot(listing.commit, f.path, f.etag);
   cache.writeRef(listing.revision, listing.commit);
-  return { listing, selected, snapshotDir, transferred, downloadedFiles, cachedFiles: selected.length - todo.length };
+  return { listing, selected, snapshotDir, transferred, downloadedFiles, cachedFiles };
 }

@@ -198,6 +198,34 @@ test("Ctrl-C (an aborted signal) leaves a resumable partial, never a file under 
   assert.deepEqual(readFileSync(blob), Buffer.from(weights.data));
 });
 
+test("a connection that goes silent is dropped after the idle timeout and resumed with Range", async () => {
+  reset();
+  const cacheDir = tmp();
+  hub.faults.stallAfter = new Map([["model.safetensors", 250_000]]);
+  const events: string[] = [];
+  const r = await pull(REPO, { cacheDir, source: hf(), include: ["model.safetensors"], idleTimeoutMs: 150, onEvent: (m) => events.push(m) });
+  assert.ok(events.some((m) => /no data for 0\.15 s at byte 250000 of 1176152; retrying/.test(m)), events.join("\n"));
+  assert.deepEqual(hub.log.filter((e) => e.url.startsWith("/cdn/")).map((e) => e.range), [undefined, "bytes=250000-"]);
+  assert.deepEqual(readFileSync(join(r.snapshotDir, "model.safetensors")), Buffer.from(weights.data));
+});
+
+test("two paths with the same content download once and both link to the one blob", async () => {
+  const twin = new FixtureHub("tiny-org/twins", COMMIT, [{ path: "a/w.bin", data: weights.data, lfs: true }, { path: "b/w.bin", data: weights.data, lfs: true }]);
+  await twin.start();
+  try {
+    const cacheDir = tmp();
+    const r = await pull("tiny-org/twins", { cacheDir, source: new HfHub({ endpoint: twin.url, retry: fast }) });
+    assert.equal(r.transferred, weights.data.length);
+    assert.equal(twin.log.filter((e) => e.url.startsWith("/cdn/")).length, 1);
+    for (const p of ["a/w.bin", "b/w.bin"]) {
+      assert.equal(readlinkSync(join(r.snapshotDir, p)), `../../../blobs/${sha256(weights.data)}`);
+      assert.deepEqual(readFileSync(join(r.snapshotDir, p)), Buffer.from(weights.data));
+    }
+  } finally {
+    await twin.stop();
+  }
+});
+
 test("ModelScope: file list + download API, sha256-named blobs shared with a Hub pull, refs/master", async () => {
   reset();
   const cacheDir = tmp();
@@ -212,6 +240,7 @@ test("ModelScope: file list + download API, sha256-named blobs shared with a Hub
   assert.deepEqual(r.selected.map((f) => f.path).sort(), [...names].sort(), ".gitattributes and folders are skipped");
   for (const f of files) assert.deepEqual(readFileSync(join(repoDir, "blobs", sha256(f.data))), Buffer.from(f.data));
   assert.equal(await resolveModelArg(REPO, { env: { cacheDir }, source: "modelscope" }), r.snapshotDir);
+  assert.equal(await resolveModelArg(REPO, { env: { cacheDir } }), r.snapshotDir, "no refs/main: refs/master serves a plain --model REPO");
   // the Hub's LFS blob has the same name: a Hub pull of the weights afterwards transfers nothing
   reset();
   const h = await pull(REPO, { cacheDir, source: hf(), include: ["model.safetensors"] });
