@@ -12,6 +12,7 @@
         "src/matmul_avx512.cc",
         "src/matvec_vnni.cc",
         "src/matmul_amx.cc",
+        "src/repack.cc",
         "src/matmul_q4_avx2.cc",
         "src/group_zp.cc",
         "src/portable_stubs.cc",

@@ -454,12 +454,27 @@ Napi::Value AdviseHugePages(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// repackQ4_0(src: Uint8Array, rows, cols, data: Uint8Array, scales: Float32Array): GGUF Q4_0 blocks → q4_group(32)
+// (repack.cc), rows split over the pool: the load-time conversion that lets Q4_0 run on the int4 kernels.
+void RepackQ4_0(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  Instance& s = inst(env);
+  const int64_t rows = num(info, 1, "rows"), cols = num(info, 2, "cols");
+  if (cols % 32) bad(env, "repackQ4_0: cols must be a multiple of 32");
+  const uint8_t* src = arr<Napi::Uint8Array>(info, 0, napi_uint8_array, static_cast<size_t>(rows * (cols / 32) * 18), "src").Data();
+  uint8_t* data = arr<Napi::Uint8Array>(info, 3, napi_uint8_array, static_cast<size_t>(rows * cols / 2), "data").Data();
+  float* scales = arr<Napi::Float32Array>(info, 4, napi_float32_array, static_cast<size_t>(rows * cols / 32), "scales").Data();
+  s.pool.parallel_for(rows, std::max<int64_t>(16, rows / (s.pool.threads() * 4)),
+                      [&](int64_t b, int64_t e, int) { repack_q4_0_rows(src, cols, data, scales, b, e); });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<Instance>(new Instance());
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  exports.Set("repackQ4_0", Napi::Function::New(env, RepackQ4_0, "repackQ4_0"));
   exports.Set("rmsnorm", Napi::Function::New(env, Rmsnorm, "rmsnorm"));
   exports.Set("rope", Napi::Function::New(env, Rope, "rope"));
   exports.Set("kvWrite", Napi::Function::New(env, KvWrite, "kvWrite"));

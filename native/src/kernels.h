@@ -117,6 +117,9 @@ using Q8gKernel = void (*)(const WView& w, const float* x, int64_t ldx, float* y
                            int64_t r1);
 Q8gKernel q8g_kernel(Isa isa, int64_t group);
 
+// GGUF Q4_0 → q4_group(32) for rows [r0, r1) (repack.cc): data (rows · cols / 2 bytes) and scales (rows · cols / 32).
+void repack_q4_0_rows(const uint8_t* src, int64_t cols, uint8_t* dst, float* scales, int64_t r0, int64_t r1);
+
 // Small ops (ops.cc).
 void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);
 void rope(float* x, int64_t T, int64_t nHeads, int64_t headDim, const float* cos, const float* sin);

@@ -9,6 +9,7 @@ import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, t
 import { XverseError } from "../errors.js";
 import { openCheckpoint, resolveModelDir } from "../io/checkpoint.js";
 import { openGgufModel } from "../io/gguf-model.js";
+import { releaseGgufTensor } from "../io/gguf.js";
 import { fitsInRam, isGgufPath, modelFileExists } from "../io/mapped-file.js";
 import { sourceBytes, withReadProgress } from "../io/load-progress.js";
 import { describe as describeGptq, detectGptq, gptqProjection } from "../io/gptq.js";
@@ -80,6 +81,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
 
   let config: XverseConfig, source: TensorSource, tokenizer: Tokenizer, generationConfig: GenerationConfig;
   let ggufBlocks: ProjectionHook | undefined, gptqHook: ProjectionHook | undefined;
+  let onCopied: ((name: string) => void) | undefined;
   if (isFile && isGgufPath(path)) {
     const g = openGgufModel(path, { mmap, onProgress: opts.onProgress });
     config = parseConfig(g.config, path, opts.overrides);
@@ -87,6 +89,11 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     tokenizer = tokenizerFromGguf(g.metadata);
     // GGUF block types (Q4_0 … Q6_K) run as stored (gguf/weights.ts); F16 / BF16 / F32 take the float path
     if (!opts.quantize) ggufBlocks = ggufProjection(g);
+    // a tensor the backend copied at prepareWeight (native Q4_0 → q4_group) is not read from the file again
+    onCopied = (name) => {
+      const found = g.tensorFor(name);
+      if (found) releaseGgufTensor(found.file, found.info);
+    };
     generationConfig = parseGenerationConfig({}, config);
   } else if (isFile) {
     throw new XverseError("bad_model_path", `${path} is a file: give the model directory (config.json + weights + tokenizer.json) or a .gguf file`);
@@ -112,8 +119,9 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
     const model = XverseModel.fromSource(config, source, {
       backend,
       projection: firstOf(ggufBlocks, gptqHook, projectionLoader(config, { quantize: opts.quantize, groupSize: opts.groupSize })),
-      // a Q4_0 token_embd / output runs as stored (lm_head on the int4 kernels, embedding rows decoded per lookup)
+      // a quantized token_embd / output runs as stored (lm_head quantized, embedding rows decoded per lookup)
       stored: ggufBlocks,
+      onCopied,
       kvType: opts.kvType, kvBlockSize: opts.kvBlockSize, ctxSize: opts.ctxSize, kvBudget: opts.kvBudget,
       onUnused: (names) => warn(`${names.length} tensor(s) in the checkpoint are not used by the model: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", …" : ""}`),
     });

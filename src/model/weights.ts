@@ -93,6 +93,11 @@ export interface WeightLoadOptions {
    * keeps these two in 16 bits.)
    */
   stored?: (name: string, source: TensorSource, rows: number, cols: number) => Weight | null;
+  /**
+   * Called with a tensor's name when the backend's prepareWeight replaced the hook's data with a copy (e.g. the
+   * native Q4_0 repack): the loader may drop the source bytes (a mapped file's pages) from memory.
+   */
+  onCopied?: (name: string) => void;
   /** Called once per checkpoint tensor the model does not use (besides stale rotary buffers). */
   onUnused?: (names: string[]) => void;
 }
@@ -129,7 +134,9 @@ export function loadWeights(cfg: XverseConfig, source: TensorSource, opts: Weigh
         // GPTQ / AWQ: <stem>qweight, qzeros, scales, g_idx (io/gptq.ts)
         else if (n.startsWith(stem) && /^(qweight|qzeros|scales|g_idx)$/.test(n.slice(stem.length))) used.add(n);
       }
-      return prep(w);
+      const p = prep(w);
+      if (p.data !== w.data) opts.onCopied?.(name);
+      return p;
     }
     return matrix(name, shape);
   };

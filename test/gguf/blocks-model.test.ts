@@ -41,7 +41,7 @@ function exported(type: ExportType): string {
 /** The model on `backend`, block tensors as stored (stored = true) or dequantized to f32 by the GGUF source. */
 function open(path: string, backend: Backend, stored: boolean): { model: XverseModel; formats: Map<string, number> } {
   const g = openGgufModel(path);
-  const hook = ggufProjection(g, { repackQ4_0: false });
+  const hook = ggufProjection(g);
   const formats = new Map<string, number>();
   const count = (n: string, s: Parameters<typeof hook>[1], r: number, c: number) => {
     const w = hook(n, s, r, c);

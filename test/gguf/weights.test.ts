@@ -8,13 +8,18 @@ import { loadConfig, parseConfig } from "../../src/config.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { openGgufModel } from "../../src/io/gguf-model.js";
 import { exportGguf } from "../../src/gguf/export.js";
-import { ggufProjection, q4_0ToGroupWeight } from "../../src/gguf/weights.js";
+import { q4_0ToGroupWeight } from "../../src/backend/ts/blocks.js";
+import { ggufProjection } from "../../src/gguf/weights.js";
 import { dequantize, quantizeQ4_0 } from "../../src/gguf/quants.js";
 import { GGML } from "../../src/gguf/types.js";
 import { decodeRow, tsBackend } from "../../src/backend/ts/index.js";
 import { XverseModel } from "../../src/model/xverse.js";
 import { toFloat32 } from "../../src/tensor.js";
 import { fixture } from "../helpers/peers.js";
+import { rng } from "../helpers/rng.js";
+import { tryLoadNativeBackend } from "../../src/backend/native/index.js";
+
+const native = tryLoadNativeBackend({ threads: 2 }).backend;
 
 const dir = mkdtempSync(join(tmpdir(), "xverse-gguf-w-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -62,15 +67,15 @@ test("stories260K Q4_0 GGUF: int4 kernels (q4_group) give the logits of the dequ
   for (let i = 0; i < f32.length; i++) assert.ok(Math.abs(f16[i] - f32[i]) <= Math.abs(f32[i]) * 2 ** -11 + 1e-7);
 });
 
-test("loadModel on a Q4_0 GGUF keeps token_embd and output as stored (q4_group) with the dequantized path's logits", async () => {
+test("loadModel on a Q4_0 GGUF keeps token_embd and output as stored (q4_0) with the dequantized path's logits", async () => {
   const { loadModel } = await import("../../src/model/load.js");
   const stories = fixture("golden", "stories260K");
   const path = join(dir, "s-q4_0-io.gguf");
   exportGguf(openCheckpoint(stories), loadConfig(stories), join(stories, "tokenizer.json"), path, { type: "q4_0" });
   const { model } = await loadModel(path, { backend: "ts", kvType: "f32", onWarning: () => {} });
-  assert.equal(model.weights.embed.format, "q4_group");
-  assert.equal(model.weights.lmHead.format, "q4_group");
-  assert.equal(model.weights.lmHead.data.byteLength, (512 * 64) / 2, "4 bits per weight, not 32");
+  assert.equal(model.weights.embed.format, "q4_0");
+  assert.equal(model.weights.lmHead.format, "q4_0");
+  assert.equal(model.weights.lmHead.data.byteLength, (512 * 64 * 18) / 32, "4.5 bits per weight, not 32");
   const g = openGgufModel(path);
   const floats = XverseModel.fromSource(parseConfig(g.config, path), g.source, { kvType: "f32", backend: tsBackend });
   const ids = [1, 403, 407, 261, 378, 280, 300];
@@ -79,4 +84,26 @@ test("loadModel on a Q4_0 GGUF keeps token_embd and output as stored (q4_group) 
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   assert.ok(d <= 1e-4, `max |Δ| ${d}`);
+});
+
+test("native prepareWeight repacks Q4_0 into q4_group(32) exactly as q4_0ToGroupWeight states it", { skip: native ? false : "native addon not available" }, async () => {
+  const r = rng(17);
+  for (const [rows, cols] of [[1, 32], [7, 96], [33, 256]] as const) {
+    const x = Float32Array.from({ length: rows * cols }, () => (r() - 0.5) * 4);
+    const q = quantizeQ4_0(x);
+    const want = q4_0ToGroupWeight(q, rows, cols);
+    const got = native!.prepareWeight!({ format: "q4_0", rows, cols, data: q });
+    assert.equal(got.format, "q4_group");
+    assert.equal(got.groupSize, 32);
+    assert.deepEqual(got.data, want.data, `[${rows}, ${cols}] data`);
+    assert.deepEqual(got.scales, want.scales, `[${rows}, ${cols}] scales`);
+  }
+  // a loaded Q4_0 GGUF on the native backend runs its projections and lm_head on the int4 kernels
+  const { loadModel } = await import("../../src/model/load.js");
+  const stories = fixture("golden", "stories260K");
+  const path = join(dir, "s-q4_0-native.gguf");
+  exportGguf(openCheckpoint(stories), loadConfig(stories), join(stories, "tokenizer.json"), path, { type: "q4_0" });
+  const { model } = await loadModel(path, { backend: "native", kvType: "f32", onWarning: () => {} });
+  assert.equal(model.weights.lmHead.format, "q4_group");
+  assert.equal(model.weights.layers[0].q.format, "q4_group");
 });

@@ -28,6 +28,8 @@ export interface Addon {
     /** q4_group / q8_group (GPTQ / AWQ): one min per scale, and the stored columns' input order (group_zp.cc). */
     mins?: Float32Array | null, perm?: Int32Array | null,
   ): void;
+  /** GGUF Q4_0 blocks → q4_group(32) data and scales (native/src/repack.cc). Absent from older builds. */
+  repackQ4_0?(src: Uint8Array, rows: number, cols: number, data: Uint8Array, scales: Float32Array): void;
   rmsnorm(y: Float32Array, x: Float32Array, w: Float32Array, T: number, dim: number, eps: number): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
   /**

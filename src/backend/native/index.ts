@@ -119,6 +119,14 @@ function makeBackend(a: Addon): NativeBackend {
 
     prepareWeight(w: Weight): Weight {
       checkWeight(w);
+      // Q4_0 is q4_group(32) in another nibble order: repacked (natively, a copy of the same size), it runs on the
+      // int4 kernels, whose small-T prefill and non-AMX prefill are faster than the block kernel's.
+      if (w.format === "q4_0" && a.repackQ4_0) {
+        const data = new Uint8Array((w.rows * w.cols) / 2), scales = new Float32Array((w.rows * w.cols) / 32);
+        a.repackQ4_0(w.data as Uint8Array, w.rows, w.cols, data, scales);
+        const g: Weight = { format: "q4_group", rows: w.rows, cols: w.cols, data, scales, groupSize: 32 };
+        return { ...g, handle: { native: true, code: FORMAT_CODE.q4_group } satisfies Prepared };
+      }
       const handle: Prepared = { native: true, code: FORMAT_CODE[w.format] };
       return { ...w, handle };
     },

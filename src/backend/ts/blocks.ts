@@ -7,7 +7,7 @@
  * src/gguf/quants.ts uses these decoders for whole tensors.
  */
 import type { Weight, WeightFormat } from "../backend.js";
-import { f16Table } from "../../tensor.js";
+import { f16Table, f16ToF32 } from "../../tensor.js";
 import { XverseError } from "../../errors.js";
 
 /** The block formats, named as GGUF names the types, in lower case. */
@@ -245,4 +245,27 @@ export function decodeBlockRow(w: Weight, r: number, out: Float32Array): void {
   const b = w.data as Uint8Array;
   const o = r * nb * g.bytes;
   for (let i = 0; i < nb; i++) fn(b, o + i * g.bytes, out, i * g.values);
+}
+
+/**
+ * The native backend's Q4_0 repack (native/src/repack.cc), stated in TS: Q4_0 row bytes (per 32 columns: f16 d, then 16 bytes with column j in the low nibble of byte j and column
+ * j+16 in the high nibble) → q4_group data (column 2k in the low nibble of byte k, two's complement) + scales.
+ */
+export function q4_0ToGroupWeight(bytes: Uint8Array, rows: number, cols: number): Weight {
+  if (cols % 32 !== 0) throw new Error(`q4_0ToGroupWeight: ${cols} columns are not a multiple of 32`);
+  const nb = (rows * cols) / 32;
+  const data = new Uint8Array((rows * cols) / 2);
+  const scales = new Float32Array(nb);
+  for (let b = 0; b < nb; b++) {
+    const o = b * 18;
+    scales[b] = f16ToF32(bytes[o] | (bytes[o + 1] << 8));
+    const dst = b * 16; // 32 columns = 16 bytes, and blocks never straddle rows
+    // (q − 8) as a two's-complement nibble is q ^ 8
+    for (let k = 0; k < 8; k++) {
+      const a = bytes[o + 2 + 2 * k], c = bytes[o + 2 + 2 * k + 1];
+      data[dst + k] = ((a & 15) ^ 8) | (((c & 15) ^ 8) << 4); // columns 2k, 2k+1 (low nibbles)
+      data[dst + 8 + k] = ((a >> 4) ^ 8) | (((c >> 4) ^ 8) << 4); // columns 16+2k, 16+2k+1 (high nibbles)
+    }
+  }
+  return { format: "q4_group", rows, cols, data, scales, groupSize: 32 };
 }
