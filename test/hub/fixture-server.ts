@@ -45,8 +45,8 @@ export class FixtureHub {
     this.server = createServer((req, res) => this.handle(req, res));
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
+  async start(port = 0): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(port, "127.0.0.1", r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
   }
@@ -92,6 +92,13 @@ export class FixtureHub {
           : { rfilename: f.path, size: f.data.length, blobId: gitSha1(f.data) }),
       });
     }
+    // what huggingface_hub's own snapshot_download lists with (list_repo_tree), so Python can pull from this server too
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(u.pathname))) {
+      if (!repoOk(m[1])) return json(401, { error: "Repository Not Found" }, { "x-error-code": "RepoNotFound" });
+      return json(200, this.files.map((f) => f.lfs
+        ? { type: "file", path: f.path, size: f.data.length, oid: gitSha1(new TextEncoder().encode(`pointer ${sha256(f.data)}`)), lfs: { oid: sha256(f.data), size: f.data.length, pointerSize: 134 } }
+        : { type: "file", path: f.path, size: f.data.length, oid: gitSha1(f.data) }));
+    }
     if ((m = /^\/api\/v1\/models\/([^/]+\/[^/]+)\/repo\/files$/.exec(u.pathname))) {
       if (!repoOk(m[1])) return json(404, { Code: 10010205001, Message: "model not found", Success: false });
       if (u.searchParams.get("Revision") !== "master") return json(200, { Code: 10010205001, Message: "revision not found", Success: false });
@@ -121,7 +128,8 @@ export class FixtureHub {
       }
       if (f.lfs) {
         res.writeHead(302, {
-          location: `/cdn/${sha256(f.data)}?signature=abc`, "x-repo-commit": this.commit,
+          // absolute, as the Hub's CDN address is (huggingface_hub follows only relative redirects on its HEAD)
+          location: `${this.url}/cdn/${sha256(f.data)}?signature=abc`, "x-repo-commit": this.commit,
           "x-linked-etag": `"${sha256(f.data)}"`, "x-linked-size": String(f.data.length), etag: `"${gitSha1(f.data)}"`,
         });
         return void res.end();
@@ -131,7 +139,10 @@ export class FixtureHub {
     if ((m = /^\/cdn\/([0-9a-f]{64})$/.exec(u.pathname))) {
       const f = this.files.find((x) => sha256(x.data) === m![1]);
       if (!f) return json(404, {});
-      return this.serveBytes(req, res, f, {});
+      // huggingface_hub's HEAD follows same-host redirects and reads the metadata at the end; the real CDN is on
+      // another host, where it stops at the 302. Give its HEAD what it would have read there.
+      const meta: Record<string, string> = req.method === "HEAD" ? { "x-repo-commit": this.commit, "x-linked-etag": `"${m[1]}"`, "x-linked-size": String(f.data.length) } : {};
+      return this.serveBytes(req, res, f, meta);
     }
     json(404, { error: "no route" });
   }
