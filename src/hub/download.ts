@@ -124,7 +124,7 @@ export async function downloadFile(cache: RepoCache, source: HubSource, listing:
         throw new RetryableError(`${where}: the connection closed at byte ${have} of ${file.size}${gotSome ? "" : " with no data"}`);
       }
     };
-    await withRetry(attempt, { ...o.retry, signal: o.signal });
+    await withRetry(attempt, { ...o.retry, signal: o.signal, progress: () => transferred });
 
     const digest = hash.digest("hex");
     const want = file.sha256 ?? file.gitSha1;

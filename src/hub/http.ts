@@ -110,16 +110,22 @@ export interface RetryOptions {
   backoffMs?: number;
   signal?: AbortSignal;
   onRetry?: (message: string, waitMs: number) => void;
+  /** A counter of work done (bytes received); a failure after progress starts the count of tries over. */
+  progress?: () => number;
 }
 
 /** Runs `fn` until it succeeds, fails for good, or RetryableError has been thrown `retries` + 1 times. */
 export async function withRetry<T>(fn: () => Promise<T>, o: RetryOptions): Promise<T> {
   const retries = o.retries ?? 5;
+  let mark = o.progress?.() ?? 0;
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
       if (!(e instanceof RetryableError) || o.signal?.aborted) throw e;
+      // a long download over a flaky link may drop many times; only drops without progress in between count
+      const now = o.progress?.() ?? 0;
+      if (now !== mark) { mark = now; attempt = 0; }
       if (attempt >= retries) throw new XverseError("network", `${e.message}; gave up after ${retries + 1} tries — check the connection and run again`);
       const wait = e.retryAfterMs ?? Math.min(30_000, (o.backoffMs ?? 500) * 2 ** attempt);
       o.onRetry?.(e.message, wait);

@@ -93,6 +93,12 @@ test("the token goes with redirects on the same host only; 5xx retries, 4xx does
   await assert.rejects(withRetry(async () => { n++; throw new XverseError("not_found", "404"); }, { backoffMs: 1 }), /404/);
   assert.equal(n, 1);
   await assert.rejects(withRetry(async () => { throw new RetryableError("reset"); }, { retries: 2, backoffMs: 1 }), /reset; gave up after 3 tries/);
+  // drops with progress in between do not use up the tries: 10 drops, 2 retries allowed, each drop after new bytes
+  let bytes = 0, calls = 0;
+  assert.equal(await withRetry(async () => { calls++; bytes += 100; if (calls <= 10) throw new RetryableError("cut"); return bytes; },
+    { retries: 2, backoffMs: 1, progress: () => bytes }), 1100);
+  calls = 0;
+  await assert.rejects(withRetry(async () => { calls++; throw new RetryableError("cut"); }, { retries: 2, backoffMs: 1, progress: () => 0 }), /gave up after 3 tries/);
 });
 
 test("the environment is read like huggingface_hub: HF_HUB_CACHE > HF_HOME/hub > XDG/~, HF_TOKEN > token file", () => {
