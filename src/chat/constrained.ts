@@ -28,6 +28,35 @@ interface Vocab {
   closers: number[];
   /** The fewest pieces that spell a text (the budget's price of fixed text). */
   litCost: (s: string) => number;
+  /**
+   * Tokens that are ordinary string content (no quote, backslash or control character), sorted by length in code
+   * points; safeStart[L] is where length L begins. Inside a plain string such a token is allowed by its length
+   * alone, so the mask takes whole ranges instead of walking ~100k trie paths.
+   */
+  safeIds: Int32Array;
+  safeStart: Int32Array;
+  /** The trie of the other tokens (those still walked inside a string). */
+  unsafeTrie: Trie;
+  /** The root's ASCII branches: outside strings and literals JSON continues only with ASCII. */
+  asciiRoot: [string, Trie][];
+}
+
+const isSafeContent = (p: string): boolean => {
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+};
+
+function addToTrie(trie: Trie, piece: string, id: number): void {
+  let node = trie;
+  for (const ch of piece) {
+    let n = node.next.get(ch);
+    if (!n) node.next.set(ch, (n = { ids: [], next: new Map() }));
+    node = n;
+  }
+  node.ids.push(id);
 }
 
 /**
@@ -57,15 +86,15 @@ function piecesCost(trie: Trie): (s: string) => number {
 
 const vocabCache = new WeakMap<Tokenizer, Vocab>();
 
-/**
- * decode([anchor, id]) minus decode([anchor]) is what `id` adds after other text — the Metaspace decoder drops
- * a leading space only at the very start, and byte-fallback tokens decode in context.
- */
 /** The fewest vocabulary pieces that spell `s` on this tokenizer (what the token budget charges for fixed text). */
 export function pieceCost(tok: Tokenizer, s: string): number {
   return prepare(tok).litCost(s);
 }
 
+/**
+ * decode([anchor, id]) minus decode([anchor]) is what `id` adds after other text — the Metaspace decoder drops
+ * a leading space only at the very start, and byte-fallback tokens decode in context.
+ */
 export function vocabPieces(tok: Tokenizer): (string | null)[] {
   const anchor = tok.encode("a", { addSpecialTokens: false }).ids;
   const base = tok.decode(anchor, { skipSpecialTokens: false });
@@ -87,28 +116,75 @@ function prepare(tok: Tokenizer): Vocab {
   if (v) return v;
   const pieces = vocabPieces(tok);
   const trie: Trie = { ids: [], next: new Map() };
+  const unsafeTrie: Trie = { ids: [], next: new Map() };
   const closers: number[] = [];
+  const safe: [number, number][] = []; // [length in code points, id]
   pieces.forEach((p, id) => {
     if (p === null) return;
-    let node = trie;
-    for (const ch of p) {
-      let n = node.next.get(ch);
-      if (!n) node.next.set(ch, (n = { ids: [], next: new Map() }));
-      node = n;
-    }
-    node.ids.push(id);
+    addToTrie(trie, p, id);
+    if (isSafeContent(p)) safe.push([[...p].length, id]);
+    else addToTrie(unsafeTrie, p, id);
     if (p.includes(">")) closers.push(id);
   });
-  v = { pieces, trie, closers, litCost: piecesCost(trie) };
+  safe.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const maxLen = safe.length ? safe[safe.length - 1][0] : 0;
+  const safeStart = new Int32Array(maxLen + 2);
+  for (let L = 0, i = 0; L <= maxLen + 1; L++) {
+    while (i < safe.length && safe[i][0] < L) i++;
+    safeStart[L] = i;
+  }
+  const asciiRoot = [...trie.next].filter(([ch]) => ch.codePointAt(0)! < 0x80);
+  v = { pieces, trie, closers, litCost: piecesCost(trie), safeIds: Int32Array.from(safe, (x) => x[1]), safeStart, unsafeTrie, asciiRoot };
   vocabCache.set(tok, v);
   return v;
+}
+
+/**
+ * allowedIds over the whole vocabulary, with two shortcuts that keep a step cheap at vocab ~100k: inside a plain
+ * string, ordinary content tokens are taken by length ranges (only quote / backslash / control tokens are walked);
+ * in an enum value or key only the branches of its possible next characters; elsewhere only the trie's ASCII
+ * branches can match (JSON syntax, numbers, literals, markers).
+ */
+function allowedFromRoot(v: Vocab, m: CallRecognizer, out: Allowed, room: number, over: Over): void {
+  const str = m.plainString();
+  if (str) {
+    const below = room === Infinity ? 0 : minCompletion(m) - stringCost(str);
+    const maxL = str.n.maxLength - str.len;
+    for (let L = 1; L + 1 < v.safeStart.length && L <= maxL; L++) {
+      const a = v.safeStart[L], b = v.safeStart[L + 1];
+      if (a === b) continue;
+      // the same price allowedInString gives: what the string still needs after these L characters
+      const cost = room === Infinity ? 0 : below + Math.max(0, str.n.minLength - str.len - L) + 1;
+      if (cost <= room) for (let i = a; i < b; i++) out.push(v.safeIds[i]);
+      else over.add(v.safeIds.subarray(a, b), cost);
+    }
+    return allowedInString(v.unsafeTrie, m, str, below, out, room, over);
+  }
+  const top = m.frames[m.frames.length - 1];
+  if (top?.t === "str" && top.open && !top.esc && top.n.enum) {
+    // an enum value or object key: only the next character of a value still possible, a quote or an escape
+    const next = new Set(['"', "\\"]);
+    for (const e of top.n.enum) if (e.length > top.buf.length && e.startsWith(top.buf)) next.add(String.fromCodePoint(e.codePointAt(top.buf.length)!));
+    for (const ch of next) {
+      const child = v.trie.next.get(ch);
+      if (!child) continue;
+      const m2 = m.clone();
+      if (m2.feed(ch)) emitAndDescend(child, m2, out, room, over);
+    }
+    return;
+  }
+  const nonAscii = top?.t === "lits" && top.values.some((x) => /[^\x00-\x7f]/.test(x));
+  for (const [ch, child] of nonAscii ? v.trie.next : v.asciiRoot) {
+    const m2 = m.clone();
+    if (m2.feed(ch)) emitAndDescend(child, m2, out, room, over);
+  }
 }
 
 /**
  * All ids whose piece the recognizer accepts in full from state `m`; with a token budget, only those after which
  * the call can still be finished in `room` more tokens (those that do not fit go to `over`).
  */
-function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, over: Over): void {
+function allowedIds(trie: Trie, m: CallRecognizer, out: Allowed, room: number, over: Over): void {
   const str = m.plainString();
   if (str) {
     // inside a plain string only the string's own remaining cost changes: price everything below it once
@@ -122,13 +198,28 @@ function allowedIds(trie: Trie, m: CallRecognizer, out: number[], room: number, 
 }
 
 /** Once the recognizer has taken a trie node's character: its token ids (allowed or over budget), then its children. */
-function emitAndDescend(child: Trie, m2: CallRecognizer, out: number[], room: number, over: Over): void {
+function emitAndDescend(child: Trie, m2: CallRecognizer, out: Allowed, room: number, over: Over): void {
   if (child.ids.length) {
     const cost = room === Infinity ? 0 : minCompletion(m2);
     if (cost <= room) for (const id of child.ids) out.push(id);
     else over.add(child.ids, cost);
   }
   if (child.next.size) allowedIds(child, m2, out, room, over);
+}
+
+/**
+ * One step's allowed ids as a flag per token id (the hook reuses one buffer; cleared after each mask): at ~100k
+ * allowed tokens this costs a typed-array write each, not a growing JS array and a copy.
+ */
+class Allowed {
+  count = 0;
+  constructor(readonly flags: Uint8Array) {}
+  push(id: number): void {
+    if (!this.flags[id]) {
+      this.flags[id] = 1;
+      this.count++;
+    }
+  }
 }
 
 /**
@@ -139,13 +230,13 @@ function emitAndDescend(child: Trie, m2: CallRecognizer, out: number[], room: nu
 class Over {
   ids: number[] = [];
   cost = Infinity;
-  add(ids: readonly number[], cost: number): void {
+  add(ids: ArrayLike<number>, cost: number): void {
     if (cost > this.cost) return;
     if (cost < this.cost) {
       this.cost = cost;
       this.ids = [];
     }
-    for (const id of ids) this.ids.push(id);
+    for (let i = 0; i < ids.length; i++) this.ids.push(ids[i]);
   }
 }
 
@@ -160,7 +251,7 @@ function stringCost(f: StrFrame): number {
  * The trie walk while inside a plain string: ordinary characters append to the live frame (undone on the way
  * back) instead of cloning the recognizer at every node; a quote or backslash falls back to the general walk.
  */
-function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: number, out: number[], room: number, over: Over): void {
+function allowedInString(trie: Trie, m: CallRecognizer, f: StrFrame, below: number, out: Allowed, room: number, over: Over): void {
   for (const [ch, child] of trie.next) {
     const code = ch.codePointAt(0)!;
     if (ch === '"' || ch === "\\" || code < 0x20) {
@@ -292,6 +383,15 @@ function grammarHook(tok: Tokenizer, g: CallGrammar, opts: ConstrainedHookOption
     allowed.forEach((id, i) => id < logits.length && (logits[id] = keep[i]));
   };
 
+  const flags = new Uint8Array(tok.vocabSize);
+  /** Keeps only the flagged logits and clears the flags for the next step. */
+  const maskFlags = (logits: Float32Array, a: Allowed): void => {
+    const n = Math.min(logits.length, a.flags.length);
+    for (let i = 0; i < n; i++) if (!a.flags[i]) logits[i] = -Infinity;
+    for (let i = n; i < logits.length; i++) logits[i] = -Infinity;
+    a.flags.fill(0);
+  };
+
   const hook = ((ids: readonly number[], logits: Float32Array): void => {
     if (seen < 0 || ids.length < seen) {
       seen = ids.length;
@@ -301,13 +401,14 @@ function grammarHook(tok: Tokenizer, g: CallGrammar, opts: ConstrainedHookOption
     if (mode === "done") {
       if (eos.length) mask(logits, eos);
     } else if (mode === "call") {
-      const allowed: number[] = [];
+      const allowed = new Allowed(flags);
       const over = new Over();
       // tokens left after this one
       const room = opts.maxNewTokens === undefined ? Infinity : opts.maxNewTokens - (ids.length - promptLength) - 1;
-      allowedIds(vocab.trie, m!, allowed, room, over);
+      allowedFromRoot(vocab, m!, allowed, room, over);
       // out of room already (max_new_tokens below the shortest call): still write a valid prefix
-      mask(logits, allowed.length ? allowed : over.ids);
+      if (allowed.count) maskFlags(logits, allowed);
+      else mask(logits, over.ids);
     } else if (mode === "free") {
       // tokens that would complete the start marker must also begin a valid call
       const tail = text.slice(Math.max(0, text.length - THINK_START.length + 1));

@@ -177,13 +177,14 @@ export class CallRecognizer {
   }
 
   /**
-   * The innermost frame when it is inside a plain string value (no enum, not an object key, no pending escape):
+   * The innermost frame when it is inside a plain string (no enum, no pending escape):
    * there an ordinary character only appends to `buf`, which the constrained decoder exploits to walk the
    * vocabulary without cloning. Mutate it only to append and then undo.
    */
   plainString(): Extract<Frame, { t: "str" }> | null {
     const f = this.stack[this.stack.length - 1];
-    return f && f.t === "str" && f.open && !f.esc && !f.n.enum && !f.forbid ? f : null;
+    // a free-form key (forbid: the keys already used) differs only at its closing quote, which is walked anyway
+    return f && f.t === "str" && f.open && !f.esc && !f.n.enum ? f : null;
   }
 
   /** The tool name, once chosen. */
