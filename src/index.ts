@@ -53,3 +53,8 @@ export { resultsTable, subjectTable, mergeReports } from "./eval/report.js";
 export { startServer, BatchDecoder, ApiError as ServerApiError, DEFAULT_MAX_BODY, type ServeOptions, type RunningServer } from "./server/index.js";
 export { selectBackend, type BackendKind } from "./backend/select.js";
 export { loadNativeBackend, tryLoadNativeBackend, type NativeBackend, type NativeOptions, type NativeIsa } from "./backend/native/index.js";
+export { pull, listRepo, type PullOptions, type PullProgress, type PullResult } from "./hub/pull.js";
+export { HfHub, type HfHubOptions } from "./hub/hf.js";
+export { ModelScope, type ModelScopeOptions } from "./hub/modelscope.js";
+export { findSnapshot, modelInSnapshot, parseRepoRef, type RepoRef } from "./hub/resolve.js";
+export type { HubSource, Listing, RemoteFile } from "./hub/types.js";

@@ -11,7 +11,7 @@ import { fetchFollow, withRetry, RetryableError } from "../../src/hub/http.js";
 import { parseHfListing } from "../../src/hub/hf.js";
 import { parseModelScopeListing } from "../../src/hub/modelscope.js";
 import { RepoCache } from "../../src/hub/cache.js";
-import { hubEnv } from "../../src/cli/hub-env.js";
+import { fmtDuration, hubEnv, pullProgress } from "../../src/cli/hub-env.js";
 import { XverseError } from "../../src/errors.js";
 import type { RemoteFile } from "../../src/hub/types.js";
 
@@ -136,4 +136,19 @@ test("listings: LFS size and sha256 from blobs=true; unsafe paths and names are 
   assert.throws(() => cache.linkSnapshot("c".repeat(40), "../../../etc/passwd", "e".repeat(64)), /not a safe relative path/);
   assert.throws(() => cache.blobPath("../x"), /cannot name a cache file/);
   assert.throws(() => new RepoCache("/tmp/c", "../../x"), /not a repository id/);
+});
+
+test("the progress line: one line redrawn in place on a terminal with bytes, %, rate, ETA and files; nothing on a pipe", () => {
+  const out: string[] = [];
+  const tty = { isTTY: true, write: (s: string) => { out.push(s); return true; } } as unknown as NodeJS.WriteStream;
+  const draw = pullProgress("pull o/n", tty)!;
+  draw({ done: 0, total: 8e9, filesDone: 0, files: 3, transferred: 0 });
+  assert.match(out[0], /^\r\x1b\[Kpull o\/n 0 B\/8\.0 GB 0 % 0 B\/s ETA -- · 0\/3 files$/);
+  draw({ done: 8e9, total: 8e9, filesDone: 3, files: 3, transferred: 8e9 });
+  assert.match(out[1], /^\r\x1b\[Kpull o\/n 8\.0 GB\/8\.0 GB 100 % [\d.]+ [kMGT]?B\/s ETA 0s · 3\/3 files$/);
+  assert.equal(out[2], "\n", "the finished line stays");
+  assert.equal(pullProgress("x", { isTTY: false } as NodeJS.WriteStream), undefined);
+  assert.equal(fmtDuration(59.2), "60s");
+  assert.equal(fmtDuration(125), "2m05s");
+  assert.equal(fmtDuration(3 * 3600 + 7 * 60), "3h07m");
 });

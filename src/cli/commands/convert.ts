@@ -33,7 +33,8 @@ group_size a multiple of 32 and no desc_act. Every other projection, and every p
 types, is dequantized exactly and requantized to --type. A "note:" line says how many went which way.
 
 Options:
-  --model DIR        the float checkpoint (default: the embedded stories260K model)
+  --model DIR        the float checkpoint (default: the embedded stories260K model), or ORG/NAME
+                     from the Hugging Face cache (see xverse pull; --pull downloads it first)
   --to gguf          the output format (only gguf for now)
   --type T           f32, f16 (default), q8_0, q4_0, q4_k_m, q5_k_m or q6_k
   --arch A           force "xverse" or "llama" (default: from config.json's model_type)

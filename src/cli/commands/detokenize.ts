@@ -35,7 +35,8 @@ Reads a JSON array of token ids on stdin and prints the decoded text (no newline
 
 Options:
   -m, --model PATH   model directory (tokenizer.json), a tokenizer.json file or a .gguf file
-                     (default: the embedded stories260K model)
+                     (default: the embedded stories260K model), or ORG/NAME[@REV][:TAG] from the
+                     Hugging Face cache (see xverse pull; --pull downloads it first)
   --jsonl            each input line is a JSON array of ids; prints one JSON string per line
   --skip-special     leave special tokens (BOS, EOS, pad…) out of the text
   -h, --help         this text

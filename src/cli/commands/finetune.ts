@@ -27,7 +27,8 @@ model.safetensors) that every command loads; with --lora also DIR/adapter/ in PE
 DIR/checkpoint/ (resumable: rerun with --resume, e.g. after a crash or with more --epochs).
 
 Options:
-  --model DIR            model to start from (default: the embedded stories260K)
+  --model DIR            model to start from (default: the embedded stories260K), or ORG/NAME from
+                         the Hugging Face cache (see xverse pull; --pull downloads it first)
   --data FILE            training conversations
   --eval-data FILE       held-out conversations: eval loss every --eval-every steps and at the end
   --val-size N           without --eval-data: hold out N conversations (or a fraction if < 1) for eval

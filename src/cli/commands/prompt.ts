@@ -17,7 +17,8 @@ Only the tokenizer and config files are read, never the weights. Use it to debug
 Options:
   --messages FILE     JSON array of {"role": "system"|"user"|"assistant"|"exec", "content": "..."}
                       (or {"messages": [...], "tools": [...]}); "-" reads stdin
-  -m, --model PATH    model directory or .gguf file (default: the embedded stories260K model)
+  -m, --model PATH    model directory or .gguf file (default: the embedded stories260K model), or
+                      ORG/NAME[@REV][:TAG] from the Hugging Face cache (see xverse pull; --pull downloads it)
   --format F          v1 | v2 | template (default: config.json's chat_format, else the tokenizer_config
                       chat_template, else v2). v1 has no system/exec roles.
   --tools FILE        tools as OpenAI "tools" JSON or XVERSE plugins; the plugin block is put in front

@@ -18,7 +18,8 @@ Output: DIR/model.safetensors (\`P.weight\` int8 + \`P.weight_scale\` f32), conf
 when complete: nothing half-written is left on error. Load it with any command's --model DIR.
 
 Options:
-  --model DIR        the float checkpoint (safetensors or .bin shards + config.json)
+  --model DIR        the float checkpoint (safetensors or .bin shards + config.json), or ORG/NAME
+                     from the Hugging Face cache (see xverse pull; --pull downloads it first)
   --bits 8|4         integer width
   --group-size N     int4 only: one scale per N columns (default: one scale per row)
   --out DIR          the new directory (must not exist, or be empty)

@@ -16,7 +16,8 @@ included (use printf, or echo -n, to leave it out).
 
 Options:
   -m, --model PATH   model directory (tokenizer.json), a tokenizer.json file or a .gguf file
-                     (default: the embedded stories260K model)
+                     (default: the embedded stories260K model), or ORG/NAME[@REV][:TAG] from the
+                     Hugging Face cache (see xverse pull; --pull downloads it first)
   --jsonl            each input line is a JSON string; prints one JSON array of ids per line
   --no-special       do not add special tokens (e.g. BOS) around the text
   --tokens           print the token strings instead of the ids
