@@ -10,7 +10,7 @@
  * <cacheDir> is HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub (resolved in cli/hub-env.ts).
  */
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from "node:fs";
-import { dirname, join, relative, sep } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { XverseError } from "../errors.js";
 import { AtomicFile } from "../io/atomic.js";
 import { hfCacheRepoDir } from "../io/checkpoint.js";
@@ -55,6 +55,12 @@ export class RepoCache {
 
   incompletePath(etag: string): string {
     return this.blobPath(etag) + ".incomplete";
+  }
+
+  /** Where a download of this blob holds its cross-process lock (beside huggingface_hub's own .locks). */
+  lockPath(etag: string): string {
+    checkName("the ETag", etag);
+    return join(this.cacheDir, ".locks", basename(this.dir), `${etag}.xverse.lock`);
   }
 
   snapshotDir(commit: string): string {

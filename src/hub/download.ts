@@ -11,6 +11,7 @@ import { XverseError } from "../errors.js";
 import type { RepoCache } from "./cache.js";
 import { describeNetworkError, fetchFollow, RetryableError, withRetry, type RequestContext, type RetryOptions } from "./http.js";
 import type { HubSource, Listing, RemoteFile } from "./types.js";
+import { withFileLock } from "./lock.js";
 
 export interface DownloadOptions {
   signal?: AbortSignal;
@@ -22,6 +23,8 @@ export interface DownloadOptions {
   writeSync?: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => number;
   /** A connection that sends nothing for this long is dropped and resumed (default 60 s). */
   idleTimeoutMs?: number;
+  /** Another process holds this blob's download lock; called once, then it is waited for. */
+  onWait?: (holderPid: number) => void;
   /** Context for messages (set by the source). */
   ctx: RequestContext;
 }
@@ -47,8 +50,16 @@ export function isCached(cache: RepoCache, file: RemoteFile): boolean {
 }
 
 export async function downloadFile(cache: RepoCache, source: HubSource, listing: Listing, file: RemoteFile, o: DownloadOptions): Promise<DownloadResult> {
-  const blob = cache.blobPath(file.etag);
   if (isCached(cache, file)) return { transferred: 0, resumedFrom: 0, cached: true };
+  return withFileLock(cache.lockPath(file.etag), { signal: o.signal, onWait: o.onWait && ((pid) => o.onWait!(pid)) }, async () => {
+    // the process we waited for may have finished it
+    if (isCached(cache, file)) return { transferred: 0, resumedFrom: 0, cached: true };
+    return downloadLocked(cache, source, listing, file, o);
+  });
+}
+
+async function downloadLocked(cache: RepoCache, source: HubSource, listing: Listing, file: RemoteFile, o: DownloadOptions): Promise<DownloadResult> {
+  const blob = cache.blobPath(file.etag);
   const inc = cache.incompletePath(file.etag);
   mkdirSync(dirname(inc), { recursive: true });
   const fd = openSync(inc, existsSync(inc) ? "r+" : "w+");

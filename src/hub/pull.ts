@@ -130,7 +130,8 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
       try {
         const r = await downloadFile(cache, o.source, listing, f, {
           signal: stop.signal, retry: { ...(o.retry ?? o.source.retry), onRetry: (m, w) => o.onEvent?.(`${m}; retrying in ${(w / 1000).toFixed(1)} s`) },
-          fetch: o.fetch, writeSync: o.writeSync, idleTimeoutMs: o.idleTimeoutMs, ctx: o.source.ctx(repo, listing.revision, f.path),
+          fetch: o.fetch, writeSync: o.writeSync, idleTimeoutMs: o.idleTimeoutMs,
+          onWait: (pid) => o.onEvent?.(`${f.path}: process ${pid} is downloading it; waiting for it to finish`), ctx: o.source.ctx(repo, listing.revision, f.path),
           onBytes: (d) => { done += d; if (d > 0) transferred += d; report(); },
         });
         if (r.resumedFrom > 0) o.onEvent?.(`${f.path}: resumed at byte ${r.resumedFrom} of ${f.size}`);

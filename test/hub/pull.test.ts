@@ -2,9 +2,10 @@
 // huggingface_hub's layout, loading by repo id, resume with Range, checksum failures, 401 / 404 / disk full.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { pull } from "../../src/hub/pull.js";
 import { HfHub } from "../../src/hub/hf.js";
 import { ModelScope } from "../../src/hub/modelscope.js";
@@ -224,6 +225,34 @@ test("two paths with the same content download once and both link to the one blo
   } finally {
     await twin.stop();
   }
+});
+
+test("two pulls of one blob at once: one downloads, the other waits for it; a dead process's lock is taken over", async () => {
+  reset();
+  const cacheDir = tmp();
+  hub.faults.cutAfter = new Map([["model.safetensors", 300_000]]);
+  const events: string[] = [];
+  const slow = { retries: 3, backoffMs: 300 };
+  const [a, b] = await Promise.all([
+    pull(REPO, { cacheDir, source: hf(), include: ["model.safetensors"], retry: slow, onEvent: (m) => events.push(`a: ${m}`) }),
+    pull(REPO, { cacheDir, source: hf(), include: ["model.safetensors"], retry: slow, onEvent: (m) => events.push(`b: ${m}`) }),
+  ]);
+  assert.equal(a.transferred + b.transferred, weights.data.length + 0, events.join("\n"));
+  assert.deepEqual(hub.log.filter((e) => e.url.startsWith("/cdn/")).map((e) => e.range), [undefined, "bytes=300000-"]);
+  assert.ok(events.some((m) => /model\.safetensors: process \d+ is downloading it; waiting for it to finish/.test(m)), events.join("\n"));
+  assert.deepEqual(readFileSync(join(a.snapshotDir, "model.safetensors")), Buffer.from(weights.data));
+  assert.ok(!existsSync(join(cacheDir, ".locks", "models--tiny-org--stories260K", `${sha256(weights.data)}.xverse.lock`)), "released");
+
+  // a lock left by a process that is gone (killed mid-pull) does not block
+  reset();
+  const cache2 = tmp();
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+  const lock = join(cache2, ".locks", "models--tiny-org--stories260K", `${sha256(weights.data)}.xverse.lock`);
+  mkdirSync(dirname(lock), { recursive: true });
+  writeFileSync(lock, `${dead} ${hostname()}`);
+  const r = await pull(REPO, { cacheDir: cache2, source: hf(), include: ["model.safetensors"] });
+  assert.equal(r.transferred, weights.data.length);
+  assert.ok(!existsSync(lock));
 });
 
 test("ModelScope: file list + download API, sha256-named blobs shared with a Hub pull, refs/master", async () => {
