@@ -8,6 +8,7 @@ import type { XverseModel } from "../model/xverse.js";
 import type { KvSequence } from "../kv/sequence.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { applyChain, argmax, logProbOf, processorChain, sample } from "./processors.js";
+import { openaiAdjustments } from "./penalties.js";
 import { Rng } from "./rng.js";
 import { StopMatcher } from "./stop.js";
 import type { SamplingRequest } from "./sampling.js";
@@ -80,6 +81,9 @@ export async function* generate(
   const sampling = opts.greedy === true ? false : opts.greedy === false || opts.temperature !== undefined || opts.topK !== undefined || opts.topP !== undefined;
   if (sampling && opts.temperature === 0) throw new XverseError("bad_argument", "temperature 0 means greedy: pass greedy instead");
   const chain = processorChain({ repetitionPenalty: opts.repetitionPenalty, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, sample: sampling });
+  // OpenAI's penalties and logit_bias come before Hugging Face's processors
+  const adjust = openaiAdjustments(opts, promptIds.length);
+  if (adjust) chain.unshift(adjust);
   const rng = new Rng(opts.seed ?? Date.now());
   const eos = new Set(opts.eosTokenIds ?? (tokenizer.eosId !== null ? [tokenizer.eosId] : []));
   const V = model.config.vocabSize;

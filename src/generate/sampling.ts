@@ -14,6 +14,10 @@ export interface SamplingRequest {
   topP?: number;
   repetitionPenalty?: number;
   seed?: number;
+  /** OpenAI's presence / frequency penalties (−2 … 2) and logit_bias (penalties.ts); not from generation_config. */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  logitBias?: Readonly<Record<number, number>>;
 }
 
 export function samplingOptions(req: SamplingRequest, gc?: GenerationConfig): SamplingRequest {
@@ -26,5 +30,8 @@ export function samplingOptions(req: SamplingRequest, gc?: GenerationConfig): Sa
     topP: greedy ? undefined : req.topP ?? gc?.topP,
     repetitionPenalty: req.repetitionPenalty ?? gc?.repetitionPenalty,
     seed: req.seed,
+    presencePenalty: req.presencePenalty,
+    frequencyPenalty: req.frequencyPenalty,
+    logitBias: req.logitBias,
   };
 }

@@ -15,6 +15,7 @@
  */
 import type { GeneratedToken, GenerateOptions, GenerateResult, FinishReason } from "../generate/generate.js";
 import { applyChain, argmax, processorChain, sample, type LogitsProcessor } from "../generate/processors.js";
+import { openaiAdjustments } from "../generate/penalties.js";
 import { Rng } from "../generate/rng.js";
 import { StopMatcher } from "../generate/stop.js";
 import { XverseError } from "../errors.js";
@@ -59,6 +60,8 @@ class Seq {
     this.work = new Float32Array(V);
     this.sampling = opts.greedy === true ? false : opts.greedy === false || opts.temperature !== undefined || opts.topK !== undefined || opts.topP !== undefined;
     this.chain = processorChain({ repetitionPenalty: opts.repetitionPenalty, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, sample: this.sampling });
+    const adjust = openaiAdjustments(opts, prompt.length);
+    if (adjust) this.chain.unshift(adjust);
     this.rng = new Rng(opts.seed ?? Date.now());
     this.eos = new Set(opts.eosTokenIds ?? (tok.eosId !== null ? [tok.eosId] : []));
     this.decoder = tok.streamDecoder({ skipSpecialTokens: true, context: opts.continuation === false ? undefined : prompt });

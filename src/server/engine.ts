@@ -52,6 +52,10 @@ export class Engine {
   /** Runs one job to its end; every outcome, failures included, is reported through `emit`. */
   async run(id: number, job: Job, signal: AbortSignal, emit: Emit): Promise<void> {
     try {
+      // before any response header: token ids in logit_bias must exist
+      const V = this.loaded.model.config.vocabSize;
+      const bad = Object.keys(job.sampling.logitBias ?? {}).find((t) => Number(t) >= V);
+      if (bad !== undefined) throw badField("logit_bias", `logit_bias names token ${bad}, but this model's vocabulary has ${V} tokens (0 … ${V - 1})`);
       if (job.kind === "chat") await this.chat(id, job, signal, emit);
       else await this.completion(id, job, signal, emit);
     } catch (e) {
@@ -125,7 +129,6 @@ export class Engine {
       const rf = job.responseFormat;
       opts.logitsHook = constrainedJsonHook(tok, rf.type === "json_schema" ? rf.schema : null, { eosTokenIds: this.eosIds, maxNewTokens: maxNew });
     }
-
     // logprobs: alternatives come from the logits as the token was picked (after any constraint mask)
     const k = job.logprobs ?? 0;
     const pieces = k > 0 ? tokenPieces(tok) : [];

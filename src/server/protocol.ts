@@ -13,6 +13,10 @@ export interface Sampling {
   topK?: number;
   repetitionPenalty?: number;
   seed?: number;
+  /** OpenAI's penalties (−2 … 2) and logit_bias (token id → −100 … 100). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  logitBias?: Record<number, number>;
   stop: string[];
   /** vLLM's extension: keep going past eos (benchmarks that need exact lengths). */
   ignoreEos: boolean;

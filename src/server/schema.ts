@@ -7,7 +7,7 @@ import type { ChatMessage } from "../chat/types.js";
 import { badField } from "./errors.js";
 import { schemaProblems } from "../chat/schema-check.js";
 import type { ChatJob, CompletionJob, OpenAIFunctionTool, ResponseFormat, Sampling, ToolChoice } from "./protocol.js";
-import { isObj, neutralOnly, obj, onlyKeys, optBool, optNumber, optString, stopList, type Obj } from "./validate.js";
+import { isObj, logitBias, neutralOnly, obj, onlyKeys, optBool, optNumber, optString, stopList, type Obj } from "./validate.js";
 
 export interface Envelope<J> {
   job: J;
@@ -38,6 +38,9 @@ function sampling(o: Obj, maxTokensKey: string[]): Sampling {
     topK: (() => { const k = optNumber(o, "top_k", { int: true, min: -1 }); return k === -1 ? 0 : k; })(),
     repetitionPenalty: optNumber(o, "repetition_penalty", { min: 0.01, max: 10 }),
     seed,
+    presencePenalty: optNumber(o, "presence_penalty", { min: -2, max: 2 }),
+    frequencyPenalty: optNumber(o, "frequency_penalty", { min: -2, max: 2 }),
+    logitBias: logitBias(o),
     stop: stopList(o),
     ignoreEos: optBool(o, "ignore_eos") ?? false,
   };

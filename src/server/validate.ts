@@ -61,15 +61,21 @@ export function stopList(o: Obj, max = 16): string[] {
 
 /** Fields OpenAI defines that this server accepts only at their neutral value. */
 export function neutralOnly(o: Obj): void {
-  for (const k of ["presence_penalty", "frequency_penalty"]) {
-    const n = optNumber(o, k, { min: -2, max: 2 });
-    if (n !== undefined && n !== 0) throw badField(k, `${k} is not supported (only 0); use repetition_penalty (Hugging Face style, e.g. 1.1)`, "unsupported_parameter");
-  }
-  const bias = o.logit_bias;
-  if (bias !== undefined && bias !== null && (!isObj(bias) || Object.keys(bias).length > 0)) {
-    throw badField("logit_bias", "logit_bias is not supported (only {} or null)", "unsupported_parameter");
-  }
   const n = optNumber(o, "n", { int: true, min: 1 });
   if (n !== undefined && n !== 1) throw badField("n", `n must be 1: this server returns one choice per request, got ${n}`, "unsupported_parameter");
   optString(o, "user");
+}
+
+/** logit_bias: {"token id": bias} with ids as decimal strings and biases in −100 … 100 (OpenAI's range). */
+export function logitBias(o: Obj): Record<number, number> | undefined {
+  const v = o.logit_bias;
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) throw badField("logit_bias", `logit_bias must be an object mapping token ids to biases, got ${kind(v)}`, "invalid_type");
+  const out: Record<number, number> = {};
+  for (const [k, b] of Object.entries(v)) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(k)) throw badField("logit_bias", `logit_bias keys must be token ids (non-negative integers), got ${JSON.stringify(k)}`);
+    if (typeof b !== "number" || !Number.isFinite(b) || b < -100 || b > 100) throw badField("logit_bias", `logit_bias["${k}"] must be a number from -100 to 100, got ${JSON.stringify(b)}`);
+    out[Number(k)] = b;
+  }
+  return out;
 }
