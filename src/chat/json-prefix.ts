@@ -108,7 +108,12 @@ export function resolveRef(root: JsonSchema | undefined, ref: string): JsonSchem
   if (path === "") return isObj(at) ? at : null;
   if (!path.startsWith("/")) return null;
   for (const raw of path.slice(1).split("/")) {
-    const key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+    let key: string;
+    try {
+      key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+    } catch {
+      return null; // a malformed %-escape ("#/%d") names nothing: unresolved, like a missing key (fuzz finding)
+    }
     if (!isObj(at) && !Array.isArray(at)) return null;
     at = (at as Record<string, unknown>)[key];
   }

@@ -1,0 +1,116 @@
+/**
+ * `npm run fuzz -- TARGET|--all [--seconds N] [--runs N] [--save]`: builds an instrumented copy of dist/src
+ * (jazzer.js's Babel coverage and compare-hook plugins; into .fuzz-build/, redone when dist/ is newer) and runs
+ * engine.ts on each target in its own process, seeded from fuzz/corpus/<target>/. Findings (the input that
+ * crashed, hung or ran away with memory) go to fuzz/findings/<target>/; the exit status is non-zero if there was
+ * one. `--save` adds the inputs that found new coverage to the corpus directory. `--jobs N` runs N targets at once.
+ */
+import { spawn } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { TARGETS } from "./targets.js";
+
+const repo = process.cwd();
+const { values: a, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    all: { type: "boolean", default: false }, seconds: { type: "string", default: "10" }, runs: { type: "string" },
+    save: { type: "boolean", default: false }, jobs: { type: "string", default: "1" }, "timeout-ms": { type: "string", default: "2000" },
+    "rss-mb": { type: "string", default: "2048" }, seed: { type: "string" },
+  },
+});
+const names = a.all ? Object.keys(TARGETS) : positionals;
+if (!names.length || names.some((n) => !(n in TARGETS))) {
+  process.stderr.write(`usage: npm run fuzz -- TARGET|--all [--seconds N] [--runs N] [--save] [--jobs N]\ntargets: ${Object.keys(TARGETS).join(", ")}\n`);
+  process.exit(2);
+}
+
+const build = join(repo, ".fuzz-build");
+const srcDist = join(repo, "dist", "src");
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** Instruments every dist/src/**.js into .fuzz-build/dist/src; returns the number of edges. */
+function instrument(): number {
+  const stamp = join(build, "edges.json");
+  const fresh = Math.max(newest(srcDist), newest(join(repo, "dist", "test", "fuzz")), statSync(join(repo, "package-lock.json")).mtimeMs);
+  if (existsSync(stamp) && statSync(stamp).mtimeMs > fresh) return JSON.parse(readFileSync(stamp, "utf8")).edges;
+  const require = createRequire(join(repo, "node_modules", "@jazzer.js", "instrumentor", "package.json"));
+  // @babel/core comes with @jazzer.js/instrumentor (no types needed: one call)
+  const babel = require("@babel/core") as { transformSync(code: string, opts: object): { code?: string | null } | null };
+  const { codeCoverage } = require("./dist/plugins/codeCoverage.js");
+  const { compareHooks } = require("./dist/plugins/compareHooks.js");
+  let next = 1;
+  const ids = { nextEdgeId: () => next++ };
+  rmSync(build, { recursive: true, force: true });
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) { walk(p); continue; }
+      if (!e.name.endsWith(".js")) continue;
+      const out = join(build, relative(repo, p));
+      mkdirSync(dirname(out), { recursive: true });
+      const code = readFileSync(p, "utf8");
+      // pages are HTML in strings, cli/ and backend/ are not reached by any target: left as they are
+      const skip = /[/\\](pages|cli|backend|train|eval|hub)[/\\]/.test(p);
+      const r = skip ? null : babel.transformSync(code, { filename: p, sourceType: "module", babelrc: false, configFile: false, compact: false, plugins: [codeCoverage(ids), compareHooks] });
+      writeFileSync(out, r?.code ?? code);
+    }
+  };
+  walk(srcDist);
+  // the Jinja engine chat templates run on is a dependency: an instrumented copy where resolution finds it first
+  const jinja = join(repo, "node_modules", "@huggingface", "jinja");
+  const jOut = join(build, "node_modules", "@huggingface", "jinja");
+  mkdirSync(join(jOut, "dist"), { recursive: true });
+  cpSync(join(jinja, "package.json"), join(jOut, "package.json"));
+  const jsrc = join(jinja, "dist", "index.js");
+  const jr = babel.transformSync(readFileSync(jsrc, "utf8"), { filename: jsrc, sourceType: "module", babelrc: false, configFile: false, compact: false, plugins: [codeCoverage(ids), compareHooks] });
+  writeFileSync(join(jOut, "dist", "index.js"), jr!.code!);
+  cpSync(join(repo, "dist", "test", "fuzz"), join(build, "dist", "test", "fuzz"), { recursive: true });
+  writeFileSync(join(build, "package.json"), JSON.stringify({ type: "module" }));
+  writeFileSync(stamp, JSON.stringify({ edges: next }));
+  return next;
+}
+
+const edges = instrument();
+process.stderr.write(`instrumented: ${edges} edges\n`);
+const results: Record<string, unknown>[] = [];
+let failed = 0;
+
+function runOne(name: string): Promise<void> {
+  return new Promise((resolve) => {
+    const args = [join(build, "dist", "test", "fuzz", "engine.js"), name, "--seconds", a.seconds!, "--corpus", join(repo, "fuzz", "corpus"),
+      "--out", join(repo, "fuzz", "findings"), "--edges", String(edges), "--timeout-ms", a["timeout-ms"]!, "--rss-mb", a["rss-mb"]!];
+    if (a.runs) args.push("--runs", a.runs);
+    if (a.save) args.push("--save");
+    if (a.seed) args.push("--seed", a.seed);
+    const child = spawn(process.execPath, ["--max-old-space-size=1024", "--stack-size=984", ...args], { cwd: repo, env: { ...process.env, XVERSE_REPO: repo }, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (b) => { out += b; });
+    child.on("close", (code, signal) => {
+      const line = out.trim().split("\n").pop();
+      if (code === 0 && line) results.push(JSON.parse(line));
+      else {
+        failed++;
+        results.push({ target: name, finding: signal ? `killed by ${signal} (timeout / memory: see fuzz/findings/${name}/)` : `exit ${code} (see above and fuzz/findings/${name}/)` });
+      }
+      resolve();
+    });
+  });
+}
+
+const queue = [...names];
+await Promise.all(Array.from({ length: Math.max(1, Number(a.jobs)) }, async () => {
+  for (let n = queue.shift(); n; n = queue.shift()) await runOne(n);
+}));
+for (const r of results) process.stdout.write(JSON.stringify(r) + "\n");
+process.exit(failed ? 1 : 0);
