@@ -99,7 +99,8 @@ async function downloadLocked(cache: RepoCache, source: HubSource, listing: List
     const request = async (signal: AbortSignal, alive: () => void) => {
       if (have === file.size) return;
       const req = source.fileRequest(listing, file);
-      const headers = have > 0 ? { ...req.headers, range: `bytes=${have}-` } : req.headers;
+      // identity: a compressed response would make sizes and Range offsets count other bytes (fetch decompresses)
+      const headers: Record<string, string> = { ...req.headers, "accept-encoding": "identity", ...(have > 0 ? { range: `bytes=${have}-` } : {}) };
       const { res, first } = await fetchFollow(req.url, headers, signal, o.ctx, o.fetch);
       source.checkHeaders?.(listing, file, first);
       if (res.status === 416) {

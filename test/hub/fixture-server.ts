@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 
 export interface FixtureFile { path: string; data: Uint8Array; lfs?: boolean }
 
-export interface LogEntry { method: string; url: string; range?: string; auth?: string }
+export interface LogEntry { method: string; url: string; range?: string; auth?: string; encoding?: string }
 
 export interface Faults {
   /** Bytes after which the connection is destroyed, per path, on the first request for it only. */
@@ -73,7 +73,7 @@ export class FixtureHub {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const u = new URL(req.url!, "http://x");
-    this.log.push({ method: req.method!, url: req.url!, range: req.headers.range, auth: req.headers.authorization });
+    this.log.push({ method: req.method!, url: req.url!, range: req.headers.range, auth: req.headers.authorization, encoding: req.headers["accept-encoding"] });
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(body));

@@ -58,6 +58,8 @@ test("pull fills the cache in huggingface_hub's layout; the model loads by repo 
   }
   assert.equal(readdirSync(join(repoDir, "blobs")).length, files.length, "no .incomplete left");
   assert.equal(r.transferred, files.reduce((n, f) => n + f.data.length, 0));
+  // no compression on file requests: sizes and Range offsets must count the stored bytes
+  assert.ok(hub.fileRequests().every((e) => e.encoding === "identity"), JSON.stringify(hub.fileRequests()));
   // the LFS file came through the redirect, the token-free CDN path
   assert.ok(hub.log.some((e) => e.url.startsWith(`/${REPO}/resolve/${COMMIT}/model.safetensors`)));
   assert.ok(hub.log.some((e) => e.url.startsWith(`/cdn/${sha256(weights.data)}`)));
