@@ -11,8 +11,8 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { XverseError } from "../errors.js";
-import { findSnapshot, formatRepoRef, isExistingPath, modelInSnapshot, parseRepoRef } from "../hub/resolve.js";
-import { fmtBytes, hubSource, pull, type PullProgress, type PullResult } from "../hub/pull.js";
+import { findSnapshot, formatRepoRef, ggufModelsIn, isExistingPath, modelInSnapshot, parseRepoRef, pickGguf, suggestTag, type RepoRef } from "../hub/resolve.js";
+import { fmtBytes, hubSource, listRepo, pull, type PullProgress, type PullResult } from "../hub/pull.js";
 import type { HubSource } from "../hub/types.js";
 
 export type SourceName = "hf" | "modelscope";
@@ -94,6 +94,27 @@ export async function pullWithUi(repo: string, o: { source: SourceName; revision
 }
 
 /**
+ * What --pull downloads for ref: the whole repository when it is a checkpoint (config.json at the top), else the one
+ * GGUF model the TAG names (with its other parts and the small config files) — a GGUF repository holds a dozen
+ * quantizations of tens of GB each, so without a TAG that picks one it is an error before anything is fetched.
+ */
+async function pullSelection(model: string, ref: RepoRef, source: HubSource): Promise<string[] | undefined> {
+  const { listing } = await listRepo(ref.repo, { source, revision: ref.revision });
+  const paths = listing.files.map((f) => f.path);
+  const models = ggufModelsIn(paths);
+  if (paths.includes("config.json") && !ref.tag) return undefined;
+  const pick = pickGguf(models, ref.tag);
+  if (pick.length === 1) {
+    const one = paths.includes(pick[0]) ? pick[0] : `${pick[0]}.aa`; // a byte-split set is named by its stem
+    return [one.replace(/[[*?]/g, "[$&]"), "*.json"];
+  }
+  const list = models.map((g) => `  ${g}`).join("\n");
+  if (models.length === 0) throw new XverseError("not_found", `--model ${model}: ${ref.repo} has neither config.json nor a .gguf file on ${source.label}`);
+  if (pick.length === 0) throw new XverseError("not_found", `--model ${model}: no GGUF file of ${ref.repo} has "${ref.tag}" in its name; it has:\n${list}`);
+  throw new XverseError("ambiguous_model", `--model ${model}: ${ref.repo} holds ${pick.length} GGUF models; pick one with ${ref.repo}:TAG, e.g. ${ref.repo}:${suggestTag(pick[0])} (nothing was downloaded):\n${pick.map((g) => `  ${g}`).join("\n")}`);
+}
+
+/**
  * --model as given → the path to load. A path on disk is returned as is; org/name[@rev][:tag] comes from the
  * cache, pulled first only with --pull (never silently). Undefined stays undefined (the embedded model).
  */
@@ -106,16 +127,20 @@ export async function resolveModelArg(model: string | undefined, o: { pull?: boo
   const defaultRevision = sourceName === "modelscope" ? "master" : "main";
   // no revision given: the other source's default branch too (a ModelScope pull writes refs/master)
   let snap = findSnapshot(e.cacheDir, ref, defaultRevision) ?? (ref.revision ? null : findSnapshot(e.cacheDir, ref, defaultRevision === "main" ? "master" : "main"));
-  if (!snap && o.pull) {
-    // a TAG narrows a GGUF repository to the files it names (plus the small config files)
-    const include = ref.tag ? [`*${ref.tag}*`, `*${ref.tag.toLowerCase()}*`, `*${ref.tag.toUpperCase()}*`, "*.json", "*.model"] : undefined;
-    await pullWithUi(ref.repo, { source: sourceName, revision: ref.revision, include, env: e });
-    snap = findSnapshot(e.cacheDir, ref, defaultRevision);
-  }
-  if (!snap) {
+  if (snap) {
+    try {
+      return modelInSnapshot(snap, ref);
+    } catch (err) {
+      // cached, but not the GGUF the TAG names: --pull fetches it, otherwise the error says how
+      if (!o.pull || !(err instanceof XverseError) || err.code !== "not_found") throw err;
+    }
+  } else if (!o.pull) {
     throw new XverseError("not_found",
       `--model ${model}: not a path on disk, and ${formatRepoRef({ ...ref, tag: undefined })} is not in the model cache (${e.cacheDir}); ` +
       `download it with \`xverse pull ${formatRepoRef({ ...ref, tag: undefined })}${sourceName === "modelscope" ? " --source modelscope" : ""}\`, or add --pull to this command`);
   }
+  await pullWithUi(ref.repo, { source: sourceName, revision: ref.revision, include: await pullSelection(model, ref, sourceFor(sourceName, e)), env: e });
+  snap = findSnapshot(e.cacheDir, ref, ref.revision ?? defaultRevision);
+  if (!snap) throw new XverseError("not_found", `--model ${model}: the pull finished but left no snapshot for ${formatRepoRef({ ...ref, tag: undefined })}`);
   return modelInSnapshot(snap, ref);
 }

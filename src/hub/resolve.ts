@@ -47,8 +47,13 @@ function walk(dir: string, prefix = ""): string[] {
 
 /** The GGUF models in a snapshot, one entry per model: split sets by their first part, byte-split sets by the stem. */
 export function ggufModels(snapshot: string): string[] {
+  return ggufModelsIn(walk(snapshot));
+}
+
+/** The same from a list of repository paths (a listing, before anything is downloaded). */
+export function ggufModelsIn(paths: string[]): string[] {
   const models = new Set<string>();
-  for (const f of walk(snapshot)) {
+  for (const f of paths) {
     if (/mmproj/i.test(f)) continue; // vision projectors ride along in some repos; they are not a language model
     let m;
     if ((m = /^(.*\.gguf)\.aa$/.exec(f))) models.add(m[1]);
@@ -66,7 +71,7 @@ export function modelInSnapshot(snapshot: string, ref: RepoRef): string {
   const name = formatRepoRef(ref);
   const ggufs = ggufModels(snapshot);
   if (existsSync(join(snapshot, "config.json")) && !ref.tag) return snapshot;
-  const pick = ref.tag ? ggufs.filter((g) => g.toLowerCase().includes(ref.tag!.toLowerCase())) : ggufs;
+  const pick = pickGguf(ggufs, ref.tag);
   if (pick.length === 1) return join(snapshot, ...pick[0].split("/"));
   if (ggufs.length === 0) {
     throw new XverseError("not_found", `${name}: the cached snapshot ${snapshot} holds neither config.json nor a .gguf file; pull the model files (xverse pull ${ref.repo} without --include, or with --include matching them)`);
@@ -78,8 +83,13 @@ export function modelInSnapshot(snapshot: string, ref: RepoRef): string {
   throw new XverseError("ambiguous_model", `${name}: the snapshot has ${pick.length} GGUF models; pick one with ${ref.repo}:TAG, e.g. ${ref.repo}:${suggestTag(pick[0])}:\n${pick.map((g) => `  ${g}`).join("\n")}`);
 }
 
+/** The GGUF models whose name contains tag (case-insensitive); all of them without a tag. */
+export function pickGguf(models: string[], tag: string | undefined): string[] {
+  return tag ? models.filter((g) => g.toLowerCase().includes(tag.toLowerCase())) : models;
+}
+
 /** The quantization part of a GGUF name (XVERSE-7B-Chat-Q4_K_M.gguf → Q4_K_M), for the hint. */
-function suggestTag(file: string): string {
+export function suggestTag(file: string): string {
   const m = /[-._]((?:I?Q\d[\w]*|F16|F32|BF16))(?:-\d{5}-of-\d{5})?\.gguf/i.exec(file);
   return m ? m[1] : "q4_k_m";
 }

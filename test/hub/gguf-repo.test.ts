@@ -49,6 +49,19 @@ test("a byte-split GGUF comes down as a set and loads by REPO:TAG; several GGUFs
     const gb = await generateText(b.model, b.tokenizer, ids, { greedy: true, maxNewTokens: 10 });
     assert.deepEqual(ga.ids, gb.ids, "f32 GGUF through the cache links = the safetensors model");
 
+    // --pull with no TAG on a repository of several GGUFs stops before downloading anything; a TAG fetches one set
+    const fresh = join(work, "fresh");
+    hub.reset();
+    await assert.rejects(resolveModelArg("tiny-org/stories260K-GGUF", { env: { cacheDir: fresh, hfEndpoint: hub.url }, pull: true }),
+      (e: XverseError) => e.code === "ambiguous_model" && /holds 2 GGUF models; pick one with tiny-org\/stories260K-GGUF:TAG.*nothing was downloaded/s.test(e.message));
+    assert.deepEqual(hub.fileRequests(), []);
+    const viaTag = await resolveModelArg("tiny-org/stories260K-GGUF:f32", { env: { cacheDir: fresh, hfEndpoint: hub.url }, pull: true });
+    assert.equal(viaTag, join(fresh, "models--tiny-org--stories260K-GGUF", "snapshots", "a".repeat(40), "stories260K-F32.gguf"));
+    assert.deepEqual(hub.log.filter((e) => e.url.includes("/resolve/")).map((e) => e.url.split("/").pop()).sort(), ["stories260K-F32.gguf.aa", "stories260K-F32.gguf.ab"]);
+    // cached without the Q8_0: with --pull the TAG fetches it, without it says how
+    await assert.rejects(resolveModelArg("tiny-org/stories260K-GGUF:q8_0", { env: { cacheDir: fresh } }), /no cached GGUF file's name contains "q8_0"/);
+    assert.match((await resolveModelArg("tiny-org/stories260K-GGUF:q8_0", { env: { cacheDir: fresh, hfEndpoint: hub.url }, pull: true }))!, /stories260K-Q8_0\.gguf$/);
+
     await pull("tiny-org/stories260K-GGUF", { cacheDir, source, include: ["*Q8_0*"] });
     await assert.rejects(resolveModelArg("tiny-org/stories260K-GGUF", { env: { cacheDir } }),
       (e: XverseError) => e.code === "ambiguous_model" && /2 GGUF models; pick one with tiny-org\/stories260K-GGUF:TAG, e\.g\. tiny-org\/stories260K-GGUF:F32/.test(e.message));
