@@ -2,7 +2,7 @@
 // huggingface_hub's layout, loading by repo id, resume with Range, checksum failures, 401 / 404 / disk full.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync as fsWriteSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -170,9 +170,8 @@ test("disk full: checked before downloading, and a failing write keeps the parti
   const writeSync = (fd: number, buf: Uint8Array, off: number, len: number, pos: number) => {
     if (written + len > 200_000) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     written += len;
-    return (globalThis as any).__fsWrite(fd, buf, off, len, pos) as number;
+    return fsWriteSync(fd, buf, off, len, pos);
   };
-  (globalThis as any).__fsWrite = (await import("node:fs")).writeSync;
   const e = await rejects(pull(REPO, { cacheDir, source: hf(), include: ["model.safetensors"], writeSync }), "disk_full",
     /disk full while writing tiny-org\/stories260K\/model\.safetensors .*ENOSPC.*\d+ more bytes are needed.*kept \(the whole pull still needs/);
   const inc = join(cacheDir, "models--tiny-org--stories260K", "blobs", sha256(weights.data) + ".incomplete");
