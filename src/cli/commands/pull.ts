@@ -69,7 +69,7 @@ export const command: Command = {
       try {
         const { listing, selected } = await listRepo(repo, { source: sourceFor(source, env), revision, include, exclude, signal });
         const w = Math.max(...selected.map((f) => f.path.length), 4);
-        process.stdout.write(`${repo}@${listing.revision} (commit ${listing.commit}), ${selected.length} of ${listing.files.length} files\n`);
+        process.stdout.write(`${repo}@${listing.revision} (${source === "modelscope" ? "snapshot" : "commit"} ${listing.commit}), ${selected.length} of ${listing.files.length} files\n`);
         for (const f of selected) {
           const state = isCached(cache, f) ? "cached" : partialBytes(cache, f) > 0 ? `partial ${fmtBytes(partialBytes(cache, f))}` : "";
           process.stdout.write(`  ${f.path.padEnd(w)}  ${fmtBytes(f.size).padStart(8)}  ${f.lfs ? "lfs" : "   "}  ${state}\n`.replace(/ +\n$/, "\n"));
