@@ -56,7 +56,8 @@ export class Engine {
       const V = this.loaded.model.config.vocabSize;
       const bad = Object.keys(job.sampling.logitBias ?? {}).find((t) => Number(t) >= V);
       if (bad !== undefined) throw badField("logit_bias", `logit_bias names token ${bad}, but this model's vocabulary has ${V} tokens (0 … ${V - 1})`);
-      if (job.kind === "chat") await this.chat(id, job, signal, emit);
+      if (job.kind === "chat" && (job.sampling.n ?? 1) > 1) await this.choices(id, job, signal, emit);
+      else if (job.kind === "chat") await this.chat(id, job, signal, emit);
       else await this.completion(id, job, signal, emit);
     } catch (e) {
       const err = e instanceof ApiError ? e
@@ -181,6 +182,43 @@ export class Engine {
     // without a call, whatever was held back (marker-like text) is reply text after all
     else if (!call && all.length > shown) emit({ type: "delta", id, text: held });
     emit({ type: "end", id, finishReason: finish, completionTokens: n, cachedTokens: cached, text: call ? before : all, ...(call && { toolCall: call }) });
+  }
+
+  /**
+   * n > 1: n replies to one prompt. Choice 0 starts alone; once its prompt is in the KV pool (its first token
+   * came) the others start and find the prompt's full blocks there, so the prompt is computed once. Each choice
+   * samples with its own seed (seed + i; greedy choices are all the same, as with OpenAI). Events carry the
+   * choice index; the request has one start.
+   */
+  private async choices(id: number, job: ChatJob, signal: AbortSignal, emit: Emit): Promise<void> {
+    const n = job.sampling.n ?? 1;
+    const base = job.sampling.seed ?? Math.floor(Math.random() * 2 ** 31);
+    let ready!: () => void;
+    const prefilled = new Promise<void>((r) => (ready = r));
+    let running = n;
+    const tagged = (i: number): Emit => (m) => {
+      if (m.type === "start") {
+        if (i === 0) emit(m);
+        return;
+      }
+      if (i === 0) ready();
+      if (m.type === "end") emit({ ...m, choice: i, last: --running === 0 });
+      else emit(m.type === "delta" ? { ...m, choice: i } : m);
+    };
+    // one choice failing ends the request: the others stop too
+    const all = new AbortController();
+    const stop = (): void => all.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    const one = (i: number): Promise<void> =>
+      this.chat(id, { ...job, sampling: { ...job.sampling, n: 1, seed: base + i } }, all.signal, tagged(i)).catch((e: unknown) => { stop(); throw e; });
+    try {
+      const first = one(0);
+      // a failure before the first token (prompt too long…) is the request's error: the others never start
+      await Promise.race([prefilled, first]);
+      await Promise.all([first, ...Array.from({ length: n - 1 }, (_, k) => one(k + 1))]);
+    } finally {
+      signal.removeEventListener("abort", stop);
+    }
   }
 
   private async completion(id: number, job: CompletionJob, signal: AbortSignal, emit: Emit): Promise<void> {

@@ -17,6 +17,8 @@ export interface Sampling {
   presencePenalty?: number;
   frequencyPenalty?: number;
   logitBias?: Record<number, number>;
+  /** Choices to generate (chat: up to MAX_CHOICES, sharing the prompt's KV blocks; completions: 1). */
+  n?: number;
   stop: string[];
   /** vLLM's extension: keep going past eos (benchmarks that need exact lengths). */
   ignoreEos: boolean;
@@ -85,7 +87,7 @@ export type ToMain =
   /** The worker's V8 heap, sent every second: RSS is one number for both threads, the heaps tell them apart. */
   | { type: "memory"; heapUsed: number; heapTotal: number; maxBatch: number }
   | { type: "start"; id: number; promptTokens: number; maxTokens: number; echo?: { text: string; logprobs: TokenLogprob[] | null } }
-  | { type: "delta"; id: number; text: string; logprob?: TokenLogprob }
+  | { type: "delta"; id: number; text: string; logprob?: TokenLogprob; /** Choice index (n > 1); absent = 0. */ choice?: number }
   | {
       type: "end";
       id: number;
@@ -96,6 +98,10 @@ export type ToMain =
       /** The reply text (for tool calls: the text before the call). */
       text: string;
       toolCall?: { name: string; arguments: string };
+      /** Choice index (n > 1); absent = 0. */
+      choice?: number;
+      /** false: other choices of this request are still running (the request ends with the last one). */
+      last?: boolean;
     }
   | { type: "error"; id: number; status: number; message: string; param: string | null; code: string | null };
 

@@ -55,46 +55,61 @@ function runJob(sched: Scheduler, res: ServerResponse, job: ChatJob | Completion
 export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envelope<ChatJob>): void {
   const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
   const created = now(), model = sched.model.id;
-  let promptTokens = 0, text = "";
-  const entries: ReturnType<typeof chatLogprob>[] = [];
-  const chunk = (delta: object, finish: string | null, lp: TokenLogprob | null = null) => ({
+  // n > 1: one text, logprobs list and end per choice; the response is complete when every choice has ended
+  const n = env.job.sampling.n ?? 1;
+  let promptTokens = 0;
+  const texts: string[] = new Array(n).fill("");
+  const entries: ReturnType<typeof chatLogprob>[][] = Array.from({ length: n }, () => []);
+  const ends: (Ev<"end"> | null)[] = new Array(n).fill(null);
+  const chunk = (delta: object, finish: string | null, lp: TokenLogprob | null = null, index = 0) => ({
     id, object: "chat.completion.chunk", created, model,
-    choices: [{ index: 0, delta, logprobs: lp ? { content: [chatLogprob(lp)], refusal: null } : null, finish_reason: finish }],
+    choices: [{ index, delta, logprobs: lp ? { content: [chatLogprob(lp)], refusal: null } : null, finish_reason: finish }],
   });
   const toolCalls = (m: Ev<"end">) => m.toolCall
     ? [{ id: `call_${randomBytes(12).toString("hex")}`, type: "function", function: { name: m.toolCall.name, arguments: m.toolCall.arguments } }]
     : undefined;
+  /** Usage over all choices: the prompt once, every choice's completion tokens. */
+  const total = (): { completionTokens: number; cachedTokens?: number } => ({
+    completionTokens: ends.reduce((a, e) => a + (e?.completionTokens ?? 0), 0),
+    cachedTokens: ends[0]?.cachedTokens,
+  });
 
   runJob(sched, res, env.job, {
     onStart(m) {
       promptTokens = m.promptTokens;
       if (!env.stream) return;
       startSse(res);
-      sseData(res, chunk({ role: "assistant", content: "" }, null));
+      for (let i = 0; i < n; i++) sseData(res, chunk({ role: "assistant", content: "" }, null, null, i));
     },
     onDelta(m) {
-      if (env.stream) sseData(res, chunk({ content: m.text }, null, m.logprob ?? null));
+      const i = m.choice ?? 0;
+      if (env.stream) sseData(res, chunk({ content: m.text }, null, m.logprob ?? null, i));
       else {
-        text += m.text;
-        if (m.logprob) entries.push(chatLogprob(m.logprob));
+        texts[i] += m.text;
+        if (m.logprob) entries[i].push(chatLogprob(m.logprob));
       }
     },
     onEnd(m) {
+      const i = m.choice ?? 0;
+      ends[i] = m;
       const calls = toolCalls(m);
       const finish = m.finishReason === "abort" ? "stop" : m.finishReason;
       if (env.stream) {
-        if (calls) sseData(res, chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }, null));
-        sseData(res, chunk({}, finish));
-        if (env.includeUsage) sseData(res, { id, object: "chat.completion.chunk", created, model, choices: [], usage: usage(promptTokens, m) });
+        if (calls) sseData(res, chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }, null, null, i));
+        sseData(res, chunk({}, finish, null, i));
+        if (ends.some((e) => !e)) return;
+        if (env.includeUsage) sseData(res, { id, object: "chat.completion.chunk", created, model, choices: [], usage: usage(promptTokens, total()) });
         sseDone(res);
         return;
       }
-      const message = calls ? { role: "assistant", content: m.text || null, tool_calls: calls } : { role: "assistant", content: text };
-      sendJson(res, 200, {
-        id, object: "chat.completion", created, model,
-        choices: [{ index: 0, message, logprobs: env.job.logprobs !== null ? { content: entries, refusal: null } : null, finish_reason: finish }],
-        usage: usage(promptTokens, m),
+      if (ends.some((e) => !e)) return;
+      const choices = ends.map((e, index) => {
+        const c = toolCalls(e!);
+        const message = c ? { role: "assistant", content: e!.text || null, tool_calls: c } : { role: "assistant", content: texts[index] };
+        const fin = e!.finishReason === "abort" ? "stop" : e!.finishReason;
+        return { index, message, logprobs: env.job.logprobs !== null ? { content: entries[index], refusal: null } : null, finish_reason: fin };
       });
+      sendJson(res, 200, { id, object: "chat.completion", created, model, choices, usage: usage(promptTokens, total()) });
     },
   });
 }

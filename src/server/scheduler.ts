@@ -100,7 +100,8 @@ export class Scheduler {
   private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" | "memory" }>): void {
     const e = this.active.get(m.id);
     if (!e) return;
-    if (m.type === "end" || m.type === "error") {
+    // with n choices the request ends at its last choice's end
+    if ((m.type === "end" && m.last !== false) || m.type === "error") {
       this.active.delete(m.id);
       if (m.type === "error") this.counts.failed++;
       // "aborted" counts generations the worker actually cut short, not clients that left after the end

@@ -17,6 +17,9 @@ export interface Envelope<J> {
   model: string | undefined;
 }
 
+/** Most choices one chat request may ask for (n): each is a full generation in the batch. */
+export const MAX_CHOICES = 16;
+
 const COMMON = ["model", "stream", "stream_options", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed", "n", "user",
   "presence_penalty", "frequency_penalty", "logit_bias", "repetition_penalty", "ignore_eos"];
 const CHAT_KEYS = [...COMMON, "messages", "tools", "tool_choice", "parallel_tool_calls", "max_completion_tokens", "response_format", "logprobs", "top_logprobs"];
@@ -41,6 +44,7 @@ function sampling(o: Obj, maxTokensKey: string[]): Sampling {
     presencePenalty: optNumber(o, "presence_penalty", { min: -2, max: 2 }),
     frequencyPenalty: optNumber(o, "frequency_penalty", { min: -2, max: 2 }),
     logitBias: logitBias(o),
+    n: optNumber(o, "n", { int: true, min: 1, max: MAX_CHOICES }),
     stop: stopList(o),
     ignoreEos: optBool(o, "ignore_eos") ?? false,
   };
@@ -214,6 +218,7 @@ export function parseCompletionRequest(body: unknown): Envelope<CompletionJob> {
   const suffix = optString(o, "suffix");
   if (suffix) throw badField("suffix", "suffix (fill-in-the-middle) is not supported", "unsupported_parameter");
   const s = sampling(o, ["max_tokens"]);
+  if (s.n !== undefined && s.n !== 1) throw badField("n", `n must be 1 on /v1/completions (several choices: /v1/chat/completions), got ${s.n}`, "unsupported_parameter");
   if (s.maxTokens === null) s.maxTokens = 16; // OpenAI's default for completions
   const logprobs = optNumber(o, "logprobs", { int: true, min: 0, max: 20 }) ?? null;
   return { ...envelope(o), job: { kind: "completion", prompt: prompt as string | number[], echo: optBool(o, "echo") ?? false, logprobs, sampling: s } };

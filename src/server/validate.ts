@@ -61,8 +61,6 @@ export function stopList(o: Obj, max = 16): string[] {
 
 /** Fields OpenAI defines that this server accepts only at their neutral value. */
 export function neutralOnly(o: Obj): void {
-  const n = optNumber(o, "n", { int: true, min: 1 });
-  if (n !== undefined && n !== 1) throw badField("n", `n must be 1: this server returns one choice per request, got ${n}`, "unsupported_parameter");
   optString(o, "user");
 }
 

@@ -82,7 +82,7 @@ describe("validation and limits", () => {
       [{ model: "m", messages: msgs, stream: "yes" }, "stream"],
       [{ model: "m", messages: msgs, stop: [1] }, "stop"],
       [{ model: "m", messages: msgs, seed: "x" }, "seed"],
-      [{ model: "m", messages: msgs, n: 2 }, "n"],
+      [{ model: "m", messages: msgs, n: 17 }, "n"],
       [{ model: 7, messages: msgs }, "model"],
       [{ model: "m", messages: msgs, frobnicate: true }, "frobnicate"],
       [{ model: "m", messages: msgs, tools: {} }, "tools"],
