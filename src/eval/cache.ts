@@ -13,9 +13,14 @@ export const FORMAT_VERSION = "eval-v1";
 export class ResultCache<T = unknown> {
   private readonly map = new Map<string, T>();
 
+  /** The file ends in a torn line (a write cut short): the next record starts on a line of its own. */
+  private torn = false;
+
   constructor(readonly path: string | null) {
     if (!path || !existsSync(path)) return;
-    for (const line of readFileSync(path, "utf8").split("\n")) {
+    const text = readFileSync(path, "utf8");
+    this.torn = text.length > 0 && !text.endsWith("\n");
+    for (const line of text.split("\n")) {
       if (!line.trim()) continue;
       try {
         const { key, record } = JSON.parse(line) as { key: string; record: T };
@@ -31,10 +36,13 @@ export class ResultCache<T = unknown> {
   put(key: string, record: T): void {
     this.map.set(key, record);
     if (!this.path) return;
-    mkdirSync(dirname(this.path), { recursive: true });
     try {
-      appendFileSync(this.path, JSON.stringify({ key, record }) + "\n");
+      mkdirSync(dirname(this.path), { recursive: true });
+      appendFileSync(this.path, (this.torn ? "\n" : "") + JSON.stringify({ key, record }) + "\n");
+      this.torn = false;
     } catch (e) {
+      this.torn = true; // part of the line may be on disk
+
       // a torn line from a failed append is skipped on resume, so the cache stays usable
       throw writeError(this.path, e, "the results so far are kept; rerun to resume once it is fixed");
     }

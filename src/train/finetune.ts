@@ -2,7 +2,7 @@
  * finetune(): a model directory + a conversation file → a fine-tuned model directory (or a PEFT adapter).
  * The library entry point behind `xverse finetune`; it reads files and writes files, and reports through hooks.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { readJsonFile, loadConfig, type XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
@@ -17,7 +17,7 @@ import { train, type TrainConfig, type TrainHooks, type TrainState } from "./loo
 import { lossPlotSvg } from "./plot.js";
 import { Rng } from "./rng.js";
 import { XverseTrainModel } from "./xverse-train-model.js";
-import { copyFileAtomic, writeFileAtomic } from "../io/atomic.js";
+import { copyFileAtomic, writeError, writeFileAtomic } from "../io/atomic.js";
 
 export interface LoraSettings {
   r: number;
@@ -106,12 +106,20 @@ function toSaveTensor(t: Tensor, dtype: "f32" | "bf16"): Tensor {
 
 /** Writes a normal model directory: weights, config.json (recording the chat format), generation and tokenizer files. */
 export function writeModelDir(model: XverseTrainModel, srcDir: string, outDir: string, dtype: "f32" | "bf16", format: string): void {
-  mkdirSync(outDir, { recursive: true });
-  writeSafetensors(join(outDir, "model.safetensors"), model.tensors().map(({ name, tensor }) => ({ name, tensor: toSaveTensor(tensor, dtype) })), { format: "pt" });
   const config = { ...readJsonFile(join(srcDir, "config.json")), torch_dtype: dtype === "bf16" ? "bfloat16" : "float32", chat_format: format };
-  writeFileAtomic(join(outDir, "config.json"), JSON.stringify(config, null, 2) + "\n");
-  for (const f of ["generation_config.json", ...TOKENIZER_FILES]) {
-    if (existsSync(join(srcDir, f))) copyFileAtomic(join(srcDir, f), join(outDir, f));
+  const created = !existsSync(outDir);
+  try {
+    mkdirSync(outDir, { recursive: true });
+    // each file atomic; config.json last, so a directory with a config.json holds a whole model
+    writeSafetensors(join(outDir, "model.safetensors"), model.tensors().map(({ name, tensor }) => ({ name, tensor: toSaveTensor(tensor, dtype) })), { format: "pt" });
+    for (const f of ["generation_config.json", ...TOKENIZER_FILES]) {
+      if (existsSync(join(srcDir, f))) copyFileAtomic(join(srcDir, f), join(outDir, f));
+    }
+    writeFileAtomic(join(outDir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  } catch (e) {
+    // a directory this call made holds only a part of the model: remove it (a resumed run writes it again)
+    if (created) rmSync(outDir, { recursive: true, force: true });
+    throw writeError(outDir, e, created ? "the partial model was removed" : "files already there were replaced one by one, config.json last");
   }
 }
 
