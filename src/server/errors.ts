@@ -3,6 +3,8 @@
  * package, LangChain, lm-eval) read `error.message` and the status, so every 4xx/5xx the server sends is one.
  */
 export class ApiError extends Error {
+  /** Extra response headers (e.g. Retry-After on a 429). */
+  headers: Record<string, string> = {};
   constructor(
     readonly status: number,
     message: string,

@@ -34,6 +34,10 @@ export interface ServeOptions {
   maxBody?: number;
   /** Milliseconds a request body may take to arrive in full (default 60 s); then 408 and the connection closes. */
   bodyTimeoutMs?: number;
+  /** Most requests waiting for a generation slot; one more gets 429 with Retry-After. Default: no limit. */
+  maxQueue?: number;
+  /** Origins browsers may call the API from (CORS); "*" = any. Default: none (no CORS headers). */
+  cors?: string[];
   log?: (line: string) => void;
 }
 
@@ -59,11 +63,18 @@ const PAGE_HEADERS = {
   "Cache-Control": "no-cache",
 };
 
-const CORS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Headers": "Authorization, Content-Type",
-  "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-};
+/** CORS headers for a request from `origin`, when the server allows that origin (--cors); none otherwise. */
+function corsHeaders(allowed: readonly string[] | undefined, origin: string | undefined): Record<string, string> {
+  if (!allowed?.length) return {};
+  const any = allowed.includes("*");
+  if (!any && (!origin || !allowed.includes(origin))) return {};
+  return {
+    "Access-Control-Allow-Origin": any ? "*" : origin!,
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    ...(!any && { Vary: "Origin" }),
+  };
+}
 
 /** Reads the body up to `max` bytes; beyond that, 413 (the rest is drained so the client reads the answer). */
 function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Buffer> {
@@ -134,13 +145,22 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
     const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
     const api = path.startsWith("/v1/") || path === "/health";
-    if (api) for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    if (api) for (const [k, v] of Object.entries(corsHeaders(opts.cors, req.headers.origin))) res.setHeader(k, v);
     if (method === "OPTIONS" && api) {
       res.writeHead(204).end();
       return;
     }
     const allow = (m: string) => {
       if (method !== m && !(m === "GET" && method === "HEAD")) throw new ApiError(405, `${method} ${path} is not allowed: use ${m}`, null, "method_not_allowed");
+    };
+    /** --max-queue: a request that would wait behind that many others is turned away, with when to retry. */
+    const admit = (): void => {
+      const s = sched.stats();
+      if (opts.maxQueue === undefined || s.active < s.concurrency || s.queued < opts.maxQueue) return;
+      const retry = Math.max(1, Math.ceil((s.queued + 1) / s.concurrency));
+      const err = new ApiError(429, `The server is busy: ${s.active} requests are generating and ${s.queued} are waiting (serve --max-queue ${opts.maxQueue}); retry in ${retry} s`, null, "queue_full");
+      err.headers = { "Retry-After": String(retry) };
+      throw err;
     };
     if (path.startsWith("/v1/") && opts.apiKey && !authorized(req, opts.apiKey)) {
       throw new ApiError(401, "Missing or wrong API key: send Authorization: Bearer <key>", null, "invalid_api_key");
@@ -160,14 +180,20 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         allow("GET");
         sendJson(res, 200, { object: "list", data: [modelCard(sched, started)] });
         return;
-      case "/v1/chat/completions":
+      case "/v1/chat/completions": {
         allow("POST");
-        chatCompletion(sched, res, parseChatRequest(await jsonBody(req, maxBody, bodyTimeout)));
+        const env = parseChatRequest(await jsonBody(req, maxBody, bodyTimeout));
+        admit();
+        chatCompletion(sched, res, env);
         return;
-      case "/v1/completions":
+      }
+      case "/v1/completions": {
         allow("POST");
-        completion(sched, res, parseCompletionRequest(await jsonBody(req, maxBody, bodyTimeout)));
+        const env = parseCompletionRequest(await jsonBody(req, maxBody, bodyTimeout));
+        admit();
+        completion(sched, res, env);
         return;
+      }
       case "/":
         allow("GET");
         res.writeHead(200, PAGE_HEADERS).end(CHAT_PAGE);
@@ -193,7 +219,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
       if (err.code === CLIENT_GONE) { res.destroy(); return; }
       if (err.status >= 500) opts.log?.(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
       // after a 413 / 408 the connection is closed: the unread rest of the body must not be parsed as a request
-      sendJson(res, err.status, err.body(), err.status === 413 || err.status === 408 ? { Connection: "close" } : {});
+      sendJson(res, err.status, err.body(), { ...err.headers, ...(err.status === 413 || err.status === 408 ? { Connection: "close" } : {}) });
     });
   };
 }

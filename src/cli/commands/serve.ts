@@ -23,6 +23,10 @@ Server options:
   --api-key KEY            require "Authorization: Bearer KEY" on /v1/*
                            (default: the XVERSE_API_KEY environment variable, if set)
   --max-body BYTES         largest request body (default ${DEFAULT_MAX_BODY})
+  --max-queue N            most requests waiting beyond --concurrency; more get 429 with Retry-After
+                           (default: no limit)
+  --cors ORIGIN            let browser pages from ORIGIN call /v1/* (repeatable; * = any origin;
+                           default: no CORS headers)
   --body-timeout S         seconds a request body may take to arrive (default ${DEFAULT_BODY_TIMEOUT_MS / 1000}); then 408
   --chat-format F          v1 | v2 | template (default: the model directory's choice, else v2)
   --served-model-name ID   the model id /v1/models reports (default: the model folder's name)
@@ -45,6 +49,8 @@ export const command: Command = {
       concurrency: { type: "string" },
       "api-key": { type: "string" },
       "max-body": { type: "string" },
+      "max-queue": { type: "string" },
+      cors: { type: "string", multiple: true },
       "body-timeout": { type: "string" },
       "chat-format": { type: "string" },
       "served-model-name": { type: "string" },
@@ -66,6 +72,8 @@ export const command: Command = {
       port,
       concurrency: numberFlag(v.concurrency as string | undefined, "--concurrency", { int: true, min: 1, max: 256 }) ?? 4,
       apiKey: apiKey || undefined,
+      maxQueue: numberFlag(v["max-queue"] as string | undefined, "--max-queue", { int: true, min: 0, max: 1_000_000 }),
+      cors: (v.cors as string[] | undefined)?.length ? (v.cors as string[]) : undefined,
       maxBody: numberFlag(v["max-body"] as string | undefined, "--max-body", { int: true, min: 1024 }) ?? DEFAULT_MAX_BODY,
       bodyTimeoutMs: 1000 * (numberFlag(v["body-timeout"] as string | undefined, "--body-timeout", { min: 0.1, max: 3600 }) ?? DEFAULT_BODY_TIMEOUT_MS / 1000),
     };
