@@ -2,7 +2,7 @@
  * A file written under a temp name in the destination's directory and renamed into place on commit(), so readers
  * never see a half-written file and a crash or error leaves the destination untouched.
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { XverseError } from "../errors.js";
@@ -34,6 +34,33 @@ export function writeError(what: string, e: unknown, note = "the previous output
   return new XverseError("write_failed", `writing ${what} failed (${code}): ${advice}; ${note}`, { cause: e });
 }
 
+/**
+ * Removes temp files and directories a killed writer left in `dir`: names starting with `prefix` whose next
+ * decimal number is the pid of a process that no longer exists (SIGKILL and power cuts skip every cleanup).
+ * A live pid — this process, a parallel writer, or a reused pid — is left alone.
+ */
+export function removeStaleTemps(dir: string, prefix: string): void {
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return; }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)/.exec(name.slice(prefix.length));
+    if (!m || !/\.tmp|\.spool|tmp-/.test(name)) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || alive(pid)) continue;
+    try { rmSync(join(dir, name), { recursive: true, force: true }); } catch { /* not ours to fight over */ }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
+  }
+}
+
 export class AtomicFile {
   readonly path: string;
   readonly tempPath: string;
@@ -44,6 +71,7 @@ export class AtomicFile {
   constructor(path: string, suffix = ".tmp") {
     this.path = path;
     this.tempPath = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}${suffix}`);
+    removeStaleTemps(dirname(path), `.${basename(path)}.`);
     try {
       this.fd = openSync(this.tempPath, "wx+");
     } catch (e) {

@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseConfig, readJsonFile } from "../config.js";
 import { XverseError } from "../errors.js";
-import { writeError } from "../io/atomic.js";
+import { removeStaleTemps, writeError } from "../io/atomic.js";
 import type { TensorSource } from "../io/source.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import type { Tensor } from "../tensor.js";
@@ -117,6 +117,7 @@ export function quantizeCheckpoint(opts: QuantizeDirOptions): QuantizeDirResult 
   }
 
   const tmp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  removeStaleTemps(dirname(outDir), `.${basename(outDir)}.tmp-`);
   try {
     mkdirSync(dirname(outDir), { recursive: true });
     mkdirSync(tmp);

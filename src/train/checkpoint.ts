@@ -13,7 +13,7 @@ import type { AdamW } from "./adamw.js";
 import type { Arr } from "./autograd-ops.js";
 import type { TrainState } from "./loop.js";
 import type { XverseTrainModel } from "./xverse-train-model.js";
-import { writeError } from "../io/atomic.js";
+import { removeStaleTemps, writeError } from "../io/atomic.js";
 
 const f32 = (a: Arr): Float32Array => (a instanceof Float32Array ? a : Float32Array.from(a));
 
@@ -23,6 +23,7 @@ export function saveTrainCheckpoint(dir: string, model: XverseTrainModel, opt: A
   try {
     mkdirSync(dir, { recursive: true });
     rmSync(tmp, { recursive: true, force: true });
+    removeStaleTemps(dir, ".checkpoint.");
     mkdirSync(tmp);
   } catch (e) {
     throw writeError(final, e, "the previous checkpoint, if any, is kept");
