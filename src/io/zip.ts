@@ -136,7 +136,8 @@ export class ZipReader {
         if (id === 0x0001) {
           let q = x + 4;
           const next = (): number => {
-            if (q + 8 > x + 4 + len) this.bad(`zip64 field of entry ${name} is too short`);
+            // the field's own length may claim more than the extra area holds (fuzz finding): bound by both
+            if (q + 8 > Math.min(x + 4 + len, xEnd)) this.bad(`zip64 field of entry ${name} is too short`);
             const v = safeNumber(cd.getBigUint64(q, true), () => this.bad(`zip64 value of entry ${name} too large`));
             q += 8;
             return v;
