@@ -384,7 +384,7 @@ TAMX AmxX quantize_amx(const float* x, int64_t cols, int64_t T, int gs, void* sc
         const __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
         d = amax / 127.f;
-        const __m512 id = _mm512_set1_ps(amax > 0 ? 127.f / amax : 0.f);
+        const __m512 id = _mm512_set1_ps(amax >= 1e-30f ? 127.f / amax : 0.f);  // (below: 127 / amax could overflow)
         _mm_store_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id))));
         _mm_store_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id))));
       } else {

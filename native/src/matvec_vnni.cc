@@ -47,7 +47,7 @@ TVNNI static void quantize_chunk_512(const float* x, int8_t* q, float* dx, int32
   for (int b = 0; b < 4; b++) {
     const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
-    const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+    const float d = amax / 127.f, id = amax >= 1e-30f ? 127.f / amax : 0.f;  // (below: 127 / amax could overflow)
     const __m512 idv = _mm512_set1_ps(id);
     const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv));
     const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv));
@@ -80,7 +80,7 @@ QuantX quantize_x(const float* x, int64_t cols, void* scratch, bool avx512) {
         const int64_t c = c0 + b + i;
         if (c < cols) amax = std::fmax(amax, std::fabs(x[c]));
       }
-      const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+      const float d = amax / 127.f, id = amax >= 1e-30f ? 127.f / amax : 0.f;  // (below: 127 / amax could overflow)
       for (int64_t i = 0; i < 32; i++) {
         const int64_t c = c0 + b + i;
         nat[b + i] = c < cols ? static_cast<int8_t>(std::nearbyint(x[c] * id)) : 0;
@@ -129,7 +129,7 @@ TVNNI QuantX quantize_x_g32(const float* x, int64_t cols, void* scratch) {
       }
       const __m512 v0 = _mm512_loadu_ps(x + s0 + 32 * g), v1 = _mm512_loadu_ps(x + s0 + 32 * g + 16);
       const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, absmask), _mm512_and_ps(v1, absmask)));
-      const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+      const float d = amax / 127.f, id = amax >= 1e-30f ? 127.f / amax : 0.f;  // (below: 127 / amax could overflow)
       const __m512 idv = _mm512_set1_ps(id);
       const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv));
       const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv));

@@ -19,7 +19,7 @@ export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Floa
       const o = t * cols + b, n = Math.min(32, cols - b);
       let amax = 0;
       for (let i = 0; i < n; i++) amax = Math.max(amax, Math.abs(x[o + i]));
-      const d = fr(amax / 127), id = amax > 0 ? fr(127 / amax) : 0;
+      const d = fr(amax / 127), id = amax >= 1e-30 ? fr(127 / amax) : 0; // tinier blocks quantize to 0 (127 / amax could overflow)
       for (let i = 0; i < n; i++) out[o + i] = fr(rint(fr(x[o + i] * id)) * d);
     }
   }

@@ -17,6 +17,7 @@ import { BLOCK_GEOMETRY, type BlockFormat } from "../../src/backend/ts/blocks.js
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { dequantize } from "../../src/gguf/quants.js";
 import { GGML } from "../../src/gguf/types.js";
+import { quantizeActsQ8_0 } from "./act-quant.js";
 import { normErr, randArray, randBlockWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -30,28 +31,6 @@ const F32_BOUND = 2e-2;
 const LEGACY: [BlockFormat, number][] = [
   ["q4_0", GGML.Q4_0], ["q4_1", GGML.Q4_1], ["q5_0", GGML.Q5_0], ["q5_1", GGML.Q5_1], ["q8_0", GGML.Q8_0],
 ];
-
-/** Round half to even, as nearbyint / vcvtps2dq do under the default MXCSR (Math.round rounds half up). */
-function rint(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** x as the kernels see it: int8 per block of 32 columns with d = amax / 127, back to f32 (q · d). */
-export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Float32Array {
-  const fr = Math.fround;
-  const out = new Float32Array(x.length);
-  for (let t = 0; t < T; t++) {
-    for (let b = 0; b < cols; b += 32) {
-      const o = t * cols + b;
-      let amax = 0;
-      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[o + i]));
-      const d = fr(amax / 127), id = amax >= 1e-30 ? fr(127 / amax) : 0;
-      for (let i = 0; i < 32; i++) out[o + i] = fr(rint(fr(x[o + i] * id)) * d);
-    }
-  }
-  return out;
-}
 
 /** y (T, rows) = x · Wᵀ in f64 over W = dequantize(type, blocks) (the independent oracle: gguf/quants.ts). */
 function refMatmul(w: Weight, type: number, x: Float32Array, T: number): Float32Array {

@@ -20,6 +20,7 @@ import { tsBackend } from "../../src/backend/ts/index.js";
 import { dequantize } from "../../src/gguf/quants.js";
 import { GGML, GGML_TYPES } from "../../src/gguf/types.js";
 import { f32ToF16 } from "../../src/tensor.js";
+import { rint } from "./act-quant.js";
 import { normErr, randArray, rng } from "./random.js";
 
 const load = loadAddon();
@@ -56,11 +57,6 @@ function randomBlocks(name: string, rows: number, cols: number, r: () => number)
   return b;
 }
 
-/** Round half to even, as vcvtps2dq / nearbyint do. */
-function rint(v: number): number {
-  const n = Math.round(v);
-  return n - v === 0.5 && n % 2 !== 0 ? n - 1 : n;
-}
 
 /** x as the kernels see it: int8 per 256 columns, back to f32. */
 function quantizeActsQ8K(x: Float32Array, T: number, cols: number): Float32Array {
