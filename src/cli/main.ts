@@ -30,7 +30,8 @@ async function usage(): Promise<string> {
     if (c) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
   }
   lines.push("", "Run `xverse <command> --help` for a command's options.");
-  lines.push("With no --model, commands use the embedded stories260K model.");
+  lines.push("With no --model, commands use the embedded stories260K model; --model takes a directory, a .gguf file,");
+  lines.push("or a repository id ORG/NAME[:TAG] from the Hugging Face cache (`xverse pull ORG/NAME` fills it).");
   return lines.join("\n");
 }
 
