@@ -17,7 +17,7 @@ import { BatchDecoder } from "./batch.js";
 import { PromptBound } from "./prompt-bound.js";
 import { ApiError, badField } from "./errors.js";
 import { logSumExp, promptLogprobs, promptPieces, tokenPieces, toTokenLogprobs, topLogprobs } from "./logprobs.js";
-import type { ChatJob, CompletionJob, Job, ModelInfo, Sampling, ToMain } from "./protocol.js";
+import type { ChatJob, CompletionJob, Job, ModelInfo, Sampling, ToMain, ToolRequest } from "./protocol.js";
 
 type Emit = (m: ToMain) => void;
 type Finish = "stop" | "length" | "tool_calls" | "abort";
@@ -65,6 +65,21 @@ export class Engine {
         : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, null, "internal_error");
       emit({ type: "error", id, status: err.status, message: err.message, param: err.param, code: err.code });
     }
+  }
+
+  /** /tokenize (llama.cpp's shape: ids, optionally with each token's text) and /detokenize. */
+  tool(m: ToolRequest): ToMain {
+    const tok = this.loaded.tokenizer;
+    if (m.type === "tokenize") {
+      const tokens = tok.encode(m.content, { addSpecialTokens: m.addSpecial }).ids;
+      if (!m.withPieces) return { type: "tokens", id: m.id, tokens };
+      const pieces = tokenPieces(tok);
+      return { type: "tokens", id: m.id, tokens, pieces: tokens.map((t) => pieces[t]) };
+    }
+    const V = this.loaded.model.config.vocabSize;
+    const bad = m.tokens.findIndex((t) => t >= V);
+    if (bad >= 0) return { type: "error", id: m.id, status: 400, message: `tokens[${bad}] = ${m.tokens[bad]} is not a token id of this model (vocabulary size ${V})`, param: `tokens[${bad}]`, code: "invalid_value" };
+    return { type: "text", id: m.id, content: tok.decode(m.tokens, { skipSpecialTokens: false }) };
   }
 
   /** generate() options from the request, with generation_config.json filling what it leaves out (as chat() does). */

@@ -11,7 +11,7 @@ import { CHAT_PAGE } from "./pages/chat.js";
 import { GENERATE_PAGE } from "./pages/generate.js";
 import { chatCompletion, completion, sendJson } from "./routes.js";
 import { Scheduler } from "./scheduler.js";
-import { parseChatRequest, parseCompletionRequest } from "./schema.js";
+import { parseChatRequest, parseCompletionRequest, parseDetokenize, parseTokenize } from "./schema.js";
 import type { WorkerInit } from "./worker.js";
 
 export interface ServeOptions {
@@ -144,7 +144,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    const api = path.startsWith("/v1/") || path === "/health";
+    const api = path.startsWith("/v1/") || path === "/health" || path === "/tokenize" || path === "/detokenize";
     if (api) for (const [k, v] of Object.entries(corsHeaders(opts.cors, req.headers.origin))) res.setHeader(k, v);
     if (method === "OPTIONS" && api) {
       res.writeHead(204).end();
@@ -162,7 +162,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
       err.headers = { "Retry-After": String(retry) };
       throw err;
     };
-    if (path.startsWith("/v1/") && opts.apiKey && !authorized(req, opts.apiKey)) {
+    if ((path.startsWith("/v1/") || path === "/tokenize" || path === "/detokenize") && opts.apiKey && !authorized(req, opts.apiKey)) {
       throw new ApiError(401, "Missing or wrong API key: send Authorization: Bearer <key>", null, "invalid_api_key");
     }
     switch (path) {
@@ -194,6 +194,21 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         completion(sched, res, env);
         return;
       }
+      case "/tokenize": {
+        allow("POST");
+        const q = parseTokenize(await jsonBody(req, maxBody, bodyTimeout));
+        const r = await sched.tool<"tokens">({ type: "tokenize", ...q }).catch(workerError);
+        // llama.cpp's server shape: ids, or with_pieces: [{id, piece}]
+        sendJson(res, 200, { tokens: r.pieces ? r.tokens.map((id, i) => ({ id, piece: r.pieces![i] })) : r.tokens });
+        return;
+      }
+      case "/detokenize": {
+        allow("POST");
+        const tokens = parseDetokenize(await jsonBody(req, maxBody, bodyTimeout));
+        const r = await sched.tool<"text">({ type: "detokenize", tokens }).catch(workerError);
+        sendJson(res, 200, { content: r.content });
+        return;
+      }
       case "/":
         allow("GET");
         res.writeHead(200, PAGE_HEADERS).end(CHAT_PAGE);
@@ -222,6 +237,11 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
       sendJson(res, err.status, err.body(), { ...err.headers, ...(err.status === 413 || err.status === 408 ? { Connection: "close" } : {}) });
     });
   };
+}
+
+/** A worker's error event (a /detokenize id outside the vocabulary…) as the HTTP error it describes. */
+function workerError(m: { status: number; message: string; param: string | null; code: string | null }): never {
+  throw new ApiError(m.status, m.message, m.param, m.code);
 }
 
 function modelCard(sched: Scheduler, started: number) {

@@ -103,6 +103,16 @@ export type ToMain =
       /** false: other choices of this request are still running (the request ends with the last one). */
       last?: boolean;
     }
-  | { type: "error"; id: number; status: number; message: string; param: string | null; code: string | null };
+  | { type: "error"; id: number; status: number; message: string; param: string | null; code: string | null }
+  /** Answers to /tokenize and /detokenize (they bypass the generation queue). */
+  | { type: "tokens"; id: number; tokens: number[]; pieces?: string[] }
+  | { type: "text"; id: number; content: string };
 
-export type ToWorker = { type: "job"; id: number; job: Job } | { type: "abort"; id: number };
+export type ToWorker =
+  | { type: "job"; id: number; job: Job }
+  | { type: "abort"; id: number }
+  | { type: "tokenize"; id: number; content: string; addSpecial: boolean; withPieces: boolean }
+  | { type: "detokenize"; id: number; tokens: number[] };
+
+/** A request answered at once, between decode steps, without a generation slot. */
+export type ToolRequest = Extract<ToWorker, { type: "tokenize" | "detokenize" }>;

@@ -5,7 +5,7 @@
  * while the old one's KV cache is still being written.
  */
 import { Worker } from "node:worker_threads";
-import type { Job, ModelInfo, ToMain, ToWorker } from "./protocol.js";
+import type { Job, ModelInfo, ToMain, ToolRequest, ToWorker } from "./protocol.js";
 import type { WorkerInit } from "./worker.js";
 
 type Ev<T extends ToMain["type"]> = Extract<ToMain, { type: T }>;
@@ -37,6 +37,8 @@ export class Scheduler {
   private worker!: Worker;
   private readonly queue: Entry[] = [];
   private readonly active = new Map<number, Entry>();
+  /** Pending /tokenize and /detokenize answers by request id. */
+  private readonly tools = new Map<number, { resolve: (m: ToMain) => void; reject: (e: unknown) => void }>();
   private nextId = 1;
   private ready = false;
   private closing = false;
@@ -73,6 +75,7 @@ export class Scheduler {
           void w.terminate();
         } else if (m.type === "warning") this.log(`warning: ${m.message}`);
         else if (m.type === "memory") this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch };
+        else if (m.type === "tokens" || m.type === "text" || (m.type === "error" && this.tools.has(m.id))) this.settle(m);
         else this.dispatch(m);
       });
       // events of a worker already replaced (its late "exit" after an "error") must not touch its successor
@@ -84,9 +87,31 @@ export class Scheduler {
     });
   }
 
+  /**
+   * /tokenize and /detokenize: sent straight to the worker (no generation slot, no queue), answered between two
+   * decode steps. Rejects with the worker's error event (e.g. a token id outside the vocabulary).
+   */
+  tool<T extends "tokens" | "text">(req: ToolRequest extends infer R ? (R extends unknown ? Omit<R, "id"> : never) : never): Promise<Extract<ToMain, { type: T }>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.tools.set(id, { resolve: resolve as (m: ToMain) => void, reject });
+      this.post({ ...req, id } as ToolRequest);
+    });
+  }
+
+  private settle(m: ToMain & { id: number }): void {
+    const p = this.tools.get(m.id);
+    if (!p) return;
+    this.tools.delete(m.id);
+    if (m.type === "error") p.reject(m);
+    else p.resolve(m);
+  }
+
   /** A crash fails the jobs in flight (500) and starts a fresh worker; queued jobs wait for it. */
   private crashed(why: string): void {
     if (!this.ready || this.closing) return;
+    for (const [id, p] of this.tools) p.reject({ type: "error", id, status: 500, message: `the model worker failed: ${why}`, param: null, code: "worker_crashed" });
+    this.tools.clear();
     this.ready = false;
     this.log(`error: ${why}; restarting the model worker`);
     for (const e of this.active.values()) {
@@ -97,7 +122,7 @@ export class Scheduler {
     this.spawn().catch((err: Error) => this.log(`error: the model worker could not restart: ${err.message}`));
   }
 
-  private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" | "memory" }>): void {
+  private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" | "memory" | "tokens" | "text" }>): void {
     const e = this.active.get(m.id);
     if (!e) return;
     // with n choices the request ends at its last choice's end

@@ -223,3 +223,23 @@ export function parseCompletionRequest(body: unknown): Envelope<CompletionJob> {
   const logprobs = optNumber(o, "logprobs", { int: true, min: 0, max: 20 }) ?? null;
   return { ...envelope(o), job: { kind: "completion", prompt: prompt as string | number[], echo: optBool(o, "echo") ?? false, logprobs, sampling: s } };
 }
+
+/** POST /tokenize (llama.cpp server): {content, add_special = false, with_pieces = false}. */
+export function parseTokenize(body: unknown): { content: string; addSpecial: boolean; withPieces: boolean } {
+  const o = obj(body, "body");
+  onlyKeys(o, ["content", "add_special", "with_pieces", "model"]);
+  const content = optString(o, "content");
+  if (content === undefined) throw badField("content", "content is required: the text to tokenize", "missing_required_parameter");
+  return { content, addSpecial: optBool(o, "add_special") ?? false, withPieces: optBool(o, "with_pieces") ?? false };
+}
+
+/** POST /detokenize (llama.cpp server): {tokens: [ids]}. */
+export function parseDetokenize(body: unknown): number[] {
+  const o = obj(body, "body");
+  onlyKeys(o, ["tokens", "model"]);
+  const t = o.tokens;
+  if (!Array.isArray(t) || !t.every((x) => Number.isInteger(x) && (x as number) >= 0)) {
+    throw badField("tokens", "tokens must be an array of token ids (non-negative integers)", t === undefined ? "missing_required_parameter" : "invalid_type");
+  }
+  return t as number[];
+}

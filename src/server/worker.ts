@@ -36,6 +36,10 @@ async function main(): Promise<void> {
       running.get(m.id)?.abort();
       return;
     }
+    if (m.type === "tokenize" || m.type === "detokenize") {
+      post(engine.tool(m));
+      return;
+    }
     const ac = new AbortController();
     running.set(m.id, ac);
     void engine.run(m.id, m.job, ac.signal, post).finally(() => running.delete(m.id));
