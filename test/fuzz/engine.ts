@@ -94,7 +94,7 @@ const outDir = a.out!;
 mkdirSync(join(outDir, target), { recursive: true });
 const watchdog = new Worker(`
   const { workerData: w } = require("node:worker_threads");
-  const { writeFileSync } = require("node:fs");
+  const { writeFileSync, writeSync } = require("node:fs");
   const { createHash } = require("node:crypto");
   const ctrl = new Int32Array(w.sab, 0, 4), input = new Uint8Array(w.sab, 16);
   let last = -1, since = Date.now();
@@ -106,7 +106,8 @@ const watchdog = new Worker(`
     const data = input.slice(0, Atomics.load(ctrl, 2));
     const file = w.dir + "/" + (slow ? "timeout-" : "oom-") + createHash("sha1").update(data).digest("hex");
     writeFileSync(file, data);
-    process.stderr.write("FINDING " + (slow ? "timeout: one input ran over " + w.timeoutMs + " ms" : "memory: RSS over " + (w.rssBytes >> 20) + " MiB") + ": " + file + "\\n");
+    // straight to fd 2: a worker's process.stderr goes through the main thread, which is the one stuck
+    writeSync(2, "FINDING " + (slow ? "timeout: one input ran over " + w.timeoutMs + " ms" : "memory: RSS over " + (w.rssBytes >> 20) + " MiB") + ": " + file + "\\n");
     process.kill(process.pid, "SIGKILL");
   }, 100);
 `, { eval: true, workerData: { sab, timeoutMs: Number(a["timeout-ms"]), rssBytes: Number(a["rss-mb"]) * 2 ** 20, dir: join(outDir, target) } });
