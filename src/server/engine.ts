@@ -13,6 +13,7 @@ import { XverseError } from "../errors.js";
 import type { GenerateOptions } from "../generate/generate.js";
 import { samplingOptions } from "../generate/sampling.js";
 import type { LoadedModel } from "../model/load.js";
+import { PROJECTIONS } from "../model/weights.js";
 import { BatchDecoder } from "./batch.js";
 import { PromptBound } from "./prompt-bound.js";
 import { ApiError, badField } from "./errors.js";
@@ -46,7 +47,13 @@ export class Engine {
 
   info(): ModelInfo {
     const m = this.loaded.model;
-    return { id: this.modelId, path: this.loaded.path, contextLength: m.ctxSize, kv: m.describeKv(this.batch.pool.budgetBytes), vocabSize: m.config.vocabSize, backend: m.backend.name };
+    // the projections' formats by parameter count: what "quantization" means for a checkpoint
+    const share = new Map<string, number>();
+    for (const layer of m.weights.layers) {
+      for (const p of PROJECTIONS) share.set(layer[p].format, (share.get(layer[p].format) ?? 0) + layer[p].rows * layer[p].cols);
+    }
+    const quantization = [...share].sort((a, b) => b[1] - a[1]).map(([f]) => f).join("+");
+    return { id: this.modelId, path: this.loaded.path, contextLength: m.ctxSize, kv: m.describeKv(this.batch.pool.budgetBytes), vocabSize: m.config.vocabSize, backend: m.backend.name, quantization };
   }
 
   /** Runs one job to its end; every outcome, failures included, is reported through `emit`. */

@@ -53,6 +53,8 @@ export interface RunningServer {
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
 
+const ROUTES = new Set(["/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize", "/", "/generate"]);
+
 /** A client that hung up mid-upload: nothing to answer and nothing to log (it is not a server fault). */
 const CLIENT_GONE = "client_closed_request";
 
@@ -144,7 +146,10 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    const api = path.startsWith("/v1/") || path === "/health" || path === "/tokenize" || path === "/detokenize";
+    const api = path.startsWith("/v1/") || path === "/health" || path === "/tokenize" || path === "/detokenize" || path === "/metrics";
+    // requests by route for /metrics (unknown paths share one label, so scanners cannot grow the series)
+    const label = ROUTES.has(path) ? path : path.startsWith("/v1/models/") ? "/v1/models/{id}" : "other";
+    res.once("finish", () => sched.metrics.http(label, res.statusCode));
     if (api) for (const [k, v] of Object.entries(corsHeaders(opts.cors, req.headers.origin))) res.setHeader(k, v);
     if (method === "OPTIONS" && api) {
       res.writeHead(204).end();
@@ -162,7 +167,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
       err.headers = { "Retry-After": String(retry) };
       throw err;
     };
-    if ((path.startsWith("/v1/") || path === "/tokenize" || path === "/detokenize") && opts.apiKey && !authorized(req, opts.apiKey)) {
+    if ((path.startsWith("/v1/") || path === "/tokenize" || path === "/detokenize" || path === "/metrics") && opts.apiKey && !authorized(req, opts.apiKey)) {
       throw new ApiError(401, "Missing or wrong API key: send Authorization: Bearer <key>", null, "invalid_api_key");
     }
     switch (path) {
@@ -192,6 +197,12 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         const env = parseCompletionRequest(await jsonBody(req, maxBody, bodyTimeout));
         admit();
         completion(sched, res, env);
+        return;
+      }
+      case "/metrics": {
+        allow("GET");
+        const text = await sched.metrics.text();
+        res.writeHead(200, { "Content-Type": sched.metrics.contentType, "Cache-Control": "no-store" }).end(text);
         return;
       }
       case "/tokenize": {
@@ -246,7 +257,11 @@ function workerError(m: { status: number; message: string; param: string | null;
 
 function modelCard(sched: Scheduler, started: number) {
   const m = sched.model;
-  return { id: m.id, object: "model", created: Math.floor(started / 1000), owned_by: "xverse-ts", max_model_len: m.contextLength, backend: m.backend };
+  // max_model_len as vLLM names it, context_length as OpenRouter / LM Studio do
+  return {
+    id: m.id, object: "model", created: Math.floor(started / 1000), owned_by: "xverse-ts",
+    max_model_len: m.contextLength, context_length: m.contextLength, quantization: m.quantization ?? null, backend: m.backend,
+  };
 }
 
 /** Loads the model (in the worker), then listens. Resolves once requests can be served. */

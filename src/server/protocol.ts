@@ -61,6 +61,14 @@ export interface CompletionJob {
 
 export type Job = ChatJob | CompletionJob;
 
+/** The worker's KV pool, for /metrics. */
+export interface KvUse {
+  usedBlocks: number;
+  cachedBlocks: number;
+  capacityBlocks: number;
+  blockSize: number;
+}
+
 export interface ModelInfo {
   id: string;
   path: string;
@@ -69,6 +77,8 @@ export interface ModelInfo {
   kv: string;
   vocabSize: number;
   backend: string;
+  /** Weight formats of the layers' projections, most parameters first ("q4_k+q6_k", "bf16"), for /v1/models. */
+  quantization?: string;
 }
 
 /** One generated token as the client sees it. */
@@ -85,7 +95,7 @@ export type ToMain =
   | { type: "fatal"; message: string }
   | { type: "warning"; message: string }
   /** The worker's V8 heap, sent every second: RSS is one number for both threads, the heaps tell them apart. */
-  | { type: "memory"; heapUsed: number; heapTotal: number; maxBatch: number }
+  | { type: "memory"; heapUsed: number; heapTotal: number; maxBatch: number; kv?: KvUse }
   | { type: "start"; id: number; promptTokens: number; maxTokens: number; echo?: { text: string; logprobs: TokenLogprob[] | null } }
   | { type: "delta"; id: number; text: string; logprob?: TokenLogprob; /** Choice index (n > 1); absent = 0. */ choice?: number }
   | {

@@ -5,7 +5,8 @@
  * while the old one's KV cache is still being written.
  */
 import { Worker } from "node:worker_threads";
-import type { Job, ModelInfo, ToMain, ToolRequest, ToWorker } from "./protocol.js";
+import { ServerMetrics } from "./metrics.js";
+import type { Job, KvUse, ModelInfo, ToMain, ToolRequest, ToWorker } from "./protocol.js";
 import type { WorkerInit } from "./worker.js";
 
 type Ev<T extends ToMain["type"]> = Extract<ToMain, { type: T }>;
@@ -44,6 +45,10 @@ export class Scheduler {
   private closing = false;
   private counts = { completed: 0, aborted: 0, failed: 0 };
   model!: ModelInfo;
+  /** Prometheus metrics of this scheduler's jobs (GET /metrics). */
+  readonly metrics = new ServerMetrics({ stats: () => this.stats(), kv: () => this.kvUse });
+  /** The worker's KV pool as of its last report (every second). */
+  kvUse: KvUse = { usedBlocks: 0, cachedBlocks: 0, capacityBlocks: 0, blockSize: 0 };
   /** The worker's last memory report (heap bytes) and the largest decode batch it has run. */
   workerMemory = { heapUsed: 0, heapTotal: 0, maxBatch: 0 };
 
@@ -74,7 +79,10 @@ export class Scheduler {
           reject(new Error(m.message));
           void w.terminate();
         } else if (m.type === "warning") this.log(`warning: ${m.message}`);
-        else if (m.type === "memory") this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch };
+        else if (m.type === "memory") {
+          this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch };
+          if (m.kv) this.kvUse = m.kv;
+        }
         else if (m.type === "tokens" || m.type === "text" || (m.type === "error" && this.tools.has(m.id))) this.settle(m);
         else this.dispatch(m);
       });
@@ -125,6 +133,7 @@ export class Scheduler {
   private dispatch(m: Exclude<ToMain, { type: "ready" | "fatal" | "warning" | "memory" | "tokens" | "text" }>): void {
     const e = this.active.get(m.id);
     if (!e) return;
+    this.metrics.event(m);
     // with n choices the request ends at its last choice's end
     if ((m.type === "end" && m.last !== false) || m.type === "error") {
       this.active.delete(m.id);
@@ -156,6 +165,7 @@ export class Scheduler {
   /** Queues a job; `cancel()` (e.g. on client disconnect) drops it or aborts it. */
   submit(job: Job, h: JobHandlers): { cancel(): void } {
     const e: Entry = { id: this.nextId++, job, h, cancelled: false };
+    this.metrics.submitted(e.id);
     this.queue.push(e);
     this.pump();
     return {
@@ -166,6 +176,7 @@ export class Scheduler {
         if (qi >= 0) {
           this.queue.splice(qi, 1);
           this.counts.aborted++;
+          this.metrics.dropped(e.id);
         } else if (this.active.has(e.id)) this.post({ type: "abort", id: e.id });
       },
     };

@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   post({ type: "ready", model: engine.info() });
   setInterval(() => {
     const m = process.memoryUsage();
-    post({ type: "memory", heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: engine.batch.maxBatchSeen });
+    const k = engine.batch.pool.stats();
+    const kv = { usedBlocks: k.usedBlocks, cachedBlocks: k.cachedBlocks, capacityBlocks: k.capacityBlocks, blockSize: engine.batch.pool.blockSize };
+    post({ type: "memory", heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: engine.batch.maxBatchSeen, kv });
   }, 1000).unref();
 }
 
