@@ -38,6 +38,11 @@ export interface ServeOptions {
   maxQueue?: number;
   /** Origins browsers may call the API from (CORS); "*" = any. Default: none (no CORS headers). */
   cors?: string[];
+  /**
+   * Milliseconds one generation may take from submission (queue wait included): a request still waiting then gets
+   * 504, a running one is cut (finish_reason "length"). Default: no limit.
+   */
+  requestTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -48,6 +53,11 @@ export interface RunningServer {
   server: Server;
   scheduler: Scheduler;
   close(): Promise<void>;
+  /**
+   * Graceful stop: no new connections, new requests on open ones get 503, generations running or queued may finish
+   * for up to `deadlineMs`; then the rest are cut and the server closes.
+   */
+  drain(deadlineMs: number): Promise<void>;
 }
 
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
@@ -138,7 +148,7 @@ function authorized(req: IncomingMessage, key: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function requestHandler(sched: Scheduler, opts: ServeOptions, draining: () => boolean = () => false): (req: IncomingMessage, res: ServerResponse) => void {
   const maxBody = opts.maxBody ?? DEFAULT_MAX_BODY;
   const bodyTimeout = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   const started = Date.now();
@@ -154,6 +164,10 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
     if (method === "OPTIONS" && api) {
       res.writeHead(204).end();
       return;
+    }
+    if (draining() && path !== "/health" && path !== "/metrics") {
+      res.setHeader("Connection", "close");
+      throw new ApiError(503, "The server is shutting down: retry on another instance", null, "shutting_down");
     }
     const allow = (m: string) => {
       if (method !== m && !(m === "GET" && method === "HEAD")) throw new ApiError(405, `${method} ${path} is not allowed: use ${m}`, null, "method_not_allowed");
@@ -189,14 +203,14 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions): (req: Inco
         allow("POST");
         const env = parseChatRequest(await jsonBody(req, maxBody, bodyTimeout));
         admit();
-        chatCompletion(sched, res, env);
+        chatCompletion(sched, res, env, opts.requestTimeoutMs);
         return;
       }
       case "/v1/completions": {
         allow("POST");
         const env = parseCompletionRequest(await jsonBody(req, maxBody, bodyTimeout));
         admit();
-        completion(sched, res, env);
+        completion(sched, res, env, opts.requestTimeoutMs);
         return;
       }
       case "/metrics": {
@@ -268,7 +282,8 @@ function modelCard(sched: Scheduler, started: number) {
 export async function startServer(opts: ServeOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? (() => {});
   const sched = await Scheduler.start({ path: opts.model, load: opts.load ?? {}, format: opts.format, modelId: opts.modelId }, opts.concurrency ?? 4, log);
-  const server = createServer(requestHandler(sched, opts));
+  let draining = false;
+  const server = createServer(requestHandler(sched, opts, () => draining));
   // SSE streams can be long: no request timeout; keep-alive sockets of idle clients are still reaped
   server.requestTimeout = 0;
   const host = opts.host ?? "127.0.0.1";
@@ -288,6 +303,21 @@ export async function startServer(opts: ServeOptions = {}): Promise<RunningServe
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      await sched.close();
+    },
+    async drain(deadlineMs) {
+      draining = true;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const end = Date.now() + deadlineMs;
+      while (Date.now() < end) {
+        const s = sched.stats();
+        if (!s.active && !s.queued) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // what is still running is cut; its client sees the connection close
+      server.closeAllConnections();
+      await closed;
       await sched.close();
     },
   };

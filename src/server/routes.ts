@@ -32,12 +32,25 @@ const usage = (p: number, m: { completionTokens: number; cachedTokens?: number }
 });
 
 /** Runs a job for one response; a client that goes away cancels it (queued: dropped; running: aborted). */
-function runJob(sched: Scheduler, res: ServerResponse, job: ChatJob | CompletionJob, h: Omit<JobHandlers, "onError">): void {
-  let started = false;
+function runJob(sched: Scheduler, res: ServerResponse, job: ChatJob | CompletionJob, h: Omit<JobHandlers, "onError">, timeoutMs?: number): void {
+  let started = false, timedOut = false;
+  // serve --request-timeout: still queued → 504; running → cut, and the reply ends with finish_reason "length"
+  const timer = timeoutMs ? setTimeout(() => {
+    timedOut = true;
+    if (ticket.stop() === "dropped" && !started) {
+      sendJson(res, 504, new ApiError(504, `The request waited ${timeoutMs / 1000} s without starting (serve --request-timeout); retry later`, null, "timeout").body());
+    }
+  }, timeoutMs) : null;
+  timer?.unref();
   const ticket = sched.submit(job, {
     ...h,
     onStart: (m) => { started = true; h.onStart(m); },
+    onEnd: (m) => {
+      if (m.last !== false && timer) clearTimeout(timer);
+      h.onEnd(timedOut && m.finishReason === "abort" ? { ...m, finishReason: "length" } : m);
+    },
     onError: (m) => {
+      if (timer) clearTimeout(timer);
       const err = new ApiError(m.status, m.message, m.param, m.code);
       if (!started) sendJson(res, err.status, err.body());
       else {
@@ -52,7 +65,7 @@ function runJob(sched: Scheduler, res: ServerResponse, job: ChatJob | Completion
   });
 }
 
-export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envelope<ChatJob>): void {
+export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envelope<ChatJob>, timeoutMs?: number): void {
   const id = `chatcmpl-${randomBytes(12).toString("hex")}`;
   const created = now(), model = sched.model.id;
   // n > 1: one text, logprobs list and end per choice; the response is complete when every choice has ended
@@ -111,7 +124,7 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
       });
       sendJson(res, 200, { id, object: "chat.completion", created, model, choices, usage: usage(promptTokens, total()) });
     },
-  });
+  }, timeoutMs);
 }
 
 /** One token in chat's logprobs shape: {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}. */
@@ -139,7 +152,7 @@ function logprobsBody(list: TokenLogprob[]): LogprobsBody {
   };
 }
 
-export function completion(sched: Scheduler, res: ServerResponse, env: Envelope<CompletionJob>): void {
+export function completion(sched: Scheduler, res: ServerResponse, env: Envelope<CompletionJob>, timeoutMs?: number): void {
   const id = `cmpl-${randomBytes(12).toString("hex")}`;
   const created = now(), model = sched.model.id;
   const wantLp = env.job.logprobs !== null;
@@ -181,5 +194,5 @@ export function completion(sched: Scheduler, res: ServerResponse, env: Envelope<
         usage: usage(promptTokens, m),
       });
     },
-  });
+  }, timeoutMs);
 }

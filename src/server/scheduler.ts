@@ -163,7 +163,7 @@ export class Scheduler {
   }
 
   /** Queues a job; `cancel()` (e.g. on client disconnect) drops it or aborts it. */
-  submit(job: Job, h: JobHandlers): { cancel(): void } {
+  submit(job: Job, h: JobHandlers): { cancel(): void; stop(): "dropped" | "stopping" } {
     const e: Entry = { id: this.nextId++, job, h, cancelled: false };
     this.metrics.submitted(e.id);
     this.queue.push(e);
@@ -178,6 +178,21 @@ export class Scheduler {
           this.counts.aborted++;
           this.metrics.dropped(e.id);
         } else if (this.active.has(e.id)) this.post({ type: "abort", id: e.id });
+      },
+      // a timeout: a running job is cut but its end still reaches the handlers; a queued one is dropped
+      stop: () => {
+        if (this.active.has(e.id)) {
+          this.post({ type: "abort", id: e.id });
+          return "stopping";
+        }
+        const qi = this.queue.indexOf(e);
+        if (qi >= 0) {
+          this.queue.splice(qi, 1);
+          this.counts.aborted++;
+          this.metrics.dropped(e.id);
+        }
+        e.cancelled = true;
+        return "dropped";
       },
     };
   }

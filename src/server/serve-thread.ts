@@ -14,14 +14,15 @@ export type ServeThreadMessage =
   | { type: "closed" };
 
 const port = parentPort!;
-const opts = workerData as Omit<ServeOptions, "log">;
+const opts = workerData as Omit<ServeOptions, "log"> & { drainMs?: number };
 
 startServer({ ...opts, log: (line) => process.stderr.write(line + "\n") }).then(
   (srv) => {
     const m = srv.scheduler.model;
     port.postMessage({ type: "listening", url: srv.url, model: { id: m.id, backend: m.backend, contextLength: m.contextLength, kv: m.kv }, concurrency: srv.scheduler.concurrency } satisfies ServeThreadMessage);
     port.on("message", (msg: { type: string }) => {
-      if (msg.type === "close") void srv.close().then(() => port.postMessage({ type: "closed" } satisfies ServeThreadMessage));
+      // SIGTERM / SIGINT: let running generations finish (up to the deadline), then close
+      if (msg.type === "close") void srv.drain(opts.drainMs ?? 0).then(() => port.postMessage({ type: "closed" } satisfies ServeThreadMessage));
     });
   },
   (e: Error & { code?: string }) => {

@@ -25,6 +25,10 @@ Server options:
   --max-body BYTES         largest request body (default ${DEFAULT_MAX_BODY})
   --max-queue N            most requests waiting beyond --concurrency; more get 429 with Retry-After
                            (default: no limit)
+  --request-timeout S      seconds one generation may take, queue wait included: still waiting → 504,
+                           running → cut with finish_reason "length" (default: no limit)
+  --shutdown-timeout S     on SIGTERM / Ctrl-C, seconds running requests may finish before they are cut
+                           (default 30); a second signal stops at once
   --cors ORIGIN            let browser pages from ORIGIN call /v1/* (repeatable; * = any origin;
                            default: no CORS headers)
   --body-timeout S         seconds a request body may take to arrive (default ${DEFAULT_BODY_TIMEOUT_MS / 1000}); then 408
@@ -50,6 +54,8 @@ export const command: Command = {
       "api-key": { type: "string" },
       "max-body": { type: "string" },
       "max-queue": { type: "string" },
+      "request-timeout": { type: "string" },
+      "shutdown-timeout": { type: "string" },
       cors: { type: "string", multiple: true },
       "body-timeout": { type: "string" },
       "chat-format": { type: "string" },
@@ -62,7 +68,9 @@ export const command: Command = {
     const t0 = performance.now();
     const load = loadOptionsFromFlags(v);
     const port = numberFlag(v.port as string | undefined, "--port", { int: true, min: 0, max: 65535 }) ?? 8000;
-    const opts: Omit<ServeOptions, "log"> = {
+    const drainMs = 1000 * (numberFlag(v["shutdown-timeout"] as string | undefined, "--shutdown-timeout", { min: 0, max: 3600 }) ?? 30);
+    const opts: Omit<ServeOptions, "log"> & { drainMs: number } = {
+      drainMs,
       model: await resolveModelFlag(v),
       // functions cannot cross to the server thread: no progress line there
       load: { ...load, onProgress: undefined, backend: typeof load.backend === "string" ? load.backend : undefined },
@@ -72,6 +80,10 @@ export const command: Command = {
       port,
       concurrency: numberFlag(v.concurrency as string | undefined, "--concurrency", { int: true, min: 1, max: 256 }) ?? 4,
       apiKey: apiKey || undefined,
+      requestTimeoutMs: (() => {
+        const s = numberFlag(v["request-timeout"] as string | undefined, "--request-timeout", { min: 0.1, max: 86400 });
+        return s === undefined ? undefined : s * 1000;
+      })(),
       maxQueue: numberFlag(v["max-queue"] as string | undefined, "--max-queue", { int: true, min: 0, max: 1_000_000 }),
       cors: (v.cors as string[] | undefined)?.length ? (v.cors as string[]) : undefined,
       maxBody: numberFlag(v["max-body"] as string | undefined, "--max-body", { int: true, min: 1024 }) ?? DEFAULT_MAX_BODY,
@@ -107,14 +119,19 @@ export const command: Command = {
         resolve();
       });
       const stop = () => {
+        if (stopping) {
+          // a second signal: stop now
+          void thread.terminate();
+          return;
+        }
         stopping = true;
-        process.stderr.write("shutting down\n");
+        process.stderr.write(`shutting down: no new requests; running ones may finish for ${drainMs / 1000} s\n`);
         thread.postMessage({ type: "close" });
         thread.once("message", () => void thread.terminate());
-        setTimeout(() => void thread.terminate(), 5000).unref();
+        setTimeout(() => void thread.terminate(), drainMs + 5000).unref();
       };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
     });
   },
 };
