@@ -55,16 +55,30 @@ export function renderTemplate(messages: readonly ChatMessage[], opts: Omit<Temp
  */
 export function buildFromTemplate(tok: Tokenizer, messages: readonly ChatMessage[], opts: TemplateOptions): BuiltPrompt {
   const system = messages[0]?.role === "system" ? [messages[0]] : [];
-  let rest = messages.slice(system.length);
-  let truncated = false;
-  for (;;) {
-    const text = renderTemplate([...system, ...rest], opts);
+  const rest = messages.slice(system.length);
+  const attempt = (drop: number) => {
+    const text = renderTemplate([...system, ...rest.slice(drop)], opts);
     const ids = tok.encode(text, { addSpecialTokens: false }).ids;
-    if (ids.length <= opts.budget) return { ids, text, format: "template", budget: opts.budget, truncated };
-    if (rest.length <= 1) {
-      throw new XverseError("prompt_too_long", `the newest message alone renders to ${ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
-    }
-    rest = rest.slice(1);
-    truncated = true;
+    return { ids, text, format: "template" as const, budget: opts.budget, truncated: drop > 0 };
+  };
+  const whole = attempt(0);
+  if (whole.ids.length <= opts.budget || rest.length <= 1) {
+    if (whole.ids.length <= opts.budget) return whole;
+    throw new XverseError("prompt_too_long", `the newest message alone renders to ${whole.ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
   }
+  // The fewest oldest messages to drop, found by bisection: dropping more never renders longer, so this is what
+  // dropping one at a time finds, in log2(n) renders instead of n (a request with thousands of short messages
+  // re-encoded its whole history once per message, seconds on the decode thread).
+  let lo = 1, hi = rest.length - 1;
+  const newest = attempt(hi);
+  if (newest.ids.length > opts.budget) {
+    throw new XverseError("prompt_too_long", `the newest message alone renders to ${newest.ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
+  }
+  let best = newest;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const r = attempt(mid);
+    if (r.ids.length <= opts.budget) { best = r; hi = mid; } else lo = mid + 1;
+  }
+  return best; // = attempt(lo): hi only moves onto a drop count that fits
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { maxOf, minOf, pushAll } from "../../src/arrays.js";
+import type { ChatMessage } from "../../src/chat/types.js";
 import { XverseError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { applyChain, argmax, processorChain, sample, softmax } from "../../src/generate/processors.js";
@@ -157,4 +158,34 @@ test("max_tokens: 1e400 says it is not finite (not 'must be a number, got a numb
   });
   const chat = JSON.parse('{"messages": [{"role": "user", "content": "hi"}], "temperature": -1e999}');
   assert.throws(() => parseChatRequest(chat), /temperature must be a finite number, got -Infinity/);
+});
+
+test("chat template truncation: as dropping one message at a time would, in log2(n) renders", async () => {
+  const { buildFromTemplate } = await import("../../src/chat/template.js");
+  const tok = loadTokenizer(join(repoRoot, "models", "stories260K"));
+  const template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+  const msgs: ChatMessage[] = [{ role: "system", content: "Be kind." }];
+  for (let i = 0; i < 3000; i++) msgs.push({ role: i % 2 ? "assistant" : "user", content: `message ${i} about a cat` });
+  // oracle: the linear scan the builder used to do, on a short history (the long one would take seconds)
+  const linear = (ms: typeof msgs, budget: number) => {
+    for (let drop = 0; ; drop++) {
+      const text = renderLinear(ms.slice(0, 1).concat(ms.slice(1 + drop)));
+      const ids = tok.encode(text, { addSpecialTokens: false }).ids;
+      if (ids.length <= budget) return { ids, drop };
+    }
+  };
+  const renderLinear = (ms: typeof msgs) => ms.map((m) => `<${m.role}>${m.content}\n`).join("") + "<assistant>";
+  for (const budget of [60, 200, 333]) {
+    const short = msgs.slice(0, 40);
+    const got = buildFromTemplate(tok, short, { template, budget });
+    const want = linear(short, budget);
+    assert.deepEqual(got.ids, want.ids, `budget ${budget}`);
+    assert.equal(got.truncated, want.drop > 0);
+  }
+  const t0 = performance.now();
+  const big = buildFromTemplate(tok, msgs, { template, budget: 256 });
+  const ms = performance.now() - t0;
+  assert.ok(big.ids.length <= 256 && big.ids.length > 200, `${big.ids.length} tokens`);
+  assert.ok(ms < 1500, `3,000 messages took ${ms.toFixed(0)} ms`); // one at a time: ~3,000 renders of ~80 KB
+  assert.throws(() => buildFromTemplate(tok, [{ role: "user", content: "x ".repeat(400) }], { template, budget: 50 }), /newest message alone/);
 });
