@@ -7,6 +7,7 @@
 import { createInterface, type Interface } from "node:readline";
 import { statSync } from "node:fs";
 import { chatStream, type ChatOptions } from "../../chat/chat.js";
+import { remoteChatStream, remoteModel, type RemoteOptions } from "../../chat/remote.js";
 import { readToolsFile, writeJsonFile } from "../../chat/files.js";
 import { loadChatSettings, NO_CHAT_SETTINGS } from "../../chat/prompt.js";
 import type { ToolSpec } from "../../chat/tools.js";
@@ -30,11 +31,15 @@ Multi-line input: end a line with \\ to continue it, or put the text between two
 Start a message with // to send a line that begins with /.`;
 
 const help = `Usage: xverse chat [--model DIR] [--format v1|v2|template] [--system TEXT] [--tools FILE] [options]
+       xverse chat --endpoint URL [--api-key KEY] [--model NAME] [options]
 
 Chats with a model in the terminal: the reply streams to stdout, tokens/s and notices go to stderr.
 Reads stdin line by line, so it also works with piped input.
 
 Chat options:
+  --endpoint URL           chat with an OpenAI-compatible server (xverse serve, vLLM, llama.cpp) instead of
+                           a local model; --model then names the server's model (default: its first)
+  --api-key KEY            bearer token for --endpoint (default: the XVERSE_API_KEY environment variable)
   --format F               v1 | v2 | template (default: the model's chat_format, else its chat_template, else v2)
   --system TEXT            system prompt (v2 / template)
   --tools FILE             tools (OpenAI "tools" JSON or XVERSE plugins) for function calling
@@ -72,18 +77,21 @@ class Repl {
   private readonly rl: Interface;
   private readonly tty = process.stdin.isTTY === true;
   private readonly delayMs = Number(process.env.XVERSE_CHAT_TOKEN_DELAY_MS ?? 0) || 0;
-  /** The conversation's keys and values, kept across turns: a turn computes only its new message. */
-  private readonly kv: KvSequence;
+  /** The conversation's keys and values, kept across turns: a turn computes only its new message (local only). */
+  private readonly kv: KvSequence | null;
 
   constructor(
-    private readonly loaded: LoadedModel,
+    /** The local model, or null with `remote`. */
+    private readonly loaded: LoadedModel | null,
     private readonly base: ChatOptions,
     opts: { system?: string; tools: ToolSpec[]; quiet: boolean },
+    /** --endpoint: the server that answers instead. */
+    private readonly remote: RemoteOptions | null = null,
   ) {
     this.system = opts.system;
     this.tools = opts.tools;
     this.quiet = opts.quiet;
-    this.kv = loaded.model.createPool().sequence(loaded.model.ctxSize);
+    this.kv = loaded ? loaded.model.createPool().sequence(loaded.model.ctxSize) : null;
     this.rl = createInterface({ input: process.stdin, output: this.tty ? process.stdout : undefined, terminal: this.tty });
     this.rl.on("line", (line) => {
       this.queue.push(line);
@@ -245,7 +253,8 @@ class Repl {
   }
 
   private async turn(role: "user" | "exec", content: string): Promise<void> {
-    const { model, tokenizer } = this.loaded;
+    if (this.remote) return this.remoteTurn(role, content);
+    const { model, tokenizer } = this.loaded!;
     this.history.push({ role, content });
     this.awaitingExec = false;
     const ac = new AbortController();
@@ -261,7 +270,7 @@ class Repl {
         now: new Date(),
         signal: ac.signal,
         onPrompt: (p) => (promptTokens = p.ids.length),
-        cache: this.kv,
+        cache: this.kv ?? undefined,
       });
       let r = await it.next();
       while (!r.done) {
@@ -298,6 +307,49 @@ class Repl {
       this.busy = null;
     }
   }
+
+  /** One turn against --endpoint: the same REPL and history; the reply streams from the server. */
+  private async remoteTurn(role: "user" | "exec", content: string): Promise<void> {
+    this.history.push({ role, content });
+    this.awaitingExec = false;
+    const ac = new AbortController();
+    this.busy = ac;
+    let first = 0, reply = "";
+    const t0 = performance.now();
+    try {
+      const it = remoteChatStream(this.history, { ...this.remote!, system: this.system, tools: this.tools, signal: ac.signal });
+      let r = await it.next();
+      while (!r.done) {
+        if (!first) first = performance.now();
+        reply += r.value;
+        process.stdout.write(r.value);
+        if (this.delayMs) await new Promise((res) => setTimeout(res, this.delayMs));
+        r = await it.next();
+      }
+      const end = performance.now();
+      const res = r.value;
+      process.stdout.write("\n");
+      this.history.push({ role: "assistant", content: res.text });
+      if (res.finishReason === "abort") this.note("[interrupted]");
+      if (res.call) {
+        this.note(`[tool call] ${res.call.name} ${JSON.stringify(res.call.arguments)}`);
+        this.note("[type the tool's result: your next line is sent as an exec turn]");
+        this.awaitingExec = true;
+      }
+      if (!this.quiet) {
+        const n = res.completionTokens;
+        const rate = n > 1 && first ? ((n - 1) * 1000) / Math.max(end - first, 1e-3) : 0;
+        this.note(`[${n} tokens · ${rate.toFixed(1)} tok/s · first token ${((first || end) - t0).toFixed(0)} ms · prompt ${res.promptTokens} tokens · ${res.finishReason} · ${res.model}]`);
+      }
+    } catch (e) {
+      if (!(e instanceof XverseError)) throw e;
+      if (reply) process.stdout.write("\n");
+      this.history.pop();
+      this.note(`error: ${e.message}`);
+    } finally {
+      this.busy = null;
+    }
+  }
 }
 
 export const command: Command = {
@@ -306,6 +358,8 @@ export const command: Command = {
   async run(argv) {
     const { values: v } = parseFlags(argv, {
       ...MODEL_FLAGS,
+      endpoint: { type: "string" },
+      "api-key": { type: "string" },
       format: { type: "string" },
       system: { type: "string" },
       tools: { type: "string" },
@@ -313,9 +367,20 @@ export const command: Command = {
       ...SAMPLING_FLAGS,
       quiet: { type: "boolean" },
     }, false);
-    const path = (await resolveModelFlag(v)) ?? defaultModelDir();
     const opts = samplingFromFlags(v);
     const tools = typeof v.tools === "string" ? readToolsFile(v.tools) : [];
+    if (typeof v.endpoint === "string") {
+      const remote: RemoteOptions = {
+        ...opts, endpoint: v.endpoint, apiKey: (v["api-key"] as string | undefined) ?? process.env.XVERSE_API_KEY,
+        model: typeof v.model === "string" ? v.model : undefined,
+      };
+      remote.model = await remoteModel(remote);
+      if (!v.quiet) process.stderr.write(`xverse chat · ${remote.model} at ${v.endpoint} · /help for commands\n`);
+      const repl = new Repl(null, {}, { system: typeof v.system === "string" ? v.system : undefined, tools, quiet: v.quiet === true }, remote);
+      repl.start();
+      return repl.finished;
+    }
+    const path = (await resolveModelFlag(v)) ?? defaultModelDir();
     const t0 = performance.now();
     const loaded = await loadModel(path, loadOptionsFromFlags(v));
     const settings = statSync(path).isDirectory() ? loadChatSettings(path) : NO_CHAT_SETTINGS;

@@ -7,8 +7,30 @@ import { loadModel } from "../../model/load.js";
 import { generate, type GenerateOptions } from "../../generate/generate.js";
 import { XverseError } from "../../errors.js";
 import { constrainedJsonHook } from "../../chat/constrained.js";
+import { remoteCompletionStream, type RemoteOptions } from "../../chat/remote.js";
 import { assertSupportedSchema } from "../../chat/schema-check.js";
 import type { JsonSchema } from "../../chat/schema.js";
+
+/** --endpoint: the same output contract (stdout = exactly the continuation) from a server's /v1/completions. */
+async function remoteGenerate(prompt: string, o: RemoteOptions, f: { echo: boolean; quiet: boolean }): Promise<void> {
+  if (f.echo) process.stdout.write(prompt);
+  const t0 = performance.now();
+  let first = 0;
+  const it = remoteCompletionStream(prompt, o);
+  let r = await it.next();
+  while (!r.done) {
+    if (!first) first = performance.now();
+    process.stdout.write(r.value);
+    r = await it.next();
+  }
+  const end = performance.now();
+  if (process.stdout.isTTY || f.echo) process.stdout.write("\n");
+  if (!f.quiet) {
+    const n = r.value.completionTokens;
+    const rate = n > 1 && first ? ((n - 1) * 1000) / Math.max(end - first, 1e-3) : 0;
+    process.stderr.write(`[${r.value.model} at ${o.endpoint}] first token ${((first || end) - t0).toFixed(0)} ms · prompt ${r.value.promptTokens} tok · ${n} new tok at ${rate.toFixed(1)} tok/s · finish: ${r.value.finishReason}\n`);
+  }
+}
 
 /** --json-schema FILE → the schema, with errors that name the file. */
 function readSchemaFile(path: string): JsonSchema {
@@ -44,6 +66,9 @@ Other options:
   --json-schema FILE       the continuation is a JSON value FILE's schema accepts (objects, arrays, enum,
                            const, anyOf, $ref/$defs, min/max items and lengths; others are refused)
   --quiet                  no statistics on stderr
+  --endpoint URL           continue PROMPT on an OpenAI-compatible server (/v1/completions) instead of a
+                           local model; --model then names the server's model (default: its first)
+  --api-key KEY            bearer token for --endpoint (default: the XVERSE_API_KEY environment variable)
 
 ${MODEL_FLAGS_HELP}
 
@@ -62,6 +87,8 @@ export const command: Command = {
       echo: { type: "boolean" },
       "no-bos": { type: "boolean" },
       json: { type: "boolean" },
+      endpoint: { type: "string" },
+      "api-key": { type: "string" },
       "json-schema": { type: "string" },
       quiet: { type: "boolean" },
     });
@@ -69,6 +96,13 @@ export const command: Command = {
     const prompt = positionals[0];
     // a bad schema file is reported before the model loads
     const schema = v["json-schema"] !== undefined ? readSchemaFile(v["json-schema"] as string) : null;
+    if (typeof v.endpoint === "string") {
+      if (v.json || schema) throw new XverseError("bad_flag", "--json / --json-schema run locally only (with --endpoint, use the server's response_format through xverse chat or the API)");
+      return remoteGenerate(prompt, {
+        ...samplingFromFlags(v), endpoint: v.endpoint, apiKey: (v["api-key"] as string | undefined) ?? process.env.XVERSE_API_KEY,
+        model: typeof v.model === "string" ? v.model : undefined, stopStrings: (v.stop as string[] | undefined) ?? [],
+      }, { echo: v.echo === true, quiet: v.quiet === true });
+    }
     const t0 = performance.now();
     const { model, tokenizer, generationConfig: gc } = await loadModel(await resolveModelFlag(v), loadOptionsFromFlags(v));
     const loadMs = performance.now() - t0;
