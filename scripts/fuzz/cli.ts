@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { TARGETS } from "./targets.js";
+import { TARGETS } from "../../test/fuzz/targets.js";
 
 const repo = process.cwd();
 const { values: a, positionals } = parseArgs({
@@ -43,7 +43,7 @@ function newest(dir: string): number {
 /** Instruments every dist/src/**.js into .fuzz-build/dist/src; returns the number of edges. */
 function instrument(): number {
   const stamp = join(build, "edges.json");
-  const fresh = Math.max(newest(srcDist), newest(join(repo, "dist", "test", "fuzz")), statSync(join(repo, "package-lock.json")).mtimeMs);
+  const fresh = Math.max(newest(srcDist), newest(join(repo, "dist", "test", "fuzz")), newest(join(repo, "dist", "scripts", "fuzz")), statSync(join(repo, "package-lock.json")).mtimeMs);
   if (existsSync(stamp) && statSync(stamp).mtimeMs > fresh) return JSON.parse(readFileSync(stamp, "utf8")).edges;
   const require = createRequire(join(repo, "node_modules", "@jazzer.js", "instrumentor", "package.json"));
   // @babel/core comes with @jazzer.js/instrumentor (no types needed: one call)
@@ -77,6 +77,7 @@ function instrument(): number {
   const jr = babel.transformSync(readFileSync(jsrc, "utf8"), { filename: jsrc, sourceType: "module", babelrc: false, configFile: false, compact: false, plugins: [codeCoverage(ids), compareHooks] });
   writeFileSync(join(jOut, "dist", "index.js"), jr!.code!);
   cpSync(join(repo, "dist", "test", "fuzz"), join(build, "dist", "test", "fuzz"), { recursive: true });
+  cpSync(join(repo, "dist", "scripts", "fuzz"), join(build, "dist", "scripts", "fuzz"), { recursive: true });
   writeFileSync(join(build, "package.json"), JSON.stringify({ type: "module" }));
   writeFileSync(stamp, JSON.stringify({ edges: next }));
   return next;
@@ -93,7 +94,7 @@ function reproduces(name: string, file: string): Promise<boolean> {
   mkdirSync(join(dir, name));
   cpSync(file, join(dir, name, "input"));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(build, "dist", "test", "fuzz", "engine.js"), name, "--runs", "0", "--corpus", dir, "--out", join(dir, "out"),
+    const child = spawn(process.execPath, [join(build, "dist", "scripts", "fuzz", "engine.js"), name, "--runs", "0", "--corpus", dir, "--out", join(dir, "out"),
       "--edges", String(edges), "--timeout-ms", a["timeout-ms"]!, "--rss-mb", a["rss-mb"]!], { cwd: repo, env: { ...process.env, XVERSE_REPO: repo }, stdio: "ignore" });
     child.on("close", (code) => { rmSync(dir, { recursive: true, force: true }); resolve(code !== 0); });
   });
@@ -128,7 +129,7 @@ async function runOne(name: string): Promise<void> {
 
 function runEngine(name: string, seconds: number, runs?: number): Promise<{ ok: true; result: Record<string, unknown> } | { ok: false; code: number | null; signal: string | null }> {
   return new Promise((resolve) => {
-    const args = [join(build, "dist", "test", "fuzz", "engine.js"), name, "--seconds", String(seconds), "--corpus", join(repo, "fuzz", "corpus"),
+    const args = [join(build, "dist", "scripts", "fuzz", "engine.js"), name, "--seconds", String(seconds), "--corpus", join(repo, "fuzz", "corpus"),
       "--out", join(repo, "fuzz", "findings"), "--edges", String(edges), "--timeout-ms", a["timeout-ms"]!, "--rss-mb", a["rss-mb"]!];
     if (runs !== undefined) args.push("--runs", String(runs));
     if (a.save) args.push("--save");

@@ -8,6 +8,7 @@
  *
  * A watchdog thread kills the process (after saving the input) when one execution runs past the time bound or
  * the process's RSS passes the memory cap; anything but XverseError / a 4xx escaping a target is a finding.
+ * (It lives in scripts/, not test/: node --test runs every .js under a test/ directory.)
  * Usage (from cli.ts): node engine.js TARGET --seconds N [--runs N] --corpus DIR --out DIR --edges N
  */
 import { createHash } from "node:crypto";
@@ -63,7 +64,7 @@ const cmp = (x: any, y: any, op: string): boolean => // eslint-disable-line @typ
 };
 
 // imported only now: instrumented module bodies call Fuzzer.* as they load
-const targets = (await import("./targets.js")) as typeof import("./targets.js");
+const targets = (await import("../../test/fuzz/targets.js")) as typeof import("../../test/fuzz/targets.js");
 const maxLen = targets.MAX_LEN[target] ?? Number(a["max-len"]);
 
 /** AFL's hit-count buckets: 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+. */

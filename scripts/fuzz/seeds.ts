@@ -1,5 +1,5 @@
 /**
- * Writes the seed corpora under fuzz/corpus/<target>/ (committed; rerun with `node dist/test/fuzz/seeds.js` after
+ * Writes the seed corpora under fuzz/corpus/<target>/ (committed; rerun with `node dist/scripts/fuzz/seeds.js` after
  * a format change). Seeds are small valid inputs — the fuzzer learns the formats' structure from them — plus the
  * hostile fixtures the loaders already refuse (test/fixtures/io).
  */
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { writeSafetensors } from "../../src/io/safetensors.js";
 import { writeGguf } from "../../src/gguf/writer.js";
 import { ZipReader } from "../../src/io/zip.js";
-import { storedZip } from "../io/zip-writer.js";
+import { storedZip } from "../../test/io/zip-writer.js";
 
 const repo = process.cwd();
 const corpus = join(repo, "fuzz", "corpus");
