@@ -24,7 +24,8 @@ export interface PrefixLimits {
 export const DEFAULT_LIMITS: PrefixLimits = { maxStringLength: 32, maxItems: 4, maxFreeProperties: 4, maxDepth: 6, maxNumberDigits: 15 };
 
 export type StrNode = { k: "str"; enum: string[] | null; maxLength: number; minLength: number };
-export type NumNode = { k: "num"; integer: boolean; maxDigits: number };
+/** sign: "nonneg" (minimum 0) writes no minus; "pos" (exclusiveMinimum 0, or an integer's minimum 1) also no zero. */
+export type NumNode = { k: "num"; integer: boolean; maxDigits: number; sign?: "nonneg" | "pos" };
 export type ObjNode = { k: "obj"; props: Map<string, Node> | null; required: string[]; maxProps: number; free: Node };
 export type ArrNode = { k: "arr"; items: Node; minItems: number; maxItems: number };
 export type Node =
@@ -72,7 +73,7 @@ export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimi
     }
     case "integer":
     case "number":
-      return { k: "num", integer: t === "integer", maxDigits: Math.min(15, limits.maxNumberDigits) };
+      return { k: "num", integer: t === "integer", maxDigits: Math.min(15, limits.maxNumberDigits), ...numberSign(schema, t === "integer") };
     case "boolean":
       return { k: "lits", values: ["true", "false"] };
     case "null":
@@ -98,6 +99,30 @@ export function compileSchema(schema: JsonSchema | undefined, limits: PrefixLimi
     default:
       return any;
   }
+}
+
+/**
+ * The bounds the decoder can honour. Every number it writes has at most 15 integer digits, so a bound at or beyond
+ * ±1e15 (zod's int() writes ±(2^53 − 1)) holds anyway; a lower bound of 0 (minimum 0: no minus sign) or just
+ * above 0 (exclusiveMinimum 0, an integer's minimum 1: no minus, not zero) is enforced; other bounds are refused
+ * by schemaProblems (numberBoundProblem says which).
+ */
+function numberSign(schema: JsonSchema, integer: boolean): { sign?: "nonneg" | "pos" } {
+  const min = schema.minimum, xmin = schema.exclusiveMinimum;
+  if (xmin === 0 || (integer && typeof min === "number" && min > 0 && min <= 1)) return { sign: "pos" };
+  if (min === 0 || (typeof min === "number" && min > -1 && min < 0 && integer)) return { sign: "nonneg" };
+  return {};
+}
+
+/** Why a numeric bound cannot be enforced, or null when it can (see numberSign). */
+export function numberBoundProblem(key: string, v: unknown, integer: boolean): string | null {
+  if (typeof v !== "number" || !Number.isFinite(v)) return `"${key}" must be a number`;
+  const WIDE = 1e15;
+  if ((key === "minimum" || key === "exclusiveMinimum") && v <= -WIDE) return null;
+  if ((key === "maximum" || key === "exclusiveMaximum") && v >= WIDE) return null;
+  if (key === "minimum" && (v === 0 || (integer && v > -1 && v <= 1))) return null;
+  if (key === "exclusiveMinimum" && v === 0) return null;
+  return `"${key}": ${v} is not supported (only bounds of ±1e15 or wider, minimum 0, exclusiveMinimum 0${integer ? ", minimum 1" : ""})`;
 }
 
 /** A local `$ref` ("#", "#/$defs/a", "#/definitions/a~1b") → the schema it names, or null. */
@@ -265,7 +290,7 @@ export class CallRecognizer {
       case "str":
         return ch === '"' ? { t: "str", n, open: false, buf: "", len: 0, esc: false, forbid: null } : null;
       case "num":
-        return ch === "-" || (ch >= "0" && ch <= "9") ? { t: "num", n, s: "" } : null;
+        return canExtendNumber("", ch, n) ? { t: "num", n, s: "" } : null;
       case "lits":
         return n.values.some((v) => v.startsWith(ch)) ? { t: "lits", values: n.values, buf: "" } : null;
       case "obj":
@@ -300,11 +325,11 @@ export class CallRecognizer {
       case "str":
         return this.stepString(f, ch);
       case "num": {
-        if (canExtendNumber(f.s, ch, f.n.integer, f.n.maxDigits)) {
+        if (canExtendNumber(f.s, ch, f.n)) {
           f.s += ch;
           return R.Consumed;
         }
-        return NUM.test(f.s) ? R.Pass : R.Reject;
+        return numberEnds(f.s, f.n) ? R.Pass : R.Reject;
       }
       case "lits": {
         const nb = f.buf + ch;
@@ -452,12 +477,23 @@ export class CallRecognizer {
   }
 }
 
-function canExtendNumber(s: string, ch: string, integer: boolean, maxDigits: number): boolean {
+/** Whether `s` is a whole number the node accepts (its sign bound included). */
+export function numberEnds(s: string, n: NumNode): boolean {
+  return NUM.test(s) && !(n.sign === "pos" && /^0(\.0*)?$/.test(s));
+}
+
+function canExtendNumber(s: string, ch: string, n: NumNode): boolean {
+  const { integer, maxDigits, sign } = n;
   const digit = ch >= "0" && ch <= "9";
-  if (s === "") return ch === "-" || digit;
+  if (s === "") return sign ? digit && !(sign === "pos" && integer && ch === "0") : ch === "-" || digit;
   if (s === "-") return digit;
   const dot = s.indexOf(".");
-  if (dot >= 0) return digit && s.length - dot - 1 < 6;
+  if (dot >= 0) {
+    const decimals = s.length - dot - 1;
+    // a positive number still all zeros must not use its last decimal place on another zero
+    if (sign === "pos" && decimals === 5 && ch === "0" && /^0\.0*$/.test(s)) return false;
+    return digit && decimals < 6;
+  }
   const intDigits = s.replace("-", "");
   if (ch === ".") return !integer;
   // no leading zeros, and a bounded digit count (≤ 15 keeps the value an exact JS number)

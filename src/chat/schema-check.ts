@@ -5,7 +5,7 @@
  * schema is refused up front with every offending keyword and where it is, rather than answered wrongly.
  */
 import { XverseError } from "../errors.js";
-import { resolveRef } from "./json-prefix.js";
+import { numberBoundProblem, resolveRef } from "./json-prefix.js";
 import type { JsonSchema } from "./schema.js";
 
 /** Keywords that shape the generated value and are enforced token by token. */
@@ -13,6 +13,8 @@ const ENFORCED = new Set([
   "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf", "$ref", "$defs", "definitions",
   "minItems", "maxItems", "minLength", "maxLength",
 ]);
+/** Numeric bounds: supported when wide enough to hold anyway, or a lower bound of 0 (see numberSign). */
+const BOUNDS = new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 /** Keywords that say nothing about which values are valid. */
 const ANNOTATIONS = new Set(["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly"]);
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
@@ -41,6 +43,12 @@ function walk(s: Obj, root: Obj, at: string, out: string[], seen: Set<Obj>): voi
   seen.add(s);
   for (const [k, v] of Object.entries(s)) {
     const here = `${at}/${k}`;
+    if (BOUNDS.has(k)) {
+      const types = Array.isArray(s.type) ? s.type : [s.type];
+      const p = numberBoundProblem(k, v, types.length === 1 && types[0] === "integer");
+      if (p) out.push(`${at}: ${p}`);
+      continue;
+    }
     if (!ENFORCED.has(k) && !ANNOTATIONS.has(k)) {
       out.push(`${at}: "${k}" is not supported (supported: ${[...ENFORCED].join(", ")})`);
       continue;
