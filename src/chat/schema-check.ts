@@ -50,7 +50,7 @@ function walk(s: Obj, root: Obj, at: string, out: string[], seen: Set<Obj>): voi
       continue;
     }
     if (!ENFORCED.has(k) && !ANNOTATIONS.has(k)) {
-      out.push(`${at}: "${k}" is not supported (supported: ${[...ENFORCED].join(", ")})`);
+      out.push(`${at}: "${k}" is not supported (supported: ${[...ENFORCED].join(", ")}, and numeric bounds of ±1e15 or wider, minimum 0, exclusiveMinimum 0)`);
       continue;
     }
     switch (k) {
