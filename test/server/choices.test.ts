@@ -60,3 +60,25 @@ describe("n choices (stories260K)", () => {
     }
   });
 });
+
+it("the choices share the prompt's KV: choices 1.. find its full blocks in the pool (Engine in process)", async () => {
+  const { Engine } = await import("../../src/server/engine.js");
+  const { loadModel } = await import("../../src/model/load.js");
+  const loaded = await loadModel(undefined, { backend: "ts" });
+  const engine = new Engine(loaded, "m");
+  const B = engine.batch.pool.blockSize;
+  const content = "Once upon a time there was a dog who liked to run in the park with the other dogs every day.";
+  const ends: { choice?: number; cachedTokens?: number }[] = [];
+  let promptTokens = 0;
+  await engine.run(1, { kind: "chat", messages: [{ role: "user", content }], tools: [], toolChoice: "none", logprobs: null, sampling: { maxTokens: 8, n: 3, seed: 1, temperature: 1, stop: [], ignoreEos: true } }, new AbortController().signal, (m) => {
+    if (m.type === "start") promptTokens = m.promptTokens;
+    if (m.type === "end") ends.push(m);
+    if (m.type === "error") assert.fail(m.message);
+  });
+  assert.ok(promptTokens >= B, `prompt ${promptTokens} tokens, block ${B}`);
+  const byChoice = new Map(ends.map((e) => [e.choice ?? 0, e.cachedTokens ?? 0]));
+  assert.equal(byChoice.size, 3);
+  assert.equal(byChoice.get(0), 0, "choice 0 computes the prompt");
+  // every full block (the last prompt token is always computed, for its logits)
+  for (const i of [1, 2]) assert.ok(byChoice.get(i)! >= Math.floor((promptTokens - 1) / B) * B && byChoice.get(i)! > 0, `choice ${i}: ${byChoice.get(i)} cached`);
+});
