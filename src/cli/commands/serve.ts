@@ -11,9 +11,11 @@ Serves the model over an OpenAI-compatible HTTP API, with a chat page at / and a
 text-generation page at /generate. The model is loaded once, in a worker thread.
 
 Routes:
-  POST /v1/chat/completions   messages (system/user/assistant/tool), stream, tools, tool_choice
+  POST /v1/chat/completions   messages (system/user/assistant/tool), stream, tools, tool_choice,
+                              response_format (json_object, json_schema), n, penalties, logit_bias
   POST /v1/completions        prompt (text or token ids), stream, echo, logprobs
-  GET  /v1/models, GET /health, GET / (chat page), GET /generate (text-generation page)
+  POST /tokenize, /detokenize llama.cpp server shapes
+  GET  /v1/models, GET /health, GET /metrics (Prometheus), GET / (chat page), GET /generate
 
 Server options:
   --host HOST              address to bind (default 127.0.0.1: this machine only;
