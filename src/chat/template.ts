@@ -27,6 +27,8 @@ function compile(source: string): Template {
     } catch (e) {
       throw new XverseError("bad_template", `tokenizer_config.json chat_template does not parse: ${(e as Error).message}`);
     }
+    // a process sees one or two templates; a bound keeps a stream of distinct ones (a fuzzer) from growing it
+    if (cache.size >= 16) cache.delete(cache.keys().next().value!);
     cache.set(source, t);
   }
   return t;
