@@ -47,7 +47,7 @@ export function translateOniguruma(src: string, oniguruma = true): string {
           // \p{L} and friends are the same; Oniguruma also allows \p{^L} for negation.
           const end = src.indexOf("}", i);
           // "\p{L" with no closing brace: end = -1 sent i back to the start, looping until out of memory (fuzz finding)
-          if (src[i + 2] !== "{" || end < 0) throw new XverseError("unsupported", `regex ${JSON.stringify(src)}: \\${n} at ${i} must be written \\${n}{Name}`);
+          if (src[i + 1] !== "{" || end < 0) throw new XverseError("unsupported", `regex ${JSON.stringify(src)}: \\${n} at ${i} must be written \\${n}{Name}`);
           let body = src.slice(i + 2, end);
           let neg = n === "P";
           if (body.startsWith("^")) { neg = !neg; body = body.slice(1); }
