@@ -260,8 +260,7 @@ class Repl {
     const ac = new AbortController();
     this.busy = ac;
     let promptTokens = 0;
-    let first = 0;
-    let reply = "";
+    const printed = { any: false };
     try {
       const it = chatStream(model, tokenizer, this.history, {
         ...this.base,
@@ -272,17 +271,7 @@ class Repl {
         onPrompt: (p) => (promptTokens = p.ids.length),
         cache: this.kv ?? undefined,
       });
-      let r = await it.next();
-      while (!r.done) {
-        if (!first) first = performance.now();
-        reply += r.value;
-        process.stdout.write(r.value);
-        if (this.delayMs) await new Promise((res) => setTimeout(res, this.delayMs));
-        r = await it.next();
-      }
-      const end = performance.now();
-      const res = r.value;
-      process.stdout.write("\n");
+      const { res, first, end } = await this.printStream(it, printed);
       this.history.push({ role: "assistant", content: res.text });
       if (res.finishReason === "abort") this.note("[interrupted]");
       if (res.reply.call) {
@@ -299,7 +288,7 @@ class Repl {
       }
     } catch (e) {
       if (!(e instanceof XverseError)) throw e;
-      if (reply) process.stdout.write("\n");
+      if (printed.any) process.stdout.write("\n");
       // the turn never happened: take the message back out
       this.history.pop();
       this.note(`error: ${e.message}`);
@@ -308,27 +297,36 @@ class Repl {
     }
   }
 
+  /**
+   * Prints a reply stream as it arrives (with --delay between pieces) and a newline after it; returns the stream's
+   * result and when its first and last text came. `printed.any` says whether anything reached the terminal.
+   */
+  private async printStream<R>(it: AsyncGenerator<string, R>, printed: { any: boolean }): Promise<{ res: R; first: number; end: number }> {
+    let first = 0;
+    let r = await it.next();
+    while (!r.done) {
+      if (!first) first = performance.now();
+      if (r.value) printed.any = true;
+      process.stdout.write(r.value);
+      if (this.delayMs) await new Promise((res) => setTimeout(res, this.delayMs));
+      r = await it.next();
+    }
+    const end = performance.now();
+    process.stdout.write("\n");
+    return { res: r.value, first, end };
+  }
+
   /** One turn against --endpoint: the same REPL and history; the reply streams from the server. */
   private async remoteTurn(role: "user" | "exec", content: string): Promise<void> {
     this.history.push({ role, content });
     this.awaitingExec = false;
     const ac = new AbortController();
     this.busy = ac;
-    let first = 0, reply = "";
+    const printed = { any: false };
     const t0 = performance.now();
     try {
       const it = remoteChatStream(this.history, { ...this.remote!, system: this.system, tools: this.tools, signal: ac.signal });
-      let r = await it.next();
-      while (!r.done) {
-        if (!first) first = performance.now();
-        reply += r.value;
-        process.stdout.write(r.value);
-        if (this.delayMs) await new Promise((res) => setTimeout(res, this.delayMs));
-        r = await it.next();
-      }
-      const end = performance.now();
-      const res = r.value;
-      process.stdout.write("\n");
+      const { res, first, end } = await this.printStream(it, printed);
       this.history.push({ role: "assistant", content: res.text });
       if (res.finishReason === "abort") this.note("[interrupted]");
       if (res.call) {
@@ -343,7 +341,7 @@ class Repl {
       }
     } catch (e) {
       if (!(e instanceof XverseError)) throw e;
-      if (reply) process.stdout.write("\n");
+      if (printed.any) process.stdout.write("\n");
       this.history.pop();
       this.note(`error: ${e.message}`);
     } finally {
