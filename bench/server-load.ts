@@ -16,9 +16,9 @@
  *   node dist/bench/server-load.js --shared-prefix [--clients 32] [--requests 4] [--prefix-tokens 1000]
  *                                  [--reply-tokens 32] [--concurrency 4] [--ctx-size 2048] [--model DIR] [--threads N]
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
+import { startServe } from "./serve-child.js";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 
 const { values: v } = parseArgs({
@@ -50,21 +50,12 @@ interface Health { active: number; queued: number; failed: number; completed: nu
 
 async function startServer(): Promise<{ url: string; child: ChildProcess | null; stderr: () => string }> {
   if (v.url) return { url: v.url.replace(/\/+$/, ""), child: null, stderr: () => "" };
-  const bin = join(dirname(fileURLToPath(import.meta.url)), "../../bin/xverse.js");
   // --semi-space MB: V8's young-generation cap for the server's HTTP thread (node --max-semi-space-size); by
   // default V8 grows it to 16 MB per semi-space under load and keeps it, which is most of the RSS growth seen
-  const args = [...(v["semi-space"] ? [`--max-semi-space-size=${v["semi-space"]}`] : []), bin, "serve", "--port", "0", "--concurrency", String(v.concurrency), ...(MODEL ? ["--model", MODEL] : []), ...(v.threads ? ["--threads", v.threads] : []), ...(CTX_SIZE ? ["--ctx-size", CTX_SIZE] : [])];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "", err = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (err += d));
-  for (let i = 0; i < 600 && !/listening on /.test(out); i++) {
-    if (child.exitCode !== null) throw new Error(`xverse serve exited: ${err}`);
-    await sleep(100);
-  }
-  const m = /listening on (\S+)/.exec(out);
-  if (!m) throw new Error(`xverse serve did not start: ${err}`);
-  return { url: m[1], child, stderr: () => err };
+  return startServe([
+    "--concurrency", String(v.concurrency), ...(MODEL ? ["--model", MODEL] : []), ...(v.threads ? ["--threads", v.threads] : []),
+    ...(CTX_SIZE ? ["--ctx-size", CTX_SIZE] : []),
+  ], v["semi-space"] ? [`--max-semi-space-size=${v["semi-space"]}`] : []);
 }
 
 const PROMPTS = ["Tell me a story about a cat.", "What did Lily find in the park?", "Once upon a time", "Why is the sky blue?", "Write about a big red ball."];
