@@ -156,7 +156,9 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions, draining: (
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    const api = path.startsWith("/v1/") || path === "/health" || path === "/tokenize" || path === "/detokenize" || path === "/metrics";
+    // the routes behind --api-key; with /health, the API (CORS applies)
+    const keyed = path.startsWith("/v1/") || path === "/tokenize" || path === "/detokenize" || path === "/metrics";
+    const api = keyed || path === "/health";
     // requests by route for /metrics (unknown paths share one label, so scanners cannot grow the series)
     const label = ROUTES.has(path) ? path : path.startsWith("/v1/models/") ? "/v1/models/{id}" : "other";
     res.once("finish", () => sched.metrics.http(label, res.statusCode));
@@ -181,7 +183,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions, draining: (
       err.headers = { "Retry-After": String(retry) };
       throw err;
     };
-    if ((path.startsWith("/v1/") || path === "/tokenize" || path === "/detokenize" || path === "/metrics") && opts.apiKey && !authorized(req, opts.apiKey)) {
+    if (keyed && opts.apiKey && !authorized(req, opts.apiKey)) {
       throw new ApiError(401, "Missing or wrong API key: send Authorization: Bearer <key>", null, "invalid_api_key");
     }
     switch (path) {
