@@ -167,11 +167,12 @@ export function getNibble(data: Uint8Array, rowByte: number, c: number): number 
 export function dequantize(w: Weight): Float32Array {
   const { rows, cols } = w;
   const out = new Float32Array(rows * cols);
-  if (isBlockFormat(w.format)) {
-    // GGUF blocks: the TS twin's row decoder is the definition
+  // GGUF blocks, GPTQ / AWQ weights (zero points, desc_act order): the TS twin's row decoder is the definition
+  const byRows = (): Float32Array => {
     for (let r = 0; r < rows; r++) decodeRow(w, r, out.subarray(r * cols, (r + 1) * cols));
     return out;
-  }
+  };
+  if (isBlockFormat(w.format)) return byRows();
   switch (w.format) {
     case "f32":
       out.set(w.data as Float32Array);
@@ -189,15 +190,10 @@ export function dequantize(w: Weight): Float32Array {
       return out;
     }
     case "q8_group":
-      // GPTQ / AWQ weights (zero points, desc_act order): the TS twin's row decoder is the definition
-      for (let r = 0; r < rows; r++) decodeRow(w, r, out.subarray(r * cols, (r + 1) * cols));
-      return out;
+      return byRows();
     case "q4_row":
     case "q4_group": {
-      if (w.mins || w.perm) {
-        for (let r = 0; r < rows; r++) decodeRow(w, r, out.subarray(r * cols, (r + 1) * cols));
-        return out;
-      }
+      if (w.mins || w.perm) return byRows();
       const q = w.data as Uint8Array;
       const s = w.scales!;
       const gs = w.format === "q4_group" ? w.groupSize! : cols;
