@@ -9,7 +9,7 @@ import { openCheckpoint } from "../../io/checkpoint.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { parseFlags, type Command } from "../command.js";
 import { progressBar } from "../progress.js";
-import { parseSource, resolveModelArg } from "../hub-env.js";
+import { resolveModelFlag } from "../model-flags.js";
 
 const help = `Usage: xverse convert [--model DIR] --to gguf [--type f32|f16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k] --out FILE.gguf
 
@@ -60,7 +60,7 @@ export const command: Command = {
       out: { type: "string" },
       quiet: { type: "boolean" },
     }, false);
-    const model = (await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) })) ?? defaultModelDir();
+    const model = (await resolveModelFlag(values)) ?? defaultModelDir();
     const to = values.to as string | undefined;
     const out = values.out as string | undefined;
     const type = ((values.type as string | undefined) ?? "f16").toLowerCase() as ExportType;

@@ -4,7 +4,7 @@ import { XverseError } from "../../errors.js";
 import { openTokenizer } from "../../tokenizer/auto.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../command.js";
-import { parseSource, resolveModelArg } from "../hub-env.js";
+import { resolveModelFlag } from "../model-flags.js";
 
 export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -51,7 +51,7 @@ Example:
       jsonl: { type: "boolean" },
       "skip-special": { type: "boolean" },
     }, false);
-    const tok = openTokenizer((await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) })) ?? defaultModelDir());
+    const tok = openTokenizer((await resolveModelFlag(values)) ?? defaultModelDir());
     const skipSpecialTokens = values["skip-special"] === true;
     const input = await readStdin();
     if (!values.jsonl) {

@@ -8,7 +8,7 @@ import { finetune, prepareData, type LoraSettings } from "../../train/finetune.j
 import { formatProgress, totalSteps, type LogEntry, type TrainConfig } from "../../train/loop.js";
 import { parseSchedule } from "../../train/schedule.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
-import { parseSource, resolveModelArg } from "../hub-env.js";
+import { resolveModelFlag } from "../model-flags.js";
 
 const help = `Usage: xverse finetune --data FILE --out DIR [--model DIR] [options]
 
@@ -81,7 +81,7 @@ export const command: Command = {
       resume: { type: "boolean" }, "save-dtype": { type: "string" }, "export-deepspeed": { type: "string" }, quiet: { type: "boolean" },
     }, false);
     const s = (k: string): string | undefined => v[k] as string | undefined;
-    const modelDir = (await resolveModelArg(s("model"), { pull: v.pull === true, source: parseSource(v.source) })) ?? defaultModelDir();
+    const modelDir = (await resolveModelFlag(v)) ?? defaultModelDir();
     const dataPath = s("data"), outDir = s("out"), exportDir = s("export-deepspeed");
     if (!dataPath) throw new XverseError("bad_flag", "--data FILE is required (conversations as .jsonl or .json)");
     if (!outDir && !exportDir) throw new XverseError("bad_flag", "--out DIR is required (where the fine-tuned model goes)");

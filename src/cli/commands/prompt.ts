@@ -4,7 +4,7 @@ import { loadChatContext, parseNow, readMessagesFile, readToolsFile } from "../.
 import { XverseError } from "../../errors.js";
 import { defaultModelDir } from "../../model/embedded.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
-import { parseSource, resolveModelArg } from "../hub-env.js";
+import { resolveModelFlag } from "../model-flags.js";
 
 export const command: Command = {
   summary: "print the exact chat prompt (text + ids) for a messages file",
@@ -42,7 +42,7 @@ Example:
       system: { type: "string" },
     }, false);
     if (typeof v.messages !== "string") throw new XverseError("bad_flag", "--messages FILE.json is required (see --help)");
-    const ctx = loadChatContext((await resolveModelArg(v.model as string | undefined, { pull: v.pull === true, source: parseSource(v.source) })) ?? defaultModelDir());
+    const ctx = loadChatContext((await resolveModelFlag(v)) ?? defaultModelDir());
     const file = readMessagesFile(v.messages);
     let messages = file.messages;
     if (typeof v.system === "string" && messages[0]?.role !== "system") messages = [{ role: "system", content: v.system }, ...messages];

@@ -4,7 +4,7 @@ import { openCheckpoint } from "../../io/checkpoint.js";
 import { quantizeCheckpoint } from "../../quant/convert.js";
 import { numberFlag, parseFlags, type Command } from "../command.js";
 import { progressBar } from "../progress.js";
-import { parseSource, resolveModelArg } from "../hub-env.js";
+import { resolveModelFlag } from "../model-flags.js";
 
 const help = `Usage: xverse quantize --model DIR --bits 8|4 [--group-size N] --out DIR
 
@@ -39,7 +39,7 @@ export const command: Command = {
       out: { type: "string" },
       quiet: { type: "boolean" },
     }, false);
-    const model = await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) });
+    const model = await resolveModelFlag(values);
     const out = values.out as string | undefined;
     if (!model) throw new XverseError("bad_flag", "--model DIR is required (the float checkpoint to quantize)");
     if (!out) throw new XverseError("bad_flag", "--out DIR is required (where the quantized model goes)");

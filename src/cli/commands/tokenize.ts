@@ -5,7 +5,7 @@ import { openTokenizer } from "../../tokenizer/auto.js";
 import type { Command } from "../command.js";
 import { parseFlags } from "../command.js";
 import { readStdin } from "./detokenize.js";
-import { parseSource, resolveModelArg } from "../hub-env.js";
+import { resolveModelFlag } from "../model-flags.js";
 
 export const command: Command = {
   summary: "text on stdin → token ids (JSON)",
@@ -35,7 +35,7 @@ Examples:
       "no-special": { type: "boolean" },
       tokens: { type: "boolean" },
     }, false);
-    const tok = openTokenizer((await resolveModelArg(values.model as string | undefined, { pull: values.pull === true, source: parseSource(values.source) })) ?? defaultModelDir());
+    const tok = openTokenizer((await resolveModelFlag(values)) ?? defaultModelDir());
     const addSpecialTokens = values["no-special"] !== true;
     const show = (text: string): string => {
       const e = tok.encode(text, { addSpecialTokens });
