@@ -6,6 +6,7 @@
  * (constrainedJsonHook: response_format json_object / json_schema). The vocabulary is decoded once per tokenizer into the text each token
  * adds mid-sequence, and kept as a character trie, so one step walks only the branches the recognizer accepts.
  */
+import { pushAll } from "../arrays.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { minCompletion } from "./json-budget.js";
 import { CallRecognizer, compileSchema, DEFAULT_LIMITS, documentGrammar, type CallGrammar, type Node, type PrefixLimits } from "./json-prefix.js";
@@ -236,7 +237,7 @@ class Over {
       this.cost = cost;
       this.ids = [];
     }
-    for (let i = 0; i < ids.length; i++) this.ids.push(ids[i]);
+    pushAll(this.ids, ids);
   }
 }
 
