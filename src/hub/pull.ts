@@ -100,16 +100,17 @@ export async function pull(repo: string, o: PullOptions): Promise<PullResult> {
   for (const f of selected) cache.blobPath(f.etag); // names checked before anything is written
 
   // one download per blob: two paths with the same content (same ETag) must not write one partial at once
-  const cachedFiles = selected.filter((f) => isCached(cache, f)).length;
+  const cached = new Set(selected.filter((f) => isCached(cache, f)));
   const seen = new Set<string>();
-  const todo = selected.filter((f) => !isCached(cache, f) && !seen.has(f.etag) && (seen.add(f.etag), true));
+  const todo = selected.filter((f) => !cached.has(f) && !seen.has(f.etag) && (seen.add(f.etag), true));
+  const cachedFiles = cached.size;
   const total = selected.reduce((n, f) => n + f.size, 0);
-  let done = total - todo.reduce((n, f) => n + f.size - partialBytes(cache, f), 0);
+  const need = todo.reduce((n, f) => n + f.size - partialBytes(cache, f), 0);
+  let done = total - need;
   let transferred = 0, filesDone = selected.length - todo.length;
   const report = () => o.onProgress?.({ done, total, filesDone, files: selected.length, transferred });
 
   mkdirSync(join(cache.dir, "blobs"), { recursive: true });
-  const need = todo.reduce((n, f) => n + f.size - partialBytes(cache, f), 0);
   const free = (o.freeBytes ?? defaultFreeBytes)(join(cache.dir, "blobs"));
   if (free !== undefined && need > free) {
     throw new XverseError("disk_full",
