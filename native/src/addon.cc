@@ -31,6 +31,7 @@ CpuCaps detect_cpu() {
   c.avx512_vnni = c.avx512 && __builtin_cpu_supports("avx512vnni");
   c.avx512_vbmi = c.avx512 && __builtin_cpu_supports("avx512vbmi");
 #endif
+  c.amx = c.avx512_vnni && amx_available();
   return c;
 }
 
@@ -52,7 +53,7 @@ struct Instance {
   Instance() {
     isa = caps.avx512 ? Isa::Avx512 : caps.avx2_fma_f16c ? Isa::Avx2 : Isa::Scalar;
     vnni = caps.avx512_vnni;
-    amx = vnni && amx_available();
+    amx = caps.amx;
   }
 };
 
@@ -97,7 +98,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   if (s.caps.avx2_fma_f16c) supported.Set(n++, "avx2");
   if (s.caps.avx512) supported.Set(n++, "avx512");
   if (s.caps.avx512_vnni) supported.Set(n++, "avx512_vnni");
-  if (s.caps.avx512_vnni && amx_available()) supported.Set(n++, "avx512_amx");
+  if (s.caps.amx) supported.Set(n++, "avx512_amx");
   o.Set("supported", supported);
   // Block formats (codes 6 … 15) with a native kernel at the current ISA; the others run on the TS twin.
   Napi::Array blocks = Napi::Array::New(info.Env());
@@ -121,7 +122,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
     s.isa = Isa::Avx512, s.vnni = false;
   } else if (want == "avx512_vnni" && s.caps.avx512_vnni) {
     s.isa = Isa::Avx512, s.vnni = true;
-  } else if (want == "avx512_amx" && s.caps.avx512_vnni && amx_available()) {
+  } else if (want == "avx512_amx" && s.caps.amx) {
     s.isa = Isa::Avx512, s.vnni = true, s.amx = true;
   } else {
     bad(info.Env(), "setIsa: '" + want + "' is not supported on this CPU");

@@ -38,6 +38,7 @@ struct CpuCaps {
   bool avx512 = false;       // f, bw, vl, dq
   bool avx512_vnni = false;
   bool avx512_vbmi = false;  // vpermt2b, for the int8 VNNI prefill
+  bool amx = false;          // AMX-INT8 with VNNI, and Linux granted tile data (matmul_amx.cc)
 };
 CpuCaps detect_cpu();
 

@@ -32,7 +32,8 @@
 #include <cstring>
 #include <vector>
 
-#include "convert.h"
+#include "blocks.h"
+#include "kquants.h"
 
 #define TAMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,amx-tile,amx-int8")))
 
@@ -135,8 +136,7 @@ TAMX inline __m256i nibbles32(const uint8_t* qs) {
 // (d, m, qh; unsigned 5-bit), q8_0 (d; int8).
 template <Fmt F>
 TAMX void unpack_legacy(const WView& w, int64_t r0, int8_t* out, float* s, float* m) {
-  constexpr int64_t bytes = F == Fmt::Q4_0 ? 18 : F == Fmt::Q4_1 ? 20 : F == Fmt::Q5_0 ? 22 : F == Fmt::Q5_1 ? 24 : 34;
-  const int64_t G = w.cols / 32;
+  const int64_t bytes = block_type(F).bytes, G = w.cols / 32;
   for (int n = 0; n < 16; n++) {
     const uint8_t* b = row_bytes(w, r0 + n, G * bytes);
     int8_t* dst = out + n * w.cols;
@@ -164,23 +164,12 @@ TAMX void unpack_legacy(const WView& w, int64_t r0, int8_t* out, float* s, float
   }
 }
 
-// The 6-bit (scale, min) pair j of a q4_k / q5_k block's 12-byte scales field.
-inline void scale_min_k4(const uint8_t* q, int j, int& sc, int& mn) {
-  if (j < 4) {
-    sc = q[j] & 63, mn = q[j + 4] & 63;
-  } else {
-    sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
-    mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 // q4_k (256 values, 144 bytes: d, dmin, scales[12], qs[128]) and q5_k (176: d, dmin, scales[12], qh[32],
 // qs[128]): 8 groups of 32, w = (d · sc) · q − (dmin · mn); qs[32i …] holds group 2i in its low nibbles and 2i + 1
 // in its high ones; q5_k's fifth bits are bits 2i / 2i + 1 of qh[l].
 template <Fmt F>
 TAMX void unpack_k45(const WView& w, int64_t r0, int8_t* out, float* s, float* m) {
-  constexpr int64_t bytes = F == Fmt::Q4_K ? 144 : 176;
-  const int64_t nb = w.cols / 256, G = w.cols / 32;
+  const int64_t bytes = block_type(F).bytes, nb = w.cols / 256, G = w.cols / 32;
   const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
   for (int n = 0; n < 16; n++) {
     const uint8_t* b = row_bytes(w, r0 + n, nb * bytes);
@@ -189,12 +178,12 @@ TAMX void unpack_k45(const WView& w, int64_t r0, int8_t* out, float* s, float* m
     float* mn_ = m + n * G;
     for (int64_t i = 0; i < nb; i++, b += bytes, dst += 256) {
       const float d = h2f(b), dmin = h2f(b + 2);
+      uint64_t scw, mnw;  // byte j: the 6-bit scale / min of group j
+      kq::unpack_scale_min_k4(b + 4, &scw, &mnw);
       for (int j = 0; j < 8; j++) {
-        int sc, mn;
-        scale_min_k4(b + 4, j, sc, mn);
         // the same f32 products as the reference dequantizer (d · sc, dmin · mn)
-        sn[8 * i + j] = d * static_cast<float>(sc);
-        mn_[8 * i + j] = -(dmin * static_cast<float>(mn));
+        sn[8 * i + j] = d * static_cast<float>((scw >> (8 * j)) & 0xff);
+        mn_[8 * i + j] = -(dmin * static_cast<float>((mnw >> (8 * j)) & 0xff));
       }
       const uint8_t* qs = b + (F == Fmt::Q4_K ? 16 : 48);
       __m256i qh = _mm256_setzero_si256();
@@ -217,13 +206,14 @@ TAMX void unpack_k45(const WView& w, int64_t r0, int8_t* out, float* s, float* m
 // Per half h (128 values): value l + 32k (k = 0 … 3) takes nibble k >> 1 of ql[64h + l + 32 (k & 1)] and bits
 // 2k … 2k + 1 of qh[32h + l].
 TAMX void unpack_q6k(const WView& w, int64_t r0, int8_t* out, float* s, float*) {
+  const int64_t bytes = block_type(Fmt::Q6_K).bytes;
   const int64_t nb = w.cols / 256, G = w.cols / 16;
   const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
   for (int n = 0; n < 16; n++) {
-    const uint8_t* b = row_bytes(w, r0 + n, nb * 210);
+    const uint8_t* b = row_bytes(w, r0 + n, nb * bytes);
     int8_t* dst = out + n * w.cols;
     float* sn = s + n * G;
-    for (int64_t i = 0; i < nb; i++, b += 210, dst += 256) {
+    for (int64_t i = 0; i < nb; i++, b += bytes, dst += 256) {
       const float d = h2f(b + 208);
       for (int j = 0; j < 16; j++) sn[16 * i + j] = d * static_cast<float>(static_cast<int8_t>(b[192 + j]));
       for (int h = 0; h < 2; h++) {
