@@ -81,6 +81,8 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
   const toolCalls = (m: Ev<"end">) => m.toolCall
     ? [{ id: `call_${randomBytes(12).toString("hex")}`, type: "function", function: { name: m.toolCall.name, arguments: m.toolCall.arguments } }]
     : undefined;
+  /** OpenAI has no "abort": an aborted choice reports "stop". */
+  const finishOf = (m: Ev<"end">) => m.finishReason === "abort" ? "stop" : m.finishReason;
   /** Usage over all choices: the prompt once, every choice's completion tokens. */
   const total = (): { completionTokens: number; cachedTokens?: number } => ({
     completionTokens: ends.reduce((a, e) => a + (e?.completionTokens ?? 0), 0),
@@ -105,11 +107,10 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
     onEnd(m) {
       const i = m.choice ?? 0;
       ends[i] = m;
-      const calls = toolCalls(m);
-      const finish = m.finishReason === "abort" ? "stop" : m.finishReason;
       if (env.stream) {
+        const calls = toolCalls(m);
         if (calls) sseData(res, chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }, null, null, i));
-        sseData(res, chunk({}, finish, null, i));
+        sseData(res, chunk({}, finishOf(m), null, i));
         if (ends.some((e) => !e)) return;
         if (env.includeUsage) sseData(res, { id, object: "chat.completion.chunk", created, model, choices: [], usage: usage(promptTokens, total()) });
         sseDone(res);
@@ -119,8 +120,7 @@ export function chatCompletion(sched: Scheduler, res: ServerResponse, env: Envel
       const choices = ends.map((e, index) => {
         const c = toolCalls(e!);
         const message = c ? { role: "assistant", content: e!.text || null, tool_calls: c } : { role: "assistant", content: texts[index] };
-        const fin = e!.finishReason === "abort" ? "stop" : e!.finishReason;
-        return { index, message, logprobs: env.job.logprobs !== null ? { content: entries[index], refusal: null } : null, finish_reason: fin };
+        return { index, message, logprobs: env.job.logprobs !== null ? { content: entries[index], refusal: null } : null, finish_reason: finishOf(e!) };
       });
       sendJson(res, 200, { id, object: "chat.completion", created, model, choices, usage: usage(promptTokens, total()) });
     },
