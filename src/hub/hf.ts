@@ -13,7 +13,7 @@
  * even if the branch moves meanwhile (snapshot_download does the same).
  */
 import { XverseError } from "../errors.js";
-import { fetchFollow, withRetry, type RequestContext, type RetryOptions } from "./http.js";
+import { fetchListingJson, type RequestContext, type RetryOptions } from "./http.js";
 import type { FileRequest, HubSource, Listing, RemoteFile } from "./types.js";
 
 export interface HfHubOptions {
@@ -51,14 +51,7 @@ export class HfHub implements HubSource {
 
   async list(repo: string, revision: string, signal?: AbortSignal): Promise<Listing> {
     const url = `${this.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
-    const json = await withRetry(async () => {
-      const { res } = await fetchFollow(url, { ...this.headers(), accept: "application/json" }, signal, this.ctx(repo, revision), this.opts.fetch);
-      try {
-        return (await res.json()) as unknown;
-      } catch (e) {
-        throw new XverseError("bad_listing", `${this.label}: the file list of ${repo}@${revision} is not JSON (${(e as Error).message}); is HF_ENDPOINT a Hub?`);
-      }
-    }, { ...this.opts.retry, signal });
+    const json = await fetchListingJson(url, this.headers(), this.ctx(repo, revision), { signal, retry: this.opts.retry, fetch: this.opts.fetch, hint: "; is HF_ENDPOINT a Hub?" });
     return parseHfListing(repo, revision, json, this.label);
   }
 

@@ -64,6 +64,19 @@ export async function fetchFollow(url: string, headers: Record<string, string>, 
   throw new XverseError("http_error", `${ctx.source}: more than ${MAX_REDIRECTS} redirects for ${ctx.path ?? ctx.repo}; is HF_ENDPOINT a working mirror?`);
 }
 
+/** A listing request: GET url as JSON, retried; a body that is not JSON is a bad_listing error (`hint` appended). */
+export async function fetchListingJson(url: string, headers: Record<string, string>, ctx: RequestContext,
+  o: { signal?: AbortSignal; retry?: RetryOptions; fetch?: typeof fetch; hint?: string }): Promise<unknown> {
+  return withRetry(async () => {
+    const { res } = await fetchFollow(url, { ...headers, accept: "application/json" }, o.signal, ctx, o.fetch);
+    try {
+      return (await res.json()) as unknown;
+    } catch (e) {
+      throw new XverseError("bad_listing", `${ctx.source}: the file list of ${ctx.repo}@${ctx.revision} is not JSON (${(e as Error).message})${o.hint ?? ""}`);
+    }
+  }, { ...o.retry, signal: o.signal });
+}
+
 export function describeNetworkError(e: unknown): string {
   const err = e as { message?: string; cause?: { code?: string; message?: string } };
   const c = err.cause;

@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { XverseError } from "../errors.js";
-import { fetchFollow, withRetry, type RequestContext, type RetryOptions } from "./http.js";
+import { fetchListingJson, type RequestContext, type RetryOptions } from "./http.js";
 import type { FileRequest, HubSource, Listing, RemoteFile } from "./types.js";
 
 export interface ModelScopeOptions {
@@ -44,14 +44,7 @@ export class ModelScope implements HubSource {
   async list(repo: string, revision: string, signal?: AbortSignal): Promise<Listing> {
     const q = new URLSearchParams({ Revision: revision, Recursive: "true" });
     const url = `${this.endpoint}/api/v1/models/${repo}/repo/files?${q}`;
-    const json = await withRetry(async () => {
-      const { res } = await fetchFollow(url, { accept: "application/json" }, signal, this.ctx(repo, revision), this.opts.fetch);
-      try {
-        return (await res.json()) as unknown;
-      } catch (e) {
-        throw new XverseError("bad_listing", `${this.label}: the file list of ${repo}@${revision} is not JSON (${(e as Error).message})`);
-      }
-    }, { ...this.opts.retry, signal });
+    const json = await fetchListingJson(url, {}, this.ctx(repo, revision), { signal, retry: this.opts.retry, fetch: this.opts.fetch });
     return parseModelScopeListing(repo, revision, json, this.label);
   }
 
