@@ -64,19 +64,15 @@ export function buildFromTemplate(tok: Tokenizer, messages: readonly ChatMessage
     return { ids, text, format: "template" as const, budget: opts.budget, truncated: drop > 0 };
   };
   const whole = attempt(0);
-  if (whole.ids.length <= opts.budget || rest.length <= 1) {
-    if (whole.ids.length <= opts.budget) return whole;
-    throw new XverseError("prompt_too_long", `the newest message alone renders to ${whole.ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
-  }
+  if (whole.ids.length <= opts.budget) return whole;
   // The fewest oldest messages to drop, found by bisection: dropping more never renders longer, so this is what
   // dropping one at a time finds, in log2(n) renders instead of n (a request with thousands of short messages
   // re-encoded its whole history once per message, seconds on the decode thread).
-  let lo = 1, hi = rest.length - 1;
-  const newest = attempt(hi);
-  if (newest.ids.length > opts.budget) {
-    throw new XverseError("prompt_too_long", `the newest message alone renders to ${newest.ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
+  let lo = 1, hi = Math.max(0, rest.length - 1);
+  let best = hi > 0 ? attempt(hi) : whole; // the newest message alone
+  if (best.ids.length > opts.budget) {
+    throw new XverseError("prompt_too_long", `the newest message alone renders to ${best.ids.length} tokens, over the ${opts.budget}-token prompt budget: shorten it or lower --max-new-tokens`);
   }
-  let best = newest;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     const r = attempt(mid);
