@@ -14,6 +14,7 @@ import { after, test } from "node:test";
 import { main } from "../../src/cli/main.js";
 import { loadConfig } from "../../src/config.js";
 import { exportGptqGguf } from "../../src/gguf/from-gptq.js";
+import { argmax } from "../../src/generate/processors.js";
 import { permuteRopeRows, ropeRole, ggufToHf } from "../../src/gguf/names.js";
 import { dequantize } from "../../src/gguf/quants.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
@@ -105,8 +106,7 @@ for (const fx of ["tiny-xverse-gptq-int4", "tiny-xverse-awq-int4"]) test(`${fx} 
   let l = model.forward(ids, cache);
   const got: number[] = [];
   for (let i = 0; i < 32; i++) {
-    let b = 0;
-    for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
+    const b = argmax(l);
     got.push(b);
     if (b === 3) break;
     l = model.forward([b], cache);

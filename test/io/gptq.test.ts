@@ -20,6 +20,7 @@ import type { Backend } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
 import { XverseError } from "../../src/errors.js";
+import { argmax } from "../../src/generate/processors.js";
 import { detectGptq, parseGptqConfig, readGptqWeight } from "../../src/io/gptq.js";
 import { openSafetensors, writeSafetensors } from "../../src/io/safetensors.js";
 import { loadModel } from "../../src/model/load.js";
@@ -40,12 +41,6 @@ const intIsas = isas.filter((i) => !exactIsas.includes(i));
 
 const tmp: string[] = [];
 after(() => { for (const d of tmp) rmSync(d, { recursive: true, force: true }); });
-
-function argmax(l: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[b]) b = i;
-  return b;
-}
 
 /** Greedy with the KV cache, lowest id on ties, stop after eos 3: how golden.json was made. */
 function greedy(model: XverseModel, prompt: number[], n: number): number[] {
