@@ -7,7 +7,7 @@ import type { ChatMessage } from "../chat/types.js";
 import { badField } from "./errors.js";
 import { schemaProblems } from "../chat/schema-check.js";
 import type { ChatJob, CompletionJob, OpenAIFunctionTool, ResponseFormat, Sampling, ToolChoice } from "./protocol.js";
-import { isObj, logitBias, neutralOnly, obj, onlyKeys, optBool, optNumber, optString, stopList, type Obj } from "./validate.js";
+import { isObj, logitBias, obj, onlyKeys, optBool, optNumber, optString, stopList, type Obj } from "./validate.js";
 
 export interface Envelope<J> {
   job: J;
@@ -26,7 +26,7 @@ const CHAT_KEYS = [...COMMON, "messages", "tools", "tool_choice", "parallel_tool
 const COMPLETION_KEYS = [...COMMON, "prompt", "echo", "logprobs", "best_of", "suffix"];
 
 function sampling(o: Obj, maxTokensKey: string[]): Sampling {
-  neutralOnly(o);
+  optString(o, "user"); // OpenAI's end-user id: checked, not used
   let maxTokens: number | null = null;
   for (const k of maxTokensKey) {
     const n = optNumber(o, k, { int: true, min: 0 });

@@ -59,11 +59,6 @@ export function stopList(o: Obj, max = 16): string[] {
   return list as string[];
 }
 
-/** Fields OpenAI defines that this server accepts only at their neutral value. */
-export function neutralOnly(o: Obj): void {
-  optString(o, "user");
-}
-
 /** logit_bias: {"token id": bias} with ids as decimal strings and biases in −100 … 100 (OpenAI's range). */
 export function logitBias(o: Obj): Record<number, number> | undefined {
   const v = o.logit_bias;
