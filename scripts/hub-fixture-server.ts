@@ -6,16 +6,12 @@
  *   HF_ENDPOINT=http://127.0.0.1:N HF_HUB_CACHE=/tmp/cache xverse pull tiny-org/stories260K
  *   MODELSCOPE_DOMAIN=http://127.0.0.1:N xverse pull tiny-org/stories260K --source modelscope
  */
-import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { defaultModelDir } from "../src/model/embedded.js";
-import { FixtureHub, type FixtureFile } from "../test/hub/fixture-server.js";
+import { FixtureHub, storiesFiles } from "../test/hub/fixture-server.js";
 
 const { values: v } = parseArgs({ options: { port: { type: "string" }, cut: { type: "string", multiple: true }, stall: { type: "string", multiple: true }, big: { type: "string" } } });
-const names = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"];
-const files: FixtureFile[] = names.map((n) => ({ path: n, data: readFileSync(join(defaultModelDir(), n)), lfs: n.endsWith(".safetensors") }));
+const files = storiesFiles();
 if (v.big) files.push({ path: "big.bin", data: randomBytes(Number(v.big) * 1e6), lfs: true });
 const hub = new FixtureHub("tiny-org/stories260K", "6c3ae0f1b2d94e8a7f5c1d0e9b8a7f6e5d4c3b2a", files);
 const pairs = (l: string[] | undefined) => new Map((l ?? []).map((s) => { const i = s.lastIndexOf(":"); return [s.slice(0, i), Number(s.slice(i + 1))] as [string, number]; }));

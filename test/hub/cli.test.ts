@@ -6,14 +6,12 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultModelDir } from "../../src/model/embedded.js";
 import { repoRoot } from "../helpers/peers.js";
-import { FixtureHub, sha256, type FixtureFile } from "./fixture-server.js";
+import { FixtureHub, sha256, storiesFiles } from "./fixture-server.js";
 
 const REPO = "tiny-org/stories260K";
 const COMMIT = "fedcba9876543210fedcba9876543210fedcba98";
-const names = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"];
-const files: FixtureFile[] = names.map((n) => ({ path: n, data: readFileSync(join(defaultModelDir(), n)), lfs: n.endsWith(".safetensors") }));
+const files = storiesFiles();
 const weights = files.find((f) => f.lfs)!;
 const bin = join(repoRoot, "bin", "xverse.js");
 let hub: FixtureHub;

@@ -9,9 +9,18 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { defaultModelDir } from "../../src/model/embedded.js";
 
 export interface FixtureFile { path: string; data: Uint8Array; lfs?: boolean }
+
+/** The embedded stories260K model's files, as the stand-in serves them (the safetensors as an LFS file). */
+export const STORIES_FILE_NAMES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"];
+export function storiesFiles(): FixtureFile[] {
+  return STORIES_FILE_NAMES.map((n) => ({ path: n, data: readFileSync(join(defaultModelDir(), n)), lfs: n.endsWith(".safetensors") }));
+}
 
 export interface LogEntry { method: string; url: string; range?: string; auth?: string; encoding?: string }
 

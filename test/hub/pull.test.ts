@@ -14,12 +14,12 @@ import { loadModel } from "../../src/model/load.js";
 import { defaultModelDir } from "../../src/model/embedded.js";
 import { generateText } from "../../src/generate/generate.js";
 import { XverseError } from "../../src/errors.js";
-import { FixtureHub, gitSha1, sha256, type FixtureFile } from "./fixture-server.js";
+import { FixtureHub, gitSha1, sha256, STORIES_FILE_NAMES, storiesFiles } from "./fixture-server.js";
 
 const REPO = "tiny-org/stories260K";
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
-const names = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"];
-const files: FixtureFile[] = names.map((n) => ({ path: n, data: readFileSync(join(defaultModelDir(), n)), lfs: n.endsWith(".safetensors") }));
+const names = STORIES_FILE_NAMES;
+const files = storiesFiles();
 const weights = files.find((f) => f.lfs)!;
 const fast = { retries: 3, backoffMs: 1 };
 let hub: FixtureHub;
