@@ -18,6 +18,7 @@ import { parseConfig } from "../src/config.js";
 import { exportGguf, exportTensorType, type ExportType } from "../src/gguf/export.js";
 import { hfToGguf } from "../src/gguf/names.js";
 import { GGML_TYPES } from "../src/gguf/types.js";
+import { BLOCK_GEOMETRY, isBlockFormat } from "../src/backend/ts/blocks.js";
 import type { TensorSource } from "../src/io/source.js";
 import { f32ToF16 } from "../src/tensor.js";
 import { loadChildMain, measureLoad, type LoadResult } from "./load-child.js";
@@ -28,11 +29,6 @@ const SHAPES: Record<string, SyntheticSpec> = {
   "13b": { hidden: 5120, layers: 40, heads: 40, kvHeads: 40, intermediate: 13824, vocab: 100534, context: 8192, seed: 13 },
   "7b": { hidden: 4096, layers: 32, heads: 32, kvHeads: 32, intermediate: 11008, vocab: 100534, context: 8192, seed: 7 },
   "1b": { hidden: 2048, layers: 16, heads: 16, kvHeads: 16, intermediate: 5504, vocab: 100534, context: 4096, seed: 1 },
-};
-
-/** Byte offsets of the f16 scale fields in one block of each ggml type (every other bit pattern is valid). */
-const F16_FIELDS: Record<string, number[]> = {
-  Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q8_0: [0], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208], F16: [],
 };
 
 const arg = (name: string): string | undefined => {
@@ -53,8 +49,8 @@ function randomBlocks(type: number, rows: number, cols: number, seed: number): U
     x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
     u32[i] = x;
   }
-  const fields = F16_FIELDS[t.name];
-  if (!fields) throw new Error(`no scale-field table for ${t.name}`);
+  const name = t.name.toLowerCase();
+  const fields = isBlockFormat(name) ? BLOCK_GEOMETRY[name].f16 : []; // (F16 fallback rows: raw random bits)
   // a handful of scale values, cycled: cheap, finite, both signs
   const scales = Array.from({ length: 16 }, (_, i) => f32ToF16((i % 2 ? -1 : 1) * (0.001 + 0.0006 * i)));
   for (let b = 0, o = 0; b < nb; b++, o += t.typeSize) {

@@ -16,6 +16,7 @@ import { loadConfig, parseConfig } from "../../src/config.js";
 import { openGgufModel } from "../../src/io/gguf-model.js";
 import { XverseModel } from "../../src/model/xverse.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
+import { BLOCK_GEOMETRY, type BlockFormat } from "../../src/backend/ts/blocks.js";
 import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { readGguf } from "../../src/io/gguf.js";
 import { exportGguf, vocabFromTokenizerJson, type ExportType } from "../../src/gguf/export.js";
@@ -31,10 +32,8 @@ const dir = mkdtempSync(join(tmpdir(), "xverse-gguf-llama-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
 
-/** Byte offsets of each block's f16 scale fields (kept finite and moderate; every other byte is random). */
-const F16_FIELDS: Record<string, number[]> = {
-  Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q8_0: [0], Q2_K: [80, 82], Q3_K: [108], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208],
-};
+/** The block types under test, as ggml names them; their f16 scale fields are kept finite and moderate. */
+const BLOCK_TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"];
 
 function xorshift(seed: number): () => number {
   let s = seed;
@@ -50,7 +49,7 @@ function randomTensor(typeName: string, nel: number, rnd: () => number): Uint8Ar
   const nb = nel / t.blockSize, b = new Uint8Array(nb * t.typeSize);
   for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
   for (let k = 0; k < nb; k++) {
-    for (const o of F16_FIELDS[typeName]) {
+    for (const o of BLOCK_GEOMETRY[typeName.toLowerCase() as BlockFormat].f16) {
       const h = f32ToF16((rnd() - 0.5) * 0.2);
       b[k * t.typeSize + o] = h & 255;
       b[k * t.typeSize + o + 1] = h >> 8;
@@ -65,7 +64,7 @@ test("dequantization of every block type agrees with llama.cpp (F16, BF16, Q4_0 
   const f32 = (n: number, v: number) => () => new Uint8Array(new Float32Array(n).fill(v).buffer);
   const l = await llama();
   const rnd = xorshift(20261127);
-  for (const typeName of ["F16", "BF16", ...Object.keys(F16_FIELDS)]) {
+  for (const typeName of ["F16", "BF16", ...BLOCK_TYPES]) {
     const type = ggmlTypeByName(typeName)!.id;
     const embd = randomTensor(typeName, V * H, rnd);
     const tensors: GgufWriteTensor[] = [

@@ -159,6 +159,7 @@ test("blocks: geometry matches gguf/types.ts", async () => {
   const { GGML_TYPES } = await import("../../src/gguf/types.js");
   for (const [fmt, type] of LEGACY) {
     const t = GGML_TYPES.get(type)!;
-    assert.deepEqual(BLOCK_GEOMETRY[fmt], { values: t.blockSize, bytes: t.typeSize }, fmt);
+    const { values, bytes } = BLOCK_GEOMETRY[fmt];
+    assert.deepEqual({ values, bytes }, { values: t.blockSize, bytes: t.typeSize }, fmt);
   }
 });

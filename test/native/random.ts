@@ -51,23 +51,17 @@ export function randWeight(format: WeightFormat, rows: number, cols: number, r: 
   }
 }
 
-/** Byte offsets of each block type's f16 fields (d, and dmin / m where the type has one), per ggml-common.h. */
-const F16_FIELDS: Record<BlockFormat, number[]> = {
-  q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0],
-  q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
-};
-
 /**
  * Random GGUF blocks: random bytes for every quant / scale field (all bit patterns are valid), with the f16
  * scales replaced by sane values (|d| ≈ 0.001 … 0.01, either sign) so no block is Inf / NaN.
  */
 export function randBlockWeight(format: BlockFormat, rows: number, cols: number, r: () => number): Weight {
-  const { values, bytes } = BLOCK_GEOMETRY[format];
+  const { values, bytes, f16 } = BLOCK_GEOMETRY[format];
   const nb = (rows * cols) / values;
   const data = new Uint8Array(nb * bytes);
   for (let i = 0; i < data.length; i++) data[i] = Math.floor(r() * 256);
   for (let b = 0; b < nb; b++) {
-    for (const o of F16_FIELDS[format]) {
+    for (const o of f16) {
       const h = f32ToF16((r() < 0.5 ? -1 : 1) * (0.001 + r() * 0.009));
       data[b * bytes + o] = h & 255;
       data[b * bytes + o + 1] = h >> 8;

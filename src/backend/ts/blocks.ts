@@ -14,11 +14,17 @@ import { XverseError } from "../../errors.js";
 export type BlockFormat = "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q8_0" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
 
 /** Values and bytes per block (ggml's block sizes: 32 for the legacy types, QK_K = 256 for the K-quants). */
-export const BLOCK_GEOMETRY: Readonly<Record<BlockFormat, { values: number; bytes: number }>> = {
-  q4_0: { values: 32, bytes: 18 }, q4_1: { values: 32, bytes: 20 }, q5_0: { values: 32, bytes: 22 },
-  q5_1: { values: 32, bytes: 24 }, q8_0: { values: 32, bytes: 34 }, q2_k: { values: 256, bytes: 84 },
-  q3_k: { values: 256, bytes: 110 }, q4_k: { values: 256, bytes: 144 }, q5_k: { values: 256, bytes: 176 },
-  q6_k: { values: 256, bytes: 210 },
+/**
+ * Values and bytes per block, and the byte offsets of the block's f16 fields (d, and dmin / m where the type has
+ * one), per ggml-common.h. Every other bit pattern of a block is a valid quant, which is what lets tests and
+ * benchmarks build random blocks: random bytes with sane values written at `f16`.
+ */
+export const BLOCK_GEOMETRY: Readonly<Record<BlockFormat, { values: number; bytes: number; f16: readonly number[] }>> = {
+  q4_0: { values: 32, bytes: 18, f16: [0] }, q4_1: { values: 32, bytes: 20, f16: [0, 2] },
+  q5_0: { values: 32, bytes: 22, f16: [0] }, q5_1: { values: 32, bytes: 24, f16: [0, 2] },
+  q8_0: { values: 32, bytes: 34, f16: [0] }, q2_k: { values: 256, bytes: 84, f16: [80, 82] },
+  q3_k: { values: 256, bytes: 110, f16: [108] }, q4_k: { values: 256, bytes: 144, f16: [0, 2] },
+  q5_k: { values: 256, bytes: 176, f16: [0, 2] }, q6_k: { values: 256, bytes: 210, f16: [208] },
 };
 
 export function isBlockFormat(f: WeightFormat | string): f is BlockFormat {
