@@ -71,7 +71,7 @@ const enumRest = (e: string, buf: string): string => JSON.stringify(e.slice(buf.
 
 function strRemaining(f: Extract<Frame, { t: "str" }>, lit: LitCost): number {
   const n = f.n;
-  if (!f.open) return n.enum ? minOf(n.enum.map((e) => lit(JSON.stringify(e)))) : 2 + n.minLength;
+  if (!f.open) return minValueLength(n, lit); // nothing written yet: the whole string
   const esc = f.esc ? 1 : 0;
   if (n.enum) return minOf(n.enum.filter((e) => e.startsWith(f.buf)).map((e) => lit(enumRest(e, f.buf))));
   return Math.max(0, n.minLength - f.len) + 1 + esc;
