@@ -291,8 +291,3 @@ export function readGgufTensorBytes(file: GgufFile, info: GgufTensorInfo, into?:
 export function releaseGgufTensor(file: GgufFile, info: GgufTensorInfo): void {
   SOURCES.get(file)?.release(file.dataOffset + info.offset, info.nbytes);
 }
-
-/** Whether readGgufTensorBytes returns views into a mapping for this file. */
-export function ggufIsMapped(file: GgufFile): boolean {
-  return SOURCES.get(file)?.mapped === true;
-}

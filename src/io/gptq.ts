@@ -105,9 +105,6 @@ export function parseGptqConfig(cfg: Obj, file: string): GptqSpec {
   return { method, bits: bits as 4 | 8, groupSize: gs === -1 ? 0 : gs, descAct, sym: method === "gptq" ? cfg.sym !== false : false, file };
 }
 
-/** The tensors one GPTQ / AWQ projection is stored as ("<prefix>.qweight" …), for loaders that mark names used. */
-export const GPTQ_SUFFIXES = ["qweight", "qzeros", "scales", "g_idx"] as const;
-
 /**
  * The loader hook for the seven projections (WeightLoadOptions.projection): `<prefix>.weight` is read from
  * `<prefix>.qweight` / qzeros / scales / g_idx. A projection left in float (AWQ's modules_to_not_convert) returns
