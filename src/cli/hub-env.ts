@@ -12,7 +12,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { XverseError } from "../errors.js";
 import { findSnapshot, formatRepoRef, ggufModelsIn, isExistingPath, modelInSnapshot, parseRepoRef, pickGguf, suggestTag, type RepoRef } from "../hub/resolve.js";
-import { fmtBytes, hubSource, listRepo, pull, type PullProgress, type PullResult } from "../hub/pull.js";
+import { fmtBytes, listRepo, pull, type PullProgress, type PullResult } from "../hub/pull.js";
+import { HfHub } from "../hub/hf.js";
+import { ModelScope } from "../hub/modelscope.js";
 import type { HubSource } from "../hub/types.js";
 
 export type SourceName = "hf" | "modelscope";
@@ -41,7 +43,7 @@ export function parseSource(v: unknown): SourceName {
 }
 
 export function sourceFor(name: SourceName, e: HubEnv): HubSource {
-  return name === "modelscope" ? hubSource("modelscope", { endpoint: e.modelscopeEndpoint }) : hubSource("hf", { endpoint: e.hfEndpoint, token: e.token });
+  return name === "modelscope" ? new ModelScope({ endpoint: e.modelscopeEndpoint }) : new HfHub({ endpoint: e.hfEndpoint, token: e.token });
 }
 
 /**

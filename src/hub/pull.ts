@@ -9,8 +9,6 @@ import { XverseError } from "../errors.js";
 import { RepoCache } from "./cache.js";
 import { downloadFile, isCached, partialBytes, type DownloadOptions } from "./download.js";
 import type { RetryOptions } from "./http.js";
-import { HfHub } from "./hf.js";
-import { ModelScope } from "./modelscope.js";
 import { selectFiles } from "./select.js";
 import type { HubSource, Listing, RemoteFile } from "./types.js";
 
@@ -55,11 +53,6 @@ export interface PullResult {
   transferred: number;
   downloadedFiles: number;
   cachedFiles: number;
-}
-
-/** The client for a source name. */
-export function hubSource(name: "hf" | "modelscope", o: { endpoint?: string; token?: string; retry?: RetryOptions; fetch?: typeof fetch }): HubSource {
-  return name === "modelscope" ? new ModelScope(o) : new HfHub(o);
 }
 
 export function fmtBytes(n: number): string {
