@@ -26,6 +26,7 @@ import { readGguf } from "../src/io/gguf.js";
 import { selectBackend } from "../src/backend/select.js";
 import { XverseModel } from "../src/model/xverse.js";
 import { loadModel } from "../src/model/load.js";
+import { argmax } from "../src/generate/processors.js";
 import { projectionLoader } from "../src/quant/load.js";
 import { weightBytes } from "../src/quant/quantize.js";
 import { BENCH_SPEC, MEDIUM_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
@@ -51,11 +52,6 @@ interface Timing { prefill: number[]; decode: number[]; bytesPerToken: number; n
 
 const log = (m: string) => process.stderr.write(m + "\n");
 
-function argmax(a: Float32Array): number {
-  let b = 0;
-  for (let j = 1; j < a.length; j++) if (a[j] > a[b]) b = j;
-  return b;
-}
 
 /** One engine at one precision, loaded once; `run` times one prefill + decode. */
 interface Engine {

@@ -6,17 +6,13 @@
  */
 import { execFileSync } from "node:child_process";
 import { loadModel } from "../src/model/load.js";
+import { argmax } from "../src/generate/processors.js";
 import { contextThreads, median, openLlamaCpp } from "./machine.js";
 import { syntheticTokens } from "./synthetic.js";
 
 /** Milliseconds to load, milliseconds from start to the first token, RSS (MiB) after it. */
 export interface LoadResult { loadMs: number; firstMs: number; rssMiB: number }
 
-function argmax(a: Float32Array): number {
-  let b = 0;
-  for (let j = 1; j < a.length; j++) if (a[j] > a[b]) b = j;
-  return b;
-}
 
 /** The child side: reads `--load-child ENGINE PATH THREADS` from argv, prints one JSON line, exits. */
 export async function loadChildMain(): Promise<void> {
