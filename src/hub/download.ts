@@ -51,7 +51,7 @@ export function isCached(cache: RepoCache, file: RemoteFile): boolean {
 
 export async function downloadFile(cache: RepoCache, source: HubSource, listing: Listing, file: RemoteFile, o: DownloadOptions): Promise<DownloadResult> {
   if (isCached(cache, file)) return { transferred: 0, resumedFrom: 0, cached: true };
-  return withFileLock(cache.lockPath(file.etag), { signal: o.signal, onWait: o.onWait && ((pid) => o.onWait!(pid)) }, async () => {
+  return withFileLock(cache.lockPath(file.etag), { signal: o.signal, onWait: o.onWait }, async () => {
     // the process we waited for may have finished it
     if (isCached(cache, file)) return { transferred: 0, resumedFrom: 0, cached: true };
     return downloadLocked(cache, source, listing, file, o);
