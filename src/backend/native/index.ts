@@ -1,7 +1,7 @@
 /**
  * The native Backend: a thin adapter from the Backend interface to the addon's functions. Weights stay where
- * they are (zero-copy: the addon reads the typed array's memory through its byteOffset); prepareWeight only
- * validates the weight once and records its format code.
+ * they are (zero-copy: the addon reads the typed array's memory through its byteOffset); prepareWeight validates
+ * the weight once and records its format code (and repacks GGUF Q4_0 into q4_group, whose kernels run faster).
  */
 import type { Backend, KvType, Weight, WeightFormat } from "../backend.js";
 import { XverseError } from "../../errors.js";
@@ -98,8 +98,8 @@ interface Prepared {
 
 function makeBackend(a: Addon): NativeBackend {
   const supported = a.info().supported;
-  // Block-format codes with a native kernel at the current ISA; the others (K-quants until native/src/kquants.cc
-  // provides them) run on the TS twin.
+  // Block-format codes with a native kernel at the current ISA (the addon's info().blockFormats; an older build
+  // may lack some); the others run on the TS twin.
   let nativeBlocks = new Set(a.info().blockFormats ?? []);
   return {
     name: "native",
