@@ -52,6 +52,8 @@ function instrument(): number {
   const { compareHooks } = require("./dist/plugins/compareHooks.js");
   let next = 1;
   const ids = { nextEdgeId: () => next++ };
+  const transform = (code: string, filename: string) =>
+    babel.transformSync(code, { filename, sourceType: "module", babelrc: false, configFile: false, compact: false, plugins: [codeCoverage(ids), compareHooks] });
   rmSync(build, { recursive: true, force: true });
   const walk = (dir: string): void => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -63,7 +65,7 @@ function instrument(): number {
       const code = readFileSync(p, "utf8");
       // pages are HTML in strings, cli/ and backend/ are not reached by any target: left as they are
       const skip = /[/\\](pages|cli|backend|train|eval|hub)[/\\]/.test(p);
-      const r = skip ? null : babel.transformSync(code, { filename: p, sourceType: "module", babelrc: false, configFile: false, compact: false, plugins: [codeCoverage(ids), compareHooks] });
+      const r = skip ? null : transform(code, p);
       writeFileSync(out, r?.code ?? code);
     }
   };
@@ -74,7 +76,7 @@ function instrument(): number {
   mkdirSync(join(jOut, "dist"), { recursive: true });
   cpSync(join(jinja, "package.json"), join(jOut, "package.json"));
   const jsrc = join(jinja, "dist", "index.js");
-  const jr = babel.transformSync(readFileSync(jsrc, "utf8"), { filename: jsrc, sourceType: "module", babelrc: false, configFile: false, compact: false, plugins: [codeCoverage(ids), compareHooks] });
+  const jr = transform(readFileSync(jsrc, "utf8"), jsrc);
   writeFileSync(join(jOut, "dist", "index.js"), jr!.code!);
   cpSync(join(repo, "dist", "test", "fuzz"), join(build, "dist", "test", "fuzz"), { recursive: true });
   cpSync(join(repo, "dist", "scripts", "fuzz"), join(build, "dist", "scripts", "fuzz"), { recursive: true });
