@@ -126,7 +126,8 @@ export async function resolveModelArg(model: string | undefined, o: { pull?: boo
   if (!ref) return model; // not a repository id: the loader says the path does not exist
   const e = o.env ?? hubEnv();
   const sourceName = o.source ?? "hf";
-  const defaultRevision = sourceName === "modelscope" ? "master" : "main";
+  const source = sourceFor(sourceName, e);
+  const defaultRevision = source.defaultRevision;
   // no revision given: the other source's default branch too (a ModelScope pull writes refs/master)
   let snap = findSnapshot(e.cacheDir, ref, defaultRevision) ?? (ref.revision ? null : findSnapshot(e.cacheDir, ref, defaultRevision === "main" ? "master" : "main"));
   if (snap) {
@@ -141,7 +142,7 @@ export async function resolveModelArg(model: string | undefined, o: { pull?: boo
       `--model ${model}: not a path on disk, and ${formatRepoRef({ ...ref, tag: undefined })} is not in the model cache (${e.cacheDir}); ` +
       `download it with \`xverse pull ${formatRepoRef({ ...ref, tag: undefined })}${sourceName === "modelscope" ? " --source modelscope" : ""}\`, or add --pull to this command`);
   }
-  await pullWithUi(ref.repo, { source: sourceName, revision: ref.revision, include: await pullSelection(model, ref, sourceFor(sourceName, e)), env: e });
+  await pullWithUi(ref.repo, { source: sourceName, revision: ref.revision, include: await pullSelection(model, ref, source), env: e });
   snap = findSnapshot(e.cacheDir, ref, ref.revision ?? defaultRevision);
   if (!snap) throw new XverseError("not_found", `--model ${model}: the pull finished but left no snapshot for ${formatRepoRef({ ...ref, tag: undefined })}`);
   return modelInSnapshot(snap, ref);
