@@ -12,6 +12,7 @@ import { parseToolCall } from "../../src/chat/parse.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/load.js";
 import { fixture } from "../helpers/peers.js";
+import { checkMaskByBruteForce } from "./mask-check.js";
 import { README_PLUGINS } from "./readme-fixtures.js";
 
 const DIR = fixture("golden", "tiny-xverse");
@@ -121,8 +122,7 @@ test("chatTurn with tools and constrainToolCalls 'force': the call closes within
 });
 
 test("the hook's mask equals a brute-force check of every token (recognizer + remaining-length budget)", async () => {
-  const { CallRecognizer, compileSchema, DEFAULT_LIMITS } = await import("../../src/chat/json-prefix.js");
-  const { minCompletion } = await import("../../src/chat/json-budget.js");
+  const { compileSchema, DEFAULT_LIMITS } = await import("../../src/chat/json-prefix.js");
   const { CALL_PREFIX, CALL_SUFFIX, pieceCost } = await import("../../src/chat/constrained.js");
   const specs = normalizeTools([...TOOLS, ...README_PLUGINS]);
   const grammar = {
@@ -135,34 +135,7 @@ test("the hook's mask equals a brute-force check of every token (recognizer + re
   const maxNew = 120;
   for (let seed = 1; seed <= 2; seed++) {
     const hook = constrainedToolCallHook(tok, specs, { force: true, eosTokenIds: [3], maxNewTokens: maxNew });
-    let state = seed;
-    const rand = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    const ids = [5];
-    let text = "";
-    const logits = new Float32Array(config.vocabSize);
-    for (let step = 0; step < maxNew; step++) {
-      for (let i = 0; i < logits.length; i++) logits[i] = rand();
-      hook(ids, logits);
-      if (hook.state === "done") break;
-      const room = maxNew - step - 1;
-      const base = CallRecognizer.start(grammar);
-      assert.ok(base.feedText(text));
-      const expected: number[] = [];
-      pieces.forEach((p, id) => {
-        if (p === null) return;
-        const m = base.clone();
-        if (m.feedText(p) && minCompletion(m) <= room) expected.push(id);
-      });
-      const got: number[] = [];
-      logits.forEach((x, id) => x > -Infinity && got.push(id));
-      assert.deepEqual(got, expected, `seed ${seed} step ${step} after ${JSON.stringify(text)}`);
-      let id = got[0];
-      for (const g of got) if (logits[g] > logits[id]) id = g;
-      ids.push(id);
-      text += pieces[id];
-    }
-    hook(ids, logits); // the hook reads the last token at its next call (the budget may use every token)
-    assert.equal(hook.state, "done", text);
+    checkMaskByBruteForce(hook, { grammar, pieces, vocabSize: config.vocabSize, seed, maxNew });
   }
 });
 

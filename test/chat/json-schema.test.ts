@@ -14,6 +14,7 @@ import { generate } from "../../src/generate/generate.js";
 import { defaultModelDir } from "../../src/model/embedded.js";
 import { loadModel } from "../../src/model/load.js";
 import { fixture } from "../helpers/peers.js";
+import { checkMaskByBruteForce } from "./mask-check.js";
 
 const ajv = new Ajv({ strict: false });
 
@@ -180,41 +181,7 @@ test("the JSON hook's mask equals a brute-force check of every token (recognizer
     const grammar = { ...documentGrammar(schema ? compileSchema(schema, JSON_LIMITS) : freeObject), litCost: (s: string) => pieceCost(tok, s) };
     for (const [seed, maxNew] of [[1, 90], [2, 140]]) {
       const hook = constrainedJsonHook(tok, schema, { eosTokenIds: [3], maxNewTokens: maxNew });
-      let state = seed;
-      const rand = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
-      const ids = [5];
-      let text = "";
-      const logits = new Float32Array(V);
-      for (let step = 0; step < maxNew; step++) {
-        for (let i = 0; i < V; i++) logits[i] = rand();
-        hook(ids, logits);
-        if (hook.state === "done") break;
-        const room = maxNew - step - 1;
-        const base = CallRecognizer.start(grammar);
-        assert.ok(base.feedText(text));
-        const expected: number[] = [];
-        let bestOver = Infinity;
-        const over: [number, number][] = [];
-        pieces.forEach((p, id) => {
-          if (p === null) return;
-          const r = base.clone();
-          if (!r.feedText(p)) return;
-          const cost = minCompletion(r);
-          if (cost <= room) expected.push(id);
-          else { over.push([id, cost]); bestOver = Math.min(bestOver, cost); }
-        });
-        // nothing fits: the tokens that leave the least to write
-        const want = expected.length ? expected : over.filter(([, c]) => c === bestOver).map(([id]) => id).sort((a, b) => a - b);
-        const got: number[] = [];
-        logits.forEach((x, id) => x > -Infinity && got.push(id));
-        assert.deepEqual(got, want, `${schema ? "schema" : "object"} seed ${seed} step ${step} after ${JSON.stringify(text)}`);
-        let id = got[0];
-        for (const g of got) if (logits[g] > logits[id]) id = g;
-        ids.push(id);
-        text += pieces[id];
-      }
-      hook(ids, logits);
-      assert.equal(hook.state, "done", text);
+      const text = checkMaskByBruteForce(hook, { grammar, pieces, vocabSize: V, seed, maxNew, overBudget: true, label: `${schema ? "schema" : "object"} ` });
       if (schema) assert.ok(ajv.validate(schema, JSON.parse(text)), text);
     }
   }
