@@ -168,16 +168,20 @@ export class Scheduler {
     this.metrics.submitted(e.id);
     this.queue.push(e);
     this.pump();
+    /** Takes the job out of the queue if it is still waiting there; false when it is not. */
+    const unqueue = (): boolean => {
+      const qi = this.queue.indexOf(e);
+      if (qi < 0) return false;
+      this.queue.splice(qi, 1);
+      this.counts.aborted++;
+      this.metrics.dropped(e.id);
+      return true;
+    };
     return {
       cancel: () => {
         if (e.cancelled) return;
         e.cancelled = true;
-        const qi = this.queue.indexOf(e);
-        if (qi >= 0) {
-          this.queue.splice(qi, 1);
-          this.counts.aborted++;
-          this.metrics.dropped(e.id);
-        } else if (this.active.has(e.id)) this.post({ type: "abort", id: e.id });
+        if (!unqueue() && this.active.has(e.id)) this.post({ type: "abort", id: e.id });
       },
       // a timeout: a running job is cut but its end still reaches the handlers; a queued one is dropped
       stop: () => {
@@ -185,12 +189,7 @@ export class Scheduler {
           this.post({ type: "abort", id: e.id });
           return "stopping";
         }
-        const qi = this.queue.indexOf(e);
-        if (qi >= 0) {
-          this.queue.splice(qi, 1);
-          this.counts.aborted++;
-          this.metrics.dropped(e.id);
-        }
+        unqueue();
         e.cancelled = true;
         return "dropped";
       },
