@@ -1,0 +1,100 @@
+/**
+ * The two WGSL modules every GGUF block format gets, built around its `decode_unit` (wgsl-legacy.ts,
+ * wgsl-kquants.ts), with the bindings of ../registry.ts:
+ *
+ * matmul: y (T, yStride)[:, rowBase + r] = x (T, cols) · dequant(W part)ᵀ. One workgroup of WG threads per
+ *   weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
+ *   threads read adjacent bytes: coalesced at T = 1), multiplies each unit with the tile's x (f32, never
+ *   quantized) and keeps TT partial sums; a shared-memory tree then adds the WG partials per token.
+ *   Grid: x + 32768·y = row (splitGrid), z = token tile.
+ * embed: out[outOffset + c] = W[row, c]: one thread per 32-value unit.
+ */
+import type { BlockFormat } from "../../ts/blocks.js";
+import { BLOCK_GEOMETRY } from "../../ts/blocks.js";
+import { EMBED_PARAMS_WGSL, MATMUL_PARAMS_WGSL, WGSL_BYTES, WGSL_F16 } from "../registry.js";
+import { LEGACY_DECODERS, WGSL_DECODE_HELPERS } from "./wgsl-legacy.js";
+import { KQUANT_DECODERS } from "./wgsl-kquants.js";
+
+/** Threads per workgroup (a power of two: the tree reduction halves it). */
+export const WG = 64;
+/** Tokens per workgroup: each thread keeps TT partial sums; T > TT dispatches more tiles along z. */
+export const TT = 8;
+
+const DECODERS: Record<BlockFormat, string> = { ...LEGACY_DECODERS, ...KQUANT_DECODERS };
+
+function common(format: BlockFormat): string {
+  const g = BLOCK_GEOMETRY[format];
+  return `${WGSL_BYTES}${WGSL_F16}${WGSL_DECODE_HELPERS}
+const UPB: u32 = ${g.values / 32}u; // 32-value units per block
+const BB: u32 = ${g.bytes}u;        // bytes per block
+${DECODERS[format]}`;
+}
+
+export function matmulWgsl(format: BlockFormat): string {
+  return /* wgsl */ `// ${format} matmul (src/backend/webgpu/blocks/shaders.ts)
+${MATMUL_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
+@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
+${common(format)}
+const WG: u32 = ${WG}u;
+const TT: u32 = ${TT}u;
+var<workgroup> red: array<f32, ${WG * TT}>; // (TT, WG) partial sums
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let r = wid.x + wid.y * 32768u;
+  if (r >= p.rows) { return; } // uniform: the whole workgroup leaves
+  let t0 = wid.z * TT;
+  let nt = min(TT, p.T - t0);
+  let units = p.cols / 32u;
+  let c4 = p.cols / 4u;
+  let rowByte = r * (units / UPB) * BB;
+  var acc: array<f32, ${TT}>;
+  for (var u = li; u < units; u += WG) {
+    let v = decode_unit(rowByte + (u / UPB) * BB, u % UPB);
+    let xb = t0 * c4 + u * 8u;
+    for (var t = 0u; t < nt; t++) {
+      let xo = xb + t * c4;
+      acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
+        + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
+    }
+  }
+  for (var t = 0u; t < TT; t++) { red[t * WG + li] = acc[t]; }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      for (var t = 0u; t < nt; t++) { red[t * WG + li] += red[t * WG + li + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (li < nt) { y[(t0 + li) * p.yStride + p.rowBase + r] = red[li * WG]; }
+}
+`;
+}
+
+export function embedWgsl(format: BlockFormat): string {
+  return /* wgsl */ `// ${format} embed row (src/backend/webgpu/blocks/shaders.ts)
+${EMBED_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> e: EmbedParams;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${common(format)}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let u = g.x;
+  let units = e.cols / 32u;
+  if (u >= units) { return; }
+  var v = decode_unit(e.row * (units / UPB) * BB + (u / UPB) * BB, u % UPB);
+  let ob = e.outOffset + u * 32u;
+  for (var k = 0u; k < 8u; k++) {
+    out[ob + 4u * k] = v[k].x;
+    out[ob + 4u * k + 1u] = v[k].y;
+    out[ob + 4u * k + 2u] = v[k].z;
+    out[ob + 4u * k + 3u] = v[k].w;
+  }
+}
+`;
+}

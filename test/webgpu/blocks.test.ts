@@ -1,0 +1,127 @@
+/**
+ * WebGPU GGUF block kernels (src/backend/webgpu/blocks/) vs the TS reference backend (the spec), on random valid
+ * blocks and odd shapes: rows not a multiple of anything, T = 1, 3, 17 (17 = two full token tiles of 8 + 1),
+ * column counts of 1 … 4 blocks and more units than threads, weights split in row parts (rowBase ≠ 0).
+ * Bounds: matmul ≤ 1e-5 normalized (max|Δ| / max|ref|; only f32 summation order and fused multiply-adds in the
+ * dequantization differ); embed rows ≤ 1e-7 relative per value (exact unless the compiler fuses d·q + m).
+ * Runs on whatever WebGPU adapter the `webgpu` package finds (SwiftShader in CI); skips when there is none.
+ */
+/// <reference types="@webgpu/types" />
+import assert from "node:assert/strict";
+import { test, after } from "node:test";
+import type { Weight } from "../../src/backend/backend.js";
+import { BLOCK_GEOMETRY, type BlockFormat } from "../../src/backend/ts/blocks.js";
+import { tsBackend } from "../../src/backend/ts/index.js";
+import { formatKernel } from "../../src/backend/webgpu/registry.js";
+import { BLOCK_FORMATS } from "../../src/backend/webgpu/blocks/index.js";
+import { normErr, randArray, randBlockWeight, rng } from "../native/random.js";
+import { f32ToF16 } from "../../src/tensor.js";
+import { runEmbed, runMatmul } from "../../src/backend/webgpu/blocks/run.js";
+import { existsSync } from "node:fs";
+
+/** A device from the optional `webgpu` package (Dawn); SwiftShader's Vulkan driver when nothing else is set. */
+async function openDevice(): Promise<{ device?: GPUDevice; gpu?: GPU; reason?: string }> {
+  const icd = "/usr/lib/chromium/vk_swiftshader_icd.json";
+  if (!process.env.VK_ICD_FILENAMES && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
+  try {
+    const { create, globals } = (await import("webgpu")) as unknown as { create(o: string[]): GPU; globals: object };
+    Object.assign(globalThis, globals);
+    // the GPU object must stay referenced while its devices live: Dawn's instance dies with it (crash, not error)
+    const gpu = create([]);
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return { reason: "requestAdapter() returned null" };
+    return { device: await adapter.requestDevice(), gpu };
+  } catch (e) {
+    return { reason: (e as Error).message };
+  }
+}
+
+const MATMUL_BOUND = 1e-5;
+const EMBED_BOUND = 1e-7;
+
+const dev = await openDevice();
+const skip = dev.device ? false : `no WebGPU adapter: ${dev.reason}`;
+after(() => dev.device?.destroy());
+
+const LEGACY_SHAPES: [number, number][] = [[67, 32], [5, 96], [9, 2080]]; // 2080 = 65 units: more than 64 threads
+const K_SHAPES: [number, number][] = [[37, 256], [3, 768], [2, 4352]]; // 4352 = 17 blocks = 136 units
+const TOKENS = [1, 3, 17];
+
+export const PARITY: Record<string, number> = {};
+
+for (const fmt of BLOCK_FORMATS) {
+  test(`webgpu blocks: ${fmt} matmul = TS reference (T = ${TOKENS.join(", ")}, odd shapes)`, { skip }, async () => {
+    const r = rng(1000 + BLOCK_FORMATS.indexOf(fmt));
+    const shapes = BLOCK_GEOMETRY[fmt].values === 32 ? LEGACY_SHAPES : K_SHAPES;
+    for (const [rows, cols] of shapes) {
+      const w = randBlockWeight(fmt, rows, cols, r);
+      for (const T of TOKENS) {
+        const x = randArray(T * cols, r);
+        const ref = new Float32Array(T * rows);
+        tsBackend.matmul(ref, x, w, T);
+        const got = await runMatmul(dev.device!, w, x, T);
+        const e = normErr(got, ref);
+        PARITY[`${fmt} T=${T}`] = Math.max(PARITY[`${fmt} T=${T}`] ?? 0, e);
+        assert.ok(e <= MATMUL_BOUND, `${fmt} [${rows}, ${cols}] T=${T}: normalized error ${e}`);
+      }
+    }
+  });
+}
+
+test("webgpu blocks: a weight split in row parts writes each part at its rowBase", { skip }, async () => {
+  const r = rng(77);
+  for (const fmt of ["q4_0", "q6_k"] as BlockFormat[]) {
+    const cols = BLOCK_GEOMETRY[fmt].values * 3;
+    const w = randBlockWeight(fmt, 23, cols, r);
+    const T = 3;
+    const x = randArray(T * cols, r);
+    const ref = new Float32Array(T * w.rows);
+    tsBackend.matmul(ref, x, w, T);
+    const got = await runMatmul(dev.device!, w, x, T, 7); // parts of 7, 7, 7, 2 rows
+    assert.ok(normErr(got, ref) <= MATMUL_BOUND, `${fmt}: split parts, error ${normErr(got, ref)}`);
+  }
+});
+
+/** Writes raw f16 bits into the first f16 field of some blocks (subnormal, tiny, largest finite scales). */
+function withEdgeScales(w: Weight, fmt: BlockFormat): Weight {
+  const { bytes, f16 } = BLOCK_GEOMETRY[fmt];
+  const b = w.data as Uint8Array;
+  const edge = [0x0001, 0x83ff, 0x0000, 0x8000, f32ToF16(6.1e-5), 0x7bff, 0xfbff];
+  for (let i = 0; i < edge.length && (i + 1) * bytes <= b.length; i++) {
+    b[i * bytes + f16[0]] = edge[i] & 255;
+    b[i * bytes + f16[0] + 1] = edge[i] >> 8;
+  }
+  return w;
+}
+
+for (const fmt of BLOCK_FORMATS) {
+  test(`webgpu blocks: ${fmt} embed rows = TS embedRow (edge f16 scales included)`, { skip }, async () => {
+    const r = rng(2000 + BLOCK_FORMATS.indexOf(fmt));
+    const cols = BLOCK_GEOMETRY[fmt].values * 9; // 9 blocks; legacy: 9 units, K: 72 units (> 64 threads)
+    const w = withEdgeScales(randBlockWeight(fmt, 11, cols, r), fmt);
+    const rows = [0, 1, 10, 5];
+    const got = await runEmbed(dev.device!, w, rows, 4);
+    const ref = new Float32Array(cols);
+    for (let i = 0; i < rows.length; i++) {
+      tsBackend.embedRow(ref, w, rows[i]);
+      for (let c = 0; c < cols; c++) {
+        const g = got[i * cols + c], e = ref[c];
+        assert.ok(Math.abs(g - e) <= EMBED_BOUND * Math.abs(e), `${fmt} row ${rows[i]} col ${c}: got ${g}, want ${e}`);
+      }
+    }
+  });
+}
+
+test("webgpu blocks: every block format is registered with the core's registry", () => {
+  for (const fmt of BLOCK_FORMATS) {
+    const k = formatKernel(fmt);
+    assert.ok(k && k.embed, `${fmt} not registered`);
+    assert.deepEqual(k.workgroups(70000, 17), [32768, 3, 3]);
+  }
+});
+
+after(() => {
+  if (skip || process.env.XVERSE_PRINT_PARITY !== "1") return;
+  const lines = BLOCK_FORMATS.map((f) => `| ${f} | ${TOKENS.map((T) => PARITY[`${f} T=${T}`]?.toExponential(2)).join(" | ")} |`);
+  console.log(`| format | ${TOKENS.map((T) => `T=${T}`).join(" | ")} |\n|---|${TOKENS.map(() => "---").join("|")}|\n${lines.join("\n")}`);
+});
