@@ -105,8 +105,54 @@ export interface AttentionParams {
   scale: number;
 }
 
+/** One layer's weights as the model holds them (model/weights.ts LayerWeights). */
+export interface DeviceLayer {
+  inputNorm: Float32Array;
+  q: Weight; k: Weight; v: Weight; o: Weight;
+  postNorm: Float32Array;
+  gate: Weight; up: Weight; down: Weight;
+}
+
+/**
+ * A whole forward for a device backend (WebGPU): the model embeds rows and computes RoPE angles on the CPU, the
+ * device runs every layer with activations kept on it and reads back only the logits.
+ */
+export interface DeviceForwardRequest {
+  hidden: number;
+  intermediate: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  vocab: number;
+  eps: number;
+  layers: readonly DeviceLayer[];
+  norm: Float32Array;
+  lmHead: Weight;
+  /** (N, hidden) embedded rows of every new token, sequences one after another. */
+  x: Float32Array;
+  /** (N, headDim/2) RoPE angles of every new token. */
+  cos: Float32Array;
+  sin: Float32Array;
+  /** Per sequence: its KV view (any layer), tokens already cached, and its new token count. Reserved already. */
+  seqs: readonly { kv: KvView; past: number; T: number }[];
+  logits: "last" | "all" | "none";
+  out?: Float32Array;
+}
+
+/** What a device backend adds: an asynchronous whole forward, and the KV block copy behind copy-on-write. */
+export interface DeviceForward {
+  forward(req: DeviceForwardRequest): Promise<Float32Array>;
+  /** Copies block src to block dst (all layers) in the device's mirror of the pool that owns `segments`. */
+  copyKvBlock(segments: readonly KvSegment[], layout: KvLayout, blocksPerSegment: number, dst: number, src: number): void;
+}
+
 export interface Backend {
   readonly name: string;
+  /**
+   * Present on device backends (WebGPU): the model must call forwardAsync / forwardBatchAsync, which run the
+   * whole forward through it; the synchronous kernels below then throw.
+   */
+  readonly device?: DeviceForward;
   /** Optional one-time conversion of a weight at load (repacking, pinning). Returns the weight to use. */
   prepareWeight?(w: Weight): Weight;
   /**

@@ -1,0 +1,129 @@
+/**
+ * The device and what every kernel shares: features, limits, a pipeline cache, buffer helpers and readback.
+ * Browser-safe: no Node built-ins; it takes a GPU object (navigator.gpu, or node.ts's Dawn binding).
+ */
+/// <reference types="@webgpu/types" />
+import { XverseError } from "../../errors.js";
+
+export interface WebGpuOptions {
+  /** Use subgroup reductions when the adapter has them (default true; false forces the shared-memory path). */
+  subgroups?: boolean;
+  /** Largest weight part in bytes (default: the device's maxStorageBufferBindingSize); tests force splits. */
+  maxPartBytes?: number;
+  /** Adapter power preference (default high-performance). */
+  powerPreference?: GPUPowerPreference;
+}
+
+export interface AdapterSummary {
+  name: string;
+  features: string[];
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+/** GPUBufferUsage flags (fixed by the spec; the global may be absent in Node until the binding installs it). */
+export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+const S = USAGE;
+
+export class GpuContext {
+  readonly hasSubgroups: boolean;
+  readonly hasF16: boolean;
+  readonly maxBinding: number;
+  readonly maxPartBytes: number;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private lost: string | null = null;
+
+  private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary, opts: WebGpuOptions) {
+    this.hasSubgroups = (opts.subgroups ?? true) && device.features.has("subgroups");
+    this.hasF16 = device.features.has("shader-f16");
+    this.maxBinding = device.limits.maxStorageBufferBindingSize;
+    this.maxPartBytes = Math.min(opts.maxPartBytes ?? Infinity, this.maxBinding, device.limits.maxBufferSize) & ~3;
+    void device.lost.then((info) => { this.lost = info.message || info.reason || "device lost"; });
+  }
+
+  static async create(gpu: GPU, opts: WebGpuOptions = {}): Promise<GpuContext> {
+    const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
+    if (!adapter) {
+      throw new XverseError("webgpu_unavailable", "WebGPU: no adapter found (no GPU driver; in Node set VK_ICD_FILENAMES to a Vulkan driver such as SwiftShader's vk_swiftshader_icd.json, or use --backend native)");
+    }
+    const want: GPUFeatureName[] = [];
+    for (const f of ["subgroups", "shader-f16"] as GPUFeatureName[]) if (adapter.features.has(f)) want.push(f);
+    // ask for the adapter's largest buffers: weights bind whole rows up to this size before splitting
+    const L = adapter.limits;
+    const requiredLimits: Record<string, number> = {
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxBufferSize: L.maxBufferSize,
+      maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+    };
+    const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
+    const info = adapter.info;
+    const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(" ") || "unknown adapter";
+    return new GpuContext(device, {
+      name, features: [...adapter.features].sort(),
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize,
+    }, opts);
+  }
+
+  check(): void {
+    if (this.lost) throw new XverseError("webgpu_lost", `WebGPU device lost: ${this.lost}`);
+  }
+
+  /** A compute pipeline for this WGSL and entry point, compiled once (layout "auto"). */
+  pipeline(key: string, wgsl: string, entryPoint: string): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: wgsl, label: key });
+      p = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint }, label: key });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  buffer(size: number, usage: number, label?: string): GPUBuffer {
+    return this.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage, label });
+  }
+
+  /** A storage buffer holding these bytes (padded with zeros to 4). */
+  upload(data: ArrayBufferView, usage = S.STORAGE | S.COPY_DST | S.COPY_SRC, label?: string): GPUBuffer {
+    const n = data.byteLength;
+    const b = this.buffer(n, usage, label);
+    const whole = n & ~3;
+    const src = new Uint8Array(data.buffer, data.byteOffset, n);
+    if (whole > 0) this.device.queue.writeBuffer(b, 0, src, 0, whole);
+    if (whole < n) {
+      const tail = new Uint8Array(4);
+      tail.set(src.subarray(whole));
+      this.device.queue.writeBuffer(b, whole, tail);
+    }
+    return b;
+  }
+
+  bindGroup(p: GPUComputePipeline, buffers: (GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number })[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      layout: p.getBindGroupLayout(0),
+      entries: buffers.map((b, i) => ({ binding: i, resource: "buffer" in b ? b : { buffer: b } })),
+    });
+  }
+
+  /** Copies `bytes` bytes of src (from offset) back to the CPU after everything submitted so far. */
+  async read(src: GPUBuffer, bytes: number, offset = 0, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, size), usage: S.MAP_READ | S.COPY_DST });
+    const enc = encoder ?? this.device.createCommandEncoder();
+    if (size > 0) enc.copyBufferToBuffer(src, offset, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(1 /* GPUMapMode.READ */);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.check();
+    return out;
+  }
+
+  destroy(): void {
+    this.device.destroy();
+  }
+}

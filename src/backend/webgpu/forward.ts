@@ -1,0 +1,137 @@
+/**
+ * The whole forward on the GPU, in the model's paper order (model/xverse.ts): per layer RMSNorm → q, k, v →
+ * RoPE → KV write → attention → o → residual → RMSNorm → gate, up → SiLU·mul → down → residual; then the final
+ * norm and lm_head. Everything is recorded into one command encoder and submitted once; only the logits come
+ * back ("none" reads nothing). Activation buffers are allocated for the largest N seen and reused.
+ */
+/// <reference types="@webgpu/types" />
+import type { DeviceForward, DeviceForwardRequest, KvLayout, KvSegment } from "../backend.js";
+import { XverseError } from "../../errors.js";
+import { USAGE } from "./context.js";
+import type { KvBinding, WebGpuKernels } from "./kernels.js";
+import { KvArenas } from "./kv.js";
+import { Recorder } from "./recorder.js";
+
+const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
+
+export class WebGpuForward implements DeviceForward {
+  private readonly bufs = new Map<string, GPUBuffer>();
+  private readonly vectors = new WeakMap<Float32Array, GPUBuffer>();
+  private readonly arenas;
+  private readonly rec;
+
+  constructor(readonly kernels: WebGpuKernels) {
+    this.arenas = new KvArenas(kernels.ctx);
+    this.rec = new Recorder(kernels.ctx);
+  }
+
+  copyKvBlock(segments: readonly KvSegment[], layout: KvLayout, blocksPerSegment: number, dst: number, src: number): void {
+    this.arenas.copyBlock(segments, layout, blocksPerSegment, dst, src);
+  }
+
+  /** A reusable activation buffer of at least `bytes` (grown, never shrunk). */
+  private buf(name: string, bytes: number): GPUBuffer {
+    let b = this.bufs.get(name);
+    if (!b || b.size < bytes) {
+      b?.destroy();
+      b = this.kernels.ctx.buffer(Math.max(bytes, (b?.size ?? 0) * 1.5), STORAGE, name);
+      this.bufs.set(name, b);
+    }
+    return b;
+  }
+
+  private put(name: string, data: Float32Array | Uint32Array | Int32Array): GPUBuffer {
+    const b = this.buf(name, data.byteLength);
+    if (data.byteLength) this.kernels.ctx.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+    return b;
+  }
+
+  /** Norm weights, uploaded once. */
+  private vector(v: Float32Array): GPUBuffer {
+    let b = this.vectors.get(v);
+    if (!b) {
+      b = this.kernels.ctx.upload(v);
+      this.vectors.set(v, b);
+    }
+    return b;
+  }
+
+  async forward(r: DeviceForwardRequest): Promise<Float32Array> {
+    const K = this.kernels, ctx = K.ctx;
+    ctx.check();
+    const seq0 = r.seqs[0].kv;
+    for (const s of r.seqs) {
+      if (s.kv.segments !== seq0.segments) throw new XverseError("bad_argument", "WebGPU forward: every sequence of one batch must belong to the same KV pool");
+    }
+    const layout = seq0.layout, B = layout.blockSize;
+    const arena = this.arenas.ensure(seq0.segments, layout, seq0.blocksPerSegment);
+
+    // per-token position and table offset; the sequences' block tables, concatenated
+    let N = 0, nTable = 0;
+    for (const s of r.seqs) { N += s.T; nTable += Math.ceil((s.past + s.T) / B); }
+    const meta = new Uint32Array(2 * N), tables = new Int32Array(Math.max(1, nTable));
+    for (let b = 0, n = 0, to = 0; b < r.seqs.length; b++) {
+      const { kv, past, T } = r.seqs[b];
+      const nb = Math.ceil((past + T) / B);
+      tables.set(kv.table.subarray(0, nb), to);
+      for (let t = 0; t < T; t++, n++) { meta[2 * n] = past + t; meta[2 * n + 1] = to; }
+      to += nb;
+    }
+    const H = r.hidden, I = r.intermediate, hd = r.headDim, qd = r.nHeads * hd, kvd = r.nKvHeads * hd;
+    const x = this.put("x", r.x.subarray(0, N * H));
+    const cos = this.put("cos", r.cos.subarray(0, N * hd / 2)), sin = this.put("sin", r.sin.subarray(0, N * hd / 2));
+    const kvb: KvBinding = {
+      arena: arena.buffer, meta: this.put("meta", meta), tables: this.put("tables", tables), N, blockSize: B,
+      regionWords: layout.regionBytes / 4, blockWords: layout.blockBytes / 4, isF16: layout.type === "f16",
+    };
+    const xn = this.buf("xn", N * H * 4), q = this.buf("q", N * qd * 4), k = this.buf("k", N * kvd * 4), v = this.buf("v", N * kvd * 4);
+    const att = this.buf("att", N * qd * 4), proj = this.buf("proj", N * H * 4);
+    const gate = this.buf("gate", N * I * 4), up = this.buf("up", N * I * 4);
+    const rec = this.rec, scale = 1 / Math.sqrt(hd);
+
+    for (let l = 0; l < r.layers.length; l++) {
+      const L = r.layers[l];
+      K.encodeRmsnorm(rec, xn, x, this.vector(L.inputNorm), N, H, r.eps);
+      K.encodeMatmul(rec, q, xn, L.q, N); // (N, nHeads·hd)
+      K.encodeMatmul(rec, k, xn, L.k, N); // (N, nKv·hd)
+      K.encodeMatmul(rec, v, xn, L.v, N);
+      K.encodeRope(rec, q, cos, sin, N, r.nHeads, hd);
+      K.encodeRope(rec, k, cos, sin, N, r.nKvHeads, hd);
+      K.encodeKvWrite(rec, kvb, l, k, v, r.nKvHeads, hd);
+      K.encodeAttention(rec, kvb, l, att, q, r.nHeads, r.nKvHeads, hd, scale);
+      K.encodeMatmul(rec, proj, att, L.o, N); // (N, hidden)
+      K.encodeAdd(rec, x, proj, N * H);
+      K.encodeRmsnorm(rec, xn, x, this.vector(L.postNorm), N, H, r.eps);
+      K.encodeMatmul(rec, gate, xn, L.gate, N); // (N, intermediate)
+      K.encodeMatmul(rec, up, xn, L.up, N);
+      K.encodeSiluMul(rec, gate, up, N * I);
+      K.encodeMatmul(rec, proj, gate, L.down, N); // (N, hidden)
+      K.encodeAdd(rec, x, proj, N * H);
+    }
+    if (r.logits === "none") {
+      rec.submit();
+      return new Float32Array(0);
+    }
+    let rows = N, normed = xn;
+    if (r.logits === "last") {
+      // the last new token of each sequence: (B, hidden)
+      rows = r.seqs.length;
+      const last = this.buf("last", rows * H * 4);
+      for (let b = 0, end = 0; b < rows; b++) {
+        end += r.seqs[b].T;
+        rec.copy(x, (end - 1) * H * 4, last, b * H * 4, H * 4);
+      }
+      normed = this.buf("lastNorm", rows * H * 4);
+      K.encodeRmsnorm(rec, normed, last, this.vector(r.norm), rows, H, r.eps);
+    } else {
+      K.encodeRmsnorm(rec, xn, x, this.vector(r.norm), N, H, r.eps);
+    }
+    const logits = this.buf("logits", rows * r.vocab * 4);
+    K.encodeMatmul(rec, logits, normed, r.lmHead, rows);
+    const got = await K.readF32(logits, rows * r.vocab, rec);
+    const out = r.out ?? new Float32Array(rows * r.vocab);
+    if (out.length < got.length) throw new XverseError("bad_argument", `forward: the logits buffer holds ${out.length} values, ${got.length} needed`);
+    out.set(got);
+    return out;
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The WebGPU kernels, one `encode*` method each (recorded into a Recorder, so a forward composes them into one
+ * submit), plus async one-shot versions (`matmul`, `rmsnorm`, …) that upload inputs, run one kernel and read the
+ * result back: what the parity tests compare with the TS reference backend.
+ */
+/// <reference types="@webgpu/types" />
+import type { Weight } from "../backend.js";
+import { XverseError } from "../../errors.js";
+import { USAGE, type GpuContext } from "./context.js";
+import { Recorder, params } from "./recorder.js";
+import { formatKernel, splitGrid } from "./registry.js";
+import { gpuWeight } from "./weights.js";
+import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
+import { ADD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
+import { ATTENTION_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
+
+const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
+
+/** Workgroups for n items of 64 threads, split so each dimension stays ≤ 32768. */
+function grid64(n: number): [number, number, number] {
+  const [x, y] = splitGrid(Math.ceil(n / 64));
+  return n === 0 ? [0, 1, 1] : [x, y, 1];
+}
+
+/** What kvWrite / attention need to find a token's keys: the arena and the per-token position / table offset. */
+export interface KvBinding {
+  arena: GPUBuffer;
+  meta: GPUBuffer; // (N, 2) u32: position, offset of the sequence's table in `tables`
+  tables: GPUBuffer; // i32 block ids of every sequence, concatenated
+  N: number;
+  blockSize: number;
+  regionWords: number;
+  blockWords: number;
+  isF16: boolean;
+}
+
+export class WebGpuKernels {
+  constructor(readonly ctx: GpuContext) {}
+
+  // --- encoders (used by the forward) ---
+
+  /** y (T, w.rows) = x (T, w.cols) · Wᵀ, one dispatch per weight part. */
+  encodeMatmul(rec: Recorder, y: GPUBuffer, x: GPUBuffer, w: Weight, T: number): void {
+    const g = gpuWeight(this.ctx, w);
+    const reg = DENSE_FORMATS.includes(w.format) ? undefined : formatKernel(w.format);
+    let pipeline: GPUComputePipeline;
+    let extra: GPUBuffer[] = [];
+    if (reg) {
+      pipeline = this.ctx.pipeline(`fmt:${w.format}`, reg.wgsl, reg.entryPoint);
+    } else {
+      const f = w.format as DenseFormat;
+      if (!DENSE_FORMATS.includes(f)) throw new XverseError("unsupported", `WebGPU: no kernel for ${w.format} weights`);
+      const v = { format: f, mins: !!g.mins, perm: !!g.perm, subgroups: this.ctx.hasSubgroups };
+      pipeline = this.ctx.pipeline(`dense:${f}:${+v.mins}${+v.perm}${+v.subgroups}`, denseMatmulWgsl(v), "main");
+      if (g.scales) extra.push(g.scales);
+      if (g.mins) extra.push(g.mins);
+      if (g.perm) extra.push(g.perm);
+      if ((f === "q4_group" || f === "q8_group") && !(w.groupSize! > 0 && w.cols % w.groupSize! === 0)) {
+        throw new XverseError("bad_weight", `WebGPU: ${f} weight needs a group size dividing its ${w.cols} columns (got ${w.groupSize})`);
+      }
+    }
+    for (const part of g.parts) {
+      const p = params([part.rows, w.cols, T, part.rowStart, w.rows, w.groupSize ?? 0, 0, 0]);
+      let wg: [number, number, number];
+      if (reg) wg = reg.workgroups(part.rows, T);
+      else {
+        const [gx, gy] = splitGrid(part.rows);
+        wg = [gx, gy, Math.ceil(T / MATMUL_TOKENS)];
+      }
+      rec.dispatch(pipeline, p, [x, part.buffer, y, ...extra], wg);
+    }
+  }
+
+  /** y (T, dim) = rmsnorm(x) ⊙ g; y must not alias x. */
+  encodeRmsnorm(rec: Recorder, y: GPUBuffer, x: GPUBuffer, g: GPUBuffer, T: number, dim: number, eps: number): void {
+    const [gx, gy] = splitGrid(T);
+    rec.dispatch(this.ctx.pipeline("rmsnorm", RMSNORM_WGSL, "main"), params([T, dim, { f: eps }, 0]), [x, g, y], [gx, gy, 1]);
+  }
+
+  /** In place on x (T, nHeads, headDim) with cos, sin (T, headDim/2). */
+  encodeRope(rec: Recorder, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, T: number, nHeads: number, headDim: number): void {
+    const n = T * nHeads * (headDim / 2);
+    rec.dispatch(this.ctx.pipeline("rope", ROPE_WGSL, "main"), params([n, nHeads, headDim, 0]), [x, cos, sin], grid64(n));
+  }
+
+  encodeSiluMul(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number): void {
+    rec.dispatch(this.ctx.pipeline("silu_mul", SILU_MUL_WGSL, "main"), params([n, 0, 0, 0]), [gate, up], grid64(n));
+  }
+
+  encodeAdd(rec: Recorder, y: GPUBuffer, x: GPUBuffer, n: number): void {
+    rec.dispatch(this.ctx.pipeline("add", ADD_WGSL, "main"), params([n, 0, 0, 0]), [y, x], grid64(n));
+  }
+
+  private kvParams(kv: KvBinding, layer: number, nHeads: number, nKvHeads: number, headDim: number, scale: number): ArrayBuffer {
+    return params([kv.N, nHeads, nKvHeads, headDim, kv.blockSize, kv.regionWords, kv.blockWords, layer, kv.isF16 ? 1 : 0, { f: scale }, 0, 0]);
+  }
+
+  /** Stores k, v (N, nKvHeads·headDim) at each token's position in its sequence's blocks. */
+  encodeKvWrite(rec: Recorder, kv: KvBinding, layer: number, k: GPUBuffer, v: GPUBuffer, nKvHeads: number, headDim: number): void {
+    const words = 2 * kv.N * nKvHeads * headDim / (kv.isF16 ? 2 : 1);
+    rec.dispatch(this.ctx.pipeline("kv_write", KV_WRITE_WGSL, "main"), this.kvParams(kv, layer, 0, nKvHeads, headDim, 0), [kv.meta, kv.tables, k, v, kv.arena], grid64(words));
+  }
+
+  /** out (N, nHeads·headDim): token n attends to keys 0 … its position of its own sequence. */
+  encodeAttention(rec: Recorder, kv: KvBinding, layer: number, out: GPUBuffer, q: GPUBuffer, nHeads: number, nKvHeads: number, headDim: number, scale: number): void {
+    if (headDim > 256 || headDim % 2) throw new XverseError("unsupported", `WebGPU attention: headDim ${headDim} must be even and ≤ 256`);
+    const [gx, gy] = splitGrid(kv.N * nHeads);
+    rec.dispatch(this.ctx.pipeline("attention", ATTENTION_WGSL, "main"), this.kvParams(kv, layer, nHeads, nKvHeads, headDim, scale), [kv.meta, kv.tables, q, kv.arena, out], [gx, gy, 1]);
+  }
+
+  // --- one-shot versions for tests and single-kernel use ---
+
+  storage(data: ArrayBufferView | number): GPUBuffer {
+    return typeof data === "number" ? this.ctx.buffer(data, STORAGE) : this.ctx.upload(data);
+  }
+
+  async readF32(b: GPUBuffer, n: number, rec?: Recorder): Promise<Float32Array> {
+    const enc = this.ctx.device.createCommandEncoder();
+    rec?.encode(enc);
+    return new Float32Array(await this.ctx.read(b, n * 4, 0, enc));
+  }
+
+  async matmul(x: Float32Array, w: Weight, T: number): Promise<Float32Array> {
+    const rec = new Recorder(this.ctx);
+    const xb = this.storage(x), yb = this.storage(T * w.rows * 4);
+    this.encodeMatmul(rec, yb, xb, w, T);
+    try { return await this.readF32(yb, T * w.rows, rec); } finally { xb.destroy(); yb.destroy(); }
+  }
+
+  async rmsnorm(x: Float32Array, g: Float32Array, T: number, dim: number, eps: number): Promise<Float32Array> {
+    const rec = new Recorder(this.ctx);
+    const xb = this.storage(x), gb = this.storage(g), yb = this.storage(T * dim * 4);
+    this.encodeRmsnorm(rec, yb, xb, gb, T, dim, eps);
+    try { return await this.readF32(yb, T * dim, rec); } finally { xb.destroy(); gb.destroy(); yb.destroy(); }
+  }
+
+  async rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): Promise<Float32Array> {
+    const rec = new Recorder(this.ctx);
+    const xb = this.storage(x), cb = this.storage(cos), sb = this.storage(sin);
+    this.encodeRope(rec, xb, cb, sb, T, nHeads, headDim);
+    try { return await this.readF32(xb, T * nHeads * headDim, rec); } finally { xb.destroy(); cb.destroy(); sb.destroy(); }
+  }
+
+  async siluMul(gate: Float32Array, up: Float32Array, n: number): Promise<Float32Array> {
+    const rec = new Recorder(this.ctx);
+    const gb = this.storage(gate), ub = this.storage(up);
+    this.encodeSiluMul(rec, gb, ub, n);
+    try { return await this.readF32(gb, n, rec); } finally { gb.destroy(); ub.destroy(); }
+  }
+
+  async add(y: Float32Array, x: Float32Array, n: number): Promise<Float32Array> {
+    const rec = new Recorder(this.ctx);
+    const yb = this.storage(y), xb = this.storage(x);
+    this.encodeAdd(rec, yb, xb, n);
+    try { return await this.readF32(yb, n, rec); } finally { yb.destroy(); xb.destroy(); }
+  }
+
+  /**
+   * Runs a format's registered embed kernel (blocks/): row `row` of w as f32 (w.cols values). For the parity
+   * tests of the block families; the forward decodes embedding rows on the CPU.
+   */
+  async embedRow(w: Weight, row: number): Promise<Float32Array> {
+    const reg = formatKernel(w.format)?.embed;
+    if (!reg) throw new XverseError("unsupported", `WebGPU: no embed kernel registered for ${w.format}`);
+    const g = gpuWeight(this.ctx, w);
+    const part = g.parts.find((p) => row >= p.rowStart && row < p.rowStart + p.rows);
+    if (!part) throw new XverseError("bad_token", `embedRow: row ${row} is outside the table's ${w.rows} rows`);
+    const rec = new Recorder(this.ctx);
+    const out = this.storage(w.cols * 4);
+    rec.dispatch(this.ctx.pipeline(`embed:${w.format}`, reg.wgsl, reg.entryPoint), params([row - part.rowStart, w.cols, 0, 0]), [part.buffer, out], reg.workgroups(w.cols));
+    try { return await this.readF32(out, w.cols, rec); } finally { out.destroy(); }
+  }
+}
