@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "arm/arm.h"
 #include "blocks.h"
 #include "kernels.h"
 #include "pool.h"
@@ -32,6 +33,7 @@ CpuCaps detect_cpu() {
   c.avx512_vbmi = c.avx512 && __builtin_cpu_supports("avx512vbmi");
 #endif
   c.amx = c.avx512_vnni && amx_available();
+  arm::detect(c);  // arm64 only (src/arm/detect.cc)
   return c;
 }
 
@@ -52,6 +54,7 @@ struct Instance {
 
   Instance() {
     isa = caps.avx512 ? Isa::Avx512 : caps.avx2_fma_f16c ? Isa::Avx2 : Isa::Scalar;
+    if (caps.neon) isa = caps.neon_i8mm ? Isa::NeonI8mm : caps.neon_dot ? Isa::NeonDot : Isa::Neon;
     vnni = caps.avx512_vnni;
     amx = caps.amx;
   }
@@ -83,6 +86,9 @@ int64_t num(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t 
 
 const char* isa_name(const Instance& s) {
   if (s.isa == Isa::Avx512) return s.amx ? "avx512_amx" : s.vnni ? "avx512_vnni" : "avx512";
+  if (s.isa == Isa::NeonI8mm) return "neon_i8mm";
+  if (s.isa == Isa::NeonDot) return "neon_dotprod";
+  if (s.isa == Isa::Neon) return "neon";
   return s.isa == Isa::Avx2 ? "avx2" : "scalar";
 }
 
@@ -99,6 +105,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   if (s.caps.avx512) supported.Set(n++, "avx512");
   if (s.caps.avx512_vnni) supported.Set(n++, "avx512_vnni");
   if (s.caps.amx) supported.Set(n++, "avx512_amx");
+  if (s.caps.neon) supported.Set(n++, "neon");
+  if (s.caps.neon_dot) supported.Set(n++, "neon_dotprod");
+  if (s.caps.neon_i8mm) supported.Set(n++, "neon_i8mm");
   o.Set("supported", supported);
   // Block formats (codes 6 … 15) with a native kernel at the current ISA; the others run on the TS twin.
   Napi::Array blocks = Napi::Array::New(info.Env());
@@ -124,6 +133,12 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
     s.isa = Isa::Avx512, s.vnni = true;
   } else if (want == "avx512_amx" && s.caps.amx) {
     s.isa = Isa::Avx512, s.vnni = true, s.amx = true;
+  } else if (want == "neon" && s.caps.neon) {
+    s.isa = Isa::Neon, s.vnni = false;
+  } else if (want == "neon_dotprod" && s.caps.neon_dot) {
+    s.isa = Isa::NeonDot, s.vnni = false;
+  } else if (want == "neon_i8mm" && s.caps.neon_i8mm) {
+    s.isa = Isa::NeonI8mm, s.vnni = false;
   } else {
     bad(info.Env(), "setIsa: '" + want + "' is not supported on this CPU");
   }
@@ -208,6 +223,7 @@ void Matmul(const Napi::CallbackInfo& info) {
     const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, T * cols, "x").Data();
     if (T == 0 || rows == 0) return;
     if (cols == 0) return std::fill(y, y + T * rows, 0.f);
+    if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch)) return;  // arm64 (src/arm/)
     if (run_amx(s, w, x, y, T)) return;
     if (!matmul_blocks(w, x, y, T, BlockIsa{s.isa, s.vnni}, s.pool, s.qscratch))
       bad(env, "matmul: format code " + std::to_string(fmt) + " has no native kernel here (see info().blockFormats)");
@@ -249,6 +265,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   int64_t chunk = rows / (nt * 8);
   chunk = std::max<int64_t>(4, chunk & ~int64_t(3));
   if (serial) chunk = rows;
+  if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch)) return;  // arm64 (src/arm/)
   if (run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
   if (w.fmt == Fmt::Q8G) {  // 8-bit GPTQ (group_zp.cc): f32 accumulation, zero points added by zp
     const Q8gKernel q8g = q8g_kernel(s.isa, group);
@@ -295,7 +312,9 @@ void Rmsnorm(const Napi::CallbackInfo& info) {
   const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, T * dim, "x").Data();
   const float* w = arr<Napi::Float32Array>(info, 2, napi_float32_array, dim, "weight").Data();
   if (!info[5].IsNumber()) bad(info.Env(), "eps: not a number");
-  rmsnorm(y, x, w, T, dim, info[5].As<Napi::Number>().FloatValue());
+  const float eps = info[5].As<Napi::Number>().FloatValue();
+  if (inst(info.Env()).isa >= Isa::Neon) return arm::rmsnorm(y, x, w, T, dim, eps);
+  rmsnorm(y, x, w, T, dim, eps);
 }
 
 // rope(x, T, nHeads, headDim, cos, sin)
@@ -305,6 +324,7 @@ void Rope(const Napi::CallbackInfo& info) {
   float* x = arr<Napi::Float32Array>(info, 0, napi_float32_array, T * nh * hd, "x").Data();
   const float* c = arr<Napi::Float32Array>(info, 4, napi_float32_array, T * hd / 2, "cos").Data();
   const float* sn = arr<Napi::Float32Array>(info, 5, napi_float32_array, T * hd / 2, "sin").Data();
+  if (inst(info.Env()).isa >= Isa::Neon) return arm::rope(x, T, nh, hd, c, sn);
   rope(x, T, nh, hd, c, sn);
 }
 
@@ -426,7 +446,10 @@ void SiluMul(const Napi::CallbackInfo& info) {
   const float* u = arr<Napi::Float32Array>(info, 1, napi_float32_array, n, "up").Data();
   const int64_t chunk = n < 65536 ? n : 16384;  // exp dominates; split only prefill-sized inputs
   const Isa isa = s.isa;
-  s.pool.parallel_for(n, chunk, [&](int64_t b, int64_t e, int) { silu_mul(g, u, b, e, isa); });
+  s.pool.parallel_for(n, chunk, [&](int64_t b, int64_t e, int) {
+    if (isa >= Isa::Neon) arm::silu_mul(g, u, b, e);
+    else silu_mul(g, u, b, e, isa);
+  });
 }
 
 // addInPlace(y, x, n)
@@ -434,6 +457,7 @@ void AddInPlace(const Napi::CallbackInfo& info) {
   const int64_t n = num(info, 2, "n");
   float* y = arr<Napi::Float32Array>(info, 0, napi_float32_array, n, "y").Data();
   const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, n, "x").Data();
+  if (inst(info.Env()).isa >= Isa::Neon) return arm::add_in_place(y, x, n);
   add_in_place(y, x, n);
 }
 

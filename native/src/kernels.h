@@ -11,6 +11,12 @@
 #else
 #define XV_X86 0
 #endif
+// The NEON kernels (src/arm/) are arm64 only; -DXV_NO_ARM builds the scalar-only variant there.
+#if (defined(__aarch64__) || defined(_M_ARM64)) && !defined(XV_NO_ARM)
+#define XV_ARM 1
+#else
+#define XV_ARM 0
+#endif
 
 namespace xv {
 
@@ -20,7 +26,9 @@ enum class Fmt : int {
   Q4_0 = 6, Q4_1 = 7, Q5_0 = 8, Q5_1 = 9, Q8_0 = 10, Q2_K = 11, Q3_K = 12, Q4_K = 13, Q5_K = 14, Q6_K = 15,
   Q8G = 16  // int8 per group (8-bit GPTQ), group_zp.cc
 };
-enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+// Neon* (arm64 only, src/arm/arm.h): base Advanced SIMD, + ARMv8.2 dotprod (sdot), + i8mm (smmla). They come after
+// the x86 values, which only x86 builds ever select, so the x86 `isa >= Isa::Avx2` tests never see them.
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4, NeonI8mm = 5 };
 
 // A weight [rows, cols] in one of the Backend formats (src/backend/backend.ts). `data` points at the first row.
 // q4: byte j of a row holds column 2j in the low nibble and 2j+1 in the high nibble, two's complement.
@@ -39,6 +47,10 @@ struct CpuCaps {
   bool avx512_vnni = false;
   bool avx512_vbmi = false;  // vpermt2b, for the int8 VNNI prefill
   bool amx = false;          // AMX-INT8 with VNNI, and Linux granted tile data (matmul_amx.cc)
+  bool neon = false;         // arm64 Advanced SIMD (always there on arm64)
+  bool neon_dot = false;     // ARMv8.2 dotprod: sdot / udot
+  bool neon_i8mm = false;    // ARMv8.6 i8mm: smmla
+  bool neon_fp16 = false;    // FP16 arithmetic (reported only; the kernels keep f32 accumulation)
 };
 CpuCaps detect_cpu();
 

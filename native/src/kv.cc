@@ -25,6 +25,7 @@
 #include "kernels.h"
 #include "pool.h"
 #include "vexp.h"
+#include "arm/arm.h"
 #if XV_X86
 #include <immintrin.h>
 #endif
@@ -711,10 +712,16 @@ const Kern kAvx2 = {8, store_f16_avx2, quant_q8_avx2, cvt_f16_avx2, cvt_q8_avx2,
 const Kern k512 = {16, store_f16_512, quant_q8_512, cvt_f16_512, cvt_q8_512, narrow_512, {wide_512<1>, wide_512<2>}};
 #endif
 
+#if XV_ARM  // src/arm/kv_neon.cc; no wide tile there (narrow kernel for every row count)
+const Kern kNeon = {4, arm::kv_store_f16, arm::kv_quant_q8, arm::kv_cvt_f16, arm::kv_cvt_q8, arm::kv_narrow, {nullptr, nullptr}};
+#endif
+
 const Kern& kernels_for(Isa isa) {
 #if XV_X86
   if (isa == Isa::Avx512) return k512;
   if (isa == Isa::Avx2) return kAvx2;
+#elif XV_ARM
+  if (isa >= Isa::Neon) return kNeon;
 #else
   (void)isa;
 #endif
@@ -982,7 +989,7 @@ void paged_attention(const PagedKv& kv, const PagedAttnArgs& a, Isa isa, ThreadP
   P.hd = kv.headDim;
   P.hdp = round_up(P.hd, lanes);
   // The wide tile pays off once it fills a vector of rows; below that, one row at a time.
-  if (lanes > 1 && P.rowsPerKv >= lanes) P.rv = P.rowsPerKv >= 2 * lanes ? 2 : 1;
+  if (lanes > 1 && P.K->wide[0] && P.rowsPerKv >= lanes) P.rv = P.rowsPerKv >= 2 * lanes ? 2 : 1;
   P.R = P.rv ? lanes * P.rv : std::min<int64_t>(P.rowsPerKv, 16);
   const int nt = pool.threads();
   const int64_t S = a.past + a.T, chunks = (S + kChunk - 1) / kChunk;

@@ -1,0 +1,71 @@
+// arm64 kernels (NEON, dotprod, i8mm). Compiled on every target; on a non-arm64 build every file here is empty
+// except the declarations, so nothing calls them there.
+//
+// Levels (Isa::Neon < NeonDot < NeonI8mm), chosen at run time from what the CPU reports (detect.cc):
+//  - Neon: base Advanced SIMD, which every arm64 CPU has. f32 FMAs for the float formats; int8 products via
+//    smull + sadalp for the integer (GGUF block) paths.
+//  - NeonDot: the same, with sdot (4 int8 products summed into an int32 lane) — Cortex-A76 / Neoverse-N1 / Apple M1
+//    and later.
+//  - NeonI8mm: smmla (a 2×8 by 8×2 int8 block product) for two weight rows × two tokens — Neoverse-V1/N2,
+//    Graviton 3/4, Apple M2 and later. Decode (T = 1) keeps sdot: smmla's second token would be padding.
+// Files that use dotprod / i8mm instructions say so with a target pragma at their top (the only code built for
+// that feature), so a base-NEON CPU never runs them: dispatch picks them only when the CPU has the feature.
+//
+// Integer paths quantize activations exactly as the scalar kernels do (blocks.h: int8 per 32 columns, d = amax /
+// 127, round half to even; K-quants per 256), so every level computes the same integer dot products as the
+// scalar reference and only the f32 summation order differs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../blocks.h"
+#include "../kernels.h"
+
+namespace xv {
+
+class ThreadPool;
+
+namespace arm {
+
+// The CPU's arm64 features (getauxval on Linux, sysctl on macOS); all false elsewhere.
+void detect(CpuCaps& c);
+
+// The addon's matmul for an arm64 level: float formats (f32, f16, bf16, q8_row, q4_row, q4_group, q8_group, exact
+// f32 accumulation) and the GGUF block formats (integer dot products at the level's best instruction). y (T,
+// rows) = x (T, cols) · Wᵀ. The caller has checked the shapes (addon.cc), gathered x for a desc_act weight and
+// adds the zero-point term afterwards. Returns false (touching nothing) for a format it does not run.
+bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool, std::vector<char>& scratch);
+
+// --- the pieces, for matmul and the parity test (native/test/parity.cc) ---
+
+// Float formats, rows [r0, r1), all T tokens (matmul_f.cc).
+void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                   int64_t r1);
+
+// Legacy GGUF blocks (q4_0 … q8_0) on the LegacyAct activations of blocks.h (legacy_quantize with the scalar
+// quantizer gives them). One row-range kernel per level; nullptr for a format the level does not run.
+BlockRowsFn legacy_rows_neon(Fmt f);
+BlockRowsFn legacy_rows_dot(Fmt f);
+BlockRowsFn legacy_rows_i8mm(Fmt f);
+// K-quants (q2_k … q6_k) on the Q8K activations of kquants.h.
+BlockRowsFn kquant_rows_neon(Fmt f);
+BlockRowsFn kquant_rows_dot(Fmt f);
+// The best kernel for a level (falls back to lower levels), or nullptr.
+BlockRowsFn block_rows(Fmt f, Isa isa);
+
+// Small ops (ops.cc): the same contracts as kernels.h's.
+void rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t dim, float eps);
+void rope(float* x, int64_t T, int64_t nHeads, int64_t headDim, const float* cos, const float* sin);
+void silu_mul(float* gate, const float* up, int64_t begin, int64_t end);
+void add_in_place(float* y, const float* x, int64_t n);
+
+// Paged-attention pieces for kv.cc's kernel table (kv_neon.cc); contracts as kv.cc's scalar ones.
+void kv_store_f16(uint16_t* d, const float* s, int64_t n);
+void kv_quant_q8(int8_t* d, uint16_t* sc, const float* s, int64_t n, int64_t group);
+void kv_cvt_f16(float* d, const uint16_t* s, int64_t n);
+void kv_cvt_q8(float* d, const int8_t* s, const uint16_t* sc, int64_t n, int64_t group);
+void kv_narrow(const float* q, const float* Kp, const float* Vp, int64_t hdp, int64_t n, float* sc, float* m,
+               float* l, float* o);
+
+}  // namespace arm
+}  // namespace xv

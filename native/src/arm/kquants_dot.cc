@@ -1,0 +1,23 @@
+// K-quant kernels at the arm64 level 'dot' (kquants.inc has the code).
+#include "../kernels.h"
+#if XV_ARM
+#include <arm_neon.h>
+
+#include <algorithm>
+
+#include "../convert.h"
+#include "../kquants.h"
+#include "arm.h"
+// Only the code below (after the headers) is built for dotprod.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
+#else
+#pragma GCC target("arch=armv8.2-a+dotprod")
+#endif
+#define XV_LEVEL 1
+#define XV_KQUANT_ENTRY kquant_rows_dot
+#include "kquants.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif

@@ -1,0 +1,22 @@
+// Legacy GGUF block kernels at the arm64 level 'dot' (legacy.inc has the code).
+#include "../kernels.h"
+#if XV_ARM
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../convert.h"
+#include "arm.h"
+// Only the code below (after the headers) is built for dotprod.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
+#else
+#pragma GCC target("arch=armv8.2-a+dotprod")
+#endif
+#define XV_LEVEL 1
+#define XV_LEGACY_ENTRY legacy_rows_dot
+#include "legacy.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif

@@ -1,0 +1,22 @@
+// Legacy GGUF block kernels at the arm64 level 'i8mm' (legacy.inc has the code).
+#include "../kernels.h"
+#if XV_ARM
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../convert.h"
+#include "arm.h"
+// Only the code below (after the headers) is built for dotprod + i8mm.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("dotprod,i8mm"))), apply_to = function)
+#else
+#pragma GCC target("arch=armv8.2-a+dotprod+i8mm")
+#endif
+#define XV_LEVEL 2
+#define XV_LEGACY_ENTRY legacy_rows_i8mm
+#include "legacy.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif

@@ -1,0 +1,166 @@
+// Float-format matmul on base NEON: f32, f16, bf16, q8_row, q4_row, q4_group, q8_group, all with exact f32
+// accumulation (the same numbers as the scalar kernel up to summation order).
+//
+// Plan, as the scalar kernel's (matmul_scalar.cc) but vectorized: a weight row is decoded to f32 once into an
+// L1-resident buffer (cols floats), then dotted with up to 4 tokens at a time, so each decoded vector of weights
+// is loaded once per 4 tokens and prefill still reads each weight row from memory once. Decode (T = 1) is bound by
+// the weight bytes streamed from DRAM; 4 independent accumulators hide the FMA latency.
+#include <algorithm>
+#include <vector>
+
+#include "../convert.h"
+#include "arm.h"
+#if XV_ARM
+#include <arm_neon.h>
+#endif
+
+namespace xv {
+namespace arm {
+
+#if XV_ARM
+namespace {
+
+// Row r of w as f32 into out[0 … cols). int formats: q · scale, exactly as weight_at.
+void decode_row(const WView& w, int64_t r, float* out) {
+  const int64_t n = w.cols;
+  int64_t c = 0;
+  switch (w.fmt) {
+    case Fmt::F16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + r * n;
+      for (; c + 8 <= n; c += 8) {
+        const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p + c));
+        vst1q_f32(out + c, vcvt_f32_f16(vget_low_f16(h)));  // fcvtl: base ARMv8, exact
+        vst1q_f32(out + c + 4, vcvt_high_f32_f16(h));
+      }
+      for (; c < n; c++) out[c] = f16_to_f32(p[c]);
+      return;
+    }
+    case Fmt::BF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + r * n;
+      for (; c + 8 <= n; c += 8) {
+        const uint16x8_t h = vld1q_u16(p + c);
+        vst1q_f32(out + c, vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16)));
+        vst1q_f32(out + c + 4, vreinterpretq_f32_u32(vshll_high_n_u16(h, 16)));
+      }
+      for (; c < n; c++) out[c] = bf16_to_f32(p[c]);
+      return;
+    }
+    case Fmt::Q8:
+    case Fmt::Q8G: {
+      const int8_t* p = static_cast<const int8_t*>(w.data) + r * n;
+      const bool row = w.fmt == Fmt::Q8;
+      const int64_t g = row ? n : w.group;
+      const float* sc = row ? w.scales + r : w.scales + r * (n / g);
+      for (int64_t g0 = 0; g0 < n; g0 += g) {  // one scale per group (q8_row: the whole row)
+        const float s = sc[g0 / g];
+        const float32x4_t vs = vdupq_n_f32(s);
+        const int64_t e = g0 + g;
+        for (c = g0; c + 8 <= e; c += 8) {
+          const int16x8_t q = vmovl_s8(vld1_s8(p + c));
+          vst1q_f32(out + c, vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), vs));
+          vst1q_f32(out + c + 4, vmulq_f32(vcvtq_f32_s32(vmovl_high_s16(q)), vs));
+        }
+        for (; c < e; c++) out[c] = p[c] * s;
+      }
+      return;
+    }
+    case Fmt::Q4:
+    case Fmt::Q4G: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + r * n / 2;
+      // int4 values first (column order: byte j = columns 2j (low nibble), 2j + 1 (high)), then the scales
+      for (; c + 32 <= n; c += 32) {
+        const int8x16_t b = vreinterpretq_s8_u8(vld1q_u8(p + c / 2));
+        const int8x16_t lo = vshrq_n_s8(vshlq_n_s8(b, 4), 4), hi = vshrq_n_s8(b, 4);  // sign-extended nibbles
+        const int8x16_t v0 = vzip1q_s8(lo, hi), v1 = vzip2q_s8(lo, hi);
+        const int16x8_t h[4] = {vmovl_s8(vget_low_s8(v0)), vmovl_high_s8(v0), vmovl_s8(vget_low_s8(v1)),
+                                vmovl_high_s8(v1)};
+        for (int k = 0; k < 4; k++) {
+          vst1q_f32(out + c + 8 * k, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h[k]))));
+          vst1q_f32(out + c + 8 * k + 4, vcvtq_f32_s32(vmovl_high_s16(h[k])));
+        }
+      }
+      for (; c < n; c++) {
+        const uint8_t b = p[c >> 1];
+        out[c] = static_cast<float>((c & 1) ? nib(b >> 4) : nib(b));
+      }
+      const int64_t g = w.fmt == Fmt::Q4 ? n : w.group;
+      const float* sc = w.fmt == Fmt::Q4 ? w.scales + r : w.scales + r * (n / g);
+      for (int64_t g0 = 0; g0 < n; g0 += g) {
+        const float s = sc[g0 / g];
+        const float32x4_t vs = vdupq_n_f32(s);
+        const int64_t e = g0 + g;
+        for (c = g0; c + 4 <= e; c += 4) vst1q_f32(out + c, vmulq_f32(vld1q_f32(out + c), vs));
+        for (; c < e; c++) out[c] *= s;
+      }
+      return;
+    }
+    default:
+      for (; c < n; c++) out[c] = weight_at(w, r, c);
+      return;
+  }
+}
+
+inline float dot1(const float* a, const float* b, int64_t n) {
+  float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+    s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+  }
+  for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+  float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// 4 tokens x[0 … 3] (ldx apart) · w: each weight vector loaded once, two accumulators per token.
+inline void dot4(const float* w, const float* x, int64_t ldx, int64_t n, float* out, int64_t ldo) {
+  const float* x0 = x;
+  const float* x1 = x + ldx;
+  const float* x2 = x + 2 * ldx;
+  const float* x3 = x + 3 * ldx;
+  float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float32x4_t w0 = vld1q_f32(w + i), w1 = vld1q_f32(w + i + 4);
+    a0 = vfmaq_f32(a0, w0, vld1q_f32(x0 + i)), b0 = vfmaq_f32(b0, w1, vld1q_f32(x0 + i + 4));
+    a1 = vfmaq_f32(a1, w0, vld1q_f32(x1 + i)), b1 = vfmaq_f32(b1, w1, vld1q_f32(x1 + i + 4));
+    a2 = vfmaq_f32(a2, w0, vld1q_f32(x2 + i)), b2 = vfmaq_f32(b2, w1, vld1q_f32(x2 + i + 4));
+    a3 = vfmaq_f32(a3, w0, vld1q_f32(x3 + i)), b3 = vfmaq_f32(b3, w1, vld1q_f32(x3 + i + 4));
+  }
+  float s[4] = {vaddvq_f32(vaddq_f32(a0, b0)), vaddvq_f32(vaddq_f32(a1, b1)), vaddvq_f32(vaddq_f32(a2, b2)),
+                vaddvq_f32(vaddq_f32(a3, b3))};
+  for (; i < n; i++) {
+    s[0] += w[i] * x0[i], s[1] += w[i] * x1[i], s[2] += w[i] * x2[i], s[3] += w[i] * x3[i];
+  }
+  for (int t = 0; t < 4; t++) out[t * ldo] = s[t];
+}
+
+}  // namespace
+
+void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                   int64_t r1) {
+  const int64_t n = w.cols;
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* wr = buf.data();
+    if (w.fmt == Fmt::F32) wr = static_cast<const float*>(w.data) + r * n;
+    else decode_row(w, r, buf.data());
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) dot4(wr, x + t * ldx, ldx, n, y + t * ldy + r, ldy);
+    for (; t < T; t++) y[t * ldy + r] = dot1(wr, x + t * ldx, n);
+  }
+}
+
+#else
+void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
+                   int64_t r1) {
+  matmul_rows_scalar(w, x, ldx, y, ldy, T, r0, r1);
+}
+#endif
+
+}  // namespace arm
+}  // namespace xv

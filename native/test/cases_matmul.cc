@@ -1,0 +1,163 @@
+// Matmul parity: every weight format at a level against the scalar reference kernels. Float formats (f32, bf16,
+// f16, q8_row, q4_row, q4_group, q8_group) compare with matmul_rows_scalar / the scalar q8_group kernel; the GGUF
+// block formats with the scalar block kernels on the same quantized activations (matmul_blocks at Isa::Scalar).
+#include <cstdio>
+#include <cstring>
+
+#include "parity.h"
+
+namespace xv {
+namespace {
+
+const char* fmt_name(Fmt f) {
+  static const char* names[] = {"f32",  "bf16", "f16",  "q8_row", "q4_row", "q4_group", "q4_0", "q4_1", "q5_0",
+                                "q5_1", "q8_0", "q2_k", "q3_k", "q4_k",   "q5_k",   "q6_k",     "q8_group"};
+  return names[static_cast<int>(f)];
+}
+
+// A random weight [rows, cols] in format f (group: q4_group / q8_group), owning its bytes.
+struct Weight {
+  WView w{};
+  std::vector<uint8_t> data;
+  std::vector<float> scales;
+};
+
+Weight make_weight(Fmt f, int64_t rows, int64_t cols, int64_t group, Rng& rng) {
+  Weight W;
+  W.w = WView{f, rows, cols, nullptr, nullptr, group};
+  const int64_t n = rows * cols;
+  if (is_block_fmt(f)) {
+    const BlockType bt = block_type(f);
+    const int64_t nblk = rows * (cols / bt.values);
+    W.data.resize(static_cast<size_t>(nblk * bt.bytes));
+    for (uint8_t& b : W.data) b = static_cast<uint8_t>(rng.next());
+    // f16 fields (d, and dmin / m) set to sane magnitudes; everything else stays random bits
+    std::vector<int> at;
+    switch (f) {
+      case Fmt::Q4_1: case Fmt::Q5_1: at = {0, 2}; break;
+      case Fmt::Q2_K: at = {80, 82}; break;
+      case Fmt::Q3_K: at = {108}; break;
+      case Fmt::Q4_K: case Fmt::Q5_K: at = {0, 2}; break;
+      case Fmt::Q6_K: at = {208}; break;
+      default: at = {0}; break;
+    }
+    for (int64_t b = 0; b < nblk; b++)
+      for (int off : at) {
+        const uint16_t h = rng.f16(-9, -5);
+        std::memcpy(&W.data[static_cast<size_t>(b * bt.bytes + off)], &h, 2);
+      }
+  } else if (f == Fmt::F32) {
+    W.data.resize(static_cast<size_t>(4 * n));
+    float* p = reinterpret_cast<float*>(W.data.data());
+    for (int64_t i = 0; i < n; i++) p[i] = rng.uniform(-1, 1);
+  } else if (f == Fmt::BF16 || f == Fmt::F16) {
+    W.data.resize(static_cast<size_t>(2 * n));
+    uint16_t* p = reinterpret_cast<uint16_t*>(W.data.data());
+    for (int64_t i = 0; i < n; i++) {
+      if (f == Fmt::F16) {
+        p[i] = rng.f16(-6, 1);
+      } else {
+        const float v = rng.uniform(-1, 1);
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        p[i] = static_cast<uint16_t>(u >> 16);
+      }
+    }
+  } else {
+    const bool four = f == Fmt::Q4 || f == Fmt::Q4G;
+    W.data.resize(static_cast<size_t>(four ? n / 2 : n));
+    for (uint8_t& b : W.data) b = static_cast<uint8_t>(rng.next());
+    const int64_t ns = (f == Fmt::Q4 || f == Fmt::Q8) ? rows : n / group;
+    W.scales.resize(static_cast<size_t>(ns));
+    for (float& s : W.scales) s = rng.uniform(0.001f, 0.02f);
+    W.w.scales = W.scales.data();
+  }
+  W.w.data = W.data.data();
+  return W;
+}
+
+// y = x · Wᵀ with the reference kernels.
+void reference(const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool, std::vector<char>& scratch) {
+  if (is_block_fmt(w.fmt)) {
+    matmul_blocks(w, x, y, T, BlockIsa{}, pool, scratch);
+  } else if (w.fmt == Fmt::Q8G) {
+    q8g_kernel(Isa::Scalar, w.group)(w, x, w.cols, y, w.rows, T, 0, w.rows);
+  } else {
+    matmul_rows_scalar(w, x, w.cols, y, w.rows, T, 0, w.rows);
+  }
+}
+
+// The level's matmul, dispatched as addon.cc does. Returns false when the level has no kernel for w.
+bool at_level(const Level& lv, const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool,
+              std::vector<char>& scratch) {
+  if (lv.isa >= Isa::Neon) return arm::matmul(w, x, y, T, lv.isa, pool, scratch);
+  if (is_block_fmt(w.fmt)) return matmul_blocks(w, x, y, T, BlockIsa{lv.isa, lv.vnni}, pool, scratch);
+  if (w.fmt == Fmt::Q8G) {
+    q8g_kernel(lv.isa, w.group)(w, x, w.cols, y, w.rows, T, 0, w.rows);
+    return true;
+  }
+  if (lv.isa == Isa::Avx512 && avx512_supports(w)) {
+    matmul_rows_avx512(w, x, w.cols, y, w.rows, T, 0, w.rows);
+    return true;
+  }
+  if (lv.isa >= Isa::Avx2 && avx2_supports(w)) {
+    matmul_rows_avx2(w, x, w.cols, y, w.rows, T, 0, w.rows);
+    return true;
+  }
+  return false;
+}
+
+void check(const Level& lv, Report& rep, Fmt f, int64_t rows, int64_t cols, int64_t group, int64_t T, Rng& rng,
+           ThreadPool& pool) {
+  const Weight W = make_weight(f, rows, cols, group, rng);
+  std::vector<float> x(static_cast<size_t>(T * cols));
+  for (int64_t t = 0; t < T; t++) {  // per token a different range, so blocks' scales differ
+    const float amp = rng.uniform(0.05f, 4.f);
+    for (int64_t c = 0; c < cols; c++) x[static_cast<size_t>(t * cols + c)] = rng.uniform(-amp, amp);
+  }
+  std::vector<float> ref(static_cast<size_t>(T * rows)), got(ref.size(), NAN);
+  std::vector<char> s1, s2;
+  reference(W.w, x.data(), ref.data(), T, pool, s1);
+  if (!at_level(lv, W.w, x.data(), got.data(), T, pool, s2)) return;
+  char what[96];
+  std::snprintf(what, sizeof what, "[%lld, %lld] group %lld T=%lld", static_cast<long long>(rows),
+                static_cast<long long>(cols), static_cast<long long>(group), static_cast<long long>(T));
+  rep.add(std::string("matmul.") + fmt_name(f), lv, norm_err(got.data(), ref.data(), got.size()), what);
+}
+
+}  // namespace
+
+void run_matmul(const Level& lv, Report& rep) {
+  Rng rng(1);
+  ThreadPool pool(2);  // the big shapes take the threaded path
+  struct Shape {
+    int64_t rows, cols;
+    std::vector<int64_t> groups;  // for q4_group / q8_group (must divide cols)
+  };
+  const Shape fshapes[] = {{7, 34, {2, 17}}, {33, 130, {10, 26}}, {64, 512, {32, 128}}};
+  for (Fmt f : {Fmt::F32, Fmt::BF16, Fmt::F16, Fmt::Q8, Fmt::Q4, Fmt::Q4G, Fmt::Q8G})
+    for (const Shape& s : fshapes) {
+      const bool grouped = f == Fmt::Q4G || f == Fmt::Q8G;
+      for (int64_t g : grouped ? s.groups : std::vector<int64_t>{0})
+        for (int64_t T : {1, 5, 9}) {
+          if (s.cols == 512 && T == 9) continue;  // keep qemu time down
+          check(lv, rep, f, s.rows, s.cols, g, T, rng, pool);
+        }
+    }
+  // Legacy blocks: 1, 3 and 9 blocks per row (not a multiple of the 4-block activation layout), odd row counts
+  // (the i8mm kernel takes rows in pairs) and T covering its 8- and 2-token tiles and a leftover token.
+  for (Fmt f : {Fmt::Q4_0, Fmt::Q4_1, Fmt::Q5_0, Fmt::Q5_1, Fmt::Q8_0}) {
+    for (int64_t rows : {1, 5, 18})
+      for (int64_t cols : {32, 96, 288})
+        for (int64_t T : {1, 2, 7, 11}) check(lv, rep, f, rows, cols, 0, T, rng, pool);
+    check(lv, rep, f, 64, 512, 0, 4, rng, pool);
+  }
+  for (Fmt f : {Fmt::Q2_K, Fmt::Q3_K, Fmt::Q4_K, Fmt::Q5_K, Fmt::Q6_K}) {
+    for (int64_t rows : {3, 6})
+      for (int64_t cols : {256, 768})
+        for (int64_t T : {1, 2, 5}) check(lv, rep, f, rows, cols, 0, T, rng, pool);
+    check(lv, rep, f, 40, 512, 0, 4, rng, pool);
+  }
+}
+
+}  // namespace xv
