@@ -30,7 +30,8 @@ async function openDevice(): Promise<{ device?: GPUDevice; gpu?: GPU; reason?: s
     const gpu = create([]);
     const adapter = await gpu.requestAdapter();
     if (!adapter) return { reason: "requestAdapter() returned null" };
-    return { device: await adapter.requestDevice(), gpu };
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has("subgroups") ? ["subgroups"] : [];
+    return { device: await adapter.requestDevice({ requiredFeatures }), gpu };
   } catch (e) {
     return { reason: (e as Error).message };
   }
@@ -41,11 +42,13 @@ const EMBED_BOUND = 1e-7;
 
 const dev = await openDevice();
 const skip = dev.device ? false : `no WebGPU adapter: ${dev.reason}`;
+const subgroups = !!dev.device?.features.has("subgroups");
 after(() => dev.device?.destroy());
 
 const LEGACY_SHAPES: [number, number][] = [[67, 32], [5, 96], [9, 2080]]; // 2080 = 65 units: more than 64 threads
 const K_SHAPES: [number, number][] = [[37, 256], [3, 768], [2, 4352]]; // 4352 = 17 blocks = 136 units
 const TOKENS = [1, 3, 17];
+const SG_FORMATS: BlockFormat[] = ["q4_1", "q4_k"];
 
 export const PARITY: Record<string, number> = {};
 
@@ -59,10 +62,15 @@ for (const fmt of BLOCK_FORMATS) {
         const x = randArray(T * cols, r);
         const ref = new Float32Array(T * rows);
         tsBackend.matmul(ref, x, w, T);
-        const got = await runMatmul(dev.device!, w, x, T);
-        const e = normErr(got, ref);
-        PARITY[`${fmt} T=${T}`] = Math.max(PARITY[`${fmt} T=${T}`] ?? 0, e);
-        assert.ok(e <= MATMUL_BOUND, `${fmt} [${rows}, ${cols}] T=${T}: normalized error ${e}`);
+        // the registered (shared-memory) kernel, and where the device has subgroups the subgroupAdd variant (its
+        // reduction is format-independent: two formats suffice, and each pipeline costs ~1 s to compile here)
+        for (const sg of subgroups && SG_FORMATS.includes(fmt) ? [false, true] : [false]) {
+          const got = await runMatmul(dev.device!, w, x, T, { subgroups: sg });
+          const e = normErr(got, ref);
+          const key = `${fmt} T=${T}${sg ? " sg" : ""}`;
+          PARITY[key] = Math.max(PARITY[key] ?? 0, e);
+          assert.ok(e <= MATMUL_BOUND, `${fmt} [${rows}, ${cols}] T=${T}${sg ? " (subgroups)" : ""}: normalized error ${e}`);
+        }
       }
     }
   });
@@ -77,7 +85,7 @@ test("webgpu blocks: a weight split in row parts writes each part at its rowBase
     const x = randArray(T * cols, r);
     const ref = new Float32Array(T * w.rows);
     tsBackend.matmul(ref, x, w, T);
-    const got = await runMatmul(dev.device!, w, x, T, 7); // parts of 7, 7, 7, 2 rows
+    const got = await runMatmul(dev.device!, w, x, T, { partRows: 7 }); // parts of 7, 7, 7, 2 rows
     assert.ok(normErr(got, ref) <= MATMUL_BOUND, `${fmt}: split parts, error ${normErr(got, ref)}`);
   }
 });
@@ -106,6 +114,7 @@ for (const fmt of BLOCK_FORMATS) {
       tsBackend.embedRow(ref, w, rows[i]);
       for (let c = 0; c < cols; c++) {
         const g = got[i * cols + c], e = ref[c];
+        if (e !== 0) PARITY[`${fmt} embed`] = Math.max(PARITY[`${fmt} embed`] ?? 0, Math.abs(g - e) / Math.abs(e));
         assert.ok(Math.abs(g - e) <= EMBED_BOUND * Math.abs(e), `${fmt} row ${rows[i]} col ${c}: got ${g}, want ${e}`);
       }
     }
@@ -122,6 +131,7 @@ test("webgpu blocks: every block format is registered with the core's registry",
 
 after(() => {
   if (skip || process.env.XVERSE_PRINT_PARITY !== "1") return;
-  const lines = BLOCK_FORMATS.map((f) => `| ${f} | ${TOKENS.map((T) => PARITY[`${f} T=${T}`]?.toExponential(2)).join(" | ")} |`);
-  console.log(`| format | ${TOKENS.map((T) => `T=${T}`).join(" | ")} |\n|---|${TOKENS.map(() => "---").join("|")}|\n${lines.join("\n")}`);
+  const cols = [...TOKENS.flatMap((T) => [`T=${T}`, `T=${T} sg`]), "embed"];
+  const lines = BLOCK_FORMATS.map((f) => `| ${f} | ${cols.map((c) => PARITY[`${f} ${c}`]?.toExponential(1) ?? "-").join(" | ")} |`);
+  console.log(`| format | ${cols.join(" | ")} |\n|---|${cols.map(() => "---").join("|")}|\n${lines.join("\n")}`);
 });

@@ -6,9 +6,9 @@
 /// <reference types="@webgpu/types" />
 import type { Weight } from "../../backend.js";
 import { XverseError } from "../../../errors.js";
-import { blockRowBytes, checkBlockWeight, isBlockFormat } from "../../ts/blocks.js";
+import { blockRowBytes, checkBlockWeight, isBlockFormat, type BlockFormat } from "../../ts/blocks.js";
 import { formatKernel } from "../registry.js";
-import "./index.js"; // registers the block kernels
+import { matmulWgsl } from "./index.js"; // (importing index.js registers the block kernels)
 
 const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4, UNIFORM = 0x40, MAP_READ = 0x1;
 
@@ -63,10 +63,18 @@ function parts(dev: GPUDevice, w: Weight, rb: number, partRows: number): { buf: 
   return out;
 }
 
-/** y (T, w.rows) = x (T, w.cols) · dequant(W)ᵀ on the GPU, one dispatch per part of `partRows` rows. */
-export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: number, partRows = w.rows): Promise<Float32Array> {
+export interface RunOptions {
+  /** Split the weight in parts of this many rows (one buffer and one dispatch each), as the core does. */
+  partRows?: number;
+  /** Use the subgroupAdd variant (the device must have been created with the "subgroups" feature). */
+  subgroups?: boolean;
+}
+
+/** y (T, w.rows) = x (T, w.cols) · dequant(W)ᵀ on the GPU, one dispatch per part. */
+export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: number, opts: RunOptions = {}): Promise<Float32Array> {
   const { k, rb } = kernelOf(w);
-  const p = pipeline(dev, k.wgsl, k.entryPoint);
+  const partRows = opts.partRows ?? w.rows;
+  const p = opts.subgroups ? pipeline(dev, matmulWgsl(w.format as BlockFormat, { subgroups: true }), "main") : pipeline(dev, k.wgsl, k.entryPoint);
   const xb = upload(dev, x);
   const yb = dev.createBuffer({ size: Math.max(16, T * w.rows * 4), usage: STORAGE | COPY_SRC });
   const enc = dev.createCommandEncoder();

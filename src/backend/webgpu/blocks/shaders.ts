@@ -5,7 +5,7 @@
  * matmul: y (T, yStride)[:, rowBase + r] = x (T, cols) · dequant(W part)ᵀ. One workgroup of WG threads per
  *   weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
  *   threads read adjacent bytes: coalesced at T = 1), multiplies each unit with the tile's x (f32, never
- *   quantized) and keeps TT partial sums; a shared-memory tree then adds the WG partials per token.
+ *   quantized) and keeps TT partial sums; a shared-memory tree (or subgroupAdd) then adds them per token.
  *   Grid: x + 32768·y = row (splitGrid), z = token tile.
  * embed: out[outOffset + c] = W[row, c]: one thread per 32-value unit.
  */
@@ -30,8 +30,39 @@ const BB: u32 = ${g.bytes}u;        // bytes per block
 ${DECODERS[format]}`;
 }
 
-export function matmulWgsl(format: BlockFormat): string {
-  return /* wgsl */ `// ${format} matmul (src/backend/webgpu/blocks/shaders.ts)
+// The reduction of the WG partial sums per token: a shared-memory tree (any device), or with `subgroups` one
+// subgroupAdd per token and a sum of the subgroup leaders' values. The latter assumes, as every Vulkan / D3D12 /
+// Metal driver does for a 1-D workgroup, that subgroup k holds invocations k·sgs … k·sgs + sgs − 1.
+const TREE = /* wgsl */ `
+  for (var t = 0u; t < TT; t++) { red[t * WG + li] = acc[t]; }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      for (var t = 0u; t < nt; t++) { red[t * WG + li] += red[t * WG + li + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (li < nt) { y[(t0 + li) * p.yStride + p.rowBase + r] = red[li * WG]; }`;
+const SUBGROUP = /* wgsl */ `
+  for (var t = 0u; t < TT; t++) {
+    let s = subgroupAdd(acc[t]);
+    if (sgi == 0u) { red[t * WG + li] = s; }
+  }
+  workgroupBarrier();
+  if (li < nt) {
+    var s = 0.0;
+    for (var i = 0u; i < WG; i += sgs) { s += red[li * WG + i]; }
+    y[(t0 + li) * p.yStride + p.rowBase + r] = s;
+  }`;
+
+export interface MatmulVariant {
+  /** Reduce with subgroupAdd (needs the device feature "subgroups"); default false: shared memory only. */
+  subgroups?: boolean;
+}
+
+export function matmulWgsl(format: BlockFormat, v: MatmulVariant = {}): string {
+  const sg = !!v.subgroups;
+  return /* wgsl */ `${sg ? "enable subgroups;\n" : ""}// ${format} matmul (src/backend/webgpu/blocks/shaders.ts)
 ${MATMUL_PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
@@ -43,7 +74,7 @@ const TT: u32 = ${TT}u;
 var<workgroup> red: array<f32, ${WG * TT}>; // (TT, WG) partial sums
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ", @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32" : ""}) {
   let r = wid.x + wid.y * 32768u;
   if (r >= p.rows) { return; } // uniform: the whole workgroup leaves
   let t0 = wid.z * TT;
@@ -61,15 +92,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
     }
   }
-  for (var t = 0u; t < TT; t++) { red[t * WG + li] = acc[t]; }
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      for (var t = 0u; t < nt; t++) { red[t * WG + li] += red[t * WG + li + s]; }
-    }
-    workgroupBarrier();
-  }
-  if (li < nt) { y[(t0 + li) * p.yStride + p.rowBase + r] = red[li * WG]; }
+  ${sg ? SUBGROUP : TREE}
 }
 `;
 }
