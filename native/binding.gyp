@@ -22,7 +22,25 @@
         "src/kquants.cc",
         "src/kquants_avx2.cc",
         "src/kquants_avx512.cc",
-        "src/mmap.cc"
+        "src/mmap.cc",
+        "src/arm/detect.cc",
+        "src/arm/dispatch.cc",
+        "src/arm/matmul_f.cc",
+        "src/arm/ops.cc",
+        "src/arm/kv_neon.cc"
+      ],
+      "conditions": [
+        # arm64 (Linux, macOS): the NEON kernels per level. Each dotprod / i8mm file enables its feature for its
+        # own code with a target pragma (gyp has no per-file flags), and runs only when the CPU reports it.
+        ["target_arch=='arm64'", {
+          "sources": [
+            "src/arm/legacy_neon.cc",
+            "src/arm/legacy_dot.cc",
+            "src/arm/legacy_i8mm.cc",
+            "src/arm/kquants_neon.cc",
+            "src/arm/kquants_dot.cc"
+          ]
+        }]
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
