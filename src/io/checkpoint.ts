@@ -12,11 +12,10 @@ import { openSafetensors } from "./safetensors.js";
 import type { TensorInfo, TensorSource } from "./source.js";
 import type { OpenBytesOptions } from "./mapped-file.js";
 import { openTorchBin } from "./torch-bin.js";
+import { isSkippedTensor } from "./skipped.js";
 
-/** Tensors a loader skips on purpose (XVERSE v1 saved the RoPE inverse frequencies as a persistent buffer). */
-export function isSkippedTensor(name: string): boolean {
-  return /(^|\.)rotary_emb\.(inv_freq|cos_cached|sin_cached)$/.test(name);
-}
+// (in its own file so the browser-safe model code can use it without this file's fs imports)
+export { isSkippedTensor } from "./skipped.js";
 
 /** Which layout a directory uses, and the files that matter. */
 export interface CheckpointLayout {

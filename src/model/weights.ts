@@ -7,7 +7,7 @@ import type { XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import type { TensorSource } from "../io/source.js";
 import { toFloat32, type Tensor } from "../tensor.js";
-import { isSkippedTensor } from "../io/checkpoint.js";
+import { isSkippedTensor } from "../io/skipped.js";
 
 export interface LayerWeights {
   inputNorm: Float32Array; // (hidden)
