@@ -90,6 +90,20 @@ test("webgpu blocks: a weight split in row parts writes each part at its rowBase
   }
 });
 
+test("webgpu blocks: rows on a 2-D grid (row = x + nx·y: how a 100k-row lm_head is dispatched)", { skip }, async () => {
+  // splitGrid dispatches 32768 × ⌈rows / 32768⌉; the kernel reads nx from num_workgroups, so a 5-wide grid
+  // checks the same mapping without 32768 workgroups (SwiftShader: ~0.1–1 ms each)
+  const r = rng(78);
+  for (const sg of subgroups ? [false, true] : [false]) {
+    const w = randBlockWeight("q4_k", 23, 256, r);
+    const x = randArray(2 * 256, r);
+    const ref = new Float32Array(2 * w.rows);
+    tsBackend.matmul(ref, x, w, 2);
+    const got = await runMatmul(dev.device!, w, x, 2, { gridX: 5, subgroups: sg }); // 5 × 5 grid, 2 spare
+    assert.ok(normErr(got, ref) <= MATMUL_BOUND, `error ${normErr(got, ref)}`);
+  }
+});
+
 /** Writes raw f16 bits into the first f16 field of some blocks (subnormal, tiny, largest finite scales). */
 function withEdgeScales(w: Weight, fmt: BlockFormat): Weight {
   const { bytes, f16 } = BLOCK_GEOMETRY[fmt];

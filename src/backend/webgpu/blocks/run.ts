@@ -68,6 +68,8 @@ export interface RunOptions {
   partRows?: number;
   /** Use the subgroupAdd variant (the device must have been created with the "subgroups" feature). */
   subgroups?: boolean;
+  /** Dispatch rows as a gridX × ⌈rows / gridX⌉ grid instead of the registered split (tests the 2-D row mapping). */
+  gridX?: number;
 }
 
 /** y (T, w.rows) = x (T, w.cols) · dequant(W)ᵀ on the GPU, one dispatch per part. */
@@ -90,7 +92,9 @@ export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: n
     const pass = enc.beginComputePass();
     pass.setPipeline(p);
     pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(...k.workgroups(part.rows, T));
+    const wg = k.workgroups(part.rows, T);
+    if (opts.gridX) [wg[0], wg[1]] = [opts.gridX, Math.ceil(part.rows / opts.gridX)];
+    pass.dispatchWorkgroups(...wg);
     pass.end();
   }
   const y = await readBack(dev, enc, yb, T * w.rows);

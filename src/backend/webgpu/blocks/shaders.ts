@@ -6,7 +6,7 @@
  *   weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
  *   threads read adjacent bytes: coalesced at T = 1), multiplies each unit with the tile's x (f32, never
  *   quantized) and keeps TT partial sums; a shared-memory tree (or subgroupAdd) then adds them per token.
- *   Grid: x + 32768·y = row (splitGrid), z = token tile.
+ *   Grid: x + nx·y = row (nx = the dispatch's x size: 32768 from splitGrid when y > 1), z = token tile.
  * embed: out[outOffset + c] = W[row, c]: one thread per 32-value unit.
  */
 import type { BlockFormat } from "../../ts/blocks.js";
@@ -74,8 +74,8 @@ const TT: u32 = ${TT}u;
 var<workgroup> red: array<f32, ${WG * TT}>; // (TT, WG) partial sums
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ", @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32" : ""}) {
-  let r = wid.x + wid.y * 32768u;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ", @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32" : ""}) {
+  let r = wid.x + wid.y * nwg.x; // splitGrid: nwg.x = 32768 whenever nwg.y > 1
   if (r >= p.rows) { return; } // uniform: the whole workgroup leaves
   let t0 = wid.z * TT;
   let nt = min(TT, p.T - t0);
