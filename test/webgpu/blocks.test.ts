@@ -135,6 +135,15 @@ for (const fmt of BLOCK_FORMATS) {
   });
 }
 
+test("webgpu blocks: a truncated or misshapen weight is refused before anything is dispatched", { skip }, async () => {
+  const w = randBlockWeight("q5_k", 4, 512, rng(79));
+  const short: Weight = { ...w, data: (w.data as Uint8Array).subarray(0, 3 * 2 * 176 + 5) };
+  await assert.rejects(runMatmul(dev.device!, short, new Float32Array(512), 1), /q5_k \[4, 512\] needs 1408 bytes of blocks, has 1061/);
+  await assert.rejects(runMatmul(dev.device!, { ...w, cols: 500 }, new Float32Array(500), 1), /whole blocks of 256 values, but it has 500 columns/);
+  await assert.rejects(runEmbed(dev.device!, w, [4]), /row 4 is outside 0 … 3/);
+  await assert.rejects(runMatmul(dev.device!, w, new Float32Array(1000), 2), /x has 1000 values, T = 2 tokens of 512 columns need 1024/);
+});
+
 test("webgpu blocks: every block format is registered with the core's registry", () => {
   for (const fmt of BLOCK_FORMATS) {
     const k = formatKernel(fmt);

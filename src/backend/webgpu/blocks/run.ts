@@ -76,6 +76,9 @@ export interface RunOptions {
 export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: number, opts: RunOptions = {}): Promise<Float32Array> {
   const { k, rb } = kernelOf(w);
   const partRows = opts.partRows ?? w.rows;
+  if (!(Number.isInteger(T) && T >= 1 && x.length >= T * w.cols)) {
+    throw new XverseError("bad_input", `blocks/run: x has ${x.length} values, T = ${T} tokens of ${w.cols} columns need ${T * w.cols}`);
+  }
   const p = opts.subgroups ? pipeline(dev, matmulWgsl(w.format as BlockFormat, { subgroups: true }), "main") : pipeline(dev, k.wgsl, k.entryPoint);
   const xb = upload(dev, x);
   const yb = dev.createBuffer({ size: Math.max(16, T * w.rows * 4), usage: STORAGE | COPY_SRC });
