@@ -9,8 +9,11 @@
 #       cortex-a53   base NEON               → levels: neon
 #       neoverse-n1  + dotprod (and fp16)    → levels: neon neon_dotprod
 #       max          + i8mm                  → levels: neon neon_dotprod neon_i8mm
-#     and checks that the binary detected exactly those levels (getauxval, as the addon does).
+#     and checks that the binary detected exactly those levels (getauxval, as the addon does). qemu logs every
+#     block it translates (-d in_asm), i.e. every instruction that ran at least once: the script counts the
+#     sdot / smmla / fmla among them per model (by encoding: qemu's disassembler may print them as .byte).
 #  3. Prints how often the vector instructions occur in the level-specific objects (sdot, smmla, fmla).
+# On an arm64 host without the cross compiler it builds with g++ and runs the binary natively, once.
 #
 # Installs g++-aarch64-linux-gnu and qemu-user-static with apt-get when they are missing and we are root;
 # otherwise says what to install. Exit status: 0 when every kernel × level passed.
@@ -20,8 +23,12 @@ cd "$(dirname "$0")/.."
 CXX=${AARCH64_CXX:-aarch64-linux-gnu-g++}
 OBJDUMP=${AARCH64_OBJDUMP:-aarch64-linux-gnu-objdump}
 qemu_bin() { command -v qemu-aarch64-static || command -v qemu-aarch64 || true; }
+NATIVE=0
+if [ "$(uname -m)" = aarch64 ] && ! command -v "$CXX" >/dev/null; then
+  NATIVE=1 CXX=${AARCH64_CXX:-g++} OBJDUMP=${AARCH64_OBJDUMP:-objdump}
+fi
 
-if ! command -v "$CXX" >/dev/null || [ -z "$(qemu_bin)" ]; then
+if [ $NATIVE = 0 ] && { ! command -v "$CXX" >/dev/null || [ -z "$(qemu_bin)" ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test-arm64: installing g++-aarch64-linux-gnu qemu-user-static"
     apt-get update -qq && apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu qemu-user-static >/dev/null
@@ -92,15 +99,31 @@ echo "test-arm64: instructions — legacy_neon: smull $(count "$OUT/src_arm_lega
   "kquants_dot: sdot $(count "$OUT/src_arm_kquants_dot.cc.o" sdot); matmul_f: fmla $(count "$OUT/src_arm_matmul_f.cc.o" fmla);" \
   "kv_neon: fmla $(count "$OUT/src_arm_kv_neon.cc.o" fmla)"
 
+# sdot / smmla / fmla among the instructions qemu translated (each ran at least once).
+executed() {
+  perl -ne 'if (/^0x[0-9a-f]+:\s+([0-9a-f]{8})\s/) { my $i = hex($1);
+      $s++ if ($i & 0xffe0fc00) == 0x4e809400 || ($i & 0xffc0f400) == 0x4f80e000;  # sdot (vector, by element)
+      $m++ if ($i & 0xffe0fc00) == 0x4e80a400;                                     # smmla
+      $f++ if ($i & 0xbfa0fc00) == 0x0e20cc00 || ($i & 0xbf80f400) == 0x0f801000; }  # fmla .4s/.2s, by element
+    END { printf "sdot %d smmla %d fmla %d\n", $s, $m, $f }' "$1"
+}
+
 status=0
+if [ $NATIVE = 1 ]; then
+  echo "== native $(uname -m)"
+  "$OUT/parity" || status=1
+  echo "test-arm64: $([ $status = 0 ] && echo passed || echo FAILED) in $(( $(date +%s) - start )) s"
+  exit $status
+fi
 for spec in "cortex-a53:neon" "neoverse-n1:neon neon_dotprod" "max:neon neon_dotprod neon_i8mm"; do
   cpu=${spec%%:*} want=${spec#*:}
   echo "== qemu -cpu $cpu (expect: $want)"
   set +e
-  log=$("$QEMU" -cpu "$cpu" "$OUT/parity" 2>&1)
+  log=$("$QEMU" -cpu "$cpu" -d in_asm -D "$OUT/in_asm.log" "$OUT/parity" 2>&1)
   rc=$?
   set -e
   echo "$log"
+  echo "executed ($cpu): $(executed "$OUT/in_asm.log")"
   got=$(echo "$log" | sed -n 's/^levels: *//p')
   if [ "$got" != "$want" ]; then
     echo "test-arm64: -cpu $cpu detected levels '$got', expected '$want'" >&2

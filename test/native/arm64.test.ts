@@ -4,7 +4,8 @@
  * qemu-aarch64 once per CPU model: cortex-a53 (base NEON), neoverse-n1 (+ dotprod), max (+ i8mm). Asserts on the
  * script's output: each model detected exactly its levels, and every kernel × level passed (bound 1e-5
  * normalized against the scalar kernels, kvWrite bytes identical — the x86 parity tests' bounds), with no kernel
- * missing from the table; and the level-specific objects contain their instructions (sdot, smmla).
+ * missing from the table; the level-specific objects contain their instructions (sdot, smmla), and qemu's
+ * translation log shows they ran: sdot under neoverse-n1 and max, smmla under max only, neither under cortex-a53.
  *
  * Skipped where the cross compiler or qemu is missing and cannot be installed (the script installs them with
  * apt-get when run as root, as in CI).
@@ -39,10 +40,10 @@ const KERNELS = [
   "silu_mul",
   ...["f32", "f16", "q8_0"].flatMap((t) => [`kv_write.${t}`, `attention.${t}`]),
 ];
-const MODELS: Record<string, string[]> = {
-  "cortex-a53": ["neon"],
-  "neoverse-n1": ["neon", "neon_dotprod"],
-  max: ["neon", "neon_dotprod", "neon_i8mm"],
+const MODELS: Record<string, { levels: string[]; sdot: boolean; smmla: boolean }> = {
+  "cortex-a53": { levels: ["neon"], sdot: false, smmla: false },
+  "neoverse-n1": { levels: ["neon", "neon_dotprod"], sdot: true, smmla: false },
+  max: { levels: ["neon", "neon_dotprod", "neon_i8mm"], sdot: true, smmla: true },
 };
 
 test("arm64 kernels: every kernel × feature level matches the scalar reference under qemu", { skip, timeout: 900_000 }, () => {
@@ -53,9 +54,14 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
   // Split the output into one section per CPU model.
   const sections = out.split(/^== qemu -cpu /m).slice(1);
   const byModel = new Map(sections.map((s) => [s.slice(0, s.indexOf(" ")), s] as const));
-  for (const [model, levels] of Object.entries(MODELS)) {
+  for (const [model, { levels, sdot, smmla }] of Object.entries(MODELS)) {
     const s = byModel.get(model);
     assert.ok(s, `no run for -cpu ${model}`);
+    const ran = /^executed \(\S+\): sdot (\d+) smmla (\d+) fmla (\d+)$/m.exec(s);
+    assert.ok(ran, `-cpu ${model}: no executed-instruction counts`);
+    assert.equal(Number(ran[1]) > 0, sdot, `-cpu ${model}: sdot executed ${ran[1]} times`);
+    assert.equal(Number(ran[2]) > 0, smmla, `-cpu ${model}: smmla executed ${ran[2]} times`);
+    assert.ok(Number(ran[3]) > 0, `-cpu ${model}: no fmla executed`);
     assert.match(s, new RegExp(`^levels: ${levels.join(" ")}$`, "m"), `-cpu ${model}: detected levels`);
     const cells = new Map<string, string>();
     for (const m of s.matchAll(/^RESULT (\S+) (\S+) (pass|fail) (\d+) (\d+) (\S+)$/gm)) {
