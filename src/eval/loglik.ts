@@ -17,7 +17,7 @@ import { XverseError } from "../errors.js";
 import type { KvSequence } from "../kv/sequence.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { PREFILL_CHUNK, prefill } from "../generate/generate.js";
+import { PREFILL_CHUNK } from "../generate/generate.js";
 
 export interface LoglikResult {
   /** Sum of log p(token) over the continuation's tokens (natural log). */
@@ -48,8 +48,33 @@ export function encodePair(tokenizer: Tokenizer, context: string, continuation: 
   return { contextIds, continuationIds: whole.slice(contextIds.length) };
 }
 
-/** Scores continuation ids after context ids. */
+/** One forward the scoring needs: tokens appended to seq; the generator receives its logits. */
+interface ForwardStep {
+  seq: KvSequence;
+  tokens: number[];
+  logits: "none" | "all";
+}
+
+/** Scores continuation ids after context ids (CPU backends; loglikelihoodTokensAsync runs on any backend). */
 export function loglikelihoodTokens(model: XverseModel, contextIds: readonly number[], continuationIds: readonly number[], reuse: PrefixCache = new PrefixCache()): LoglikResult {
+  const g = scoreSteps(model, contextIds, continuationIds, reuse);
+  for (let r = g.next(); ; ) {
+    if (r.done) return r.value;
+    r = g.next(model.forward(r.value.tokens, r.value.seq, { logits: r.value.logits }));
+  }
+}
+
+/** loglikelihoodTokens on any backend (a device backend reads its logits back asynchronously). */
+export async function loglikelihoodTokensAsync(model: XverseModel, contextIds: readonly number[], continuationIds: readonly number[], reuse: PrefixCache = new PrefixCache()): Promise<LoglikResult> {
+  const g = scoreSteps(model, contextIds, continuationIds, reuse);
+  for (let r = g.next(); ; ) {
+    if (r.done) return r.value;
+    r = g.next(await model.forwardAsync(r.value.tokens, r.value.seq, { logits: r.value.logits }));
+  }
+}
+
+/** The scoring as a sequence of forwards (yielded), so the sync and async drivers share it. */
+function* scoreSteps(model: XverseModel, contextIds: readonly number[], continuationIds: readonly number[], reuse: PrefixCache): Generator<ForwardStep, LoglikResult, Float32Array> {
   if (contextIds.length === 0) throw new XverseError("bad_argument", "loglikelihood: the context must hold at least one token");
   if (continuationIds.length === 0) return { logprob: 0, isGreedy: true, tokens: 0 };
   const maxLen = model.ctxSize;
@@ -68,13 +93,15 @@ export function loglikelihoodTokens(model: XverseModel, contextIds: readonly num
   const seq = reuse.seq;
   // keep what the sequence already holds of input[0, firstScored); compute the rest of that prefix without logits
   seq.reuse(input.slice(0, firstScored + 1));
-  prefill(model, seq, input.slice(0, firstScored), seq.length);
+  for (let p = seq.length; p < firstScored; p += PREFILL_CHUNK) {
+    yield { seq, tokens: input.slice(p, Math.min(firstScored, p + PREFILL_CHUNK)), logits: "none" };
+  }
   const V = model.config.vocabSize;
   let logprob = 0;
   let isGreedy = true;
   for (let p = firstScored; p < input.length; p += PREFILL_CHUNK) {
     const end = Math.min(input.length, p + PREFILL_CHUNK);
-    const logits = model.forward(input.slice(p, end), seq, { logits: "all" });
+    const logits = yield { seq, tokens: input.slice(p, end), logits: "all" };
     for (let r = 0; r < end - p; r++) {
       const target = full[drop + p + r + 1]!;
       const s = scoreRow(logits, r * V, V, target);
@@ -89,6 +116,12 @@ export function loglikelihoodTokens(model: XverseModel, contextIds: readonly num
 export function loglikelihood(model: XverseModel, tokenizer: Tokenizer, context: string, continuation: string, reuse?: PrefixCache): LoglikResult {
   const { contextIds, continuationIds } = encodePair(tokenizer, context, continuation);
   return loglikelihoodTokens(model, contextIds, continuationIds, reuse);
+}
+
+/** loglikelihood on any backend. */
+export function loglikelihoodAsync(model: XverseModel, tokenizer: Tokenizer, context: string, continuation: string, reuse?: PrefixCache): Promise<LoglikResult> {
+  const { contextIds, continuationIds } = encodePair(tokenizer, context, continuation);
+  return loglikelihoodTokensAsync(model, contextIds, continuationIds, reuse);
 }
 
 /** log_softmax(row)[target] in float64, and whether target is the argmax (lowest id on ties). */

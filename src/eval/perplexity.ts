@@ -47,10 +47,10 @@ export async function perplexity(model: XverseModel, ids: readonly number[], opt
     // Targets: positions [first, end) not scored before; position t is predicted by the logits at t − 1.
     const first = Math.max(prevEnd, begin + 1);
     cache.truncate(0);
-    for (let p = begin; p < first - 1; p += CHUNK) model.forward(ids.slice(p, Math.min(first - 1, p + CHUNK)), cache, { logits: "none" });
+    for (let p = begin; p < first - 1; p += CHUNK) await model.forwardAsync(ids.slice(p, Math.min(first - 1, p + CHUNK)), cache, { logits: "none" });
     for (let p = first - 1; p < end - 1; p += CHUNK) {
       const stop = Math.min(end - 1, p + CHUNK);
-      const logits = model.forward(ids.slice(p, stop), cache, { logits: "all" });
+      const logits = await model.forwardAsync(ids.slice(p, stop), cache, { logits: "all" });
       for (let r = 0; r < stop - p; r++) nll -= scoreRow(logits, r * V, V, ids[p + r + 1]!).logprob;
       scored += stop - p;
     }

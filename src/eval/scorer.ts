@@ -6,7 +6,7 @@ import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import type { KvSequence } from "../kv/sequence.js";
 import { generateText } from "../generate/generate.js";
-import { loglikelihood, PrefixCache, type LoglikResult } from "./loglik.js";
+import { loglikelihoodAsync, PrefixCache, type LoglikResult } from "./loglik.js";
 import { truncateAtStop } from "./prompts.js";
 
 export type { LoglikResult } from "./loglik.js";
@@ -39,7 +39,7 @@ export class LocalScorer implements Scorer {
   constructor(readonly model: XverseModel, readonly tokenizer: Tokenizer, readonly id: string) {}
 
   async loglikelihood(context: string, continuation: string): Promise<LoglikResult> {
-    const r = loglikelihood(this.model, this.tokenizer, context, continuation, this.reuse);
+    const r = await loglikelihoodAsync(this.model, this.tokenizer, context, continuation, this.reuse);
     // Yield between items so the progress bar and Ctrl-C stay responsive.
     await new Promise<void>((res) => setImmediate(res));
     return r;

@@ -63,10 +63,10 @@ export const PREFILL_CHUNK = 512;
  * Computes ids [from, end) into seq in chunks of PREFILL_CHUNK; with `out`, the last token's logits land there
  * (lm_head runs only for that chunk), without it only the cache is filled.
  */
-export function prefill(model: XverseModel, seq: KvSequence, ids: readonly number[], from: number, out?: Float32Array): void {
+export async function prefill(model: XverseModel, seq: KvSequence, ids: readonly number[], from: number, out?: Float32Array): Promise<void> {
   for (let p = from; p < ids.length; p += PREFILL_CHUNK) {
     const end = Math.min(ids.length, p + PREFILL_CHUNK);
-    model.forward(ids.slice(p, end), seq, out && end === ids.length ? { out } : { logits: "none" });
+    await model.forwardAsync(ids.slice(p, end), seq, out && end === ids.length ? { out } : { logits: "none" });
   }
 }
 
@@ -106,7 +106,7 @@ export async function* generate(
   let text = "";
   let finish: FinishReason = "length";
 
-  prefill(model, seq, promptIds, cached, logits);
+  await prefill(model, seq, promptIds, cached, logits);
   opts.onPrefill?.(cached);
   for (let step = 0; step < limit; step++) {
     if (opts.signal?.aborted) { finish = "abort"; break; }
@@ -132,7 +132,7 @@ export async function* generate(
     yield { id, text: delta, logprob };
     if (s.stopped) { finish = "stop"; break; }
     if (step + 1 < limit) {
-      model.forward([id], seq, { out: logits });
+      await model.forwardAsync([id], seq, { out: logits });
       // let other work run between tokens (the server, a Ctrl-C handler)
       await new Promise<void>((r) => setImmediate(r));
     }

@@ -31,6 +31,11 @@ export interface KvPoolOptions {
   prefixCaching?: boolean;
   /** Called with every new segment before use (Backend.prepareKvSegment). */
   onSegment?: (buffer: ArrayBuffer) => void;
+  /**
+   * Called after copyBlock copied block src into dst in the pool's memory: a device backend (WebGPU) keeps the
+   * keys and values in its own memory and copies the block there too.
+   */
+  onCopyBlock?: (pool: KvPool, dst: number, src: number) => void;
 }
 
 export interface KvPoolStats {
@@ -59,6 +64,7 @@ export class KvPool {
   readonly capacityBlocks: number;
   readonly prefixCaching: boolean;
   private readonly onSegment?: (buffer: ArrayBuffer) => void;
+  private readonly onCopyBlock?: (pool: KvPool, dst: number, src: number) => void;
   readonly segments: KvSegment[] = [];
   /** The segments' ArrayBuffers, in order (what the native kernels receive). */
   readonly buffers: ArrayBuffer[] = [];
@@ -88,6 +94,7 @@ export class KvPool {
     this.blocksPerSegment = Math.min(seg, this.capacityBlocks, Math.floor(2 ** 30 / this.layout.blockBytes) || 1);
     this.prefixCaching = opts.prefixCaching ?? true;
     this.onSegment = opts.onSegment;
+    this.onCopyBlock = opts.onCopyBlock;
   }
 
   /** A new, empty sequence of at most maxTokens tokens. Release it when done. */
@@ -203,6 +210,7 @@ export class KvPool {
     const bb = this.layout.blockBytes;
     const [ss, so] = this.locate(src), [ds, dof] = this.locate(dst);
     this.segments[ds].bytes.set(this.segments[ss].bytes.subarray(so, so + bb), dof);
+    this.onCopyBlock?.(this, dst, src);
   }
 
   /** (segment index, byte offset) of block b. */

@@ -123,7 +123,10 @@ export class XverseModel {
   createPool(opts: Partial<KvPoolOptions> = {}): KvPool {
     const c = this.config;
     const onSegment = this.backend.prepareKvSegment?.bind(this.backend);
-    return new KvPool({ type: this.kvType, blockSize: this.kvBlockSize, budgetBytes: this.kvBudget, onSegment, ...opts, nLayers: c.numLayers, nKvHeads: c.numKvHeads, headDim: c.headDim });
+    const dev = this.backend.device;
+    // a device backend holds keys and values in its own memory: copy-on-write copies the block there too
+    const onCopyBlock = dev ? (p: KvPool, dst: number, src: number) => dev.copyKvBlock(p.segments, p.layout, p.blocksPerSegment, dst, src) : undefined;
+    return new KvPool({ type: this.kvType, blockSize: this.kvBlockSize, budgetBytes: this.kvBudget, onSegment, onCopyBlock, ...opts, nLayers: c.numLayers, nKvHeads: c.numKvHeads, headDim: c.headDim });
   }
 
   /**
@@ -139,20 +142,52 @@ export class XverseModel {
     return this.createPool({ type, blockSize: B, prefixCaching: false, budgetBytes: exact, segmentBytes: exact }).sequence(maxTokens);
   }
 
-  /** Appends tokens to one sequence and returns logits (see ForwardOptions). */
+  /** Appends tokens to one sequence and returns logits (see ForwardOptions). CPU backends only. */
   forward(tokens: ArrayLike<number>, seq: KvSequence, opts: ForwardOptions = {}): Float32Array {
     return this.forwardBatch([{ seq, tokens }], opts);
   }
 
+  /** forward() on any backend: a device backend (WebGPU) runs it on the device and reads the logits back. */
+  forwardAsync(tokens: ArrayLike<number>, seq: KvSequence, opts: ForwardOptions = {}): Promise<Float32Array> {
+    return this.forwardBatchAsync([{ seq, tokens }], opts);
+  }
+
   /**
-   * One forward over several sequences, each with its own number of new tokens (a decode step of running
-   * requests plus a chunk of a newcomer's prompt): matmuls run on all N tokens at once, attention per sequence
-   * over its own blocks. No padding: positions are each sequence's own (cached length + t).
+   * forwardBatch() on any backend. On a CPU backend it is the synchronous forward; on a device backend the
+   * embedding rows and RoPE angles are made here and every layer runs in one device submit (backend.device).
    */
-  forwardBatch(items: readonly BatchItem[], opts: ForwardOptions = {}): Float32Array {
-    const c = this.config, be = this.backend, s = this.s;
-    const B = items.length;
-    if (B === 0) throw new XverseError("bad_argument", "forward: no sequences given");
+  async forwardBatchAsync(items: readonly BatchItem[], opts: ForwardOptions = {}): Promise<Float32Array> {
+    const dev = this.backend.device;
+    if (!dev) return this.forwardBatch(items, opts);
+    const c = this.config, s = this.s, be = this.backend;
+    const N = this.checkBatch(items);
+    const H = c.hiddenSize, half = c.headDim / 2;
+    s.ensure(c, N);
+    for (const it of items) it.seq.reserve(it.tokens.length);
+    const seqs = [];
+    for (let b = 0, n = 0; b < items.length; b++) {
+      const { seq, tokens } = items[b];
+      const o = n, T = tokens.length, past = seq.length;
+      for (let t = 0; t < T; t++, n++) {
+        s.pos[n] = past + t;
+        be.embedRow(s.x.subarray(n * H, (n + 1) * H), this.weights.embed, tokens[t]);
+      }
+      this.rope.fill(s.cos.subarray(o * half), s.sin.subarray(o * half), s.pos, o, T, past + T);
+      seqs.push({ kv: seq.view(0), past, T });
+    }
+    const out = await dev.forward({
+      hidden: H, intermediate: c.intermediateSize, nHeads: c.numHeads, nKvHeads: c.numKvHeads, headDim: c.headDim,
+      vocab: c.vocabSize, eps: c.rmsNormEps, layers: this.weights.layers, norm: this.weights.norm, lmHead: this.weights.lmHead,
+      x: s.x, cos: s.cos, sin: s.sin, seqs, logits: opts.logits ?? "last", out: opts.out,
+    });
+    for (const it of items) it.seq.commit(it.tokens, 0, it.tokens.length);
+    return out;
+  }
+
+  /** Checks a batch (non-empty, token ids in range, KV pool of this model's shape); returns its token count. */
+  private checkBatch(items: readonly BatchItem[]): number {
+    const c = this.config;
+    if (items.length === 0) throw new XverseError("bad_argument", "forward: no sequences given");
     let N = 0;
     for (const it of items) {
       if (it.tokens.length < 1) throw new XverseError("bad_argument", "forward: a sequence has no new tokens");
@@ -165,6 +200,21 @@ export class XverseModel {
       }
       N += it.tokens.length;
     }
+    return N;
+  }
+
+  /**
+   * One forward over several sequences, each with its own number of new tokens (a decode step of running
+   * requests plus a chunk of a newcomer's prompt): matmuls run on all N tokens at once, attention per sequence
+   * over its own blocks. No padding: positions are each sequence's own (cached length + t).
+   */
+  forwardBatch(items: readonly BatchItem[], opts: ForwardOptions = {}): Float32Array {
+    const c = this.config, be = this.backend, s = this.s;
+    if (be.device) {
+      throw new XverseError("unsupported", `the ${be.name} backend runs on a device whose results come back asynchronously: call model.forwardAsync / forwardBatchAsync instead of forward / forwardBatch`);
+    }
+    const B = items.length;
+    const N = this.checkBatch(items);
     const H = c.hiddenSize, hd = c.headDim;
     const qd = c.numHeads * hd, kvd = c.numKvHeads * hd;
     s.ensure(c, N);

@@ -179,7 +179,7 @@ export class BatchDecoder {
           const B = items.length;
           if (out.length < B * V) out = new Float32Array(B * V);
           const o = out.subarray(0, B * V);
-          this.model.forwardBatch(items, { out: o });
+          await this.model.forwardBatchAsync(items, { out: o });
           this.maxBatchSeen = Math.max(this.maxBatchSeen, B);
           const decoding = this.rows.length; // the first items are the running rows' tokens, then prompt chunks
           owners.forEach((s, b) => {

@@ -67,7 +67,7 @@ export async function promptLogprobs(
     if (signal?.aborted) break;
     // rows s … e−1 predict tokens s+1 … e; the last prompt token predicts nothing we need
     const e = Math.min(ids.length - 1, s + chunk);
-    const logits = model.forward(ids.slice(s, e), cache, { logits: "all", out: buf.subarray(0, (e - s) * V) });
+    const logits = await model.forwardAsync(ids.slice(s, e), cache, { logits: "all", out: buf.subarray(0, (e - s) * V) });
     for (let t = 0; t < e - s; t++) {
       const row = logits.subarray(t * V, (t + 1) * V);
       const lse = logSumExp(row);

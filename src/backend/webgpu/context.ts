@@ -32,6 +32,7 @@ export class GpuContext {
   readonly maxPartBytes: number;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private lost: string | null = null;
+  private error: string | null = null;
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary, opts: WebGpuOptions) {
     this.hasSubgroups = (opts.subgroups ?? true) && device.features.has("subgroups");
@@ -39,6 +40,10 @@ export class GpuContext {
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
     this.maxPartBytes = Math.min(opts.maxPartBytes ?? Infinity, this.maxBinding, device.limits.maxBufferSize) & ~3;
     void device.lost.then((info) => { this.lost = info.message || info.reason || "device lost"; });
+    // validation errors (a shader that does not compile, a bad binding) surface at the next readback
+    device.addEventListener("uncapturederror", (ev) => {
+      this.error ??= (ev as GPUUncapturedErrorEvent).error.message;
+    });
   }
 
   static async create(gpu: GPU, opts: WebGpuOptions = {}): Promise<GpuContext> {
@@ -67,8 +72,14 @@ export class GpuContext {
     }, opts);
   }
 
+  /** Throws the device's loss or its first validation error (then clears the error). */
   check(): void {
     if (this.lost) throw new XverseError("webgpu_lost", `WebGPU device lost: ${this.lost}`);
+    const e = this.error;
+    if (e) {
+      this.error = null;
+      throw new XverseError("webgpu_error", `WebGPU: ${e}`);
+    }
   }
 
   /** A compute pipeline for this WGSL and entry point, compiled once (layout "auto"). */

@@ -7,8 +7,10 @@
 import { BLOCK_GEOMETRY, type BlockFormat } from "../../ts/blocks.js";
 import { registerFormatKernel, splitGrid, type FormatKernel } from "../registry.js";
 import { embedWgsl, matmulWgsl, TT, WG } from "./shaders.js";
+import { NT, RT } from "./tiled.js";
 
 export { embedWgsl, matmulWgsl, TT, WG } from "./shaders.js";
+export { NT, RT } from "./tiled.js";
 
 export const BLOCK_FORMATS = Object.keys(BLOCK_GEOMETRY) as BlockFormat[];
 
@@ -19,6 +21,11 @@ export function blockKernel(format: BlockFormat): FormatKernel {
     get wgsl() { return (mm ??= matmulWgsl(format)); },
     entryPoint: "main",
     workgroups(rows: number, T: number): [number, number, number] {
+      // must match the branch in the kernel: T > TT → tiles of RT rows × NT tokens, else rows × TT tokens
+      if (T > TT) {
+        const [gx, gy] = splitGrid(Math.ceil(rows / RT));
+        return [gx, gy, Math.ceil(T / NT)];
+      }
       const [gx, gy] = splitGrid(rows);
       return [gx, gy, Math.ceil(T / TT)];
     },

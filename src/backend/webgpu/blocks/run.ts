@@ -8,7 +8,7 @@ import type { Weight } from "../../backend.js";
 import { XverseError } from "../../../errors.js";
 import { blockRowBytes, checkBlockWeight, isBlockFormat, type BlockFormat } from "../../ts/blocks.js";
 import { formatKernel } from "../registry.js";
-import { matmulWgsl } from "./index.js"; // (importing index.js registers the block kernels)
+import { matmulWgsl, RT, TT } from "./index.js"; // (importing index.js registers the block kernels)
 
 const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4, UNIFORM = 0x40, MAP_READ = 0x1;
 
@@ -96,7 +96,7 @@ export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: n
     pass.setPipeline(p);
     pass.setBindGroup(0, bg);
     const wg = k.workgroups(part.rows, T);
-    if (opts.gridX) [wg[0], wg[1]] = [opts.gridX, Math.ceil(part.rows / opts.gridX)];
+    if (opts.gridX) [wg[0], wg[1]] = [opts.gridX, Math.ceil((T > TT ? Math.ceil(part.rows / RT) : part.rows) / opts.gridX)];
     pass.dispatchWorkgroups(...wg);
     pass.end();
   }

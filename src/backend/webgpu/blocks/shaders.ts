@@ -2,8 +2,8 @@
  * The two WGSL modules every GGUF block format gets, built around its `decode_unit` (wgsl-legacy.ts,
  * wgsl-kquants.ts), with the bindings of ../registry.ts:
  *
- * matmul: y (T, yStride)[:, rowBase + r] = x (T, cols) · dequant(W part)ᵀ. One workgroup of WG threads per
- *   weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
+ * matmul: y (T, yStride)[:, rowBase + r] = x (T, cols) · dequant(W part)ᵀ. For T > TT the prefill path of
+ *   tiled.ts runs; else (decode) one workgroup of WG threads per weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
  *   threads read adjacent bytes: coalesced at T = 1), multiplies each unit with the tile's x (f32, never
  *   quantized) and keeps TT partial sums; a shared-memory tree (or subgroupAdd) then adds them per token.
  *   Grid: x + nx·y = row (nx = the dispatch's x size: 32768 from splitGrid when y > 1), z = token tile.
@@ -14,6 +14,7 @@ import { BLOCK_GEOMETRY } from "../../ts/blocks.js";
 import { EMBED_PARAMS_WGSL, MATMUL_PARAMS_WGSL, WGSL_BYTES, WGSL_F16 } from "../registry.js";
 import { LEGACY_DECODERS, WGSL_DECODE_HELPERS } from "./wgsl-legacy.js";
 import { KQUANT_DECODERS } from "./wgsl-kquants.js";
+import { TILED_WGSL } from "./tiled.js";
 
 /** Threads per workgroup (a power of two: the tree reduction halves it). */
 export const WG = 64;
@@ -72,9 +73,12 @@ ${common(format)}
 const WG: u32 = ${WG}u;
 const TT: u32 = ${TT}u;
 var<workgroup> red: array<f32, ${WG * TT}>; // (TT, WG) partial sums
+${TILED_WGSL}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ", @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32" : ""}) {
+  // prefill: tiles of RT rows × NT tokens (tiled.ts); p.T is uniform, so the barriers there are too
+  if (p.T > TT) { matmul_tiled(wid.x + wid.y * nwg.x, wid.z, li); return; }
   let r = wid.x + wid.y * nwg.x; // splitGrid: nwg.x = 32768 whenever nwg.y > 1
   if (r >= p.rows) { return; } // uniform: the whole workgroup leaves
   let t0 = wid.z * TT;

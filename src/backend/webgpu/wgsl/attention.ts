@@ -1,6 +1,6 @@
 /**
  * KV cache kernels over the paged layout of kv/layout.ts, on the GPU mirror of a pool ("arena": block b at
- * word b · blockWords). Each token n of a forward has meta[2n] = its position, meta[2n + 1] = the offset of its
+ * word b · blockWords). Each token n of a forward has tokmeta[2n] = its position, tokmeta[2n + 1] = the offset of its
  * sequence's block table in `tables`, so one dispatch serves a batch of sequences of any lengths.
  * f16 keys / values are stored as IEEE halves packed two per word (rounded to nearest even like tensor.ts's
  * f32ToF16), read back with exact bit math: no shader-f16 needed.
@@ -45,7 +45,7 @@ fn f32_to_f16(f: f32) -> u32 {
 /** Writes k and v (N, nKvHeads·headDim) into the arena; one thread per stored word (f16: two values). */
 export const KV_WRITE_WGSL = /* wgsl */ `
 ${KV_PARAMS}
-@group(0) @binding(1) var<storage, read> meta: array<u32>;
+@group(0) @binding(1) var<storage, read> tokmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> tables: array<i32>;
 @group(0) @binding(3) var<storage, read> k: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
@@ -63,8 +63,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let e = (rest % wordsPerTok) * per; // element in the token's (nKvHeads·headDim) row
   let h = e / p.headDim;
   let i = e % p.headDim;
-  let pos = meta[2u * n];
-  let blk = u32(tables[meta[2u * n + 1u] + pos / p.blockSize]);
+  let pos = tokmeta[2u * n];
+  let blk = u32(tables[tokmeta[2u * n + 1u] + pos / p.blockSize]);
   let el = (h * p.blockSize + pos % p.blockSize) * p.headDim + i;
   let base = blk * p.blockWords + (2u * p.layer + isV) * p.regionWords;
   let src = n * p.nKvHeads * p.headDim + e;
@@ -85,7 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  */
 export const ATTENTION_WGSL = /* wgsl */ `
 ${KV_PARAMS}
-@group(0) @binding(1) var<storage, read> meta: array<u32>;
+@group(0) @binding(1) var<storage, read> tokmeta: array<u32>;
 @group(0) @binding(2) var<storage, read> tables: array<i32>;
 @group(0) @binding(3) var<storage, read> q: array<f32>;
 @group(0) @binding(4) var<storage, read> arena: array<u32>;
@@ -94,16 +94,12 @@ var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 64>;
 var<workgroup> red: array<f32, 64>;
 ${WGSL_F16}
-fn kv(isV: u32, tok: u32, kvh: u32, toff: u32, i: u32) -> u32 {
-  let blk = u32(tables[toff + tok / p.blockSize]);
-  return blk * p.blockWords + (2u * p.layer + isV) * p.regionWords + (kvh * p.blockSize + tok % p.blockSize) * p.headDim + i;
-}
 fn load(isV: u32, tok: u32, kvh: u32, toff: u32, i: u32) -> f32 {
-  if (p.isF16 == 1u) {
-    let el = kv(isV, tok, kvh, toff, i);
-    return f16_to_f32((arena[el >> 1u] >> ((el & 1u) * 16u)) & 0xffffu);
-  }
-  return bitcast<f32>(arena[kv(isV, tok, kvh, toff, i)]);
+  let blk = u32(tables[toff + tok / p.blockSize]);
+  let base = blk * p.blockWords + (2u * p.layer + isV) * p.regionWords; // words
+  let el = (kvh * p.blockSize + tok % p.blockSize) * p.headDim + i; // elements inside the region
+  if (p.isF16 == 1u) { return f16_to_f32((arena[base + (el >> 1u)] >> ((el & 1u) * 16u)) & 0xffffu); }
+  return bitcast<f32>(arena[base + el]);
 }
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -115,8 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let hd = p.headDim;
   let qo = nh * hd;
   for (var i = lid; i < hd; i += 64u) { qs[i] = q[qo + i]; }
-  let pos = meta[2u * n];
-  let toff = meta[2u * n + 1u];
+  let pos = tokmeta[2u * n];
+  let toff = tokmeta[2u * n + 1u];
   workgroupBarrier();
   var m = -3.0e38;
   var l = 0.0;

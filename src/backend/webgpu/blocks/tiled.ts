@@ -1,0 +1,81 @@
+/**
+ * The prefill path of the block matmul (T > TT tokens), pasted into the same module as the decode path so the
+ * core's contract (one entry point, workgroups(rows, T)) is unchanged: `main` branches on p.T (uniform).
+ *
+ * One workgroup of 64 threads computes a tile of RT = 64 weight rows × NT = 32 tokens. Per 32-column unit of
+ * the rows: thread i decodes row i's unit into shared `ws` (so each weight unit is decoded ⌈T / 32⌉ times, not
+ * ⌈T / 8⌉), the threads copy the x tile (32 tokens × 32 columns) into `xs`, and each thread accumulates a
+ * 4-row × 8-token block of outputs from shared memory (rows rg + 16i, tokens tg + 4j: consecutive threads read
+ * consecutive words, so no bank conflicts). Grid: x + nx·y = row tile, z = token tile of 32.
+ */
+
+/** Rows and tokens of one prefill tile. */
+export const RT = 64;
+export const NT = 32;
+
+export const TILED_WGSL = /* wgsl */ `
+const RT: u32 = ${RT}u;
+const NT: u32 = ${NT}u;
+var<workgroup> ws: array<f32, ${RT * 32}>; // (32 columns, RT rows): ws[k * RT + row]
+var<workgroup> xs: array<f32, ${NT * 32}>; // (32 columns, NT tokens): xs[k * NT + token]
+
+fn matmul_tiled(rt: u32, tz: u32, li: u32) {
+  let units = p.cols / 32u;
+  let c4 = p.cols / 4u;
+  let r0 = rt * RT;
+  let t0 = tz * NT;
+  let myRow = r0 + li;
+  let rowByte = myRow * (units / UPB) * BB;
+  // x tile loader: thread li copies token li / 2, columns 16·(li % 2) … + 15
+  let xt = li >> 1u;
+  let xh = li & 1u;
+  let rg = li & 15u; // output rows rg + 16i
+  let tg = li >> 4u; // output tokens tg + 4j
+  var acc: array<f32, 32>; // acc[i * 8 + j]
+  for (var u = 0u; u < units; u++) {
+    var v: array<vec4<f32>, 8>;
+    if (myRow < p.rows) { v = decode_unit(rowByte + (u / UPB) * BB, u % UPB); }
+    for (var k = 0u; k < 8u; k++) {
+      ws[(4u * k) * RT + li] = v[k].x;
+      ws[(4u * k + 1u) * RT + li] = v[k].y;
+      ws[(4u * k + 2u) * RT + li] = v[k].z;
+      ws[(4u * k + 3u) * RT + li] = v[k].w;
+    }
+    for (var q = 0u; q < 4u; q++) {
+      var xv = vec4<f32>(0.0);
+      if (t0 + xt < p.T) { xv = x[(t0 + xt) * c4 + u * 8u + xh * 4u + q]; }
+      let k = xh * 16u + 4u * q;
+      xs[k * NT + xt] = xv.x;
+      xs[(k + 1u) * NT + xt] = xv.y;
+      xs[(k + 2u) * NT + xt] = xv.z;
+      xs[(k + 3u) * NT + xt] = xv.w;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < 32u; k++) {
+      let wv = vec4<f32>(ws[k * RT + rg], ws[k * RT + rg + 16u], ws[k * RT + rg + 32u], ws[k * RT + rg + 48u]);
+      let xa = vec4<f32>(xs[k * NT + tg], xs[k * NT + tg + 4u], xs[k * NT + tg + 8u], xs[k * NT + tg + 12u]);
+      let xb = vec4<f32>(xs[k * NT + tg + 16u], xs[k * NT + tg + 20u], xs[k * NT + tg + 24u], xs[k * NT + tg + 28u]);
+      for (var i = 0u; i < 4u; i++) {
+        let a = wv[i];
+        acc[i * 8u] += a * xa.x;
+        acc[i * 8u + 1u] += a * xa.y;
+        acc[i * 8u + 2u] += a * xa.z;
+        acc[i * 8u + 3u] += a * xa.w;
+        acc[i * 8u + 4u] += a * xb.x;
+        acc[i * 8u + 5u] += a * xb.y;
+        acc[i * 8u + 6u] += a * xb.z;
+        acc[i * 8u + 7u] += a * xb.w;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let row = r0 + rg + 16u * i;
+    if (row >= p.rows) { continue; }
+    for (var j = 0u; j < 8u; j++) {
+      let t = t0 + tg + 4u * j;
+      if (t < p.T) { y[t * p.yStride + p.rowBase + row] = acc[i * 8u + j]; }
+    }
+  }
+}
+`;
