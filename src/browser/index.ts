@@ -3,6 +3,7 @@
  * below this file — scripts/build-web.mjs builds it with platform "browser", which fails on a `node:` import.
  * Files come in through ByteReaders (a picked File, a URL with Range requests, bytes in memory).
  */
+import "./env.js";
 export { blobReader, bytesReader, fetchReader, readJson, readText, type ByteReader, type FetchReaderOptions } from "../io/byte-reader.js";
 export { loadModelFiles, modelFilesAt, modelFilesFrom, type BrowserLoadOptions, type BrowserModel, type ModelFiles } from "./load.js";
 export { pickBackend, type PickedBackend } from "./backend.js";

@@ -23,7 +23,7 @@ import { assertSupportedSchema } from "./schema-check.js";
 import type { JsonSchema } from "./schema.js";
 import type { PrefixLimits } from "./json-prefix.js";
 import { parseToolCall, ToolCallStream, type ParsedReply } from "./parse.js";
-import { buildPrompt, turnEndId, type ChatSettings } from "./prompt.js";
+import { buildPrompt, turnEndId, type ChatSettings } from "./prompt-core.js";
 import { normalizeTools, type ToolSpec } from "./tools.js";
 import type { BuiltPrompt, ChatFormat, ChatMessage } from "./types.js";
 

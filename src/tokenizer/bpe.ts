@@ -209,7 +209,7 @@ export class BpeModel {
       } else {
         let done = false;
         if (this.byteFallback) {
-          const bytes = slow ? Buffer.from(piece, "utf8") : utf8Of(cp);
+          const bytes = slow ? UTF8.encode(piece) : utf8Of(cp);
           let ok = true;
           for (const b of bytes) if (this.byteIds[b] < 0) ok = false;
           if (ok) {
@@ -252,7 +252,7 @@ export class BpeModel {
 
   /** Rewrites symbol offsets the way Word computes them: running sums of byte lengths, read back in characters. */
   private cumulativeOffsets(w: string, n: number): void {
-    const bytes = Buffer.from(w, "utf8");
+    const bytes = UTF8.encode(w);
     // byte → [unit start, unit end) of the character holding it
     const bs = new Int32Array(bytes.length);
     const be = new Int32Array(bytes.length);
@@ -343,6 +343,9 @@ export class BpeModel {
     return k;
   }
 }
+
+// TextEncoder rather than Buffer: the tokenizer also runs in browsers
+const UTF8 = new TextEncoder();
 
 function utf8Of(cp: number): number[] {
   if (cp < 0x80) return [cp];

@@ -285,6 +285,15 @@ function cleanSpaces(t: string): string {
     .replace(/ '(?=s|m|ll|re|ve)/g, "'");
 }
 
+/** UTF-8 byte length, counted (no Buffer: this also runs in browsers; lone surrogates count 3, as U+FFFD). */
 function utf8Length(s: string): number {
-  return Buffer.byteLength(s, "utf8");
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
+    else n += 3;
+  }
+  return n;
 }

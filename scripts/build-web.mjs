@@ -1,0 +1,48 @@
+// Builds the browser front end into dist/web with esbuild (no network): app.js + app.css (one bundle for every
+// page: /, /generate, /local), the HTML shells of /local for static use (index.html and local.html), and a copy of the embedded model, so dist/web is a folder any static server can serve.
+// Platform "browser" makes a `node:` import anywhere under web/ or src/browser a build error: the library part
+// the tab runs must stay free of Node built-ins. Prints the bundle's size, raw and gzip.
+import { build } from "esbuild";
+import { cpSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const out = join(root, "dist", "web");
+mkdirSync(out, { recursive: true });
+
+await build({
+  entryPoints: { app: join(root, "web", "main.ts") },
+  outdir: out,
+  bundle: true,
+  platform: "browser",
+  format: "esm",
+  target: ["chrome113", "firefox115", "safari16"],
+  minify: true,
+  sourcemap: false,
+  legalComments: "linked",
+  logLevel: "warning",
+  loader: { ".css": "css" },
+});
+cpSync(join(root, "web", "app.css"), join(out, "app.css"));
+
+// The shells come from the same function the server uses (compiled by tsc first); static copies use relative URLs.
+const shellJs = join(root, "dist", "src", "server", "pages", "shell.js");
+if (existsSync(shellJs)) {
+  const { pageShell } = await import(shellJs);
+  // only /local works without our server (the other pages talk to its API)
+  for (const file of ["index.html", "local.html"]) writeFileSync(join(out, file), pageShell("local", "./", { static: true }));
+}
+cpSync(join(root, "models", "stories260K"), join(out, "models", "stories260K"), { recursive: true });
+
+const js = readFileSync(join(out, "app.js"));
+// Node globals survive minification by name: one in the bundle would throw in a browser at run time
+const nodeGlobal = /\b(Buffer\.(from|alloc|byteLength|concat)|require\(|__dirname|process\.(env|argv|stdout|stderr|platform))/.exec(js.toString("utf8"));
+if (nodeGlobal) {
+  console.error(`build-web: the bundle uses the Node global "${nodeGlobal[0]}", which browsers lack; find it under src/ and use a web API`);
+  process.exit(1);
+}
+const css = readFileSync(join(out, "app.css"));
+const kb = (n) => (n / 1024).toFixed(1) + " KiB";
+console.log(`dist/web: app.js ${kb(js.length)} (gzip ${kb(gzipSync(js).length)}), app.css ${kb(css.length)} (gzip ${kb(gzipSync(css).length)})`);

@@ -1,0 +1,198 @@
+/**
+ * The chat view, for the server (/) and for the in-tab model (/local): conversations in localStorage with a
+ * list to switch between them, streamed replies rendered as sanitized Markdown, tool calls as collapsible
+ * cards, Stop, Regenerate (the last reply), Edit (the last message), tokens/s under each reply.
+ */
+import { byId, h, rateMeter } from "./dom.js";
+import type { Engine } from "./engine.js";
+import { markdownSink, renderMarkdown } from "./markdown.js";
+import { ConversationStore, type Conversation, type Message, type ToolCallOut } from "./store.js";
+
+export interface ChatViewOptions {
+  engine: Engine;
+  store: ConversationStore;
+  /** Whether the tools box is shown (the server understands tools; the in-tab engine does not). */
+  tools?: boolean;
+  /** Called before each send; may throw (e.g. the model is still loading). */
+  ready?: () => void;
+}
+
+function toolCard(call: ToolCallOut): HTMLElement {
+  let args = call.function.arguments;
+  try { args = JSON.stringify(JSON.parse(args), null, 2); } catch { /* partial or not JSON: as sent */ }
+  return h("details", { class: "tool-call" },
+    h("summary", {}, "Tool call: ", h("code", {}, call.function.name || "…")),
+    h("pre", {}, h("code", {}, args)));
+}
+
+export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
+  root.append(
+    h("div", { class: "chat" },
+      h("aside", { class: "conversations" },
+        h("details", { id: "conv-panel", open: window.matchMedia("(min-width: 760px)").matches },
+          h("summary", {}, "Conversations"),
+          h("button", { id: "reset", type: "button" }, "New chat"),
+          h("ul", { id: "conv-list" }))),
+      h("section", { class: "thread" },
+        h("details", { class: "settings" },
+          h("summary", { class: "muted" }, "Settings"),
+          h("label", { class: "muted", for: "system" }, "System prompt (sent first, when set)"),
+          h("textarea", { id: "system", rows: 2 }),
+          h("div", { class: "row" },
+            h("label", { class: "muted" }, "temperature ", h("input", { id: "temperature", type: "number", min: 0, max: 2, step: 0.05, value: "0.5" })),
+            h("label", { class: "muted" }, "max tokens ", h("input", { id: "max_tokens", type: "number", min: 1, max: 8192, value: "256" }))),
+          o.tools ? h("label", { class: "muted", for: "tools" }, "Tools (a JSON array of OpenAI tool specs; empty: none)") : null,
+          o.tools ? h("textarea", { id: "tools", rows: 3, placeholder: '[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]' }) : null),
+        h("div", { id: "log", "aria-live": "polite" }),
+        h("div", { id: "stats", class: "muted" }),
+        h("div", { id: "error", class: "error" }),
+        h("form", { id: "form" },
+          h("textarea", { id: "input", rows: 3, placeholder: "Type a message — Enter sends, Shift+Enter adds a line" }),
+          h("div", { class: "row" },
+            h("button", { id: "send", class: "primary", type: "submit" }, "Send"),
+            h("button", { id: "stop", type: "button", disabled: true }, "Stop"))))));
+
+  const log = byId("log"), input = byId<HTMLTextAreaElement>("input");
+  let conv: Conversation = o.store.current();
+  let controller: AbortController | null = null;
+
+  const busy = (on: boolean) => {
+    byId<HTMLButtonElement>("send").disabled = on;
+    byId<HTMLButtonElement>("stop").disabled = !on;
+    for (const b of log.querySelectorAll<HTMLButtonElement>(".actions button")) b.disabled = on;
+  };
+
+  function renderList(): void {
+    const ul = byId("conv-list");
+    ul.textContent = "";
+    for (const c of o.store.list()) {
+      const li = h("li", { class: c.id === conv.id ? "current" : "" },
+        h("button", { type: "button", class: "pick", title: c.title, onclick: () => { if (!controller) { conv = o.store.select(c.id); render(); } } }, c.title),
+        h("button", { type: "button", class: "delete", title: "Delete this conversation", "aria-label": "Delete", onclick: () => {
+          if (controller) return;
+          o.store.remove(c.id);
+          conv = o.store.current();
+          render();
+        } }, "×"));
+      li.dataset.id = c.id;
+      ul.append(li);
+    }
+  }
+
+  function bubble(m: Message, i: number): HTMLElement {
+    const body = h("div", { class: "body" });
+    if (m.role === "assistant") renderMarkdown(body, m.content);
+    else body.textContent = m.content;
+    const el = h("div", { class: "msg " + m.role }, body);
+    for (const c of m.tool_calls ?? []) el.append(toolCard(c));
+    const last = i === conv.messages.length - 1;
+    const actions = h("div", { class: "actions" });
+    if (m.role === "assistant" && last) actions.append(h("button", { type: "button", class: "regenerate", onclick: regenerate }, "Regenerate"));
+    if (m.role === "user" && (last || i === conv.messages.length - 2)) actions.append(h("button", { type: "button", class: "edit", onclick: editLast }, "Edit"));
+    if (m.stats) actions.append(h("span", { class: "muted" }, m.stats));
+    if (actions.childNodes.length) el.append(actions);
+    return el;
+  }
+
+  function render(): void {
+    log.textContent = "";
+    conv.messages.forEach((m, i) => log.append(bubble(m, i)));
+    renderList();
+    byId("stats").textContent = "";
+    byId("error").textContent = "";
+  }
+
+  /** Streams a reply to the conversation as it stands (its last message is the user's). */
+  async function reply(): Promise<void> {
+    byId("error").textContent = "";
+    const mine = conv;
+    const out: Message = { role: "assistant", content: "" };
+    const el = h("div", { class: "msg assistant pending" }, h("div", { class: "body" }, "…"));
+    log.append(el);
+    el.scrollIntoView({ block: "end" });
+    const body = el.querySelector<HTMLElement>(".body")!;
+    const sink = markdownSink(body);
+    const meter = rateMeter(byId("stats"));
+    let tools: unknown[] | undefined;
+    const toolsText = o.tools ? byId<HTMLTextAreaElement>("tools").value.trim() : "";
+    controller = new AbortController();
+    busy(true);
+    try {
+      o.ready?.();
+      if (toolsText) {
+        try { tools = JSON.parse(toolsText); } catch (e) { throw new Error(`Tools: not valid JSON (${(e as Error).message})`); }
+        if (!Array.isArray(tools)) throw new Error("Tools: give a JSON array of tool specs");
+      }
+      await o.engine.chat({
+        messages: mine.messages, system: byId<HTMLTextAreaElement>("system").value.trim() || undefined,
+        temperature: Number(byId<HTMLInputElement>("temperature").value), maxTokens: Number(byId<HTMLInputElement>("max_tokens").value),
+        tools, signal: controller.signal,
+      }, {
+        onText(d) { out.content += d; sink.set(out.content); meter.tick(); },
+        onToolCalls(calls) {
+          out.tool_calls = calls;
+          for (const c of el.querySelectorAll(".tool-call")) c.remove();
+          for (const c of calls) el.append(toolCard(c));
+        },
+        onUsage(n) { meter.show(n); },
+      });
+    } catch (e) {
+      if ((e as Error).name !== "AbortError") byId("error").textContent = (e as Error).message;
+    } finally {
+      controller = null;
+      sink.flush();
+    }
+    // a stopped reply stays as far as it got, as the official demo keeps streamed text
+    out.stats = byId("stats").textContent ?? undefined;
+    if (out.content || out.tool_calls?.length) mine.messages.push(out);
+    o.store.save(mine);
+    busy(false);
+    if (conv === mine) render();
+    byId("stats").textContent = out.stats ?? "";
+  }
+
+  function send(text: string): void {
+    conv.messages.push({ role: "user", content: text });
+    o.store.save(conv);
+    render();
+    void reply();
+  }
+
+  function regenerate(): void {
+    if (controller || conv.messages.at(-1)?.role !== "assistant") return;
+    conv.messages.pop();
+    o.store.save(conv);
+    render();
+    void reply();
+  }
+
+  /** The last user message goes back into the box, with the reply after it; sending replaces them. */
+  function editLast(): void {
+    if (controller) return;
+    const i = conv.messages.map((m) => m.role).lastIndexOf("user");
+    if (i < 0) return;
+    input.value = conv.messages[i].content;
+    conv.messages.splice(i);
+    o.store.save(conv);
+    render();
+    input.focus();
+  }
+
+  byId("form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = input.value.trim();
+    if (!text || controller) return;
+    input.value = "";
+    send(text);
+  });
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); byId<HTMLFormElement>("form").requestSubmit(); }
+  });
+  byId("stop").addEventListener("click", () => controller?.abort());
+  byId("reset").addEventListener("click", () => {
+    controller?.abort();
+    conv = o.store.create();
+    render();
+  });
+  render();
+}
