@@ -7,8 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "./errors.js";
-import { CHAT_PAGE } from "./pages/chat.js";
-import { GENERATE_PAGE } from "./pages/generate.js";
+import { isPage, servePage, serveStatic } from "./pages/serve.js";
 import { chatCompletion, completion, sendJson } from "./routes.js";
 import { Scheduler } from "./scheduler.js";
 import { parseChatRequest, parseCompletionRequest, parseDetokenize, parseTokenize } from "./schema.js";
@@ -63,17 +62,10 @@ export interface RunningServer {
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
 
-const ROUTES = new Set(["/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize", "/", "/generate"]);
+const ROUTES = new Set(["/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize", "/", "/generate", "/local"]);
 
 /** A client that hung up mid-upload: nothing to answer and nothing to log (it is not a server fault). */
 const CLIENT_GONE = "client_closed_request";
-
-// Pages carry everything inline; this policy makes "no external assets" something the browser enforces.
-const PAGE_HEADERS = {
-  "Content-Type": "text/html; charset=utf-8",
-  "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
-  "Cache-Control": "no-cache",
-};
 
 /** CORS headers for a request from `origin`, when the server allows that origin (--cors); none otherwise. */
 function corsHeaders(allowed: readonly string[] | undefined, origin: string | undefined): Record<string, string> {
@@ -236,15 +228,14 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions, draining: (
         sendJson(res, 200, { content: r.content });
         return;
       }
-      case "/":
-        allow("GET");
-        res.writeHead(200, PAGE_HEADERS).end(CHAT_PAGE);
-        return;
-      case "/generate":
-        allow("GET");
-        res.writeHead(200, PAGE_HEADERS).end(GENERATE_PAGE);
-        return;
     }
+    // the web front end: /, /generate, /local and their bundle + model files (pages/serve.ts)
+    if (isPage(path)) {
+      allow("GET");
+      servePage(path, res);
+      return;
+    }
+    if (serveStatic(path, req, res)) return;
     if (path.startsWith("/v1/models/")) {
       allow("GET");
       const id = decodeURIComponent(path.slice("/v1/models/".length));
