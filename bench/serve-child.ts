@@ -8,10 +8,10 @@ import { fileURLToPath } from "node:url";
 
 export interface ServeChild { url: string; child: ChildProcess; stderr: () => string }
 
-/** Starts `node [nodeFlags] bin/xverse.js serve --port 0 [args]`. */
-export async function startServe(args: string[], nodeFlags: string[] = []): Promise<ServeChild> {
+/** Starts `node [nodeFlags] bin/xverse.js serve --port 0 [args]` (`env` is added to this process's). */
+export async function startServe(args: string[], nodeFlags: string[] = [], env: Record<string, string> = {}): Promise<ServeChild> {
   const bin = join(dirname(fileURLToPath(import.meta.url)), "../../bin/xverse.js");
-  const child = spawn(process.execPath, [...nodeFlags, bin, "serve", "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeFlags, bin, "serve", "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let out = "", err = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (err += d));

@@ -186,6 +186,7 @@ export function requestHandler(sched: Scheduler, opts: ServeOptions, draining: (
           max_batch: sched.workerMemory.maxBatch,
           rss: process.memoryUsage().rss, heap_used: process.memoryUsage().heapUsed, heap_total: process.memoryUsage().heapTotal,
           worker_heap_used: sched.workerMemory.heapUsed, worker_heap_total: sched.workerMemory.heapTotal,
+          kv_pool_bytes: sched.kvUse.bytes ?? 0,
           uptime_s: Math.round((Date.now() - started) / 1000),
         }, { "Cache-Control": "no-store" });
         return;

@@ -77,7 +77,12 @@ export class ServerMetrics {
     } else if (m.type === "error") this.jobs.delete(m.id);
   }
 
-  /** A job dropped from the queue before it ran. */
+  /** Jobs being timed (submitted, not yet ended). */
+  get tracked(): number {
+    return this.jobs.size;
+  }
+
+  /** A job dropped from the queue before it ran, or lost with a crashed worker. */
   dropped(id: number): void {
     this.jobs.delete(id);
   }

@@ -67,6 +67,8 @@ export interface KvUse {
   cachedBlocks: number;
   capacityBlocks: number;
   blockSize: number;
+  /** Bytes of the pool's allocated segments (it grows by segment up to its budget; a soak's baseline waits for it). */
+  bytes?: number;
 }
 
 export interface ModelInfo {
@@ -95,7 +97,11 @@ export type ToMain =
   | { type: "fatal"; message: string }
   | { type: "warning"; message: string }
   /** The worker's V8 heap, sent every second: RSS is one number for both threads, the heaps tell them apart. */
-  | { type: "memory"; heapUsed: number; heapTotal: number; maxBatch: number; kv?: KvUse }
+  | {
+      type: "memory"; heapUsed: number; heapTotal: number; maxBatch: number; kv?: KvUse;
+      /** Jobs the worker holds an abort controller for, and requests in its decode loop (both 0 when idle). */
+      jobs?: number; decoding?: number;
+    }
   | { type: "start"; id: number; promptTokens: number; maxTokens: number; echo?: { text: string; logprobs: TokenLogprob[] | null } }
   | { type: "delta"; id: number; text: string; logprob?: TokenLogprob; /** Choice index (n > 1); absent = 0. */ choice?: number }
   | {

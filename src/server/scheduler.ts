@@ -50,7 +50,7 @@ export class Scheduler {
   /** The worker's KV pool as of its last report (every second). */
   kvUse: KvUse = { usedBlocks: 0, cachedBlocks: 0, capacityBlocks: 0, blockSize: 0 };
   /** The worker's last memory report (heap bytes) and the largest decode batch it has run. */
-  workerMemory = { heapUsed: 0, heapTotal: 0, maxBatch: 0 };
+  workerMemory = { heapUsed: 0, heapTotal: 0, maxBatch: 0, jobs: 0, decoding: 0 };
 
   private constructor(private readonly init: WorkerInit, readonly concurrency: number, private readonly log: (line: string) => void) {}
 
@@ -80,7 +80,7 @@ export class Scheduler {
           void w.terminate();
         } else if (m.type === "warning") this.log(`warning: ${m.message}`);
         else if (m.type === "memory") {
-          this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch };
+          this.workerMemory = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: m.maxBatch, jobs: m.jobs ?? 0, decoding: m.decoding ?? 0 };
           if (m.kv) this.kvUse = m.kv;
         }
         else if (m.type === "tokens" || m.type === "text" || (m.type === "error" && this.tools.has(m.id))) this.settle(m);
@@ -124,6 +124,7 @@ export class Scheduler {
     this.log(`error: ${why}; restarting the model worker`);
     for (const e of this.active.values()) {
       this.counts.failed++;
+      this.metrics.dropped(e.id); // no end event will come for it
       if (!e.cancelled) e.h.onError({ type: "error", id: e.id, status: 500, message: `generation failed: ${why}`, param: null, code: "worker_crashed" });
     }
     this.active.clear();
@@ -194,6 +195,14 @@ export class Scheduler {
         return "dropped";
       },
     };
+  }
+
+  /**
+   * Per-request bookkeeping on this thread, as counts: every one is back to 0 once the server is idle, whatever
+   * the requests did (finished, hung up, timed out, failed). What the reliability tests check for leaks.
+   */
+  bookkeeping(): { queued: number; active: number; tools: number; metricJobs: number } {
+    return { queued: this.queue.length, active: this.active.size, tools: this.tools.size, metricJobs: this.metrics.tracked };
   }
 
   stats(): SchedulerStats {

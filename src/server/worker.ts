@@ -13,7 +13,7 @@ import type { ToMain, ToWorker } from "./protocol.js";
 export interface WorkerInit {
   /** Model directory or .gguf; undefined = the embedded stories260K. */
   path?: string;
-  load: Omit<LoadModelOptions, "onWarning" | "backend"> & { backend?: "auto" | "ts" | "native" };
+  load: Omit<LoadModelOptions, "onWarning" | "backend"> & { backend?: "auto" | "ts" | "native" | "webgpu" };
   /** Chat format override (v1 / v2 / template). */
   format?: string | null;
   /** The id /v1/models reports; default: the model folder's name. */
@@ -48,8 +48,8 @@ async function main(): Promise<void> {
   setInterval(() => {
     const m = process.memoryUsage();
     const k = engine.batch.pool.stats();
-    const kv = { usedBlocks: k.usedBlocks, cachedBlocks: k.cachedBlocks, capacityBlocks: k.capacityBlocks, blockSize: engine.batch.pool.blockSize };
-    post({ type: "memory", heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: engine.batch.maxBatchSeen, kv });
+    const kv = { usedBlocks: k.usedBlocks, cachedBlocks: k.cachedBlocks, capacityBlocks: k.capacityBlocks, blockSize: engine.batch.pool.blockSize, bytes: k.bytes };
+    post({ type: "memory", heapUsed: m.heapUsed, heapTotal: m.heapTotal, maxBatch: engine.batch.maxBatchSeen, kv, jobs: running.size, decoding: engine.batch.active });
   }, 1000).unref();
 }
 
