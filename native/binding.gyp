@@ -34,6 +34,7 @@
         # own code with a target pragma (gyp has no per-file flags), and runs only when the CPU reports it.
         ["target_arch=='arm64'", {
           "sources": [
+            "src/arm/quant.cc",
             "src/arm/legacy_neon.cc",
             "src/arm/legacy_dot.cc",
             "src/arm/legacy_i8mm.cc",

@@ -1,6 +1,7 @@
 // Matmul parity: every weight format at a level against the scalar reference kernels. Float formats (f32, bf16,
 // f16, q8_row, q4_row, q4_group, q8_group) compare with matmul_rows_scalar / the scalar q8_group kernel; the GGUF
 // block formats with the scalar block kernels on the same quantized activations (matmul_blocks at Isa::Scalar).
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -125,10 +126,34 @@ void check(const Level& lv, Report& rep, Fmt f, int64_t rows, int64_t cols, int6
   rep.add(std::string("matmul.") + fmt_name(f), lv, norm_err(got.data(), ref.data(), got.size()), what);
 }
 
+// The NEON activation quantizers must give the scalar quantizers' bytes (zero and tiny blocks, ties at .5).
+void check_quantizers(const Level& lv, Report& rep, Rng& rng) {
+  for (int64_t cols : {32, 96, 288, 544, 256, 768}) {
+    std::vector<float> x(static_cast<size_t>(cols));
+    for (float& v : x) v = rng.uniform(-3, 3);
+    for (int i = 0; i < 32; i++) x[static_cast<size_t>(i)] = i == 0 ? 127.f : i - 15.5f;  // amax 127: x · id ties
+    if (cols >= 96) std::fill(x.begin() + 32, x.begin() + 64, 0.f);                      // all-zero block
+    if (cols >= 288) std::fill(x.begin() + 64, x.begin() + 96, 1e-38f);                  // 127 / amax overflows
+    for (int k = 0; k < 2; k++) {
+      const bool kq = k == 1;
+      if (kq && cols % 256) continue;
+      const int64_t bytes = kq ? kquant_act_bytes(cols) : legacy_act_bytes(cols);
+      std::vector<char> a(static_cast<size_t>(bytes + 64), 1), b(a.size(), 2);
+      char* pa = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(a.data()) + 63) & ~uintptr_t(63));
+      char* pb = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(b.data()) + 63) & ~uintptr_t(63));
+      std::memset(pa, 0, bytes), std::memset(pb, 0, bytes);  // Q8K's pad bytes are never written
+      if (kq) kquant_quantize(x.data(), cols, pa, BlockIsa{}), arm::quantize_q8k(x.data(), cols, pb);
+      else legacy_quantize(x.data(), cols, pa, BlockIsa{}), arm::quantize_legacy(x.data(), cols, pb);
+      rep.add_exact(kq ? "quantize.q8_k" : "quantize.q8_0", lv, std::memcmp(pa, pb, bytes) == 0, "cols " + std::to_string(cols));
+    }
+  }
+}
+
 }  // namespace
 
 void run_matmul(const Level& lv, Report& rep) {
   Rng rng(1);
+  if (lv.isa >= Isa::Neon) check_quantizers(lv, rep, rng);
   ThreadPool pool(2);  // the big shapes take the threaded path
   struct Shape {
     int64_t rows, cols;

@@ -34,6 +34,8 @@ const skip =
 const KERNELS = [
   ...["f32", "bf16", "f16", "q8_row", "q4_row", "q4_group", "q8_group"].map((f) => `matmul.${f}`),
   ...["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"].map((f) => `matmul.${f}`),
+  "quantize.q8_0",
+  "quantize.q8_k",
   "rmsnorm",
   "rope",
   "add",

@@ -42,6 +42,11 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
 void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
                    int64_t r1);
 
+// Activation quantizers for the block kernels (quant.cc): the scalar quantizers' bytes (blocks.h's LegacyAct for
+// the legacy types, kquants.h's Q8K blocks for the K-quants), vectorized.
+void quantize_legacy(const float* x, int64_t cols, void* qact);
+void quantize_q8k(const float* x, int64_t cols, void* qact);
+
 // Legacy GGUF blocks (q4_0 … q8_0) on the LegacyAct activations of blocks.h (legacy_quantize with the scalar
 // quantizer gives them). One row-range kernel per level; nullptr for a format the level does not run.
 BlockRowsFn legacy_rows_neon(Fmt f);

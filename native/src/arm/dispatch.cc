@@ -35,7 +35,7 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
   }
   const BlockRowsFn fn = block_rows(w.fmt, isa);
   if (!fn) return false;
-  // The scalar quantizers: their bytes are what every level's kernels (and the scalar reference) consume.
+  // The scalar quantizers' bytes (quant.cc): what every level's kernels (and the scalar reference) consume.
   const bool legacy = legacy_supports(w.fmt);
   const int64_t per = legacy ? legacy_act_bytes(cols) : kquant_act_bytes(cols);
   const size_t need = static_cast<size_t>(per * T + 64);
@@ -43,8 +43,8 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
   char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
   auto quant = [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; t++) {
-      if (legacy) legacy_quantize(x + t * cols, cols, base + t * per, BlockIsa{});
-      else kquant_quantize(x + t * cols, cols, base + t * per, BlockIsa{});
+      if (legacy) quantize_legacy(x + t * cols, cols, base + t * per);
+      else quantize_q8k(x + t * cols, cols, base + t * per);
     }
   };
   if (T * cols < 65536) quant(0, T, 0);

@@ -1,10 +1,10 @@
 // Float-format matmul on base NEON: f32, f16, bf16, q8_row, q4_row, q4_group, q8_group, all with exact f32
 // accumulation (the same numbers as the scalar kernel up to summation order).
 //
-// Plan, as the scalar kernel's (matmul_scalar.cc) but vectorized: a weight row is decoded to f32 once into an
-// L1-resident buffer (cols floats), then dotted with up to 4 tokens at a time, so each decoded vector of weights
-// is loaded once per 4 tokens and prefill still reads each weight row from memory once. Decode (T = 1) is bound by
-// the weight bytes streamed from DRAM; 4 independent accumulators hide the FMA latency.
+// Plan, as the scalar kernel's (matmul_scalar.cc) but vectorized and tiled like the x86 ones: 4 weight rows are
+// decoded to f32 once into an L1-resident buffer (4 · cols floats), then multiplied with 4 tokens at a time in a
+// register tile of 4 × 4 accumulators, so prefill reads each weight row from memory once and each loaded vector
+// feeds 4 FMAs. Decode (T = 1) is bound by the weight bytes streamed from DRAM.
 #include <algorithm>
 #include <vector>
 
@@ -115,27 +115,40 @@ inline float dot1(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// 4 tokens x[0 … 3] (ldx apart) · w: each weight vector loaded once, two accumulators per token.
-inline void dot4(const float* w, const float* x, int64_t ldx, int64_t n, float* out, int64_t ldo) {
-  const float* x0 = x;
-  const float* x1 = x + ldx;
-  const float* x2 = x + 2 * ldx;
-  const float* x3 = x + 3 * ldx;
-  float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const float32x4_t w0 = vld1q_f32(w + i), w1 = vld1q_f32(w + i + 4);
-    a0 = vfmaq_f32(a0, w0, vld1q_f32(x0 + i)), b0 = vfmaq_f32(b0, w1, vld1q_f32(x0 + i + 4));
-    a1 = vfmaq_f32(a1, w0, vld1q_f32(x1 + i)), b1 = vfmaq_f32(b1, w1, vld1q_f32(x1 + i + 4));
-    a2 = vfmaq_f32(a2, w0, vld1q_f32(x2 + i)), b2 = vfmaq_f32(b2, w1, vld1q_f32(x2 + i + 4));
-    a3 = vfmaq_f32(a3, w0, vld1q_f32(x3 + i)), b3 = vfmaq_f32(b3, w1, vld1q_f32(x3 + i + 4));
+// A register tile: 4 weight rows w[0 … 3] × NT tokens (x, ldx apart) → 4 · NT accumulators; per 4 columns 4 + NT
+// loads feed 4 · NT FMAs (the x86 kernels' row × token tiling). out[t · ldo + i] = row i · token t.
+template <int NT>
+inline void tile4(const float* const* w, const float* x, int64_t ldx, int64_t n, float* out, int64_t ldo) {
+  float32x4_t acc[4][NT];
+  const float* w0 = w[0];  // (the row pointers in registers)
+  const float* w1 = w[1];
+  const float* w2 = w[2];
+  const float* w3 = w[3];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[i][t] = vdupq_n_f32(0.f);
+  int64_t c = 0;
+  for (; c + 4 <= n; c += 4) {  // fully unrolled: 4 · NT accumulators stay in registers
+    float32x4_t xv[NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) xv[t] = vld1q_f32(x + t * ldx + c);
+    const float32x4_t wv[4] = {vld1q_f32(w0 + c), vld1q_f32(w1 + c), vld1q_f32(w2 + c), vld1q_f32(w3 + c)};
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; t++) acc[i][t] = vfmaq_f32(acc[i][t], wv[i], xv[t]);
   }
-  float s[4] = {vaddvq_f32(vaddq_f32(a0, b0)), vaddvq_f32(vaddq_f32(a1, b1)), vaddvq_f32(vaddq_f32(a2, b2)),
-                vaddvq_f32(vaddq_f32(a3, b3))};
-  for (; i < n; i++) {
-    s[0] += w[i] * x0[i], s[1] += w[i] * x1[i], s[2] += w[i] * x2[i], s[3] += w[i] * x3[i];
-  }
-  for (int t = 0; t < 4; t++) out[t * ldo] = s[t];
+  float s[4][NT];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) s[i][t] = vaddvq_f32(acc[i][t]);
+  for (; c < n; c++)  // the last cols % 4 columns
+    for (int i = 0; i < 4; i++)
+      for (int t = 0; t < NT; t++) s[i][t] += w[i][c] * x[t * ldx + c];
+  for (int i = 0; i < 4; i++)
+    for (int t = 0; t < NT; t++) out[t * ldo + i] = s[i][t];
 }
 
 }  // namespace
@@ -144,14 +157,32 @@ void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_
                    int64_t r1) {
   const int64_t n = w.cols;
   thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
-  for (int64_t r = r0; r < r1; r++) {
+  if (static_cast<int64_t>(buf.size()) < 4 * n) buf.resize(4 * n);
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {  // 4 rows at a time, each decoded once into L1 (f32: read in place)
+    const float* wr[4];
+    for (int i = 0; i < 4; i++) {
+      if (w.fmt == Fmt::F32) {
+        wr[i] = static_cast<const float*>(w.data) + (r + i) * n;
+      } else {
+        decode_row(w, r + i, buf.data() + i * n);
+        wr[i] = buf.data() + i * n;
+      }
+    }
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) tile4<4>(wr, x + t * ldx, ldx, n, y + t * ldy + r, ldy);
+    switch (T - t) {
+      case 3: tile4<3>(wr, x + t * ldx, ldx, n, y + t * ldy + r, ldy); break;
+      case 2: tile4<2>(wr, x + t * ldx, ldx, n, y + t * ldy + r, ldy); break;
+      case 1: tile4<1>(wr, x + t * ldx, ldx, n, y + t * ldy + r, ldy); break;
+      default: break;
+    }
+  }
+  for (; r < r1; r++) {  // the last rows one at a time
     const float* wr = buf.data();
     if (w.fmt == Fmt::F32) wr = static_cast<const float*>(w.data) + r * n;
     else decode_row(w, r, buf.data());
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) dot4(wr, x + t * ldx, ldx, n, y + t * ldy + r, ldy);
-    for (; t < T; t++) y[t * ldy + r] = dot1(wr, x + t * ldx, n);
+    for (int64_t t = 0; t < T; t++) y[t * ldy + r] = dot1(wr, x + t * ldx, n);
   }
 }
 
