@@ -9,6 +9,9 @@ import { tryLoadNativeBackend, type NativeOptions } from "./native/index.js";
 
 export type BackendKind = "auto" | "ts" | "native";
 
+/** Every backend a user can name: the CPU ones plus "webgpu" (asynchronous to create; never chosen by auto). */
+export type AnyBackendKind = BackendKind | "webgpu";
+
 export interface SelectOptions extends NativeOptions {
   /** Where the fallback warning goes (default: one line on stderr). */
   warn?: (message: string) => void;
@@ -33,4 +36,14 @@ export function selectBackend(kind: BackendKind = "auto", opts: SelectOptions = 
     else process.stderr.write(`warning: ${msg}\n`);
   }
   return tsBackend;
+}
+
+/**
+ * selectBackend for every kind, "webgpu" included: that one needs the optional `webgpu` package and an adapter,
+ * and is loaded only when asked for (the import stays out of CPU-only runs).
+ */
+export async function selectBackendAsync(kind: AnyBackendKind = "auto", opts: SelectOptions = {}): Promise<Backend> {
+  if (kind !== "webgpu") return selectBackend(kind, opts);
+  const { createNodeWebGpuBackend } = await import("./webgpu/node.js");
+  return createNodeWebGpuBackend();
 }

@@ -45,7 +45,9 @@ export const MODEL_FLAGS_HELP = `Model options:
                            (see xverse pull; TAG picks a GGUF by name, e.g. :q4_k_m)
   --pull                   with --model ORG/NAME: download it first when it is not in the cache
   --source hf|modelscope   where --pull downloads from (default hf)
-  --backend auto|ts|native kernels to run on (default auto: native when it loads, else TypeScript)
+  --backend auto|ts|native|webgpu
+                           kernels to run on (default auto: native when it loads, else TypeScript;
+                           webgpu: the GPU through the optional \`webgpu\` package, never picked by auto)
   --threads N              native thread count (default: physical cores)
   --quantize 8|4           quantize the seven projections of every layer while loading
   --group-size 32|64|128   with --quantize 4: one scale per group instead of per row
@@ -73,7 +75,7 @@ export async function resolveModelFlag(v: Values): Promise<string | undefined> {
 
 export function loadOptionsFromFlags(v: Values): LoadModelOptions {
   const backend = (v.backend as string | undefined) ?? "auto";
-  if (!["auto", "ts", "native"].includes(backend)) throw new XverseError("bad_flag", `--backend must be auto, ts or native, got "${backend}"`);
+  if (!["auto", "ts", "native", "webgpu"].includes(backend)) throw new XverseError("bad_flag", `--backend must be auto, ts, native or webgpu, got "${backend}"`);
   const quantize = numberFlag(v.quantize as string | undefined, "--quantize", { int: true });
   if (quantize !== undefined && quantize !== 4 && quantize !== 8) throw new XverseError("bad_flag", `--quantize must be 8 or 4, got ${quantize}`);
   const overrides: ConfigOverrides = {};
@@ -81,7 +83,7 @@ export function loadOptionsFromFlags(v: Values): LoadModelOptions {
   if (theta !== undefined) overrides.ropeTheta = theta;
   if (typeof v["rope-scaling"] === "string") overrides.ropeScaling = parseRopeScalingFlag(v["rope-scaling"]);
   return {
-    backend: backend as "auto" | "ts" | "native",
+    backend: backend as "auto" | "ts" | "native" | "webgpu",
     threads: numberFlag(v.threads as string | undefined, "--threads", { int: true, min: 1, max: 256 }),
     quantize: quantize as 0 | 4 | 8 | undefined,
     groupSize: numberFlag(v["group-size"] as string | undefined, "--group-size", { int: true, min: 0 }),

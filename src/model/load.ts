@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import type { Backend } from "../backend/backend.js";
-import { selectBackend } from "../backend/select.js";
+import { selectBackend, selectBackendAsync } from "../backend/select.js";
 import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, type ConfigOverrides, type GenerationConfig, type XverseConfig } from "../config.js";
 import { XverseError } from "../errors.js";
 import { openCheckpoint, resolveModelDir } from "../io/checkpoint.js";
@@ -25,8 +25,11 @@ import { XverseModel } from "./xverse.js";
 import type { KvType } from "../kv/layout.js";
 
 export interface LoadModelOptions {
-  /** "auto" (native kernels when they load, else TypeScript), "ts", "native", or a Backend. Default "auto". */
-  backend?: "auto" | "ts" | "native" | Backend;
+  /**
+   * "auto" (native kernels when they load, else TypeScript), "ts", "native", "webgpu" (the GPU through the
+   * optional `webgpu` package; never chosen by auto), or a Backend. Default "auto".
+   */
+  backend?: "auto" | "ts" | "native" | "webgpu" | Backend;
   /** Native thread count (default: physical cores). */
   threads?: number;
   /** Config overrides, e.g. XVERSE-13B-256K's rope_theta 500000 + dynamic NTK ×2 (see XVERSE_256K_ROPE). */
@@ -66,7 +69,7 @@ export interface LoadedModel {
   path: string;
 }
 
-export function resolveBackend(kind: LoadModelOptions["backend"], threads: number | undefined, warn: (m: string) => void): Backend {
+export function resolveBackend(kind: Exclude<LoadModelOptions["backend"], "webgpu">, threads: number | undefined, warn: (m: string) => void): Backend {
   if (kind && typeof kind === "object") return kind;
   return selectBackend(kind ?? "auto", { threads, warn });
 }
@@ -75,7 +78,7 @@ export async function loadModel(path: string = defaultModelDir(), opts: LoadMode
   if (existsSync(path) && statSync(path).isDirectory()) path = resolveModelDir(path); // a Hugging Face cache folder → its snapshot
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   if (!modelFileExists(path)) throw new XverseError("not_found", `model path ${path} does not exist (give a model directory or a .gguf file)`);
-  const backend = resolveBackend(opts.backend, opts.threads, warn);
+  const backend = opts.backend === "webgpu" ? await selectBackendAsync("webgpu") : resolveBackend(opts.backend, opts.threads, warn);
   const isFile = !existsSync(path) || statSync(path).isFile(); // absent: the stem of byte-split parts (x.gguf.aa …)
   const mmap = opts.mmap !== false && !opts.quantize && !opts.adapter;
 

@@ -10,12 +10,19 @@ export interface WebGpuOptions {
   subgroups?: boolean;
   /** Largest weight part in bytes (default: the device's maxStorageBufferBindingSize); tests force splits. */
   maxPartBytes?: number;
+  /**
+   * Kernel style: "workgroup" (64 threads share a row and reduce: GPUs) or "thread" (one thread per output, no
+   * barriers: CPU drivers, where a barrier is very slow). Default: "thread" on a fallback / SwiftShader adapter.
+   */
+  style?: "workgroup" | "thread";
   /** Adapter power preference (default high-performance). */
   powerPreference?: GPUPowerPreference;
 }
 
 export interface AdapterSummary {
   name: string;
+  /** A CPU implementation (SwiftShader, or the adapter says it is a fallback). */
+  cpu: boolean;
   features: string[];
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
@@ -30,6 +37,7 @@ export class GpuContext {
   readonly hasF16: boolean;
   readonly maxBinding: number;
   readonly maxPartBytes: number;
+  readonly style: "workgroup" | "thread";
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private lost: string | null = null;
   private error: string | null = null;
@@ -39,6 +47,7 @@ export class GpuContext {
     this.hasF16 = device.features.has("shader-f16");
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
     this.maxPartBytes = Math.min(opts.maxPartBytes ?? Infinity, this.maxBinding, device.limits.maxBufferSize) & ~3;
+    this.style = opts.style ?? (adapter.cpu ? "thread" : "workgroup");
     void device.lost.then((info) => { this.lost = info.message || info.reason || "device lost"; });
     // validation errors (a shader that does not compile, a bad binding) surface at the next readback
     device.addEventListener("uncapturederror", (ev) => {
@@ -66,8 +75,9 @@ export class GpuContext {
     const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
     const info = adapter.info;
     const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(" ") || "unknown adapter";
+    const cpu = /swiftshader|llvmpipe|lavapipe|warp/i.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.isFallbackAdapter === true;
     return new GpuContext(device, {
-      name, features: [...adapter.features].sort(),
+      name, cpu, features: [...adapter.features].sort(),
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize,
     }, opts);
   }

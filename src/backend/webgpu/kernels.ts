@@ -11,8 +11,8 @@ import { Recorder, params } from "./recorder.js";
 import { formatKernel, splitGrid } from "./registry.js";
 import { gpuWeight } from "./weights.js";
 import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
-import { ADD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
-import { ATTENTION_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
+import { ADD_WGSL, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
+import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
 
@@ -50,8 +50,8 @@ export class WebGpuKernels {
     } else {
       const f = w.format as DenseFormat;
       if (!DENSE_FORMATS.includes(f)) throw new XverseError("unsupported", `WebGPU: no kernel for ${w.format} weights`);
-      const v = { format: f, mins: !!g.mins, perm: !!g.perm, subgroups: this.ctx.hasSubgroups };
-      pipeline = this.ctx.pipeline(`dense:${f}:${+v.mins}${+v.perm}${+v.subgroups}`, denseMatmulWgsl(v), "main");
+      const v = { format: f, mins: !!g.mins, perm: !!g.perm, subgroups: this.ctx.hasSubgroups, style: this.ctx.style };
+      pipeline = this.ctx.pipeline(`dense:${f}:${+v.mins}${+v.perm}${+v.subgroups}:${v.style}`, denseMatmulWgsl(v), "main");
       if (g.scales) extra.push(g.scales);
       if (g.mins) extra.push(g.mins);
       if (g.perm) extra.push(g.perm);
@@ -63,6 +63,7 @@ export class WebGpuKernels {
       const p = params([part.rows, w.cols, T, part.rowStart, w.rows, w.groupSize ?? 0, 0, 0]);
       let wg: [number, number, number];
       if (reg) wg = reg.workgroups(part.rows, T);
+      else if (this.ctx.style === "thread") wg = grid64(part.rows * Math.ceil(T / MATMUL_TOKENS));
       else {
         const [gx, gy] = splitGrid(part.rows);
         wg = [gx, gy, Math.ceil(T / MATMUL_TOKENS)];
@@ -73,8 +74,10 @@ export class WebGpuKernels {
 
   /** y (T, dim) = rmsnorm(x) ⊙ g; y must not alias x. */
   encodeRmsnorm(rec: Recorder, y: GPUBuffer, x: GPUBuffer, g: GPUBuffer, T: number, dim: number, eps: number): void {
+    const p = params([T, dim, { f: eps }, 0]);
+    if (this.ctx.style === "thread") return rec.dispatch(this.ctx.pipeline("rmsnorm_t", RMSNORM_THREAD_WGSL, "main"), p, [x, g, y], grid64(T));
     const [gx, gy] = splitGrid(T);
-    rec.dispatch(this.ctx.pipeline("rmsnorm", RMSNORM_WGSL, "main"), params([T, dim, { f: eps }, 0]), [x, g, y], [gx, gy, 1]);
+    rec.dispatch(this.ctx.pipeline("rmsnorm", RMSNORM_WGSL, "main"), p, [x, g, y], [gx, gy, 1]);
   }
 
   /** In place on x (T, nHeads, headDim) with cos, sin (T, headDim/2). */
@@ -104,8 +107,10 @@ export class WebGpuKernels {
   /** out (N, nHeads·headDim): token n attends to keys 0 … its position of its own sequence. */
   encodeAttention(rec: Recorder, kv: KvBinding, layer: number, out: GPUBuffer, q: GPUBuffer, nHeads: number, nKvHeads: number, headDim: number, scale: number): void {
     if (headDim > 256 || headDim % 2) throw new XverseError("unsupported", `WebGPU attention: headDim ${headDim} must be even and ≤ 256`);
+    const p = this.kvParams(kv, layer, nHeads, nKvHeads, headDim, scale), bufs = [kv.meta, kv.tables, q, kv.arena, out];
+    if (this.ctx.style === "thread") return rec.dispatch(this.ctx.pipeline("attention_t", ATTENTION_THREAD_WGSL, "main"), p, bufs, grid64(kv.N * nHeads));
     const [gx, gy] = splitGrid(kv.N * nHeads);
-    rec.dispatch(this.ctx.pipeline("attention", ATTENTION_WGSL, "main"), this.kvParams(kv, layer, nHeads, nKvHeads, headDim, scale), [kv.meta, kv.tables, q, kv.arena, out], [gx, gy, 1]);
+    rec.dispatch(this.ctx.pipeline("attention", ATTENTION_WGSL, "main"), p, bufs, [gx, gy, 1]);
   }
 
   // --- one-shot versions for tests and single-kernel use ---

@@ -19,6 +19,16 @@ const NT: u32 = ${NT}u;
 var<workgroup> ws: array<f32, ${RT * 32}>; // (32 columns, RT rows): ws[k * RT + row]
 var<workgroup> xs: array<f32, ${NT * 32}>; // (32 columns, NT tokens): xs[k * NT + token]
 
+// y for row `row`, tokens t, t + 4, t + 8, t + 12 (a's components), where in range
+fn store4(row: u32, t: u32, a: vec4<f32>) {
+  if (row >= p.rows) { return; }
+  let o = p.rowBase + row;
+  if (t < p.T) { y[t * p.yStride + o] = a.x; }
+  if (t + 4u < p.T) { y[(t + 4u) * p.yStride + o] = a.y; }
+  if (t + 8u < p.T) { y[(t + 8u) * p.yStride + o] = a.z; }
+  if (t + 12u < p.T) { y[(t + 12u) * p.yStride + o] = a.w; }
+}
+
 fn matmul_tiled(rt: u32, tz: u32, li: u32) {
   let units = p.cols / 32u;
   let c4 = p.cols / 4u;
@@ -31,7 +41,8 @@ fn matmul_tiled(rt: u32, tz: u32, li: u32) {
   let xh = li & 1u;
   let rg = li & 15u; // output rows rg + 16i
   let tg = li >> 4u; // output tokens tg + 4j
-  var acc: array<f32, 32>; // acc[i * 8 + j]
+  // acc[2i] = tokens tg + 4·(0 … 3), acc[2i + 1] = tokens tg + 4·(4 … 7), of row rg + 16i
+  var acc: array<vec4<f32>, 8>;
   for (var u = 0u; u < units; u++) {
     var v: array<vec4<f32>, 8>;
     if (myRow < p.rows) { v = decode_unit(rowByte + (u / UPB) * BB, u % UPB); }
@@ -55,27 +66,18 @@ fn matmul_tiled(rt: u32, tz: u32, li: u32) {
       let wv = vec4<f32>(ws[k * RT + rg], ws[k * RT + rg + 16u], ws[k * RT + rg + 32u], ws[k * RT + rg + 48u]);
       let xa = vec4<f32>(xs[k * NT + tg], xs[k * NT + tg + 4u], xs[k * NT + tg + 8u], xs[k * NT + tg + 12u]);
       let xb = vec4<f32>(xs[k * NT + tg + 16u], xs[k * NT + tg + 20u], xs[k * NT + tg + 24u], xs[k * NT + tg + 28u]);
-      for (var i = 0u; i < 4u; i++) {
-        let a = wv[i];
-        acc[i * 8u] += a * xa.x;
-        acc[i * 8u + 1u] += a * xa.y;
-        acc[i * 8u + 2u] += a * xa.z;
-        acc[i * 8u + 3u] += a * xa.w;
-        acc[i * 8u + 4u] += a * xb.x;
-        acc[i * 8u + 5u] += a * xb.y;
-        acc[i * 8u + 6u] += a * xb.z;
-        acc[i * 8u + 7u] += a * xb.w;
-      }
+      acc[0] += wv.x * xa;
+      acc[1] += wv.x * xb;
+      acc[2] += wv.y * xa;
+      acc[3] += wv.y * xb;
+      acc[4] += wv.z * xa;
+      acc[5] += wv.z * xb;
+      acc[6] += wv.w * xa;
+      acc[7] += wv.w * xb;
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let row = r0 + rg + 16u * i;
-    if (row >= p.rows) { continue; }
-    for (var j = 0u; j < 8u; j++) {
-      let t = t0 + tg + 4u * j;
-      if (t < p.T) { y[t * p.yStride + p.rowBase + row] = acc[i * 8u + j]; }
-    }
-  }
+  // constant indices only: a dynamically indexed acc would live in memory instead of registers
+${[0, 1, 2, 3].map((i) => `  store4(r0 + rg + ${16 * i}u, t0 + tg, acc[${2 * i}]);\n  store4(r0 + rg + ${16 * i}u, t0 + tg + 16u, acc[${2 * i + 1}]);`).join("\n")}
 }
 `;

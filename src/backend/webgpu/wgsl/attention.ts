@@ -42,6 +42,17 @@ fn f32_to_f16(f: f32) -> u32 {
 }
 `;
 
+/** Value i of key (isV 0) or value (isV 1) `tok` of kv head kvh, for the sequence whose table is at toff. */
+const LOAD = /* wgsl */ `
+fn load(isV: u32, tok: u32, kvh: u32, toff: u32, i: u32) -> f32 {
+  let blk = u32(tables[toff + tok / p.blockSize]);
+  let base = blk * p.blockWords + (2u * p.layer + isV) * p.regionWords; // words
+  let el = (kvh * p.blockSize + tok % p.blockSize) * p.headDim + i; // elements inside the region
+  if (p.isF16 == 1u) { return f16_to_f32((arena[base + (el >> 1u)] >> ((el & 1u) * 16u)) & 0xffffu); }
+  return bitcast<f32>(arena[base + el]);
+}
+`;
+
 /** Writes k and v (N, nKvHeads·headDim) into the arena; one thread per stored word (f16: two values). */
 export const KV_WRITE_WGSL = /* wgsl */ `
 ${KV_PARAMS}
@@ -94,13 +105,7 @@ var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 64>;
 var<workgroup> red: array<f32, 64>;
 ${WGSL_F16}
-fn load(isV: u32, tok: u32, kvh: u32, toff: u32, i: u32) -> f32 {
-  let blk = u32(tables[toff + tok / p.blockSize]);
-  let base = blk * p.blockWords + (2u * p.layer + isV) * p.regionWords; // words
-  let el = (kvh * p.blockSize + tok % p.blockSize) * p.headDim + i; // elements inside the region
-  if (p.isF16 == 1u) { return f16_to_f32((arena[base + (el >> 1u)] >> ((el & 1u) * 16u)) & 0xffffu); }
-  return bitcast<f32>(arena[base + el]);
-}
+${LOAD}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let nh = wid.x + wid.y * 32768u;
@@ -154,5 +159,49 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let i = lid + c * 64u;
     if (i < hd) { out[qo + i] = acc[c] / l; }
   }
+}
+`;
+
+/**
+ * The same attention with one thread per (token, head) and no barriers (CPU drivers): two passes over the
+ * keys as the TS reference (max of the scores, then exp-sum and the weighted values).
+ */
+export const ATTENTION_THREAD_WGSL = /* wgsl */ `
+${KV_PARAMS}
+@group(0) @binding(1) var<storage, read> tokmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> tables: array<i32>;
+@group(0) @binding(3) var<storage, read> q: array<f32>;
+@group(0) @binding(4) var<storage, read> arena: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+${WGSL_F16}
+${LOAD}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let nh = (wid.x + wid.y * 32768u) * 64u + lid;
+  if (nh >= p.N * p.nHeads) { return; }
+  let n = nh / p.nHeads;
+  let h = nh % p.nHeads;
+  let kvh = h / (p.nHeads / p.nKvHeads);
+  let hd = p.headDim;
+  let qo = nh * hd;
+  let pos = tokmeta[2u * n];
+  let toff = tokmeta[2u * n + 1u];
+  var m = -3.0e38;
+  for (var s = 0u; s <= pos; s++) {
+    var d = 0.0;
+    for (var i = 0u; i < hd; i++) { d += q[qo + i] * load(0u, s, kvh, toff, i); }
+    m = max(m, d * p.scale);
+  }
+  var acc: array<f32, 256>;
+  var l = 0.0;
+  for (var s = 0u; s <= pos; s++) {
+    var d = 0.0;
+    for (var i = 0u; i < hd; i++) { d += q[qo + i] * load(0u, s, kvh, toff, i); }
+    let e = exp(d * p.scale - m);
+    l += e;
+    for (var i = 0u; i < hd; i++) { acc[i] += e * load(1u, s, kvh, toff, i); }
+  }
+  let inv = 1.0 / l;
+  for (var i = 0u; i < hd; i++) { out[qo + i] = acc[i] * inv; }
 }
 `;

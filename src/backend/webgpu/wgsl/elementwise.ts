@@ -78,3 +78,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   y[i] += x[i];
 }
 `;
+
+/** RMSNorm with one thread per token row (no barriers: CPU drivers). */
+export const RMSNORM_THREAD_WGSL = /* wgsl */ `
+struct P { T: u32, dim: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * 32768u) * 64u + lid;
+  if (t >= p.T) { return; }
+  let o = t * p.dim;
+  var ss = 0.0;
+  for (var i = 0u; i < p.dim; i++) { let v = x[o + i]; ss += v * v; }
+  let inv = 1.0 / sqrt(ss / f32(p.dim) + p.eps);
+  for (var i = 0u; i < p.dim; i++) { y[o + i] = x[o + i] * inv * g[i]; }
+}
+`;

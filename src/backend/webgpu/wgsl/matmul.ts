@@ -32,6 +32,11 @@ export interface DenseVariant {
   mins: boolean;
   perm: boolean;
   subgroups: boolean;
+  /**
+   * "workgroup": 64 threads share one row and reduce (GPUs: coalesced reads of the row); "thread": one thread
+   * per (row, 8 tokens), no barriers (CPU drivers such as SwiftShader, where a barrier costs ~30 dispatches).
+   */
+  style: "workgroup" | "thread";
 }
 
 /** Bindings: 0 params, 1 x, 2 w, 3 y, then scales (int formats), mins, perm when present. */
@@ -66,6 +71,37 @@ export function denseMatmulWgsl(v: DenseVariant): string {
   }
   workgroupBarrier();
   if (lid == 0u) { for (var j = 0u; j < nt; j++) { y[(t0 + j) * p.yStride + p.rowBase + r] = red[j * WG]; } }`;
+  if (v.style === "thread") {
+    return `${MATMUL_PARAMS_WGSL}
+const TT: u32 = ${MATMUL_TOKENS}u;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${extra}
+${WGSL_BYTES}
+${WGSL_F16}
+fn wval(e: u32, gr: u32, k: u32) -> f32 { ${decoder(v.format, v.mins)} }
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let idx = (wid.x + wid.y * 32768u) * 64u + lid;
+  let chunks = (p.T + TT - 1u) / TT;
+  if (idx >= p.rows * chunks) { return; }
+  let r = idx % p.rows;
+  let t0 = (idx / p.rows) * TT;
+  let nt = min(TT, p.T - t0);
+  let gr = p.rowBase + r;
+  var acc: array<f32, ${MATMUL_TOKENS}>;
+  for (var k = 0u; k < p.cols; k++) {
+    let wv = wval(r * p.cols + k, gr, k);
+    let xc = ${xcol};
+    for (var j = 0u; j < nt; j++) { acc[j] += wv * x[(t0 + j) * p.cols + xc]; }
+  }
+  for (var j = 0u; j < nt; j++) { y[(t0 + j) * p.yStride + gr] = acc[j]; }
+}
+`;
+  }
   return `${v.subgroups ? "enable subgroups;" : ""}
 ${MATMUL_PARAMS_WGSL}
 const WG: u32 = 64u;
