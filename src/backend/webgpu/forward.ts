@@ -9,7 +9,7 @@ import type { DeviceForward, DeviceForwardRequest, KvLayout, KvSegment } from ".
 import { XverseError } from "../../errors.js";
 import { USAGE } from "./context.js";
 import type { KvBinding, WebGpuKernels } from "./kernels.js";
-import { KvArenas } from "./kv.js";
+import { KvArenas, tokenMeta } from "./kv.js";
 import { Recorder } from "./recorder.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
@@ -66,17 +66,7 @@ export class WebGpuForward implements DeviceForward {
     const layout = seq0.layout, B = layout.blockSize;
     const arena = this.arenas.ensure(seq0.segments, layout, seq0.blocksPerSegment);
 
-    // per-token position and table offset; the sequences' block tables, concatenated
-    let N = 0, nTable = 0;
-    for (const s of r.seqs) { N += s.T; nTable += Math.ceil((s.past + s.T) / B); }
-    const meta = new Uint32Array(2 * N), tables = new Int32Array(Math.max(1, nTable));
-    for (let b = 0, n = 0, to = 0; b < r.seqs.length; b++) {
-      const { kv, past, T } = r.seqs[b];
-      const nb = Math.ceil((past + T) / B);
-      tables.set(kv.table.subarray(0, nb), to);
-      for (let t = 0; t < T; t++, n++) { meta[2 * n] = past + t; meta[2 * n + 1] = to; }
-      to += nb;
-    }
+    const { meta, tables, N } = tokenMeta(r.seqs);
     const H = r.hidden, I = r.intermediate, hd = r.headDim, qd = r.nHeads * hd, kvd = r.nKvHeads * hd;
     const x = this.put("x", r.x.subarray(0, N * H));
     const cos = this.put("cos", r.cos.subarray(0, N * hd / 2)), sin = this.put("sin", r.sin.subarray(0, N * hd / 2));

@@ -4,12 +4,13 @@
  * result back: what the parity tests compare with the TS reference backend.
  */
 /// <reference types="@webgpu/types" />
-import type { Weight } from "../backend.js";
+import type { AttentionParams, KvView, Weight } from "../backend.js";
 import { XverseError } from "../../errors.js";
 import { USAGE, type GpuContext } from "./context.js";
 import { Recorder, params } from "./recorder.js";
 import { formatKernel, splitGrid } from "./registry.js";
 import { gpuWeight } from "./weights.js";
+import { tokenMeta } from "./kv.js";
 import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
 import { ADD_WGSL, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
 import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
@@ -158,6 +159,36 @@ export class WebGpuKernels {
     const yb = this.storage(y), xb = this.storage(x);
     this.encodeAdd(rec, yb, xb, n);
     try { return await this.readF32(yb, n, rec); } finally { yb.destroy(); xb.destroy(); }
+  }
+
+  /**
+   * kvWrite of k, v (T, nKvHeads·headDim) at positions past … past+T−1 of one sequence, then attention of q
+   * (T, nHeads·headDim) over it, on a GPU copy of the view's segments (what the TS kernels hold before). Returns
+   * the attention output and the arena's bytes afterwards (to compare with the pool after the TS kvWrite).
+   */
+  async kvWriteAttention(kv: KvView, k: Float32Array, v: Float32Array, q: Float32Array, p: AttentionParams): Promise<{ out: Float32Array; bytes: Uint8Array }> {
+    const L = kv.layout;
+    if (L.type === "q8_0") throw new XverseError("unsupported", "WebGPU: the q8_0 KV cache type is not supported on the webgpu backend yet; use --kv-type f16 or f32");
+    let total = 0;
+    for (const s of kv.segments) total += s.bytes.length;
+    const all = new Uint8Array(total);
+    for (let i = 0, o = 0; i < kv.segments.length; o += kv.segments[i].bytes.length, i++) all.set(kv.segments[i].bytes, o);
+    const { meta, tables, N } = tokenMeta([{ kv, past: p.past, T: p.T }]);
+    const kvb: KvBinding = {
+      arena: this.storage(all), meta: this.storage(meta), tables: this.storage(tables), N, blockSize: L.blockSize,
+      regionWords: L.regionBytes / 4, blockWords: L.blockBytes / 4, isF16: L.type === "f16",
+    };
+    const kb = this.storage(k), vb = this.storage(v), qb = this.storage(q), ob = this.storage(N * p.nHeads * p.headDim * 4);
+    const rec = new Recorder(this.ctx);
+    this.encodeKvWrite(rec, kvb, kv.layer, kb, vb, p.nKvHeads, p.headDim);
+    this.encodeAttention(rec, kvb, kv.layer, ob, qb, p.nHeads, p.nKvHeads, p.headDim, p.scale);
+    try {
+      const out = await this.readF32(ob, N * p.nHeads * p.headDim, rec);
+      const bytes = new Uint8Array(await this.ctx.read(kvb.arena, total));
+      return { out, bytes };
+    } finally {
+      for (const b of [kvb.arena, kvb.meta, kvb.tables, kb, vb, qb, ob]) b.destroy();
+    }
   }
 
   /**

@@ -5,7 +5,7 @@
  * The arena grows with the pool's segments (copying what it holds) up to one storage binding.
  */
 /// <reference types="@webgpu/types" />
-import type { KvLayout, KvSegment } from "../backend.js";
+import type { KvLayout, KvSegment, KvView } from "../backend.js";
 import { XverseError } from "../../errors.js";
 import { USAGE, type GpuContext } from "./context.js";
 
@@ -57,4 +57,22 @@ export class KvArenas {
     enc.copyBufferToBuffer(a.tmp, 0, a.buffer, dst * bb, bb);
     this.ctx.device.queue.submit([enc.finish()]);
   }
+}
+
+/**
+ * Per new token: its position and the offset of its sequence's block table in the concatenated tables
+ * (meta (N, 2) u32), for kvWrite and attention over a ragged batch.
+ */
+export function tokenMeta(seqs: readonly { kv: KvView; past: number; T: number }[]): { meta: Uint32Array; tables: Int32Array; N: number } {
+  let N = 0, nTable = 0;
+  for (const s of seqs) { N += s.T; nTable += Math.ceil((s.past + s.T) / s.kv.layout.blockSize); }
+  const meta = new Uint32Array(2 * N), tables = new Int32Array(Math.max(1, nTable));
+  for (let b = 0, n = 0, to = 0; b < seqs.length; b++) {
+    const { kv, past, T } = seqs[b];
+    const nb = Math.ceil((past + T) / kv.layout.blockSize);
+    tables.set(kv.table.subarray(0, nb), to);
+    for (let t = 0; t < T; t++, n++) { meta[2 * n] = past + t; meta[2 * n + 1] = to; }
+    to += nb;
+  }
+  return { meta, tables, N };
 }

@@ -2,11 +2,12 @@
  * The two WGSL modules every GGUF block format gets, built around its `decode_unit` (wgsl-legacy.ts,
  * wgsl-kquants.ts), with the bindings of ../registry.ts:
  *
- * matmul: y (T, yStride)[:, rowBase + r] = x (T, cols) · dequant(W part)ᵀ. For T > TT the prefill path of
- *   tiled.ts runs; else (decode) one workgroup of WG threads per weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
+ * matmul: y (T, yStride)[:, rowBase + r] = x (T, cols) · dequant(W part)ᵀ. One workgroup of WG threads per
+ *   weight row and per tile of TT tokens; thread i decodes the row's 32-value units i, i + WG, … (adjacent
  *   threads read adjacent bytes: coalesced at T = 1), multiplies each unit with the tile's x (f32, never
  *   quantized) and keeps TT partial sums; a shared-memory tree (or subgroupAdd) then adds them per token.
  *   Grid: x + nx·y = row (nx = the dispatch's x size: 32768 from splitGrid when y > 1), z = token tile.
+ *   Variants: subgroupAdd reduction; "thread" style (below) for CPU drivers; tiled.ts for prefill on GPUs.
  * embed: out[outOffset + c] = W[row, c]: one thread per 32-value unit.
  */
 import type { BlockFormat } from "../../ts/blocks.js";
@@ -14,7 +15,6 @@ import { BLOCK_GEOMETRY } from "../../ts/blocks.js";
 import { EMBED_PARAMS_WGSL, MATMUL_PARAMS_WGSL, WGSL_BYTES, WGSL_F16 } from "../registry.js";
 import { LEGACY_DECODERS, WGSL_DECODE_HELPERS } from "./wgsl-legacy.js";
 import { KQUANT_DECODERS } from "./wgsl-kquants.js";
-import { TILED_WGSL } from "./tiled.js";
 
 /** Threads per workgroup (a power of two: the tree reduction halves it). */
 export const WG = 64;
@@ -23,7 +23,7 @@ export const TT = 8;
 
 const DECODERS: Record<BlockFormat, string> = { ...LEGACY_DECODERS, ...KQUANT_DECODERS };
 
-function common(format: BlockFormat): string {
+export function common(format: BlockFormat): string {
   const g = BLOCK_GEOMETRY[format];
   return `${WGSL_BYTES}${WGSL_F16}${WGSL_DECODE_HELPERS}
 const UPB: u32 = ${g.values / 32}u; // 32-value units per block
@@ -59,9 +59,15 @@ const SUBGROUP = /* wgsl */ `
 export interface MatmulVariant {
   /** Reduce with subgroupAdd (needs the device feature "subgroups"); default false: shared memory only. */
   subgroups?: boolean;
+  /**
+   * "workgroup" (default: WG threads share a row, GPUs) or "thread" (one thread per row and TT tokens, no
+   * barriers or shared memory: CPU drivers such as SwiftShader, where a barrier is very slow).
+   */
+  style?: "workgroup" | "thread";
 }
 
 export function matmulWgsl(format: BlockFormat, v: MatmulVariant = {}): string {
+  if (v.style === "thread") return threadWgsl(format);
   const sg = !!v.subgroups;
   return /* wgsl */ `${sg ? "enable subgroups;\n" : ""}// ${format} matmul (src/backend/webgpu/blocks/shaders.ts)
 ${MATMUL_PARAMS_WGSL}
@@ -73,12 +79,9 @@ ${common(format)}
 const WG: u32 = ${WG}u;
 const TT: u32 = ${TT}u;
 var<workgroup> red: array<f32, ${WG * TT}>; // (TT, WG) partial sums
-${TILED_WGSL}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32${sg ? ", @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32" : ""}) {
-  // prefill: tiles of RT rows × NT tokens (tiled.ts); p.T is uniform, so the barriers there are too
-  if (p.T > TT) { matmul_tiled(wid.x + wid.y * nwg.x, wid.z, li); return; }
   let r = wid.x + wid.y * nwg.x; // splitGrid: nwg.x = 32768 whenever nwg.y > 1
   if (r >= p.rows) { return; } // uniform: the whole workgroup leaves
   let t0 = wid.z * TT;
@@ -97,6 +100,45 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
   }
   ${sg ? SUBGROUP : TREE}
+}
+`;
+}
+
+/**
+ * The barrier-free variant: invocation i (of ⌈rows·tiles / 64⌉ workgroups of 64, grid x + nx·y) computes row
+ * i mod rows for tokens TT·⌊i / rows⌋ … + TT − 1, walking all of the row's units itself.
+ */
+function threadWgsl(format: BlockFormat): string {
+  return /* wgsl */ `// ${format} matmul, thread style (src/backend/webgpu/blocks/shaders.ts)
+${MATMUL_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
+@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
+${common(format)}
+const TT: u32 = ${TT}u;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 64u + li;
+  let r = i % p.rows;
+  let t0 = (i / p.rows) * TT;
+  if (t0 >= p.T) { return; }
+  let nt = min(TT, p.T - t0);
+  let units = p.cols / 32u;
+  let c4 = p.cols / 4u;
+  let rowByte = r * (units / UPB) * BB;
+  var acc: array<f32, ${TT}>;
+  for (var u = 0u; u < units; u++) {
+    let v = decode_unit(rowByte + (u / UPB) * BB, u % UPB);
+    let xb = t0 * c4 + u * 8u;
+    for (var t = 0u; t < nt; t++) {
+      let xo = xb + t * c4;
+      acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
+        + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
+    }
+  }
+  for (var t = 0u; t < nt; t++) { y[(t0 + t) * p.yStride + p.rowBase + r] = acc[t]; }
 }
 `;
 }

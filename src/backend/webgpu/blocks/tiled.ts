@@ -19,7 +19,7 @@ const NT: u32 = ${NT}u;
 var<workgroup> ws: array<f32, ${RT * 32}>; // (32 columns, RT rows): ws[k * RT + row]
 var<workgroup> xs: array<f32, ${NT * 32}>; // (32 columns, NT tokens): xs[k * NT + token]
 
-// y for row `row`, tokens t, t + 4, t + 8, t + 12 (a's components), where in range
+// y for row "row", tokens t, t + 4, t + 8, t + 12 (the components of a), where in range
 fn store4(row: u32, t: u32, a: vec4<f32>) {
   if (row >= p.rows) { return; }
   let o = p.rowBase + row;
