@@ -30,17 +30,15 @@
         "src/arm/kv_neon.cc"
       ],
       "conditions": [
-        # arm64 (Linux, macOS): the NEON kernels per level. Each dotprod / i8mm file enables its feature for its
-        # own code with a target pragma (gyp has no per-file flags), and runs only when the CPU reports it.
+        # arm64 (Linux, macOS): the NEON kernels. The dotprod / i8mm files are built with their -march in the two
+        # static libraries below (gyp has no per-file flags) and run only when the CPU reports the feature.
         ["target_arch=='arm64'", {
           "sources": [
             "src/arm/quant.cc",
             "src/arm/legacy_neon.cc",
-            "src/arm/legacy_dot.cc",
-            "src/arm/legacy_i8mm.cc",
-            "src/arm/kquants_neon.cc",
-            "src/arm/kquants_dot.cc"
-          ]
+            "src/arm/kquants_neon.cc"
+          ],
+          "dependencies": ["xv_arm_dotprod", "xv_arm_i8mm"]
         }]
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -56,5 +54,31 @@
         "VCCLCompilerTool": { "ExceptionHandling": 1 }
       }
     }
+  ],
+  "conditions": [
+    ["target_arch=='arm64'", {
+      "targets": [
+        {
+          "target_name": "xv_arm_dotprod",
+          "type": "static_library",
+          "sources": ["src/arm/legacy_dot.cc", "src/arm/kquants_dot.cc"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fno-math-errno", "-march=armv8.2-a+dotprod"],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-march=armv8.2-a+dotprod"]
+          }
+        },
+        {
+          "target_name": "xv_arm_i8mm",
+          "type": "static_library",
+          "sources": ["src/arm/legacy_i8mm.cc"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fno-math-errno", "-march=armv8.2-a+dotprod+i8mm"],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-march=armv8.2-a+dotprod+i8mm"]
+          }
+        }
+      ]
+    }]
   ]
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # ARM64 kernel parity under emulation (npm run test:arm64; test/native/arm64.test.ts runs it in CI).
 #
-#  1. Cross-compiles every native source for aarch64 (aarch64-linux-gnu-g++, -O2): the kernels, the parity test
-#     binary (native/test/*.cc) and the addon's own files (addon.cc, mmap.cc, with the Node headers), and links
-#     both the static parity binary and the addon (xverse_native.node, N-API symbols left to Node), so the arm64
-#     addon is proven to build.
+#  1. Cross-compiles for aarch64 (aarch64-linux-gnu-g++): the kernels and the parity test binary
+#     (native/test/*.cc, static, -O2, the dotprod / i8mm files with binding.gyp's -march), and the addon itself
+#     from native/binding.gyp with npm's node-gyp (--arch=arm64, the arm64 conditions), so the arm64 addon is
+#     proven to build and link (it cannot be loaded: there is no arm64 Node here).
 #  2. Runs the parity binary under qemu-aarch64 once per CPU model, i.e. per feature level:
 #       cortex-a53   base NEON               → levels: neon
 #       neoverse-n1  + dotprod (and fp16)    → levels: neon neon_dotprod
@@ -19,6 +19,7 @@
 # otherwise says what to install. Exit status: 0 when every kernel × level passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 
 CXX=${AARCH64_CXX:-aarch64-linux-gnu-g++}
 OBJDUMP=${AARCH64_OBJDUMP:-aarch64-linux-gnu-objdump}
@@ -50,7 +51,7 @@ for d in "$(dirname "$(dirname "$(command -v node)")")/include/node" /usr/includ
 done
 NAPI_INC=$(node -p "require('node-addon-api').include_dir" 2>/dev/null || true)
 
-FLAGS=(-std=c++17 -O2 -fPIC -fno-math-errno -Wall -Wno-unused-function -Wno-uninitialized -pthread)
+FLAGS=(-std=c++17 -O2 -fno-math-errno -Wall -Wno-unused-function -Wno-uninitialized -pthread)
 KERNELS=()
 for f in native/src/*.cc; do
   case "$f" in native/src/addon.cc | native/src/mmap.cc) ;; *) KERNELS+=("$f") ;; esac
@@ -58,42 +59,54 @@ done
 KERNELS+=(native/src/arm/*.cc)
 TESTS=(native/test/*.cc)
 
-# One object per source, $JOBS at a time (kernel objects serve both the parity binary and the addon).
-compile_one() {  # src obj [extra flags…]
-  local src=$1 obj=$2
-  shift 2
-  "$CXX" "${FLAGS[@]}" "$@" -c "$src" -o "$obj"
+# Vector instructions in an object file (the disassembler's mnemonics).
+count_in() { "$OBJDUMP" -d "$1" | grep -cE "^\s+[0-9a-f]+:\s+[0-9a-f]{8}\s+$2\s" || true; }
+count() { count_in "$@"; }
+
+# One object per source, $JOBS at a time. The dotprod / i8mm files get the -march binding.gyp gives them.
+march_for() {
+  case "$1" in
+    */legacy_dot.cc | */kquants_dot.cc) echo "-march=armv8.2-a+dotprod" ;;
+    */legacy_i8mm.cc) echo "-march=armv8.2-a+dotprod+i8mm" ;;
+  esac
 }
-export CXX FLAGS_STR="${FLAGS[*]}"
+obj_for() { echo "$OUT/$(echo "${1#native/}" | tr / _).o"; }
 start=$(date +%s)
-{
-  for f in "${KERNELS[@]}" "${TESTS[@]}"; do
-    printf '%s\0%s\0' "$f" "$OUT/$(echo "${f#native/}" | tr / _).o"
-  done
-} | xargs -0 -n 2 -P "$JOBS" bash -c 'read -ra F <<<"$FLAGS_STR"; "$CXX" "${F[@]}" -c "$0" -o "$1"'
-kobjs=()
-for f in "${KERNELS[@]}"; do kobjs+=("$OUT/$(echo "${f#native/}" | tr / _).o"); done
-tobjs=()
-for f in "${TESTS[@]}"; do tobjs+=("$OUT/$(echo "${f#native/}" | tr / _).o"); done
+running=0
+for f in "${KERNELS[@]}" "${TESTS[@]}"; do
+  # shellcheck disable=SC2046  # march_for: zero or one word
+  "$CXX" "${FLAGS[@]}" $(march_for "$f") -c "$f" -o "$(obj_for "$f")" &
+  running=$((running + 1))
+  if [ $running -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+done
+while [ $running -gt 0 ]; do wait -n; running=$((running - 1)); done
+kobjs=() tobjs=()
+for f in "${KERNELS[@]}"; do kobjs+=("$(obj_for "$f")"); done
+for f in "${TESTS[@]}"; do tobjs+=("$(obj_for "$f")"); done
 "$CXX" -static -pthread -o "$OUT/parity" "${kobjs[@]}" "${tobjs[@]}"
 echo "test-arm64: parity binary built ($(( $(date +%s) - start )) s)"
 
-# The addon: addon.cc + mmap.cc with the N-API headers, linked with the same kernel objects.
-if [ -n "$NODE_INC" ] && [ -n "$NAPI_INC" ]; then
-  ADDON_DEFS=(-DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS)
-  for f in addon mmap; do
-    compile_one "native/src/$f.cc" "$OUT/addon_$f.o" "${ADDON_DEFS[@]}" -I"$NODE_INC" -I"$NAPI_INC" &
-  done
-  wait
-  "$CXX" -shared -pthread -o "$OUT/xverse_native.node" "$OUT/addon_addon.o" "$OUT/addon_mmap.o" "${kobjs[@]}"
-  echo "test-arm64: addon linked for aarch64 ($(stat -c %s "$OUT/xverse_native.node") bytes)"
-else
-  echo "test-arm64: Node or node-addon-api headers not found: addon.cc not cross-compiled" >&2
+# The addon from native/binding.gyp, cross-built by the node-gyp that ships with npm (as scripts/build-native.mjs
+# finds it) with the arm64 conditions; only compiled and linked, since there is no arm64 Node to load it.
+GYP=""
+for g in "${npm_config_node_gyp:-}" "$(dirname "$(dirname "$(command -v node)")")/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"; do
+  if [ -n "$g" ] && [ -f "$g" ]; then GYP=$g; break; fi
+done
+if [ $NATIVE = 0 ] && [ -n "$GYP" ] && [ -n "$NODE_INC" ] && [ -n "$NAPI_INC" ]; then
+  mkdir -p "$OUT/addon" && cp -r native/binding.gyp native/src "$OUT/addon/"
+  if ! (cd "$OUT/addon" && CC=${CXX%g++}gcc CXX=$CXX LINK=$CXX AR=${CXX%g++}ar NODE_PATH="$ROOT/node_modules" \
+        node "$GYP" rebuild --arch=arm64 -j "$JOBS" --nodedir="$(dirname "$(dirname "$NODE_INC")")" >"$OUT/gyp.log" 2>&1); then
+    tail -30 "$OUT/gyp.log" >&2
+    echo "test-arm64: node-gyp could not build the addon for arm64" >&2
+    exit 1
+  fi
+  ADDON="$OUT/addon/build/Release/xverse_native.node"
+  echo "test-arm64: addon built by node-gyp for arm64 ($(stat -c %s "$ADDON") bytes; sdot $(count_in "$ADDON" sdot), smmla $(count_in "$ADDON" smmla))"
+elif [ $NATIVE = 0 ]; then
+  echo "test-arm64: node-gyp, the Node headers or node-addon-api not found: the addon was not cross-built" >&2
   exit 2
 fi
 
-# Vector instructions in the level-specific objects (the generated inner loops use them).
-count() { "$OBJDUMP" -d "$1" | grep -cE "^\s+[0-9a-f]+:\s+[0-9a-f]{8}\s+$2\s" || true; }
 echo "test-arm64: instructions — legacy_neon: smull $(count "$OUT/src_arm_legacy_neon.cc.o" 'smull2?') sadalp $(count "$OUT/src_arm_legacy_neon.cc.o" sadalp) sdot $(count "$OUT/src_arm_legacy_neon.cc.o" sdot);" \
   "legacy_dot: sdot $(count "$OUT/src_arm_legacy_dot.cc.o" sdot); legacy_i8mm: smmla $(count "$OUT/src_arm_legacy_i8mm.cc.o" smmla);" \
   "kquants_dot: sdot $(count "$OUT/src_arm_kquants_dot.cc.o" sdot); matmul_f: fmla $(count "$OUT/src_arm_matmul_f.cc.o" fmla);" \

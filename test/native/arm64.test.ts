@@ -1,6 +1,7 @@
 /**
  * ARM64 kernels under emulation: runs scripts/test-arm64.sh (npm run test:arm64), which cross-compiles the
- * native sources for aarch64 (the parity binary native/test/*.cc and the addon), and runs the parity binary under
+ * native sources for aarch64 (the parity binary native/test/*.cc, and the addon from binding.gyp with node-gyp
+ * --arch=arm64), and runs the parity binary under
  * qemu-aarch64 once per CPU model: cortex-a53 (base NEON), neoverse-n1 (+ dotprod), max (+ i8mm). Asserts on the
  * script's output: each model detected exactly its levels, and every kernel × level passed (bound 1e-5
  * normalized against the scalar kernels, kvWrite bytes identical — the x86 parity tests' bounds), with no kernel
@@ -81,5 +82,7 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
   assert.ok(n("legacy_i8mm", "smmla") > 0, ins);
   assert.ok(n("kquants_dot", "sdot") > 0, ins);
   assert.equal(n("legacy_neon", "sdot"), 0, ins);
-  assert.match(out, /^test-arm64: addon linked for aarch64/m);
+  const addon = /^test-arm64: addon built by node-gyp for arm64 \(\d+ bytes; sdot (\d+), smmla (\d+)\)$/m.exec(out);
+  assert.ok(addon, "the arm64 addon was not built");
+  assert.ok(Number(addon[1]) > 0 && Number(addon[2]) > 0, addon[0]);
 });
