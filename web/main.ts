@@ -17,7 +17,7 @@ function start(): void {
   const onServer = document.body.dataset.static !== "1";
   document.body.textContent = "";
   const link = (href: string, text: string, here: boolean) => h("a", { href, ...(here ? { "aria-current": "page" } : {}) }, text);
-  const main = h("main", { class: page });
+  const main = h("main", { class: "page-" + page });
   document.body.append(
     h("header", {},
       h("h1", {}, TITLES[page] ?? "XVERSE"),
