@@ -9,13 +9,14 @@ const help = `Usage: xverse serve [options]
 
 Serves the model over an OpenAI-compatible HTTP API, with a chat page at / and a
 text-generation page at /generate. The model is loaded once, in a worker thread.
+/local runs the embedded model (or one picked from disk) in the browser tab itself.
 
 Routes:
   POST /v1/chat/completions   messages (system/user/assistant/tool), stream, tools, tool_choice,
                               response_format (json_object, json_schema), n, penalties, logit_bias
   POST /v1/completions        prompt (text or token ids), stream, echo, logprobs
   POST /tokenize, /detokenize llama.cpp server shapes
-  GET  /v1/models, GET /health, GET /metrics (Prometheus), GET / (chat page), GET /generate
+  GET  /v1/models, GET /health, GET /metrics (Prometheus), GET / (chat page), GET /generate, GET /local
 
 Server options:
   --host HOST              address to bind (default 127.0.0.1: this machine only;
@@ -109,7 +110,7 @@ export const command: Command = {
     process.stdout.write(`listening on ${first.url}\n`);
     const m = first.model;
     process.stderr.write(`model ${m.id} (${m.backend} backend, context ${m.contextLength}) loaded in ${(performance.now() - t0).toFixed(0)} ms · ` +
-      `concurrency ${first.concurrency}${apiKey ? " · API key required" : ""}\n  ${m.kv}\n  chat: ${first.url}/   text generation: ${first.url}/generate\n`);
+      `concurrency ${first.concurrency}${apiKey ? " · API key required" : ""}\n  ${m.kv}\n  chat: ${first.url}/   text generation: ${first.url}/generate   in the tab: ${first.url}/local\n`);
     let stopping = false;
     await new Promise<void>((resolve) => {
       thread.on("exit", (code) => {
