@@ -16,7 +16,7 @@ import { formatKernel } from "../../src/backend/webgpu/registry.js";
 import { BLOCK_FORMATS } from "../../src/backend/webgpu/blocks/index.js";
 import { normErr, randArray, randBlockWeight, rng } from "../native/random.js";
 import { f32ToF16 } from "../../src/tensor.js";
-import { runEmbed, runMatmul } from "../../src/backend/webgpu/blocks/run.js";
+import { runEmbed, runMatmul, type RunOptions } from "../../src/backend/webgpu/blocks/run.js";
 import { existsSync } from "node:fs";
 
 /** A device from the optional `webgpu` package (Dawn); SwiftShader's Vulkan driver when nothing else is set. */
@@ -47,29 +47,38 @@ after(() => dev.device?.destroy());
 
 const LEGACY_SHAPES: [number, number][] = [[67, 32], [5, 96], [9, 2080]]; // 2080 = 65 units: more than 64 threads
 const K_SHAPES: [number, number][] = [[37, 256], [3, 768], [2, 4352]]; // 4352 = 17 blocks = 136 units
-const TOKENS = [1, 3, 17];
-const SG_FORMATS: BlockFormat[] = ["q4_1", "q4_k"];
+
+/**
+ * The kernels and where each is checked: the plain registered one (decode style, any T: 17 = 2 token tiles of
+ * 8 + 1) and the thread style on every format; the reduction of the subgroup variant and the tiled prefill
+ * kernel (T > 8: 40 = a full 32-token tile + 8) do not depend on the format's decoder, so two or three formats
+ * cover them (each pipeline costs ~0.3–2 s to compile on SwiftShader, the prefill one several).
+ */
+const RUNS: { name: string; opts: RunOptions; tokens: number[]; formats?: BlockFormat[] }[] = [
+  { name: "plain", opts: {}, tokens: [1, 3, 17] },
+  { name: "thread", opts: { variant: { style: "thread" } }, tokens: [1, 17] },
+  { name: "sg", opts: { variant: { subgroups: true } }, tokens: [1, 3, 8], formats: ["q4_1", "q6_k"] },
+  { name: "prefill", opts: { variant: {} }, tokens: [17, 40], formats: ["q5_0", "q3_k", "q6_k"] },
+];
 
 export const PARITY: Record<string, number> = {};
 
 for (const fmt of BLOCK_FORMATS) {
-  test(`webgpu blocks: ${fmt} matmul = TS reference (T = ${TOKENS.join(", ")}, odd shapes)`, { skip }, async () => {
+  test(`webgpu blocks: ${fmt} matmul = TS reference (odd shapes; decode, thread, subgroup, prefill kernels)`, { skip }, async () => {
     const r = rng(1000 + BLOCK_FORMATS.indexOf(fmt));
     const shapes = BLOCK_GEOMETRY[fmt].values === 32 ? LEGACY_SHAPES : K_SHAPES;
+    const runs = RUNS.filter((k) => (!k.formats || k.formats.includes(fmt)) && (k.name !== "sg" || subgroups));
     for (const [rows, cols] of shapes) {
       const w = randBlockWeight(fmt, rows, cols, r);
-      for (const T of TOKENS) {
+      for (const T of [...new Set(runs.flatMap((k) => k.tokens))]) {
         const x = randArray(T * cols, r);
         const ref = new Float32Array(T * rows);
         tsBackend.matmul(ref, x, w, T);
-        // the registered (shared-memory) kernel, and where the device has subgroups the subgroupAdd variant (its
-        // reduction is format-independent: two formats suffice, and each pipeline costs ~1 s to compile here)
-        for (const sg of subgroups && SG_FORMATS.includes(fmt) ? [false, true] : [false]) {
-          const got = await runMatmul(dev.device!, w, x, T, { subgroups: sg });
-          const e = normErr(got, ref);
-          const key = `${fmt} T=${T}${sg ? " sg" : ""}`;
+        for (const k of runs.filter((k) => k.tokens.includes(T))) {
+          const e = normErr(await runMatmul(dev.device!, w, x, T, k.opts), ref);
+          const key = `${fmt} ${k.name} T=${T}`;
           PARITY[key] = Math.max(PARITY[key] ?? 0, e);
-          assert.ok(e <= MATMUL_BOUND, `${fmt} [${rows}, ${cols}] T=${T}${sg ? " (subgroups)" : ""}: normalized error ${e}`);
+          assert.ok(e <= MATMUL_BOUND, `${fmt} [${rows}, ${cols}] T=${T} ${k.name}: normalized error ${e}`);
         }
       }
     }
@@ -94,13 +103,17 @@ test("webgpu blocks: rows on a 2-D grid (row = x + nx·y: how a 100k-row lm_head
   // splitGrid dispatches 32768 × ⌈rows / 32768⌉; the kernel reads nx from num_workgroups, so a 5-wide grid
   // checks the same mapping without 32768 workgroups (SwiftShader: ~0.1–1 ms each)
   const r = rng(78);
-  for (const sg of subgroups ? [false, true] : [false]) {
-    const w = randBlockWeight("q4_k", 23, 256, r);
-    const x = randArray(2 * 256, r);
-    const ref = new Float32Array(2 * w.rows);
-    tsBackend.matmul(ref, x, w, 2);
-    const got = await runMatmul(dev.device!, w, x, 2, { gridX: 5, subgroups: sg }); // 5 × 5 grid, 2 spare
-    assert.ok(normErr(got, ref) <= MATMUL_BOUND, `error ${normErr(got, ref)}`);
+  // decode kernel: 23 rows on a 5 × 5 grid (2 spare); prefill: 150 rows = 3 tiles of 64 on 2 × 2 (1 spare);
+  // thread style: 23 rows × 5 token tiles = 2 workgroups of 64 on a 1 × 2 grid
+  const cases: [number, number, number, RunOptions["variant"]][] = [[23, 2, 5, undefined], [150, 33, 2, {}], [23, 40, 1, { style: "thread" }]];
+  if (subgroups) cases.push([23, 2, 5, { subgroups: true }]);
+  for (const [rows, T, gridX, variant] of cases) {
+    const w = randBlockWeight("q6_k", rows, 256, r); // every variant of q6_k is compiled already
+    const x = randArray(T * 256, r);
+    const ref = new Float32Array(T * w.rows);
+    tsBackend.matmul(ref, x, w, T);
+    const got = await runMatmul(dev.device!, w, x, T, { gridX, variant });
+    assert.ok(normErr(got, ref) <= MATMUL_BOUND, `rows ${rows} T=${T} ${JSON.stringify(variant)}: error ${normErr(got, ref)}`);
   }
 });
 
@@ -154,7 +167,7 @@ test("webgpu blocks: every block format is registered with the core's registry",
 
 after(() => {
   if (skip || process.env.XVERSE_PRINT_PARITY !== "1") return;
-  const cols = [...TOKENS.flatMap((T) => [`T=${T}`, `T=${T} sg`]), "embed"];
+  const cols = [...RUNS.flatMap((k) => k.tokens.map((T) => `${k.name} T=${T}`)), "embed"];
   const lines = BLOCK_FORMATS.map((f) => `| ${f} | ${cols.map((c) => PARITY[`${f} ${c}`]?.toExponential(1) ?? "-").join(" | ")} |`);
   console.log(`| format | ${cols.join(" | ")} |\n|---|${cols.map(() => "---").join("|")}|\n${lines.join("\n")}`);
 });

@@ -7,30 +7,76 @@
 import { BLOCK_GEOMETRY, type BlockFormat } from "../../ts/blocks.js";
 import { registerFormatKernel, splitGrid, type FormatKernel } from "../registry.js";
 import { embedWgsl, matmulWgsl, TT, WG } from "./shaders.js";
-import { NT, RT } from "./tiled.js";
+import { NT, prefillWgsl, RT } from "./tiled.js";
 
-export { embedWgsl, matmulWgsl, TT, WG } from "./shaders.js";
-export { NT, RT } from "./tiled.js";
+export { embedWgsl, matmulWgsl, TT, WG, type MatmulVariant } from "./shaders.js";
+export { NT, prefillWgsl, RT } from "./tiled.js";
 
 export const BLOCK_FORMATS = Object.keys(BLOCK_GEOMETRY) as BlockFormat[];
 
-/** The registered kernel of one block format (WGSL built once per format, on first use). */
-export function blockKernel(format: BlockFormat): FormatKernel {
-  let mm: string | undefined, em: string | undefined;
-  return {
-    get wgsl() { return (mm ??= matmulWgsl(format)); },
+/** What a device and a call select (the core knows both: ctx.hasSubgroups, ctx.style, T). */
+export interface BlockVariant {
+  subgroups: boolean;
+  style: "workgroup" | "thread";
+  T: number;
+}
+
+/** One concrete matmul kernel: `key` names its pipeline (the WGSL differs per key). */
+export interface BlockMatmulKernel {
+  key: string;
+  wgsl: string;
+  entryPoint: string;
+  workgroups(rows: number, T: number): [number, number, number];
+}
+
+export interface BlockFormatKernel extends FormatKernel {
+  /**
+   * The kernel for this device and T: "thread" style (barrier-free, CPU drivers), the tiled prefill kernel
+   * (workgroup style, T > TT), or the decode kernel (with subgroupAdd when available). The plain `wgsl` /
+   * `workgroups` of FormatKernel are the decode kernel with the shared-memory reduction (any device, any T).
+   */
+  variant(v: BlockVariant): BlockMatmulKernel;
+}
+
+const rowsGrid = (rows: number, T: number): [number, number, number] => {
+  const [gx, gy] = splitGrid(rows);
+  return [gx, gy, Math.ceil(T / TT)];
+};
+
+/** The registered kernel of one block format (each WGSL built once, on first use). */
+export function blockKernel(format: BlockFormat): BlockFormatKernel {
+  const cache = new Map<string, string>();
+  const src = (key: string, make: () => string): string => {
+    let s = cache.get(key);
+    if (s === undefined) cache.set(key, (s = make()));
+    return s;
+  };
+  const decode = (sg: boolean): BlockMatmulKernel => ({
+    key: `${format}:decode:${+sg}`, get wgsl() { return src(`d${+sg}`, () => matmulWgsl(format, { subgroups: sg })); },
+    entryPoint: "main", workgroups: rowsGrid,
+  });
+  const thread: BlockMatmulKernel = {
+    key: `${format}:thread`, get wgsl() { return src("t", () => matmulWgsl(format, { style: "thread" })); },
     entryPoint: "main",
-    workgroups(rows: number, T: number): [number, number, number] {
-      // must match the branch in the kernel: T > TT → tiles of RT rows × NT tokens, else rows × TT tokens
-      if (T > TT) {
-        const [gx, gy] = splitGrid(Math.ceil(rows / RT));
-        return [gx, gy, Math.ceil(T / NT)];
-      }
-      const [gx, gy] = splitGrid(rows);
-      return [gx, gy, Math.ceil(T / TT)];
+    // invocation i → row i mod rows, token tile ⌊i / rows⌋ (64 invocations per workgroup)
+    workgroups: (rows, T) => [...splitGrid(Math.ceil((rows * Math.ceil(T / TT)) / 64)), 1] as [number, number, number],
+  };
+  const prefill: BlockMatmulKernel = {
+    key: `${format}:prefill`, get wgsl() { return src("p", () => prefillWgsl(format)); },
+    entryPoint: "main",
+    workgroups: (rows, T) => [...splitGrid(Math.ceil(rows / RT)), Math.ceil(T / NT)] as [number, number, number],
+  };
+  const plain = decode(false);
+  return {
+    get wgsl() { return plain.wgsl; },
+    entryPoint: "main",
+    workgroups: rowsGrid,
+    variant(v: BlockVariant): BlockMatmulKernel {
+      if (v.style === "thread") return thread;
+      return v.T > TT ? prefill : decode(v.subgroups);
     },
     embed: {
-      get wgsl() { return (em ??= embedWgsl(format)); },
+      get wgsl() { return src("e", () => embedWgsl(format)); },
       entryPoint: "main",
       workgroups(cols: number): [number, number, number] {
         return [Math.max(1, Math.ceil(cols / 32 / WG)), 1, 1];

@@ -6,9 +6,10 @@
 /// <reference types="@webgpu/types" />
 import type { Weight } from "../../backend.js";
 import { XverseError } from "../../../errors.js";
-import { blockRowBytes, checkBlockWeight, isBlockFormat, type BlockFormat } from "../../ts/blocks.js";
+import { blockRowBytes, checkBlockWeight, isBlockFormat } from "../../ts/blocks.js";
 import { formatKernel } from "../registry.js";
-import { matmulWgsl, RT, TT } from "./index.js"; // (importing index.js registers the block kernels)
+import type { BlockFormatKernel } from "./index.js"; // (importing index.js registers the block kernels)
+import "./index.js";
 
 const STORAGE = 0x80, COPY_DST = 0x8, COPY_SRC = 0x4, UNIFORM = 0x40, MAP_READ = 0x1;
 
@@ -66,9 +67,12 @@ function parts(dev: GPUDevice, w: Weight, rb: number, partRows: number): { buf: 
 export interface RunOptions {
   /** Split the weight in parts of this many rows (one buffer and one dispatch each), as the core does. */
   partRows?: number;
-  /** Use the subgroupAdd variant (the device must have been created with the "subgroups" feature). */
-  subgroups?: boolean;
-  /** Dispatch rows as a gridX × ⌈rows / gridX⌉ grid instead of the registered split (tests the 2-D row mapping). */
+  /**
+   * Run this variant (BlockFormatKernel.variant) instead of the plain registered kernel; subgroups need a
+   * device created with the "subgroups" feature.
+   */
+  variant?: { subgroups?: boolean; style?: "workgroup" | "thread" };
+  /** Dispatch as gridX × ⌈n / gridX⌉ workgroups instead of the kernel's split (tests the 2-D grid mapping). */
   gridX?: number;
 }
 
@@ -79,7 +83,9 @@ export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: n
   if (!(Number.isInteger(T) && T >= 1 && x.length >= T * w.cols)) {
     throw new XverseError("bad_input", `blocks/run: x has ${x.length} values, T = ${T} tokens of ${w.cols} columns need ${T * w.cols}`);
   }
-  const p = opts.subgroups ? pipeline(dev, matmulWgsl(w.format as BlockFormat, { subgroups: true }), "main") : pipeline(dev, k.wgsl, k.entryPoint);
+  const v = opts.variant;
+  const kern = v ? (k as BlockFormatKernel).variant({ subgroups: !!v.subgroups, style: v.style ?? "workgroup", T }) : k;
+  const p = pipeline(dev, kern.wgsl, kern.entryPoint);
   const xb = upload(dev, x);
   const yb = dev.createBuffer({ size: Math.max(16, T * w.rows * 4), usage: STORAGE | COPY_SRC });
   const enc = dev.createCommandEncoder();
@@ -95,8 +101,8 @@ export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: n
     const pass = enc.beginComputePass();
     pass.setPipeline(p);
     pass.setBindGroup(0, bg);
-    const wg = k.workgroups(part.rows, T);
-    if (opts.gridX) [wg[0], wg[1]] = [opts.gridX, Math.ceil((T > TT ? Math.ceil(part.rows / RT) : part.rows) / opts.gridX)];
+    const wg = kern.workgroups(part.rows, T);
+    if (opts.gridX) [wg[0], wg[1]] = [opts.gridX, Math.ceil((wg[0] * wg[1]) / opts.gridX)];
     pass.dispatchWorkgroups(...wg);
     pass.end();
   }

@@ -1,6 +1,6 @@
 /**
- * The prefill path of the block matmul (T > TT tokens), pasted into the same module as the decode path so the
- * core's contract (one entry point, workgroups(rows, T)) is unchanged: `main` branches on p.T (uniform).
+ * The prefill kernel of the block matmul (T > TT tokens, GPUs): its own module, so the decode pipeline stays
+ * small (SwiftShader takes seconds to compile this one) and it is compiled only when a prefill needs it.
  *
  * One workgroup of 64 threads computes a tile of RT = 64 weight rows × NT = 32 tokens. Per 32-column unit of
  * the rows: thread i decodes row i's unit into shared `ws` (so each weight unit is decoded ⌈T / 32⌉ times, not
@@ -9,11 +9,22 @@
  * consecutive words, so no bank conflicts). Grid: x + nx·y = row tile, z = token tile of 32.
  */
 
+import type { BlockFormat } from "../../ts/blocks.js";
+import { MATMUL_PARAMS_WGSL } from "../registry.js";
+import { common } from "./shaders.js";
+
 /** Rows and tokens of one prefill tile. */
 export const RT = 64;
 export const NT = 32;
 
-export const TILED_WGSL = /* wgsl */ `
+export function prefillWgsl(format: BlockFormat): string {
+  return /* wgsl */ `// ${format} prefill matmul (src/backend/webgpu/blocks/tiled.ts)
+${MATMUL_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
+@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
+${common(format)}
 const RT: u32 = ${RT}u;
 const NT: u32 = ${NT}u;
 var<workgroup> ws: array<f32, ${RT * 32}>; // (32 columns, RT rows): ws[k * RT + row]
@@ -77,7 +88,18 @@ fn matmul_tiled(rt: u32, tz: u32, li: u32) {
     }
     workgroupBarrier();
   }
-  // constant indices only: a dynamically indexed acc would live in memory instead of registers
-${[0, 1, 2, 3].map((i) => `  store4(r0 + rg + ${16 * i}u, t0 + tg, acc[${2 * i}]);\n  store4(r0 + rg + ${16 * i}u, t0 + tg + 16u, acc[${2 * i + 1}]);`).join("\n")}
+${STORES}
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let rt = wid.x + wid.y * nwg.x;
+  if (rt * RT >= p.rows) { return; } // uniform: the whole workgroup leaves
+  matmul_tiled(rt, wid.z, li);
 }
 `;
+}
+
+// the 8 output vectors, with constant indices only: a dynamically indexed acc would live in memory, not registers
+const STORES = [0, 1, 2, 3].map((i) => `  store4(r0 + rg + ${16 * i}u, t0 + tg, acc[${2 * i}]);
+  store4(r0 + rg + ${16 * i}u, t0 + tg + 16u, acc[${2 * i + 1}]);`).join("\n");
