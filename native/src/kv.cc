@@ -26,6 +26,7 @@
 #include "pool.h"
 #include "vexp.h"
 #include "arm/arm.h"
+#include "kv_wide.h"
 #if XV_X86
 #include <immintrin.h>
 #endif
@@ -87,21 +88,7 @@ inline void q8_scale(float amax, float& d, float& id) {
 // Per-ISA pieces. Each ISA provides: storing one head row (f16 / q8_0), converting a run of stored values to f32,
 // the narrow row kernel and (x86) the wide tile kernel. The driver below is ISA-independent.
 
-// A wide tile's state, rows in lanes (R = lanes · RV).
-struct Wide {
-  const float* QT;     // (hd, R): scale · q, transposed; rows past the tile's end are zero
-  float* OT;           // (hdp, R): unnormalized output, transposed
-  float* ST;           // (kChunk, R): scores, then probabilities
-  float* m;            // (R) running max (−inf before the row's first key)
-  float* l;            // (R) running sum
-  float* corr;         // (R) this chunk's rescale factor exp(m_old − m_new)
-  const int32_t* lim;  // (R) the last key position each row sees (causal)
-  int64_t hd, hdp;
-  // Cache lines of the next chunk to request while this one is computed, one per score-loop step: spread out
-  // like this they overlap with the FMAs (a burst of a few hundred only queues up behind the fill buffers).
-  const uint8_t* const* pf;
-  int64_t npf;
-};
+// The wide tile's state (struct Wide, rows in lanes) is in kv_wide.h.
 
 struct Kern {
   int lanes;  // hdp is a multiple of this; the wide tile is lanes · RV rows
@@ -712,8 +699,8 @@ const Kern kAvx2 = {8, store_f16_avx2, quant_q8_avx2, cvt_f16_avx2, cvt_q8_avx2,
 const Kern k512 = {16, store_f16_512, quant_q8_512, cvt_f16_512, cvt_q8_512, narrow_512, {wide_512<1>, wide_512<2>}};
 #endif
 
-#if XV_ARM  // src/arm/kv_neon.cc; no wide tile there (narrow kernel for every row count)
-const Kern kNeon = {4, arm::kv_store_f16, arm::kv_quant_q8, arm::kv_cvt_f16, arm::kv_cvt_q8, arm::kv_narrow, {nullptr, nullptr}};
+#if XV_ARM  // src/arm/kv_neon.cc
+const Kern kNeon = {4, arm::kv_store_f16, arm::kv_quant_q8, arm::kv_cvt_f16, arm::kv_cvt_q8, arm::kv_narrow, {arm::kv_wide1, arm::kv_wide2}};
 #endif
 
 const Kern& kernels_for(Isa isa) {

@@ -20,6 +20,7 @@
 
 #include "../blocks.h"
 #include "../kernels.h"
+#include "../kv_wide.h"
 
 namespace xv {
 
@@ -71,6 +72,9 @@ void kv_cvt_f16(float* d, const uint16_t* s, int64_t n);
 void kv_cvt_q8(float* d, const int8_t* s, const uint16_t* sc, int64_t n, int64_t group);
 void kv_narrow(const float* q, const float* Kp, const float* Vp, int64_t hdp, int64_t n, float* sc, float* m,
                float* l, float* o);
+// The wide (prefill) tile of 4 · RV query rows in lanes, RV = 1, 2.
+void kv_wide1(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask);
+void kv_wide2(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask);
 
 }  // namespace arm
 }  // namespace xv

@@ -1,5 +1,6 @@
 // Paged-attention pieces on NEON for kv.cc's kernel table (4 lanes): storing a head row as f16 / q8_0, converting
-// stored runs back to f32, and the narrow kernel (one query row against a chunk of packed keys, online softmax).
+// stored runs back to f32, the narrow kernel (one query row against a chunk of packed keys, online softmax) and
+// the wide prefill tile (4 or 8 query rows in vector lanes, kv.cc's plan).
 // Stored bytes must equal the reference's exactly (src/backend/ts/kv.ts): f16 rounds to nearest even in hardware
 // (fcvtn, FPCR's default mode) with NaNs rewritten to the reference's plain quiet NaN; q8_0 rounds half away
 // from zero (fcvtas), as std::round.
@@ -142,6 +143,143 @@ void kv_narrow(const float* q, const float* Kp, const float* Vp, int64_t hdp, in
     for (int64_t jj = 0; jj < n; jj++) o0 = vfmaq_n_f32(o0, vld1q_f32(Vp + jj * hdp + i), sc[jj]);
     vst1q_f32(o + i, o0);
   }
+}
+
+// --- the wide tile: R = 4·RV query rows in lanes (kv_wide.h), as kv.cc's x86 tiles ---
+
+namespace {
+
+// exp that is exactly 0 below −87.3 (masked keys come in as −∞).
+inline float32x4_t exp_z(float32x4_t x) {
+  return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vexpq(x)), vcgeq_f32(x, vdupq_n_f32(-87.3f))));
+}
+
+// acc += p · v[l] for the 4 lanes l of v (4 output dims), per row vector.
+template <int RV>
+inline void axpy4(float32x4_t (*acc)[RV], const float32x4_t* p, float32x4_t v) {
+#pragma GCC unroll 2
+  for (int rv = 0; rv < RV; rv++) {
+    acc[0][rv] = vfmaq_laneq_f32(acc[0][rv], p[rv], v, 0);
+    acc[1][rv] = vfmaq_laneq_f32(acc[1][rv], p[rv], v, 1);
+    acc[2][rv] = vfmaq_laneq_f32(acc[2][rv], p[rv], v, 2);
+    acc[3][rv] = vfmaq_laneq_f32(acc[3][rv], p[rv], v, 3);
+  }
+}
+
+// Oᵀ rows ib … ib + 4·NI − 1: Oᵀ · corr + Σ_j V[j][i] · Pᵀ[j], with 4·NI·RV accumulators.
+template <int RV, int NI>
+inline void out_block(const Wide& w, const float* Vp, int64_t n, int64_t ib, const float32x4_t* cv) {
+  constexpr int R = 4 * RV;
+  float32x4_t acc[4 * NI][RV];
+  float* ot = w.OT + ib * R;
+#pragma GCC unroll 8
+  for (int ii = 0; ii < 4 * NI; ii++)
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++) acc[ii][rv] = vmulq_f32(vld1q_f32(ot + ii * R + 4 * rv), cv[rv]);
+  for (int64_t j = 0; j < n; j++) {
+    float32x4_t pt[RV];
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++) pt[rv] = vld1q_f32(w.ST + j * R + 4 * rv);
+    const float* v = Vp + j * w.hdp + ib;
+    axpy4<RV>(acc, pt, vld1q_f32(v));
+    if (NI == 2) axpy4<RV>(acc + 4, pt, vld1q_f32(v + 4));
+  }
+#pragma GCC unroll 8
+  for (int ii = 0; ii < 4 * NI; ii++)
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++) vst1q_f32(ot + ii * R + 4 * rv, acc[ii][rv]);
+}
+
+// Scores Sᵀ = K · Qᵀ as outer products (8 keys × R rows per pass: 4 consecutive head dims of each key in one
+// vector, each lane times that dim's Qᵀ row), masking, online-softmax update, then Σ p·V — kv.cc's plan.
+template <int RV>
+void wide(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask) {
+  constexpr int R = 4 * RV, JB = 8;
+  const int64_t hd = w.hd, hdp = w.hdp, npad = (n + JB - 1) / JB * JB;  // Kp is zero padded to 16 keys
+  int64_t pfi = 0;
+  const float32x4_t ninf = vdupq_n_f32(-INFINITY);
+  float32x4_t cmax[RV];
+  int32x4_t limv[RV];
+  for (int rv = 0; rv < RV; rv++) cmax[rv] = ninf, limv[rv] = vld1q_s32(w.lim + 4 * rv);
+  for (int64_t jb = 0; jb < npad; jb += JB) {
+    float32x4_t acc[RV][JB];
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++)
+#pragma GCC unroll 8
+      for (int jj = 0; jj < JB; jj++) acc[rv][jj] = vdupq_n_f32(0.f);
+    const float* k = Kp + jb * hdp;
+    int64_t i = 0;
+    for (; i + 4 <= hd; i += 4) {
+      if (pfi < w.npf) __builtin_prefetch(w.pf[pfi++]);
+      float32x4_t q[4][RV];
+#pragma GCC unroll 4
+      for (int l = 0; l < 4; l++)
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++) q[l][rv] = vld1q_f32(w.QT + (i + l) * R + 4 * rv);
+#pragma GCC unroll 8
+      for (int jj = 0; jj < JB; jj++) {
+        const float32x4_t kv = vld1q_f32(k + jj * hdp + i);
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++) {
+          acc[rv][jj] = vfmaq_laneq_f32(acc[rv][jj], q[0][rv], kv, 0);
+          acc[rv][jj] = vfmaq_laneq_f32(acc[rv][jj], q[1][rv], kv, 1);
+          acc[rv][jj] = vfmaq_laneq_f32(acc[rv][jj], q[2][rv], kv, 2);
+          acc[rv][jj] = vfmaq_laneq_f32(acc[rv][jj], q[3][rv], kv, 3);
+        }
+      }
+    }
+    for (; i < hd; i++) {  // the last hd % 4 dims
+      float32x4_t q[RV];
+      for (int rv = 0; rv < RV; rv++) q[rv] = vld1q_f32(w.QT + i * R + 4 * rv);
+#pragma GCC unroll 8
+      for (int jj = 0; jj < JB; jj++)
+#pragma GCC unroll 2
+        for (int rv = 0; rv < RV; rv++) acc[rv][jj] = vfmaq_n_f32(acc[rv][jj], q[rv], k[jj * hdp + i]);
+    }
+    const int64_t real = std::min<int64_t>(JB, n - jb);
+#pragma GCC unroll 8
+    for (int jj = 0; jj < JB; jj++) {
+      const int32x4_t pos = vdupq_n_s32(static_cast<int32_t>(c0 + jb + jj));
+#pragma GCC unroll 2
+      for (int rv = 0; rv < RV; rv++) {
+        if (mask) acc[rv][jj] = vbslq_f32(vcgtq_s32(pos, limv[rv]), ninf, acc[rv][jj]);
+        vst1q_f32(w.ST + (jb + jj) * R + 4 * rv, acc[rv][jj]);
+        if (jj < real) cmax[rv] = vmaxq_f32(cmax[rv], acc[rv][jj]);
+      }
+    }
+  }
+  for (; pfi < w.npf; pfi++) __builtin_prefetch(w.pf[pfi]);
+  float32x4_t msub[RV], sum[RV], cv[RV];
+  for (int rv = 0; rv < RV; rv++) {
+    const float32x4_t mo = vld1q_f32(w.m + 4 * rv), mn = vmaxq_f32(mo, cmax[rv]);
+    // a row with no visible key yet keeps −∞ as its max; subtract 0 there instead (−∞ − −∞ is NaN)
+    msub[rv] = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(mn), vceqq_f32(mn, ninf)));
+    cv[rv] = exp_z(vsubq_f32(mo, msub[rv]));
+    vst1q_f32(w.corr + 4 * rv, cv[rv]);
+    vst1q_f32(w.m + 4 * rv, mn);
+    sum[rv] = vdupq_n_f32(0.f);
+  }
+  for (int64_t j = 0; j < n; j++)
+#pragma GCC unroll 2
+    for (int rv = 0; rv < RV; rv++) {
+      float* st = w.ST + j * R + 4 * rv;
+      const float32x4_t p = exp_z(vsubq_f32(vld1q_f32(st), msub[rv]));
+      vst1q_f32(st, p);
+      sum[rv] = vaddq_f32(sum[rv], p);
+    }
+  for (int rv = 0; rv < RV; rv++) vst1q_f32(w.l + 4 * rv, vfmaq_f32(sum[rv], vld1q_f32(w.l + 4 * rv), cv[rv]));
+  int64_t ib = 0;
+  for (; ib + 8 <= hdp; ib += 8) out_block<RV, 2>(w, Vp, n, ib, cv);
+  for (; ib < hdp; ib += 4) out_block<RV, 1>(w, Vp, n, ib, cv);
+}
+
+}  // namespace
+
+void kv_wide1(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask) {
+  wide<1>(w, Kp, Vp, n, c0, mask);
+}
+void kv_wide2(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask) {
+  wide<2>(w, Kp, Vp, n, c0, mask);
 }
 #endif
 
