@@ -42,7 +42,13 @@ export class GpuContext {
   private lost: string | null = null;
   private error: string | null = null;
 
-  private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary, opts: WebGpuOptions) {
+  private constructor(
+    /** Held for the device's life: Dawn in Node aborts when the GPU object is collected before its devices. */
+    readonly gpu: GPU,
+    readonly device: GPUDevice,
+    readonly adapter: AdapterSummary,
+    opts: WebGpuOptions,
+  ) {
     this.hasSubgroups = (opts.subgroups ?? true) && device.features.has("subgroups");
     this.hasF16 = device.features.has("shader-f16");
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
@@ -76,7 +82,7 @@ export class GpuContext {
     const info = adapter.info;
     const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(" ") || "unknown adapter";
     const cpu = /swiftshader|llvmpipe|lavapipe|warp/i.test(name) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.isFallbackAdapter === true;
-    return new GpuContext(device, {
+    return new GpuContext(gpu, device, {
       name, cpu, features: [...adapter.features].sort(),
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize,
     }, opts);

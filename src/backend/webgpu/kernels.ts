@@ -46,7 +46,12 @@ export class WebGpuKernels {
     const reg = DENSE_FORMATS.includes(w.format) ? undefined : formatKernel(w.format);
     let pipeline: GPUComputePipeline;
     let extra: GPUBuffer[] = [];
-    if (reg) {
+    let regGrid = reg?.workgroups;
+    if (reg?.variant) {
+      const k = reg.variant({ subgroups: this.ctx.hasSubgroups, style: this.ctx.style, T });
+      pipeline = this.ctx.pipeline(`fmt:${k.key}`, k.wgsl, k.entryPoint);
+      regGrid = k.workgroups;
+    } else if (reg) {
       pipeline = this.ctx.pipeline(`fmt:${w.format}`, reg.wgsl, reg.entryPoint);
     } else {
       const f = w.format as DenseFormat;
@@ -63,7 +68,7 @@ export class WebGpuKernels {
     for (const part of g.parts) {
       const p = params([part.rows, w.cols, T, part.rowStart, w.rows, w.groupSize ?? 0, 0, 0]);
       let wg: [number, number, number];
-      if (reg) wg = reg.workgroups(part.rows, T);
+      if (regGrid) wg = regGrid(part.rows, T);
       else if (this.ctx.style === "thread") wg = grid64(part.rows * Math.ceil(T / MATMUL_TOKENS));
       else {
         const [gx, gy] = splitGrid(part.rows);

@@ -83,6 +83,17 @@ export interface FormatKernel {
     entryPoint: string;
     workgroups(cols: number): [number, number, number];
   };
+  /**
+   * Optional: a kernel chosen per device and call (subgroupAdd when the device has subgroups, the barrier-free
+   * "thread" style on CPU drivers, a tiled kernel for prefill). `key` names the pipeline (one per distinct WGSL).
+   * Without it the core uses `wgsl` / `entryPoint` / `workgroups` for every call.
+   */
+  variant?(v: { subgroups: boolean; style: "workgroup" | "thread"; T: number }): {
+    key: string;
+    wgsl: string;
+    entryPoint: string;
+    workgroups(rows: number, T: number): [number, number, number];
+  };
 }
 
 const kernels = new Map<WeightFormat, FormatKernel>();
