@@ -93,7 +93,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var u = li; u < units; u += WG) {
     let v = decode_unit(rowByte + (u / UPB) * BB, u % UPB);
     let xb = t0 * c4 + u * 8u;
-    for (var t = 0u; t < nt; t++) {
+    // a constant trip count lets compilers unroll, so acc[t] stays in registers (a dynamic index spills it)
+    for (var t = 0u; t < TT; t++) {
+      if (t >= nt) { break; }
       let xo = xb + t * c4;
       acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
         + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
@@ -132,13 +134,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var u = 0u; u < units; u++) {
     let v = decode_unit(rowByte + (u / UPB) * BB, u % UPB);
     let xb = t0 * c4 + u * 8u;
-    for (var t = 0u; t < nt; t++) {
+    // a constant trip count lets compilers unroll, so acc[t] stays in registers (a dynamic index spills it)
+    for (var t = 0u; t < TT; t++) {
+      if (t >= nt) { break; }
       let xo = xb + t * c4;
       acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
         + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
     }
   }
-  for (var t = 0u; t < nt; t++) { y[(t0 + t) * p.yStride + p.rowBase + r] = acc[t]; }
+  for (var t = 0u; t < TT; t++) {
+    if (t < nt) { y[(t0 + t) * p.yStride + p.rowBase + r] = acc[t]; }
+  }
 }
 `;
 }
