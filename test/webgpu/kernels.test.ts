@@ -2,6 +2,7 @@
 // both kernel styles ("thread": no barriers, what SwiftShader runs; "workgroup": the GPU path, with subgroup
 // reductions and without), plus the weight split across several buffers. Prints the parity table
 // (kernel × format × T → max normalized error).
+/// <reference types="@webgpu/types" />
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import type { Weight, WeightFormat } from "../../src/backend/backend.js";
@@ -143,4 +144,10 @@ test("[webgpu] a q8_0 KV cache is refused with an error naming --kv-type", async
   seq.reserve(1);
   const z = new Float32Array(32);
   await assert.rejects(be.kernels.kvWriteAttention(seq.view(0), z, z, z, { T: 1, past: 0, nHeads: 1, nKvHeads: 1, headDim: 32, scale: 1 }), /q8_0.*--kv-type/);
+});
+
+test("[webgpu] no adapter: createWebGpuBackend fails with a message saying what to install or set", async () => {
+  const { createWebGpuBackend } = await import("../../src/backend/webgpu/index.js");
+  const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
+  await assert.rejects(createWebGpuBackend(noAdapter), /no adapter found.*VK_ICD_FILENAMES.*--backend native/);
 });

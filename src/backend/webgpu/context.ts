@@ -41,6 +41,7 @@ export class GpuContext {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private lost: string | null = null;
   private error: string | null = null;
+  private readonly staging: GPUBuffer[] = [];
 
   private constructor(
     /** Held for the device's life: Dawn in Node aborts when the GPU object is collected before its devices. */
@@ -138,14 +139,22 @@ export class GpuContext {
   /** Copies `bytes` bytes of src (from offset) back to the CPU after everything submitted so far. */
   async read(src: GPUBuffer, bytes: number, offset = 0, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
     const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ size: Math.max(4, size), usage: S.MAP_READ | S.COPY_DST });
+    // staging buffers are reused (decode reads one logits row per token); reads in flight take distinct ones
+    const i = this.staging.findIndex((b) => b.size >= size);
+    const staging = i >= 0 ? this.staging.splice(i, 1)[0] : this.device.createBuffer({ size: Math.max(256, size), usage: S.MAP_READ | S.COPY_DST });
     const enc = encoder ?? this.device.createCommandEncoder();
     if (size > 0) enc.copyBufferToBuffer(src, offset, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(1 /* GPUMapMode.READ */);
-    const out = staging.getMappedRange().slice(0, bytes);
+    try {
+      await staging.mapAsync(1 /* GPUMapMode.READ */, 0, Math.max(4, size));
+    } catch (e) {
+      this.check();
+      throw e;
+    }
+    const out = staging.getMappedRange(0, Math.max(4, size)).slice(0, bytes);
     staging.unmap();
-    staging.destroy();
+    if (this.staging.length < 4) this.staging.push(staging);
+    else staging.destroy();
     this.check();
     return out;
   }
