@@ -11,22 +11,27 @@ import { tsBackend } from "../../src/backend/ts/index.js";
 import { normErr, randArray, randBlockWeight, rng } from "../native/random.js";
 import { gpuBackend } from "./gpu.js";
 
-const FORMATS: BlockFormat[] = ["q4_0", "q8_0", "q6_k"];
+/**
+ * The core picks the kernel per device and call (BlockFormatKernel.variant): on SwiftShader the "thread" style;
+ * forced to "workgroup", the decode kernel at T = 1 (subgroupAdd when the adapter has subgroups) and the tiled
+ * prefill kernel at T = 9. The workgroup style runs on one format (its code around decode_unit is shared).
+ */
+const CASES: [BlockFormat, "thread" | "workgroup"][] = [["q4_0", "thread"], ["q8_0", "thread"], ["q6_k", "thread"], ["q6_k", "workgroup"]];
 
-for (const fmt of FORMATS) {
-  test(`webgpu backend: ${fmt} weights in row parts, matmul and embedRow = TS reference`, async () => {
-    const r = rng(3000 + FORMATS.indexOf(fmt));
+for (const [fmt, style] of CASES) {
+  test(`webgpu backend: ${fmt} weights in row parts, ${style} style: matmul and embedRow = TS reference`, async () => {
+    const r = rng(3000 + CASES.findIndex((c) => c[0] === fmt && c[1] === style));
     const cols = BLOCK_GEOMETRY[fmt].values * 5;
     const rows = 29;
     // parts of 6 rows (the last one 5), each its own buffer: every dispatch but the first has rowBase ≠ 0
-    const be = await gpuBackend({ maxPartBytes: 6 * blockRowBytes(fmt, cols) + 3 });
+    const be = await gpuBackend({ maxPartBytes: 6 * blockRowBytes(fmt, cols) + 3, style });
     const w = randBlockWeight(fmt, rows, cols, r);
     for (const T of [1, 9]) {
       const x = randArray(T * cols, r);
       const ref = new Float32Array(T * rows);
       tsBackend.matmul(ref, x, w, T);
       const e = normErr(await be.kernels.matmul(x, w, T), ref);
-      assert.ok(e <= 1e-5, `${fmt} T=${T}: normalized error ${e}`);
+      assert.ok(e <= 1e-5, `${fmt} ${style} T=${T}: normalized error ${e}`);
     }
     const ref = new Float32Array(cols);
     for (const row of [0, 6, 17, rows - 1]) {

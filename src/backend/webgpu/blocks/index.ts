@@ -14,28 +14,19 @@ export { NT, prefillWgsl, RT } from "./tiled.js";
 
 export const BLOCK_FORMATS = Object.keys(BLOCK_GEOMETRY) as BlockFormat[];
 
-/** What a device and a call select (the core knows both: ctx.hasSubgroups, ctx.style, T). */
-export interface BlockVariant {
-  subgroups: boolean;
-  style: "workgroup" | "thread";
-  T: number;
-}
-
+type VariantFn = NonNullable<FormatKernel["variant"]>;
+/** What a device and a call select (the core passes ctx.hasSubgroups, ctx.style and T). */
+export type BlockVariant = Parameters<VariantFn>[0];
 /** One concrete matmul kernel: `key` names its pipeline (the WGSL differs per key). */
-export interface BlockMatmulKernel {
-  key: string;
-  wgsl: string;
-  entryPoint: string;
-  workgroups(rows: number, T: number): [number, number, number];
-}
+export type BlockMatmulKernel = ReturnType<VariantFn>;
 
+/**
+ * A block format's kernels. variant(): the "thread" style (barrier-free, CPU drivers), the tiled prefill
+ * kernel (workgroup style, T > TT), or the decode kernel (with subgroupAdd when available). The plain `wgsl` /
+ * `workgroups` are the decode kernel with the shared-memory reduction (any device, any T).
+ */
 export interface BlockFormatKernel extends FormatKernel {
-  /**
-   * The kernel for this device and T: "thread" style (barrier-free, CPU drivers), the tiled prefill kernel
-   * (workgroup style, T > TT), or the decode kernel (with subgroupAdd when available). The plain `wgsl` /
-   * `workgroups` of FormatKernel are the decode kernel with the shared-memory reduction (any device, any T).
-   */
-  variant(v: BlockVariant): BlockMatmulKernel;
+  variant: VariantFn;
 }
 
 const rowsGrid = (rows: number, T: number): [number, number, number] => {
