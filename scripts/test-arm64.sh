@@ -67,7 +67,7 @@ count() { count_in "$@"; }
 march_for() {
   case "$1" in
     */legacy_dot.cc | */kquants_dot.cc) echo "-march=armv8.2-a+dotprod" ;;
-    */legacy_i8mm.cc) echo "-march=armv8.2-a+dotprod+i8mm" ;;
+    */legacy_i8mm.cc | */kquants_i8mm.cc) echo "-march=armv8.2-a+dotprod+i8mm" ;;
   esac
 }
 obj_for() { echo "$OUT/$(echo "${1#native/}" | tr / _).o"; }
@@ -109,7 +109,7 @@ fi
 
 echo "test-arm64: instructions — legacy_neon: smull $(count "$OUT/src_arm_legacy_neon.cc.o" 'smull2?') sadalp $(count "$OUT/src_arm_legacy_neon.cc.o" sadalp) sdot $(count "$OUT/src_arm_legacy_neon.cc.o" sdot);" \
   "legacy_dot: sdot $(count "$OUT/src_arm_legacy_dot.cc.o" sdot); legacy_i8mm: smmla $(count "$OUT/src_arm_legacy_i8mm.cc.o" smmla);" \
-  "kquants_dot: sdot $(count "$OUT/src_arm_kquants_dot.cc.o" sdot); matmul_f: fmla $(count "$OUT/src_arm_matmul_f.cc.o" fmla);" \
+  "kquants_dot: sdot $(count "$OUT/src_arm_kquants_dot.cc.o" sdot); kquants_i8mm: smmla $(count "$OUT/src_arm_kquants_i8mm.cc.o" smmla); matmul_f: fmla $(count "$OUT/src_arm_matmul_f.cc.o" fmla);" \
   "kv_neon: fmla $(count "$OUT/src_arm_kv_neon.cc.o" fmla)"
 
 # sdot / smmla / fmla among the instructions qemu translated (each ran at least once).

@@ -81,6 +81,7 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
   assert.ok(n("legacy_dot", "sdot") > 0, ins);
   assert.ok(n("legacy_i8mm", "smmla") > 0, ins);
   assert.ok(n("kquants_dot", "sdot") > 0, ins);
+  assert.ok(n("kquants_i8mm", "smmla") > 0, ins);
   assert.equal(n("legacy_neon", "sdot"), 0, ins);
   const addon = /^test-arm64: addon built by node-gyp for arm64 \(\d+ bytes; sdot (\d+), smmla (\d+)\)$/m.exec(out);
   assert.ok(addon, "the arm64 addon was not built");

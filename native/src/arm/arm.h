@@ -7,7 +7,8 @@
 //  - NeonDot: the same, with sdot (4 int8 products summed into an int32 lane) — Cortex-A76 / Neoverse-N1 / Apple M1
 //    and later.
 //  - NeonI8mm: smmla (a 2×8 by 8×2 int8 block product) for two weight rows × two tokens — Neoverse-V1/N2,
-//    Graviton 3/4, Apple M2 and later. Decode (T = 1) keeps sdot: smmla's second token would be padding.
+//    Graviton 3/4, Apple M2 and later; legacy blocks and K-quants. Decode (T = 1) keeps sdot: smmla's second
+//    token would be padding.
 // Files that use dotprod / i8mm instructions say so with a target pragma at their top (the only code built for
 // that feature), so a base-NEON CPU never runs them: dispatch picks them only when the CPU has the feature.
 //
@@ -56,6 +57,7 @@ BlockRowsFn legacy_rows_i8mm(Fmt f);
 // K-quants (q2_k … q6_k) on the Q8K activations of kquants.h.
 BlockRowsFn kquant_rows_neon(Fmt f);
 BlockRowsFn kquant_rows_dot(Fmt f);
+BlockRowsFn kquant_rows_i8mm(Fmt f);
 // The best kernel for a level (falls back to lower levels), or nullptr.
 BlockRowsFn block_rows(Fmt f, Isa isa);
 

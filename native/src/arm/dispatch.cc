@@ -17,7 +17,8 @@ BlockRowsFn block_rows(Fmt f, Isa isa) {
     if (!fn && isa >= Isa::NeonDot) fn = legacy_rows_dot(f);
     if (!fn && isa >= Isa::Neon) fn = legacy_rows_neon(f);
   } else if (kquant_supports(f)) {
-    if (isa >= Isa::NeonDot) fn = kquant_rows_dot(f);  // (i8mm: the sdot kernels)
+    if (isa >= Isa::NeonI8mm) fn = kquant_rows_i8mm(f);
+    if (!fn && isa >= Isa::NeonDot) fn = kquant_rows_dot(f);
     if (!fn && isa >= Isa::Neon) fn = kquant_rows_neon(f);
   }
   return fn;

@@ -45,8 +45,8 @@ void kv_quant_q8(int8_t* d, uint16_t* sc, const float* s, int64_t n, int64_t gro
     const int64_t e = g + group;
     float32x4_t mx = vdupq_n_f32(0.f);
     int64_t i = g;
-    for (; i + 4 <= e; i += 4) mx = vmaxq_f32(mx, vabsq_f32(vld1q_f32(s + i)));
-    float amax = vmaxvq_f32(mx);
+    for (; i + 4 <= e; i += 4) mx = vmaxnmq_f32(mx, vabsq_f32(vld1q_f32(s + i)));  // NaNs ignored, as std::max here
+    float amax = vmaxnmvq_f32(mx);
     for (; i < e; i++) amax = std::max(amax, std::fabs(s[i]));
     const float dd = amax / 127.f, id = dd != 0.f ? 1.f / dd : 0.f;
     i = g;
