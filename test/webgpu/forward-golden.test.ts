@@ -73,12 +73,13 @@ test("[webgpu] a ragged batch of two sequences equals HF's left-padded batch wit
   assert.ok(maxAbsDiff(last, logits, V, (rows[0].length + rows[1].length - 1) * V, V) <= 1e-5);
 });
 
-test("[webgpu] prefix reuse and copy-on-write of a shared partial block give the same logits as the TS backend", async () => {
+test("[webgpu] prefix reuse, copy-on-write of a shared partial block and a growing pool give the TS backend's logits", async () => {
   const ids: number[] = golden.prompts.long.ids.slice(0, 40);
   const gpu = await tinyModel("f16");
   const cpu = XverseModel.fromSource(loadConfig(dir), openSafetensors(`${dir}/model.safetensors`), { kvType: "f16", backend: tsBackend });
   const run = async (m: XverseModel): Promise<Float32Array[]> => {
-    const pool = m.createPool({ blockSize: 8 });
+    // one block per segment: the GPU's KV arena grows (and copies itself) as the pool does
+    const pool = m.createPool({ blockSize: 8, segmentBytes: 1 });
     const a = pool.sequence(64);
     await m.forwardAsync(ids.slice(0, 21), a); // 2 full blocks registered, a partial third
     const b = pool.sequence(64);

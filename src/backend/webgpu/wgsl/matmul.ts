@@ -59,7 +59,8 @@ export function denseMatmulWgsl(v: DenseVariant): string {
   if (lid == 0u) {
     for (var j = 0u; j < nt; j++) {
       var s = 0.0;
-      for (var i = 0u; i < WG; i += sgs) { s += red[j * WG + i]; }
+      // one nonzero entry per subgroup, wherever its first lane sits
+      for (var i = 0u; i < WG; i++) { s += red[j * WG + i]; }
       y[(t0 + j) * p.yStride + p.rowBase + r] = s;
     }
   }`
@@ -117,7 +118,7 @@ ${WGSL_F16}
 fn wval(e: u32, gr: u32, k: u32) -> f32 { ${decoder(v.format, v.mins)} }
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.subgroups ? ", @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32" : ""}) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${v.subgroups ? ", @builtin(subgroup_invocation_id) sgi: u32" : ""}) {
   let r = wid.x + wid.y * 32768u;
   if (r >= p.rows) { return; }
   let t0 = wid.z * TT;
