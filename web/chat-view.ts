@@ -15,6 +15,8 @@ export interface ChatViewOptions {
   tools?: boolean;
   /** Called before each send; may throw (e.g. the model is still loading). */
   ready?: () => void;
+  /** Prefix of the view's element ids, where another view shares the page (/local: "chat-"). */
+  prefix?: string;
 }
 
 function toolCard(call: ToolCallOut): HTMLElement {
@@ -26,44 +28,45 @@ function toolCard(call: ToolCallOut): HTMLElement {
 }
 
 export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
+  const P = o.prefix ?? "";
   root.append(
     h("div", { class: "chat" },
       h("aside", { class: "conversations" },
-        h("details", { id: "conv-panel", open: window.matchMedia("(min-width: 760px)").matches },
+        h("details", { id: P + "conv-panel", open: window.matchMedia("(min-width: 760px)").matches },
           h("summary", {}, "Conversations"),
-          h("button", { id: "reset", type: "button" }, "New chat"),
-          h("ul", { id: "conv-list" }))),
+          h("button", { id: P + "reset", type: "button" }, "New chat"),
+          h("ul", { id: P + "conv-list" }))),
       h("section", { class: "thread" },
         h("details", { class: "settings" },
           h("summary", { class: "muted" }, "Settings"),
-          h("label", { class: "muted", for: "system" }, "System prompt (sent first, when set)"),
-          h("textarea", { id: "system", rows: 2 }),
+          h("label", { class: "muted", for: P + "system" }, "System prompt (sent first, when set)"),
+          h("textarea", { id: P + "system", rows: 2 }),
           h("div", { class: "row" },
-            h("label", { class: "muted" }, "temperature ", h("input", { id: "temperature", type: "number", min: 0, max: 2, step: 0.05, value: "0.5" })),
-            h("label", { class: "muted" }, "max tokens ", h("input", { id: "max_tokens", type: "number", min: 1, max: 8192, value: "256" }))),
-          o.tools ? h("label", { class: "muted", for: "tools" }, "Tools (a JSON array of OpenAI tool specs; empty: none)") : null,
-          o.tools ? h("textarea", { id: "tools", rows: 3, placeholder: '[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]' }) : null),
-        h("div", { id: "log", "aria-live": "polite" }),
-        h("div", { id: "stats", class: "muted" }),
-        h("div", { id: "error", class: "error" }),
-        h("form", { id: "form" },
-          h("textarea", { id: "input", rows: 3, placeholder: "Type a message — Enter sends, Shift+Enter adds a line" }),
+            h("label", { class: "muted" }, "temperature ", h("input", { id: P + "temperature", type: "number", min: 0, max: 2, step: 0.05, value: "0.5" })),
+            h("label", { class: "muted" }, "max tokens ", h("input", { id: P + "max_tokens", type: "number", min: 1, max: 8192, value: "256" }))),
+          o.tools ? h("label", { class: "muted", for: P + "tools" }, "Tools (a JSON array of OpenAI tool specs; empty: none)") : null,
+          o.tools ? h("textarea", { id: P + "tools", rows: 3, placeholder: '[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]' }) : null),
+        h("div", { id: P + "log", "aria-live": "polite" }),
+        h("div", { id: P + "stats", class: "muted" }),
+        h("div", { id: P + "error", class: "error" }),
+        h("form", { id: P + "form" },
+          h("textarea", { id: P + "input", rows: 3, placeholder: "Type a message — Enter sends, Shift+Enter adds a line" }),
           h("div", { class: "row" },
-            h("button", { id: "send", class: "primary", type: "submit" }, "Send"),
-            h("button", { id: "stop", type: "button", disabled: true }, "Stop"))))));
+            h("button", { id: P + "send", class: "primary", type: "submit" }, "Send"),
+            h("button", { id: P + "stop", type: "button", disabled: true }, "Stop"))))));
 
-  const log = byId("log"), input = byId<HTMLTextAreaElement>("input");
+  const log = byId(P + "log"), input = byId<HTMLTextAreaElement>(P + "input");
   let conv: Conversation = o.store.current();
   let controller: AbortController | null = null;
 
   const busy = (on: boolean) => {
-    byId<HTMLButtonElement>("send").disabled = on;
-    byId<HTMLButtonElement>("stop").disabled = !on;
+    byId<HTMLButtonElement>(P + "send").disabled = on;
+    byId<HTMLButtonElement>(P + "stop").disabled = !on;
     for (const b of log.querySelectorAll<HTMLButtonElement>(".actions button")) b.disabled = on;
   };
 
   function renderList(): void {
-    const ul = byId("conv-list");
+    const ul = byId(P + "conv-list");
     ul.textContent = "";
     for (const c of o.store.list()) {
       const li = h("li", { class: c.id === conv.id ? "current" : "" },
@@ -98,13 +101,13 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
     log.textContent = "";
     conv.messages.forEach((m, i) => log.append(bubble(m, i)));
     renderList();
-    byId("stats").textContent = "";
-    byId("error").textContent = "";
+    byId(P + "stats").textContent = "";
+    byId(P + "error").textContent = "";
   }
 
   /** Streams a reply to the conversation as it stands (its last message is the user's). */
   async function reply(): Promise<void> {
-    byId("error").textContent = "";
+    byId(P + "error").textContent = "";
     const mine = conv;
     const out: Message = { role: "assistant", content: "" };
     const el = h("div", { class: "msg assistant pending" }, h("div", { class: "body" }, "…"));
@@ -112,9 +115,9 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
     el.scrollIntoView({ block: "end" });
     const body = el.querySelector<HTMLElement>(".body")!;
     const sink = markdownSink(body);
-    const meter = rateMeter(byId("stats"));
+    const meter = rateMeter(byId(P + "stats"));
     let tools: unknown[] | undefined;
-    const toolsText = o.tools ? byId<HTMLTextAreaElement>("tools").value.trim() : "";
+    const toolsText = o.tools ? byId<HTMLTextAreaElement>(P + "tools").value.trim() : "";
     controller = new AbortController();
     busy(true);
     try {
@@ -124,8 +127,8 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
         if (!Array.isArray(tools)) throw new Error("Tools: give a JSON array of tool specs");
       }
       await o.engine.chat({
-        messages: mine.messages, system: byId<HTMLTextAreaElement>("system").value.trim() || undefined,
-        temperature: Number(byId<HTMLInputElement>("temperature").value), maxTokens: Number(byId<HTMLInputElement>("max_tokens").value),
+        messages: mine.messages, system: byId<HTMLTextAreaElement>(P + "system").value.trim() || undefined,
+        temperature: Number(byId<HTMLInputElement>(P + "temperature").value), maxTokens: Number(byId<HTMLInputElement>(P + "max_tokens").value),
         tools, signal: controller.signal,
       }, {
         onText(d) { out.content += d; sink.set(out.content); meter.tick(); },
@@ -137,18 +140,18 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
         onUsage(n) { meter.show(n); },
       });
     } catch (e) {
-      if ((e as Error).name !== "AbortError") byId("error").textContent = (e as Error).message;
+      if ((e as Error).name !== "AbortError") byId(P + "error").textContent = (e as Error).message;
     } finally {
       controller = null;
       sink.flush();
     }
     // a stopped reply stays as far as it got, as the official demo keeps streamed text
-    out.stats = byId("stats").textContent ?? undefined;
+    out.stats = byId(P + "stats").textContent ?? undefined;
     if (out.content || out.tool_calls?.length) mine.messages.push(out);
     o.store.save(mine);
     busy(false);
     if (conv === mine) render();
-    byId("stats").textContent = out.stats ?? "";
+    byId(P + "stats").textContent = out.stats ?? "";
   }
 
   function send(text: string): void {
@@ -178,7 +181,7 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
     input.focus();
   }
 
-  byId("form").addEventListener("submit", (ev) => {
+  byId(P + "form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = input.value.trim();
     if (!text || controller) return;
@@ -186,10 +189,10 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
     send(text);
   });
   input.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); byId<HTMLFormElement>("form").requestSubmit(); }
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); byId<HTMLFormElement>(P + "form").requestSubmit(); }
   });
-  byId("stop").addEventListener("click", () => controller?.abort());
-  byId("reset").addEventListener("click", () => {
+  byId(P + "stop").addEventListener("click", () => controller?.abort());
+  byId(P + "reset").addEventListener("click", () => {
     controller?.abort();
     conv = o.store.create();
     render();

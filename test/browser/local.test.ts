@@ -22,6 +22,8 @@ import { openCheckpoint } from "../../src/io/checkpoint.js";
 import { loadConfig } from "../../src/config.js";
 import { launch, openPage, skip } from "./chromium.js";
 
+declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
 const golden = JSON.parse(readFileSync(fixture("golden", "stories260K", "golden.json"), "utf8")).generate.once;
 const PROMPT = "Once upon a time";
 const autorun = `?autorun=1&prompt=${encodeURIComponent(PROMPT)}&max_tokens=${golden.greedy.length}&greedy=1`;
@@ -73,6 +75,42 @@ describe("/local: the model in a Chromium tab", { skip }, () => {
     } finally {
       await gpuBrowser.close();
     }
+  });
+
+  it("chat in the tab: the same greedy reply as the server's API; Stop cuts a long generation", async () => {
+    const { page, errors } = await openPage(browser, srv.url + "/local?tab=chat", { noWebGpu: true });
+    await page.waitForSelector("#model-status[data-ready='1']");
+    const api = await (await fetch(srv.url + "/v1/chat/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "Hello" }], temperature: 0, max_tokens: 40 }),
+    })).json() as { choices: { message: { content: string } }[] };
+    // (the chat view's ids carry "chat-" here: the generation view shares the page)
+    await page.click("#panel-chat details.settings summary");
+    await page.fill("#chat-temperature", "0");
+    await page.fill("#chat-max_tokens", "40");
+    await page.fill("#chat-input", "Hello");
+    await page.click("#chat-send");
+    await page.waitForFunction(() => !document.getElementById("chat-send").disabled && document.querySelectorAll(".msg.assistant:not(.pending)").length === 1);
+    const words = (t: string) => t.replace(/\s+/g, " ").trim();
+    assert.equal(words(await page.innerText(".msg.assistant .body")), words(api.choices[0].message.content));
+    assert.match((await page.textContent(".msg.assistant .actions"))!, /tokens · [\d.]+ tok\/s/);
+
+    // Stop: a greedy run of 512 tokens, cut at its first text, ends with fewer tokens than the full run
+    await page.click("#tab-generate");
+    await page.fill("#prompt", PROMPT);
+    await page.locator("#max_new_tokens").fill("512");
+    await page.locator("#temperature").fill("0");
+    const tokens = async () => Number(/(\d+) tokens/.exec((await page.textContent("#stats"))!)![1]);
+    await page.click("#generate");
+    const full = (await finished(page), await tokens());
+    await page.click("#generate");
+    await page.waitForFunction(() => document.getElementById("output").textContent.length > 20);
+    await page.click("#stop");
+    await finished(page);
+    const cut = await tokens();
+    assert.ok(cut < full, `stopped after ${cut} of ${full} tokens`);
+    assert.deepEqual(errors, []);
+    await page.context().close();
   });
 
   it("a GGUF picked through the file input runs", async () => {
