@@ -8,6 +8,7 @@ export { blobReader, bytesReader, fetchReader, readJson, readText, type ByteRead
 export { loadModelFiles, modelFilesAt, modelFilesFrom, type BrowserLoadOptions, type BrowserModel, type ModelFiles } from "./load.js";
 export { pickBackend, type PickedBackend } from "./backend.js";
 export { XverseModel } from "../model/xverse.js";
+export { createWebGpuBackend } from "../backend/webgpu/index.js";
 export { tsBackend } from "../backend/ts/index.js";
 export type { Backend } from "../backend/backend.js";
 export { generate, generateText, type GenerateOptions, type GeneratedToken, type GenerateResult } from "../generate/generate.js";
@@ -15,6 +16,7 @@ export { tokenizerFromJson } from "../tokenizer/from-json.js";
 export { tokenizerFromGguf } from "../tokenizer/gguf-vocab.js";
 export type { Tokenizer } from "../tokenizer/types.js";
 export { buildPrompt, chatSettingsFromJson, type ChatSettings } from "../chat/prompt-core.js";
+export { chatStream, chatTurn, type ChatOptions, type ChatResult } from "../chat/chat.js";
 export { ToolCallStream, parseToolCall } from "../chat/parse.js";
 export type { ChatMessage } from "../chat/types.js";
 export { parseConfig, parseGenerationConfig, type XverseConfig, type GenerationConfig } from "../config-parse.js";
