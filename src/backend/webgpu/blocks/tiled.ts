@@ -5,7 +5,7 @@
  * One workgroup of 64 threads computes a tile of RT = 64 weight rows × NT = 32 tokens. Per 32-column unit of
  * the rows: thread i decodes row i's unit into shared `ws` (so each weight unit is decoded ⌈T / 32⌉ times, not
  * ⌈T / 8⌉), the threads copy the x tile (32 tokens × 32 columns) into `xs`, and each thread accumulates a
- * 4-row × 8-token block of outputs from shared memory (rows rg + 16i, tokens tg + 4j: consecutive threads read
+ * 4-row × 8-token block of outputs from shared memory, per unit then added (rows rg + 16i, tokens tg + 4j: consecutive threads read
  * consecutive words, so no bank conflicts). Grid: x + nx·y = row tile, z = token tile of 32.
  */
 
@@ -55,8 +55,8 @@ fn matmul_tiled(rt: u32, tz: u32, li: u32) {
   // acc[2i] = tokens tg + 4·(0 … 3), acc[2i + 1] = tokens tg + 4·(4 … 7), of row rg + 16i
   var acc: array<vec4<f32>, 8>;
   for (var u = 0u; u < units; u++) {
-    var v: array<vec4<f32>, 8>;
-    if (myRow < p.rows) { v = decode_unit(rowByte + (u / UPB) * BB, u % UPB); }
+    var v = array<vec4<f32>, 8>(); // explicit: SwiftShader does not re-zero a loop-local var per iteration
+    if (myRow < p.rows) { v = decode_unit(rowByte + (u / UPB) * BB, u % UPB); } // else zeros (rows past the part)
     for (var k = 0u; k < 8u; k++) {
       ws[(4u * k) * RT + li] = v[k].x;
       ws[(4u * k + 1u) * RT + li] = v[k].y;
@@ -73,19 +73,22 @@ fn matmul_tiled(rt: u32, tz: u32, li: u32) {
       xs[(k + 3u) * NT + xt] = xv.w;
     }
     workgroupBarrier();
+    // this unit's 32 products summed apart, then added: the error grows with units, not columns
+    var s = array<vec4<f32>, 8>();
     for (var k = 0u; k < 32u; k++) {
       let wv = vec4<f32>(ws[k * RT + rg], ws[k * RT + rg + 16u], ws[k * RT + rg + 32u], ws[k * RT + rg + 48u]);
       let xa = vec4<f32>(xs[k * NT + tg], xs[k * NT + tg + 4u], xs[k * NT + tg + 8u], xs[k * NT + tg + 12u]);
       let xb = vec4<f32>(xs[k * NT + tg + 16u], xs[k * NT + tg + 20u], xs[k * NT + tg + 24u], xs[k * NT + tg + 28u]);
-      acc[0] += wv.x * xa;
-      acc[1] += wv.x * xb;
-      acc[2] += wv.y * xa;
-      acc[3] += wv.y * xb;
-      acc[4] += wv.z * xa;
-      acc[5] += wv.z * xb;
-      acc[6] += wv.w * xa;
-      acc[7] += wv.w * xb;
+      s[0] += wv.x * xa;
+      s[1] += wv.x * xb;
+      s[2] += wv.y * xa;
+      s[3] += wv.y * xb;
+      s[4] += wv.z * xa;
+      s[5] += wv.z * xb;
+      s[6] += wv.w * xa;
+      s[7] += wv.w * xb;
     }
+    for (var i = 0u; i < 8u; i++) { acc[i] += s[i]; }
     workgroupBarrier();
   }
 ${STORES}
