@@ -5,8 +5,9 @@
  * One workgroup of 64 threads computes a tile of RT = 64 weight rows × NT = 32 tokens. Per 32-column unit of
  * the rows: thread i decodes row i's unit into shared `ws` (so each weight unit is decoded ⌈T / 32⌉ times, not
  * ⌈T / 8⌉), the threads copy the x tile (32 tokens × 32 columns) into `xs`, and each thread accumulates a
- * 4-row × 8-token block of outputs from shared memory, per unit then added (rows rg + 16i, tokens tg + 4j: consecutive threads read
- * consecutive words, so no bank conflicts). Grid: x + nx·y = row tile, z = token tile of 32.
+ * 4-row × 8-token block of outputs from shared memory (rows rg + 16i, tokens tg + 4j: consecutive threads
+ * read consecutive words, so no bank conflicts), per unit, then added. Grid: x + nx·y = row tile, z = token
+ * tile of 32.
  */
 
 import type { BlockFormat } from "../../ts/blocks.js";
