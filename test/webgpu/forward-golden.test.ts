@@ -17,7 +17,7 @@ const dir = fixture("golden", "tiny-xverse");
 const golden = JSON.parse(readFileSync(fixture("golden", "tiny-xverse", "golden.json"), "utf8"));
 const goldenT = openSafetensors(fixture("golden", "tiny-xverse", "golden.safetensors"));
 
-async function tinyModel(kvType: "f32" | "f16" = "f32", opts = {}): Promise<XverseModel> {
+async function tinyModel(kvType: "f32" | "f16" | "q8_0" = "f32", opts = {}): Promise<XverseModel> {
   return XverseModel.fromSource(loadConfig(dir), openSafetensors(`${dir}/model.safetensors`), { kvType, backend: await gpuBackend(opts) });
 }
 
@@ -73,10 +73,11 @@ test("[webgpu] a ragged batch of two sequences equals HF's left-padded batch wit
   assert.ok(maxAbsDiff(last, logits, V, (rows[0].length + rows[1].length - 1) * V, V) <= 1e-5);
 });
 
-test("[webgpu] prefix reuse, copy-on-write of a shared partial block and a growing pool give the TS backend's logits", async () => {
+test("[webgpu] prefix reuse, copy-on-write of a shared partial block and a growing pool give the TS backend's logits (f16, q8_0 KV)", async () => {
   const ids: number[] = golden.prompts.long.ids.slice(0, 40);
-  const gpu = await tinyModel("f16");
-  const cpu = XverseModel.fromSource(loadConfig(dir), openSafetensors(`${dir}/model.safetensors`), { kvType: "f16", backend: tsBackend });
+  for (const kvType of ["f16", "q8_0"] as const) {
+  const gpu = await tinyModel(kvType);
+  const cpu = XverseModel.fromSource(loadConfig(dir), openSafetensors(`${dir}/model.safetensors`), { kvType, backend: tsBackend });
   const run = async (m: XverseModel): Promise<Float32Array[]> => {
     // one block per segment: the GPU's KV arena grows (and copies itself) as the pool does
     const pool = m.createPool({ blockSize: 8, segmentBytes: 1 });
@@ -96,7 +97,10 @@ test("[webgpu] prefix reuse, copy-on-write of a shared partial block and a growi
   const [g, r] = [await run(gpu), await run(cpu)];
   for (let i = 0; i < g.length; i++) {
     const d = maxAbsDiff(g[i], r[i]);
-    assert.ok(d <= 1e-4, `case ${i}: max |Δ| = ${d}`);
+    // q8_0: the same bytes for the same k / v (kernels.test.ts), but a last-bit difference in k from the matmul
+    // can move a value across a rounding step of its group: a step is ~1 % of the group's max
+    assert.ok(d <= (kvType === "q8_0" ? 1e-2 : 1e-4), `${kvType} case ${i}: max |Δ| = ${d}`);
+  }
   }
 });
 

@@ -8,7 +8,7 @@
 import type { DeviceForward, DeviceForwardRequest, KvLayout, KvSegment } from "../backend.js";
 import { XverseError } from "../../errors.js";
 import { USAGE } from "./context.js";
-import type { KvBinding, WebGpuKernels } from "./kernels.js";
+import { kvKind, type KvBinding, type WebGpuKernels } from "./kernels.js";
 import { KvArenas, tokenMeta } from "./kv.js";
 import { Recorder } from "./recorder.js";
 
@@ -72,7 +72,7 @@ export class WebGpuForward implements DeviceForward {
     const cos = this.put("cos", r.cos.subarray(0, N * hd / 2)), sin = this.put("sin", r.sin.subarray(0, N * hd / 2));
     const kvb: KvBinding = {
       arena: arena.buffer, meta: this.put("meta", meta), tables: this.put("tables", tables), N, blockSize: B,
-      regionWords: layout.regionBytes / 4, blockWords: layout.blockBytes / 4, isF16: layout.type === "f16",
+      ...kvKind(layout),
     };
     const xn = this.buf("xn", N * H * 4), q = this.buf("q", N * qd * 4), k = this.buf("k", N * kvd * 4), v = this.buf("v", N * kvd * 4);
     const att = this.buf("att", N * qd * 4), proj = this.buf("proj", N * H * 4);

@@ -4,7 +4,7 @@
  * result back: what the parity tests compare with the TS reference backend.
  */
 /// <reference types="@webgpu/types" />
-import type { AttentionParams, KvView, Weight } from "../backend.js";
+import type { AttentionParams, KvLayout, KvView, Weight } from "../backend.js";
 import { XverseError } from "../../errors.js";
 import { USAGE, type GpuContext } from "./context.js";
 import { Recorder, params } from "./recorder.js";
@@ -13,7 +13,7 @@ import { gpuWeight } from "./weights.js";
 import { tokenMeta } from "./kv.js";
 import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
 import { ADD_WGSL, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
-import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
+import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_Q8_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
 
@@ -32,7 +32,19 @@ export interface KvBinding {
   blockSize: number;
   regionWords: number;
   blockWords: number;
-  isF16: boolean;
+  /** 0 f32, 1 f16, 2 q8_0 */
+  kind: number;
+  /** q8_0: values per scale, and the scales' word offset inside a region. */
+  group: number;
+  scaleWords: number;
+}
+
+/** The layout numbers the KV kernels take (words: every region and block is a multiple of 64 bytes). */
+export function kvKind(L: KvLayout): Pick<KvBinding, "regionWords" | "blockWords" | "kind" | "group" | "scaleWords"> {
+  return {
+    regionWords: L.regionBytes / 4, blockWords: L.blockBytes / 4, kind: L.type === "f32" ? 0 : L.type === "f16" ? 1 : 2,
+    group: L.group, scaleWords: L.scaleOffset / 4,
+  };
 }
 
 export class WebGpuKernels {
@@ -101,13 +113,18 @@ export class WebGpuKernels {
   }
 
   private kvParams(kv: KvBinding, layer: number, nHeads: number, nKvHeads: number, headDim: number, scale: number): ArrayBuffer {
-    return params([kv.N, nHeads, nKvHeads, headDim, kv.blockSize, kv.regionWords, kv.blockWords, layer, kv.isF16 ? 1 : 0, { f: scale }, 0, 0]);
+    return params([kv.N, nHeads, nKvHeads, headDim, kv.blockSize, kv.regionWords, kv.blockWords, layer, kv.kind, { f: scale }, kv.group, kv.scaleWords]);
   }
 
   /** Stores k, v (N, nKvHeads·headDim) at each token's position in its sequence's blocks. */
   encodeKvWrite(rec: Recorder, kv: KvBinding, layer: number, k: GPUBuffer, v: GPUBuffer, nKvHeads: number, headDim: number): void {
-    const words = 2 * kv.N * nKvHeads * headDim / (kv.isF16 ? 2 : 1);
-    rec.dispatch(this.ctx.pipeline("kv_write", KV_WRITE_WGSL, "main"), this.kvParams(kv, layer, 0, nKvHeads, headDim, 0), [kv.meta, kv.tables, k, v, kv.arena], grid64(words));
+    const p = this.kvParams(kv, layer, 0, nKvHeads, headDim, 0), bufs = [kv.meta, kv.tables, k, v, kv.arena];
+    if (kv.kind === 2) {
+      rec.dispatch(this.ctx.pipeline("kv_write_q8", KV_WRITE_Q8_WGSL, "main"), p, bufs, grid64(2 * kv.N * nKvHeads * headDim / kv.group));
+      return;
+    }
+    const words = 2 * kv.N * nKvHeads * headDim / (kv.kind === 1 ? 2 : 1);
+    rec.dispatch(this.ctx.pipeline("kv_write", KV_WRITE_WGSL, "main"), p, bufs, grid64(words));
   }
 
   /** out (N, nHeads·headDim): token n attends to keys 0 … its position of its own sequence. */
@@ -173,7 +190,6 @@ export class WebGpuKernels {
    */
   async kvWriteAttention(kv: KvView, k: Float32Array, v: Float32Array, q: Float32Array, p: AttentionParams): Promise<{ out: Float32Array; bytes: Uint8Array }> {
     const L = kv.layout;
-    if (L.type === "q8_0") throw new XverseError("unsupported", "WebGPU: the q8_0 KV cache type is not supported on the webgpu backend yet; use --kv-type f16 or f32");
     let total = 0;
     for (const s of kv.segments) total += s.bytes.length;
     const all = new Uint8Array(total);
@@ -181,7 +197,7 @@ export class WebGpuKernels {
     const { meta, tables, N } = tokenMeta([{ kv, past: p.past, T: p.T }]);
     const kvb: KvBinding = {
       arena: this.storage(all), meta: this.storage(meta), tables: this.storage(tables), N, blockSize: L.blockSize,
-      regionWords: L.regionBytes / 4, blockWords: L.blockBytes / 4, isF16: L.type === "f16",
+      ...kvKind(L),
     };
     const kb = this.storage(k), vb = this.storage(v), qb = this.storage(q), ob = this.storage(N * p.nHeads * p.headDim * 4);
     const rec = new Recorder(this.ctx);

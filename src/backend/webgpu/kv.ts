@@ -22,9 +22,6 @@ export class KvArenas {
 
   /** The arena for the pool owning `segments`, grown to cover every segment allocated so far. */
   ensure(segments: readonly KvSegment[], layout: KvLayout, blocksPerSegment: number): Arena {
-    if (layout.type === "q8_0") {
-      throw new XverseError("unsupported", "WebGPU: the q8_0 KV cache type is not supported on the webgpu backend yet; use --kv-type f16 (default) or f32");
-    }
     let need = 0;
     for (const s of segments) need += s.buffer.byteLength;
     need = Math.max(need, layout.blockBytes);

@@ -11,7 +11,10 @@ const KV_PARAMS = /* wgsl */ `
 struct P {
   N: u32, nHeads: u32, nKvHeads: u32, headDim: u32,
   blockSize: u32, regionWords: u32, blockWords: u32, layer: u32,
-  isF16: u32, scale: f32, pad0: u32, pad1: u32,
+  kind: u32,       // 0 f32, 1 f16, 2 q8_0
+  scale: f32,
+  group: u32,      // q8_0: values per scale
+  scaleWords: u32, // q8_0: word offset of the scales inside a region
 }
 @group(0) @binding(0) var<uniform> p: P;
 `;
@@ -48,7 +51,13 @@ fn load(isV: u32, tok: u32, kvh: u32, toff: u32, i: u32) -> f32 {
   let blk = u32(tables[toff + tok / p.blockSize]);
   let base = blk * p.blockWords + (2u * p.layer + isV) * p.regionWords; // words
   let el = (kvh * p.blockSize + tok % p.blockSize) * p.headDim + i; // elements inside the region
-  if (p.isF16 == 1u) { return f16_to_f32((arena[base + (el >> 1u)] >> ((el & 1u) * 16u)) & 0xffffu); }
+  if (p.kind == 1u) { return f16_to_f32((arena[base + (el >> 1u)] >> ((el & 1u) * 16u)) & 0xffffu); }
+  if (p.kind == 2u) {
+    // int8 value × its group's f16 scale: exact in f32 (8 × 11 significant bits)
+    let q = f32(i32(((arena[base + (el >> 2u)] >> ((el & 3u) * 8u)) & 0xffu) << 24u) >> 24u);
+    let si = el / p.group;
+    return q * f16_to_f32((arena[base + p.scaleWords + (si >> 1u)] >> ((si & 1u) * 16u)) & 0xffffu);
+  }
   return bitcast<f32>(arena[base + el]);
 }
 `;
@@ -64,7 +73,7 @@ ${KV_PARAMS}
 ${F32_TO_F16}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let per = select(1u, 2u, p.isF16 == 1u); // values per word
+  let per = select(1u, 2u, p.kind == 1u); // values per word
   let wordsPerTok = p.nKvHeads * p.headDim / per;
   let idx = (wid.x + wid.y * 32768u) * 64u + lid;
   if (idx >= 2u * p.N * wordsPerTok) { return; }
@@ -81,11 +90,73 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let src = n * p.nKvHeads * p.headDim + e;
   var a: f32; var b: f32;
   if (isV == 1u) { a = v[src]; b = v[src + per - 1u]; } else { a = k[src]; b = k[src + per - 1u]; }
-  if (p.isF16 == 1u) {
+  if (p.kind == 1u) {
     arena[base + el / 2u] = f32_to_f16(a) | (f32_to_f16(b) << 16u);
   } else {
     arena[base + el] = bitcast<u32>(a);
   }
+}
+`;
+
+/**
+ * q8_0 keys and values: one thread per (K or V, token, kv head, group) quantizes its group as llama.cpp's Q8_0
+ * and the TS kvWriteRef (d = amax / 127 rounded to f32 then stored as f16, q = round-half-away(x · (1/d))).
+ * Groups of adjacent rows may share a word (headDim not a multiple of 4, the f16 scales), so bytes are
+ * merged with atomicAnd / atomicOr on the thread's own bits. Divisions get one fma correction step, since WGSL
+ * allows 2.5 ULP for "/" and the stored bytes should equal the CPU's.
+ */
+export const KV_WRITE_Q8_WGSL = /* wgsl */ `
+${KV_PARAMS}
+@group(0) @binding(1) var<storage, read> tokmeta: array<u32>;
+@group(0) @binding(2) var<storage, read> tables: array<i32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> arena: array<atomic<u32>>;
+${F32_TO_F16}
+fn div_rn(a: f32, b: f32) -> f32 {
+  let q = a / b;
+  return q + fma(-q, b, a) / b;
+}
+fn put(word: u32, shift: u32, bits: u32, mask: u32) {
+  atomicAnd(&arena[word], ~(mask << shift));
+  atomicOr(&arena[word], (bits & mask) << shift);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let groups = p.headDim / p.group;
+  let perTok = p.nKvHeads * groups;
+  let idx = (wid.x + wid.y * 32768u) * 64u + lid;
+  if (idx >= 2u * p.N * perTok) { return; }
+  let isV = idx / (p.N * perTok);
+  let rest = idx % (p.N * perTok);
+  let n = rest / perTok;
+  let h = (rest % perTok) / groups;
+  let g = (rest % groups) * p.group;
+  let pos = tokmeta[2u * n];
+  let blk = u32(tables[tokmeta[2u * n + 1u] + pos / p.blockSize]);
+  let base = blk * p.blockWords + (2u * p.layer + isV) * p.regionWords;
+  let el = (h * p.blockSize + pos % p.blockSize) * p.headDim + g;
+  let src = n * p.nKvHeads * p.headDim + h * p.headDim + g;
+  var amax = 0.0;
+  for (var i = 0u; i < p.group; i++) {
+    let x = select(k[src + i], v[src + i], isV == 1u);
+    amax = max(amax, abs(x));
+  }
+  let d = div_rn(amax, 127.0);
+  var id = 0.0;
+  if (d != 0.0) { id = div_rn(1.0, d); }
+  for (var i = 0u; i < p.group; i++) {
+    let x = select(k[src + i], v[src + i], isV == 1u) * id;
+    // half away from zero; a − floor(a) is exact, a + 0.5 would round in f32
+    let a = abs(x);
+    var r = floor(a);
+    if (a - r >= 0.5) { r += 1.0; }
+    let q = i32(sign(x) * r);
+    let b = el + i;
+    put(base + (b >> 2u), (b & 3u) * 8u, u32(q), 0xffu);
+  }
+  let si = el / p.group;
+  put(base + p.scaleWords + (si >> 1u), (si & 1u) * 16u, f32_to_f16(d), 0xffffu);
 }
 `;
 
