@@ -11,7 +11,7 @@ import { ConversationStore, type Conversation, type Message, type ToolCallOut } 
 export interface ChatViewOptions {
   engine: Engine;
   store: ConversationStore;
-  /** Whether the tools box is shown (the server understands tools; the in-tab engine does not). */
+  /** Whether the Tools box is shown (OpenAI tool specs, sent with each request). */
   tools?: boolean;
   /** Called before each send; may throw (e.g. the model is still loading). */
   ready?: () => void;

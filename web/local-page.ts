@@ -47,7 +47,7 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
     engine,
     initial: { prompt: q.get("prompt") ?? undefined, maxTokens: q.has("max_tokens") ? Number(q.get("max_tokens")) : undefined, temperature: greedy ? 0 : undefined },
   });
-  mountChat(byId("panel-chat"), { engine, store: new ConversationStore("xverse-conversations-local"), prefix: "chat-" });
+  mountChat(byId("panel-chat"), { engine, store: new ConversationStore("xverse-conversations-local"), prefix: "chat-", tools: true });
 
   const status = byId("model-status");
   let picked: PickedBackend;

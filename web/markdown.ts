@@ -29,6 +29,7 @@ export function renderMarkdown(el: HTMLElement, text: string): void {
   for (const pre of el.querySelectorAll("pre")) addCopyButton(pre);
 }
 
+/** The button sits on a wrapper, not in the <pre>, so it stays put while a long line scrolls sideways. */
 function addCopyButton(pre: HTMLPreElement): void {
   const code = pre.querySelector("code") ?? pre;
   const btn = h("button", { type: "button", class: "copy", title: "Copy the code" }, "Copy");
@@ -41,8 +42,9 @@ function addCopyButton(pre: HTMLPreElement): void {
     }
     setTimeout(() => { btn.textContent = "Copy"; }, 1500);
   });
-  pre.classList.add("has-copy");
-  pre.prepend(btn);
+  const wrap = h("div", { class: "code-block" });
+  pre.replaceWith(wrap);
+  wrap.append(btn, pre);
 }
 
 /** Re-renders at most once per animation frame, whatever the rate of deltas. */

@@ -59,7 +59,7 @@ describe("front end rendering in Chromium", { skip }, () => {
       assert.equal(await page.textContent(`${body} strong`), "bold");
       assert.equal(await page.textContent(`${body} p code`), "inline code");
       assert.match((await page.textContent(`${body} pre code`))!, /^console\.log\("a very long line/);
-      assert.equal(await page.locator(`${body} pre button.copy`).count(), 1);
+      assert.equal(await page.locator(`${body} .code-block button.copy`).count(), 1);
       // nothing executable reached the DOM
       assert.equal(await page.locator("#log script").count(), 0);
       assert.equal(await page.locator("#log [onerror], #log [onmouseover], #log [onclick]").count(), 0);
@@ -79,8 +79,8 @@ describe("front end rendering in Chromium", { skip }, () => {
     assert.equal(await page.evaluate(() => window.__xss), undefined, "no handler or script ran");
 
     // copy: the button puts the code (not the button's label) on the clipboard
-    await page.click(`${body} pre button.copy`);
-    await page.waitForFunction(() => document.querySelector(".msg.assistant pre button.copy").textContent === "Copied");
+    await page.click(`${body} .code-block button.copy`);
+    await page.waitForFunction(() => document.querySelector(".msg.assistant .code-block button.copy").textContent === "Copied");
     assert.match(await page.evaluate(() => navigator.clipboard.readText()), /^console\.log\("a very long line.*\);\n?$/);
 
     await page.reload();
