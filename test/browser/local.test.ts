@@ -113,7 +113,7 @@ describe("/local: the model in a Chromium tab", { skip }, () => {
     await page.context().close();
   });
 
-  it("a GGUF picked through the file input runs", async () => {
+  it("a GGUF, then a safetensors with its JSON files, picked through the file input run", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "xverse-local-gguf-"));
     try {
       const dir = defaultModelDir();
@@ -124,6 +124,11 @@ describe("/local: the model in a Chromium tab", { skip }, () => {
       await page.setInputFiles("#model-file", file);
       await page.waitForSelector("#model-status[data-model='stories260K-f32.gguf'][data-ready='1']");
       assert.match((await page.textContent("#model-status"))!, /\(gguf\)/);
+      await page.click("#generate");
+      assert.equal((await finished(page)).text, golden.text);
+      // a .safetensors picked together with its JSON files runs too
+      await page.setInputFiles("#model-file", ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"].map((n) => join(dir, n)));
+      await page.waitForSelector("#model-status[data-model='model.safetensors'][data-ready='1']");
       await page.click("#generate");
       assert.equal((await finished(page)).text, golden.text);
       // a .safetensors without its config.json is refused with a message, and the page stays usable
