@@ -144,6 +144,11 @@ describe("web pages in Chromium", { skip }, () => {
     assert.equal(await page.locator(".msg").count(), 6);
     await page.reload();
     assert.equal(await page.locator(".msg").count(), 6, "the current conversation is remembered");
+    // deleting one leaves the other
+    await page.click("#conv-list li >> nth=0 >> button.delete");
+    assert.deepEqual(await page.locator("#conv-list li button.pick").allTextContents(), ["Hello, who are you?"]);
+    await page.reload();
+    assert.equal(await page.locator("#conv-list li").count(), 1);
     assert.deepEqual(errors, []);
     await page.close();
   });
