@@ -1,7 +1,9 @@
 // Builds the browser front end into dist/web with esbuild (no network): app.js + app.css (one bundle for every
-// page: /, /generate, /local), the HTML shells of /local for static use (index.html and local.html), and a copy of the embedded model, so dist/web is a folder any static server can serve.
+// page: /, /generate, /local), xverse.js (the library alone: src/browser/index.ts), the HTML shells of /local for
+// static use (index.html and local.html), and a copy of the embedded model, so dist/web is a folder any static
+// server can serve.
 // Platform "browser" makes a `node:` import anywhere under web/ or src/browser a build error: the library part
-// the tab runs must stay free of Node built-ins. Prints the bundle's size, raw and gzip.
+// the tab runs must stay free of Node built-ins. Prints the bundles' sizes, raw and gzip.
 import { build } from "esbuild";
 import { cpSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,7 +15,8 @@ const out = join(root, "dist", "web");
 mkdirSync(out, { recursive: true });
 
 await build({
-  entryPoints: { app: join(root, "web", "main.ts") },
+  // app: the front end of every page; xverse: the library alone, for pages of your own (import { … } from "./xverse.js")
+  entryPoints: { app: join(root, "web", "main.ts"), xverse: join(root, "src", "browser", "index.ts") },
   outdir: out,
   bundle: true,
   platform: "browser",
@@ -36,13 +39,16 @@ if (existsSync(shellJs)) {
 }
 cpSync(join(root, "models", "stories260K"), join(out, "models", "stories260K"), { recursive: true });
 
-const js = readFileSync(join(out, "app.js"));
-// Node globals survive minification by name: one in the bundle would throw in a browser at run time
-const nodeGlobal = /\b(Buffer\.(from|alloc|byteLength|concat)|require\(|__dirname|process\.(env|argv|stdout|stderr|platform))/.exec(js.toString("utf8"));
-if (nodeGlobal) {
-  console.error(`build-web: the bundle uses the Node global "${nodeGlobal[0]}", which browsers lack; find it under src/ and use a web API`);
-  process.exit(1);
-}
-const css = readFileSync(join(out, "app.css"));
 const kb = (n) => (n / 1024).toFixed(1) + " KiB";
-console.log(`dist/web: app.js ${kb(js.length)} (gzip ${kb(gzipSync(js).length)}), app.css ${kb(css.length)} (gzip ${kb(gzipSync(css).length)})`);
+const sizes = [];
+for (const name of ["app.js", "xverse.js", "app.css"]) {
+  const bytes = readFileSync(join(out, name));
+  // Node globals survive minification by name: one in a bundle would throw in a browser at run time
+  const nodeGlobal = name.endsWith(".js") && /\b(Buffer\.(from|alloc|byteLength|concat)|require\(|__dirname|process\.(env|argv|stdout|stderr|platform))/.exec(bytes.toString("utf8"));
+  if (nodeGlobal) {
+    console.error(`build-web: ${name} uses the Node global "${nodeGlobal[0]}", which browsers lack; find it under src/ and use a web API`);
+    process.exit(1);
+  }
+  sizes.push(`${name} ${kb(bytes.length)} (gzip ${kb(gzipSync(bytes).length)})`);
+}
+console.log(`dist/web: ${sizes.join(", ")}`);

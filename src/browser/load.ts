@@ -74,9 +74,14 @@ export function modelFilesFrom(files: readonly ByteReader[]): ModelFiles {
   };
 }
 
-/** A model directory served over HTTP (e.g. `xverse serve`'s /models/stories260K/): model.safetensors + JSON files. */
+/**
+ * A model directory served over HTTP (e.g. `xverse serve`'s /models/stories260K/): model.safetensors + JSON files.
+ * Each file is a ByteReader over Range requests; the optional ones (tokenizer_config.json…) may be missing.
+ */
 export async function modelFilesAt(baseUrl: string, opts: FetchReaderOptions = {}): Promise<ModelFiles> {
-  const url = (n: string) => new URL(n, baseUrl.endsWith("/") ? baseUrl : baseUrl + "/").href;
+  // a relative base ("models/stories260K/") is relative to the page, where there is one
+  const base = new URL(baseUrl.endsWith("/") ? baseUrl : baseUrl + "/", (globalThis as { location?: { href: string } }).location?.href);
+  const url = (n: string) => new URL(n, base).href;
   const optional = (n: string) => fetchReader(url(n), opts).catch(() => undefined);
   const [weights, config, tokenizer, tokenizerConfig, generationConfig] = await Promise.all([
     fetchReader(url("model.safetensors"), opts), optional("config.json"), optional("tokenizer.json"),

@@ -62,6 +62,19 @@ describe("/local: the model in a Chromium tab", { skip }, () => {
     await page.context().close();
   });
 
+  it("the library bundle (dist/web/xverse.js) imported by a page of one's own: the same continuation", async () => {
+    const { page, errors } = await openPage(browser, srv.url + "/local", { noWebGpu: true });
+    const text = await page.evaluate(async (n: number) => {
+      const lib = await import("/web/xverse.js" as string);
+      const m = await lib.loadModelFiles(await lib.modelFilesAt("/models/stories260K/"), { backend: lib.tsBackend });
+      const r = await lib.generateText(m.model, m.tokenizer, m.tokenizer.encode("Once upon a time").ids, { greedy: true, maxNewTokens: n });
+      return "Once upon a time" + r.text;
+    }, golden.greedy.length);
+    assert.equal(text, golden.text);
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  });
+
   it("WebGPU (SwiftShader): the same golden continuation", async (t) => {
     const gpuBrowser = await launch({ webgpu: true });
     try {
