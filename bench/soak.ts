@@ -14,6 +14,7 @@
  * in DIR/memory.jsonl; HEAP_PROBE_SMAPS=k copies /proc/self/smaps every k samples); --snapshots adds heap
  * snapshots of every thread after the warm-up, half-way and after the drain (compare them with bench/heap-diff.ts;
  * a snapshot costs the process tens of MiB of RSS, so never read the drift of a run that took them);
+ * bench/memory-report.ts summarizes the folder;
  * --node-flags "…" passes V8 flags to the server. */
 import type { ChildProcess } from "node:child_process";
 import { startServe } from "./serve-child.js";
@@ -172,18 +173,29 @@ async function main(): Promise<void> {
     const boot = await health(srv.url);
     // warm-up under the same mix (JIT, V8 heaps and malloc arenas growing to their working size, KV pool segments,
     // prefix blocks): the RSS baseline is taken after it, as a long-running server's would be. It lasts 10 % of the
-    // run (5-30 s) and goes on, up to 3× that, while the KV pool is still adding segments: a pool growing to its
-    // budget is legitimate growth, so the baseline waits for it rather than counting it as drift.
-    const warm = Math.min(30, Math.max(5, SECONDS / 10));
-    let warmed = 0, pool = -1;
+    // run (5-30 s), in 5 s steps, and goes on, up to 3× that, while the KV pool still adds segments or the median
+    // RSS of a step is still 2 % above the step before: a pool growing to its budget and heaps growing to their
+    // working size are legitimate, so the baseline waits for them. A leak still shows: the measured run that
+    // follows has its full length whatever the warm-up took.
+    const warm = Math.min(30, Math.max(5, SECONDS / 10)), step = Math.min(5, warm);
+    const warmRss: number[] = [];
+    let warming = true;
+    const warmProber = (async () => { while (warming) { warmRss.push((await health(srv.url)).rss); await sleep(250); } })();
+    let warmed = 0, pool = -1, prevRss = 0;
     for (;;) {
-      await load(Math.min(5, warm));
-      warmed += Math.min(5, warm);
+      const from = warmRss.length;
+      await load(step);
+      warmed += step;
       const p = (await health(srv.url)).kv_pool_bytes ?? 0;
-      const grew = p > pool;
+      const rss = median(warmRss.slice(from));
+      const grew = p > pool || !(rss <= prevRss * 1.02);
       pool = p;
+      prevRss = rss;
       if (warmed >= warm && (!grew || warmed >= 3 * warm)) break;
     }
+    warming = false;
+    await warmProber;
+    healthMs.length = 0;
     const warmFive = fiveXX;
     outcomes.clear(); ttfts.length = 0; itls.length = 0; n = 0;
     await sleep(1500);
@@ -214,7 +226,7 @@ async function main(): Promise<void> {
     const rss0 = median(first.map((x) => x.h.rss)), rss1 = median(last.map((x) => x.h.rss)), rssMid = median(mid.map((x) => x.h.rss));
     const drift = (Math.max(rss1, after.rss) - rss0) / rss0;
     const heaps = (h: Health) => `${mb(h.heap_used)} http + ${mb(h.worker_heap_used)} model thread`;
-    console.log(`soak: ${SECONDS} s (after a ${warmed} s warm-up, 5xx there: ${warmFive}), ${CLIENTS} clients, ${n} requests`);
+    console.log(`soak: ${SECONDS} s (after a ${warmed} s warm-up${warmed > warm ? `, extended from ${warm} s while the KV pool or RSS grew` : ""}; 5xx there: ${warmFive}), ${CLIENTS} clients, ${n} requests`);
     for (const [k, c] of [...outcomes].sort()) console.log(`  ${k.padEnd(44)} ${c}`);
     console.log(`5xx: ${fiveXX}`);
     console.log(`TTFT ms p50 ${pct(ttfts, 50).toFixed(0)} · p90 ${pct(ttfts, 90).toFixed(0)} · p99 ${pct(ttfts, 99).toFixed(0)}   ITL ms p50 ${pct(itls, 50).toFixed(1)} · p99 ${pct(itls, 99).toFixed(1)}`);
