@@ -58,3 +58,6 @@ export { HfHub, type HfHubOptions } from "./hub/hf.js";
 export { ModelScope, type ModelScopeOptions } from "./hub/modelscope.js";
 export { findSnapshot, modelInSnapshot, parseRepoRef, type RepoRef } from "./hub/resolve.js";
 export type { HubSource, Listing, RemoteFile } from "./hub/types.js";
+export { blobReader, bytesReader, fetchReader, type ByteReader } from "./io/byte-reader.js";
+export { fileReader } from "./io/byte-reader-node.js";
+export { loadModelFiles, modelFilesAt, modelFilesFrom, type BrowserLoadOptions, type BrowserModel, type ModelFiles } from "./browser/load.js";
