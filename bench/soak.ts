@@ -39,7 +39,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess | null 
   // --probe DIR: memory samples of both threads and heap snapshots at the phases below (bench/heap-probe.ts)
   const probe = v.probe ? ["--import", fileURLToPath(new URL("./heap-probe.js", import.meta.url))] : [];
   // The server runs as users run it. (Pinning V8's semi-spaces here, as this script once did, overrode the young
-  // generation caps `xverse serve` gives its HTTP and model threads and added ~55 MiB to the baseline; --node-flags
+  // generation caps `xverse serve` gives its HTTP and model threads and added ~50 MiB to RSS under load; --node-flags
   // is for experiments.)
   return startServe(["--concurrency", v.concurrency!, "--body-timeout", "5", ...(v.model ? ["--model", v.model] : [])],
     [...v["node-flags"]!.split(/\s+/).filter(Boolean), ...probe], v.probe ? { HEAP_PROBE_DIR: resolve(v.probe) } : {});
