@@ -80,7 +80,7 @@ test("[webgpu] a weight split across several buffers (row-range parts) gives the
 });
 
 for (const style of STYLES.slice(0, 2)) {
-  test(`[webgpu ${style.name}] rmsnorm, rope, siluMul and add equal the TS reference`, async () => {
+  test(`[webgpu ${style.name}] rmsnorm, add+rmsnorm, rope (q and k), siluMul and add equal the TS reference`, async () => {
     const be = await gpuBackend(style.opts);
     const r = rng(3);
     for (const [T, dim] of [[1, 48], [5, 70], [3, 257]]) {
@@ -91,12 +91,23 @@ for (const style of STYLES.slice(0, 2)) {
       table.push(`  rmsnorm T=${T} dim=${dim} ${style.name}: ${e.toExponential(2)}`);
       assert.ok(e <= 1e-6, `rmsnorm ${T}x${dim}: ${e}`);
     }
-    for (const [T, nHeads, hd] of [[1, 4, 12], [7, 3, 64]]) {
-      const x = randArray(T * nHeads * hd, r), cos = randArray(T * hd / 2, r), sin = randArray(T * hd / 2, r);
-      const ref = x.slice();
-      tsBackend.rope(ref, T, nHeads, hd, cos, sin);
-      const e = normErr(await be.kernels.rope(x, T, nHeads, hd, cos, sin), ref);
-      assert.ok(e <= 1e-6, `rope: ${e}`);
+    for (const [T, dim] of [[1, 48], [4, 130]]) {
+      const x = randArray(T * dim, r), d = randArray(T * dim, r), g = randArray(dim, r);
+      const sum = x.slice();
+      tsBackend.addInPlace(sum, d, T * dim);
+      const ref = new Float32Array(T * dim);
+      tsBackend.rmsnorm(ref, sum, g, T, dim, 1e-5);
+      const [gx, gy] = await be.kernels.addRmsnorm(x, d, g, T, dim, 1e-5);
+      assert.deepEqual(gx, sum);
+      assert.ok(normErr(gy, ref) <= 1e-6, `add+rmsnorm ${T}x${dim}`);
+    }
+    for (const [T, nHeads, nKv, hd] of [[1, 4, 2, 12], [7, 3, 3, 64]]) {
+      const q = randArray(T * nHeads * hd, r), k = randArray(T * nKv * hd, r), cos = randArray(T * hd / 2, r), sin = randArray(T * hd / 2, r);
+      const rq = q.slice(), rk = k.slice();
+      tsBackend.rope(rq, T, nHeads, hd, cos, sin);
+      tsBackend.rope(rk, T, nKv, hd, cos, sin);
+      const [gq, gk] = await be.kernels.rope(q, k, T, nHeads, nKv, hd, cos, sin);
+      assert.ok(normErr(gq, rq) <= 1e-6 && normErr(gk, rk) <= 1e-6, "rope");
     }
     for (const n of [1, 67, 5000]) {
       const a = randArray(n, r, 20), b = randArray(n, r);

@@ -79,24 +79,26 @@ export class WebGpuForward implements DeviceForward {
     const gate = this.buf("gate", N * I * 4), up = this.buf("up", N * I * 4);
     const rec = this.rec, scale = 1 / Math.sqrt(hd);
 
+    // each residual add is fused with the RMSNorm that follows it (the next block's input norm)
+    if (r.layers.length) K.encodeRmsnorm(rec, xn, x, this.vector(r.layers[0].inputNorm), N, H, r.eps);
     for (let l = 0; l < r.layers.length; l++) {
       const L = r.layers[l];
-      K.encodeRmsnorm(rec, xn, x, this.vector(L.inputNorm), N, H, r.eps);
       K.encodeMatmul(rec, q, xn, L.q, N); // (N, nHeads·hd)
       K.encodeMatmul(rec, k, xn, L.k, N); // (N, nKv·hd)
       K.encodeMatmul(rec, v, xn, L.v, N);
-      K.encodeRope(rec, q, cos, sin, N, r.nHeads, hd);
-      K.encodeRope(rec, k, cos, sin, N, r.nKvHeads, hd);
+      K.encodeRope(rec, q, k, cos, sin, N, r.nHeads, r.nKvHeads, hd);
       K.encodeKvWrite(rec, kvb, l, k, v, r.nKvHeads, hd);
       K.encodeAttention(rec, kvb, l, att, q, r.nHeads, r.nKvHeads, hd, scale);
       K.encodeMatmul(rec, proj, att, L.o, N); // (N, hidden)
-      K.encodeAdd(rec, x, proj, N * H);
-      K.encodeRmsnorm(rec, xn, x, this.vector(L.postNorm), N, H, r.eps);
+      K.encodeAddRmsnorm(rec, xn, x, proj, this.vector(L.postNorm), N, H, r.eps); // x += proj; xn = norm(x)
       K.encodeMatmul(rec, gate, xn, L.gate, N); // (N, intermediate)
       K.encodeMatmul(rec, up, xn, L.up, N);
       K.encodeSiluMul(rec, gate, up, N * I);
       K.encodeMatmul(rec, proj, gate, L.down, N); // (N, hidden)
-      K.encodeAdd(rec, x, proj, N * H);
+      const next = r.layers[l + 1];
+      if (next) K.encodeAddRmsnorm(rec, xn, x, proj, this.vector(next.inputNorm), N, H, r.eps);
+      else if (r.logits === "all") K.encodeAddRmsnorm(rec, xn, x, proj, this.vector(r.norm), N, H, r.eps);
+      else K.encodeAdd(rec, x, proj, N * H);
     }
     if (r.logits === "none") {
       rec.submit();
@@ -113,7 +115,7 @@ export class WebGpuForward implements DeviceForward {
       }
       normed = this.buf("lastNorm", rows * H * 4);
       K.encodeRmsnorm(rec, normed, last, this.vector(r.norm), rows, H, r.eps);
-    } else {
+    } else if (!r.layers.length) {
       K.encodeRmsnorm(rec, xn, x, this.vector(r.norm), N, H, r.eps);
     }
     const logits = this.buf("logits", rows * r.vocab * 4);

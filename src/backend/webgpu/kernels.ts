@@ -12,7 +12,7 @@ import { formatKernel, splitGrid } from "./registry.js";
 import { gpuWeight } from "./weights.js";
 import { tokenMeta } from "./kv.js";
 import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
-import { ADD_WGSL, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
+import { ADD_WGSL, addRmsnormWgsl, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
 import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_Q8_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
@@ -98,10 +98,19 @@ export class WebGpuKernels {
     rec.dispatch(this.ctx.pipeline("rmsnorm", RMSNORM_WGSL, "main"), p, [x, g, y], [gx, gy, 1]);
   }
 
-  /** In place on x (T, nHeads, headDim) with cos, sin (T, headDim/2). */
-  encodeRope(rec: Recorder, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, T: number, nHeads: number, headDim: number): void {
-    const n = T * nHeads * (headDim / 2);
-    rec.dispatch(this.ctx.pipeline("rope", ROPE_WGSL, "main"), params([n, nHeads, headDim, 0]), [x, cos, sin], grid64(n));
+  /** In place on q (T, nHeads, headDim) and k (T, nKvHeads, headDim) with cos, sin (T, headDim/2). */
+  encodeRope(rec: Recorder, q: GPUBuffer, k: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, T: number, nHeads: number, nKvHeads: number, headDim: number): void {
+    const nq = T * nHeads * (headDim / 2), nk = T * nKvHeads * (headDim / 2);
+    rec.dispatch(this.ctx.pipeline("rope", ROPE_WGSL, "main"), params([nq, nk, nHeads, nKvHeads, headDim, 0, 0, 0]), [q, k, cos, sin], grid64(nq + nk));
+  }
+
+  /** x (T, dim) += d, then y = rmsnorm(x) ⊙ g: a residual add and the next norm in one dispatch. */
+  encodeAddRmsnorm(rec: Recorder, y: GPUBuffer, x: GPUBuffer, d: GPUBuffer, g: GPUBuffer, T: number, dim: number, eps: number): void {
+    const p = params([T, dim, { f: eps }, 0]), style = this.ctx.style;
+    const pipe = this.ctx.pipeline(`add_rmsnorm:${style}`, addRmsnormWgsl(style), "main");
+    if (style === "thread") return rec.dispatch(pipe, p, [x, d, g, y], grid64(T));
+    const [gx, gy] = splitGrid(T);
+    rec.dispatch(pipe, p, [x, d, g, y], [gx, gy, 1]);
   }
 
   encodeSiluMul(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number): void {
@@ -162,11 +171,26 @@ export class WebGpuKernels {
     try { return await this.readF32(yb, T * dim, rec); } finally { xb.destroy(); gb.destroy(); yb.destroy(); }
   }
 
-  async rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): Promise<Float32Array> {
+  /** RoPE of q and k together (k may have fewer heads): returns [q, k] rotated. */
+  async rope(q: Float32Array, k: Float32Array, T: number, nHeads: number, nKvHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): Promise<[Float32Array, Float32Array]> {
     const rec = new Recorder(this.ctx);
-    const xb = this.storage(x), cb = this.storage(cos), sb = this.storage(sin);
-    this.encodeRope(rec, xb, cb, sb, T, nHeads, headDim);
-    try { return await this.readF32(xb, T * nHeads * headDim, rec); } finally { xb.destroy(); cb.destroy(); sb.destroy(); }
+    const qb = this.storage(q), kb = this.storage(k), cb = this.storage(cos), sb = this.storage(sin);
+    this.encodeRope(rec, qb, kb, cb, sb, T, nHeads, nKvHeads, headDim);
+    try {
+      const qo = await this.readF32(qb, T * nHeads * headDim, rec);
+      return [qo, await this.readF32(kb, T * nKvHeads * headDim)];
+    } finally { qb.destroy(); kb.destroy(); cb.destroy(); sb.destroy(); }
+  }
+
+  /** [x + d, rmsnorm(x + d) ⊙ g] */
+  async addRmsnorm(x: Float32Array, d: Float32Array, g: Float32Array, T: number, dim: number, eps: number): Promise<[Float32Array, Float32Array]> {
+    const rec = new Recorder(this.ctx);
+    const xb = this.storage(x), db = this.storage(d), gb = this.storage(g), yb = this.storage(T * dim * 4);
+    this.encodeAddRmsnorm(rec, yb, xb, db, gb, T, dim, eps);
+    try {
+      const y = await this.readF32(yb, T * dim, rec);
+      return [await this.readF32(xb, T * dim), y];
+    } finally { xb.destroy(); db.destroy(); gb.destroy(); yb.destroy(); }
   }
 
   async siluMul(gate: Float32Array, up: Float32Array, n: number): Promise<Float32Array> {

@@ -27,28 +27,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
 
-/** x (T, nHeads, headDim) in place; cos, sin (T, headDim/2). One thread per (t, head, i < half). */
+/**
+ * q (T, nHeads, headDim) and k (T, nKvHeads, headDim) in place, in one dispatch; cos, sin (T, headDim/2).
+ * One thread per (t, head, i < half): threads [0, nq) rotate q, the rest k (nKvHeads 0: q only).
+ */
 export const ROPE_WGSL = /* wgsl */ `
-struct P { n: u32, nHeads: u32, headDim: u32, pad: u32 }
+struct P { nq: u32, nk: u32, nHeads: u32, nKvHeads: u32, headDim: u32, a: u32, b: u32, c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(2) var<storage, read> cs: array<f32>;
-@group(0) @binding(3) var<storage, read> sn: array<f32>;
+@group(0) @binding(1) var<storage, read_write> q: array<f32>;
+@group(0) @binding(2) var<storage, read_write> k: array<f32>;
+@group(0) @binding(3) var<storage, read> cs: array<f32>;
+@group(0) @binding(4) var<storage, read> sn: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let idx = (wid.x + wid.y * 32768u) * 64u + lid;
-  if (idx >= p.n) { return; }
+  var idx = (wid.x + wid.y * 32768u) * 64u + lid;
+  if (idx >= p.nq + p.nk) { return; }
+  let isK = idx >= p.nq;
+  if (isK) { idx -= p.nq; }
+  let heads = select(p.nHeads, p.nKvHeads, isK);
   let half = p.headDim / 2u;
   let i = idx % half;
-  let th = idx / half; // t · nHeads + h
-  let t = th / p.nHeads;
+  let th = idx / half; // t · heads + h
+  let t = th / heads;
   let o = th * p.headDim;
   let c = cs[t * half + i];
   let s = sn[t * half + i];
-  let a = x[o + i];
-  let b = x[o + half + i];
-  x[o + i] = a * c - b * s;
-  x[o + half + i] = b * c + a * s;
+  if (isK) {
+    let a = k[o + i];
+    let b = k[o + half + i];
+    k[o + i] = a * c - b * s;
+    k[o + half + i] = b * c + a * s;
+  } else {
+    let a = q[o + i];
+    let b = q[o + half + i];
+    q[o + i] = a * c - b * s;
+    q[o + half + i] = b * c + a * s;
+  }
 }
 `;
 
@@ -97,3 +111,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = 0u; i < p.dim; i++) { y[o + i] = x[o + i] * inv * g[i]; }
 }
 `;
+
+/**
+ * The residual add fused with the next RMSNorm: x (T, dim) += d, then y = rmsnorm(x) ⊙ g (one dispatch instead
+ * of two between every pair of blocks). Thread style: one thread per row; workgroup style: 64 per row.
+ */
+export function addRmsnormWgsl(style: "thread" | "workgroup"): string {
+  const head = /* wgsl */ `
+struct P { T: u32, dim: u32, eps: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> d: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+`;
+  if (style === "thread") {
+    return head + /* wgsl */ `
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * 32768u) * 64u + lid;
+  if (t >= p.T) { return; }
+  let o = t * p.dim;
+  var ss = 0.0;
+  for (var i = 0u; i < p.dim; i++) { let v = x[o + i] + d[o + i]; x[o + i] = v; ss += v * v; }
+  let inv = 1.0 / sqrt(ss / f32(p.dim) + p.eps);
+  for (var i = 0u; i < p.dim; i++) { y[o + i] = x[o + i] * inv * g[i]; }
+}
+`;
+  }
+  return head + /* wgsl */ `
+var<workgroup> red: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x + wid.y * 32768u;
+  if (t >= p.T) { return; }
+  let o = t * p.dim;
+  var ss = 0.0;
+  for (var i = lid; i < p.dim; i += 64u) { let v = x[o + i] + d[o + i]; x[o + i] = v; ss += v * v; }
+  red[lid] = ss;
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid < s) { red[lid] += red[lid + s]; }
+  }
+  workgroupBarrier();
+  let inv = 1.0 / sqrt(red[0] / f32(p.dim) + p.eps);
+  for (var i = lid; i < p.dim; i += 64u) { y[o + i] = x[o + i] * inv * g[i]; }
+}
+`;
+}
