@@ -13,7 +13,7 @@
 #     block it translates (-d in_asm), i.e. every instruction that ran at least once: the script counts the
 #     sdot / smmla / fmla among them per model (by encoding: qemu's disassembler may print them as .byte).
 #  3. Prints how often the vector instructions occur in the level-specific objects (sdot, smmla, fmla).
-# On an arm64 host without the cross compiler it builds with g++ and runs the binary natively, once.
+# On an arm64 host (Linux, macOS) without the cross compiler it builds with c++ and runs the binary natively, once.
 #
 # Installs g++-aarch64-linux-gnu and qemu-user-static with apt-get when they are missing and we are root;
 # otherwise says what to install. Exit status: 0 when every kernel × level passed.
@@ -25,9 +25,9 @@ CXX=${AARCH64_CXX:-aarch64-linux-gnu-g++}
 OBJDUMP=${AARCH64_OBJDUMP:-aarch64-linux-gnu-objdump}
 qemu_bin() { command -v qemu-aarch64-static || command -v qemu-aarch64 || true; }
 NATIVE=0
-if [ "$(uname -m)" = aarch64 ] && ! command -v "$CXX" >/dev/null; then
-  NATIVE=1 CXX=${AARCH64_CXX:-g++} OBJDUMP=${AARCH64_OBJDUMP:-objdump}
-fi
+case "$(uname -m)" in  # an arm64 host (Linux aarch64, macOS arm64) without the cross compiler: build natively
+  aarch64 | arm64) command -v "$CXX" >/dev/null || NATIVE=1 CXX=${AARCH64_CXX:-c++} OBJDUMP=${AARCH64_OBJDUMP:-objdump} ;;
+esac
 
 if [ $NATIVE = 0 ] && { ! command -v "$CXX" >/dev/null || [ -z "$(qemu_bin)" ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -63,27 +63,24 @@ TESTS=(native/test/*.cc)
 count_in() { "$OBJDUMP" -d "$1" | grep -cE "^\s+[0-9a-f]+:\s+[0-9a-f]{8}\s+$2\s" || true; }
 count() { count_in "$@"; }
 
-# One object per source, $JOBS at a time. The dotprod / i8mm files get the -march binding.gyp gives them.
-march_for() {
-  case "$1" in
-    */legacy_dot.cc | */kquants_dot.cc) echo "-march=armv8.2-a+dotprod" ;;
-    */legacy_i8mm.cc | */kquants_i8mm.cc) echo "-march=armv8.2-a+dotprod+i8mm" ;;
-  esac
-}
+# One object per source, $JOBS at a time (xargs -P: also on macOS's bash 3). The dotprod / i8mm files get the
+# -march binding.gyp gives them.
 obj_for() { echo "$OUT/$(echo "${1#native/}" | tr / _).o"; }
 start=$(date +%s)
-running=0
-for f in "${KERNELS[@]}" "${TESTS[@]}"; do
-  # shellcheck disable=SC2046  # march_for: zero or one word
-  "$CXX" "${FLAGS[@]}" $(march_for "$f") -c "$f" -o "$(obj_for "$f")" &
-  running=$((running + 1))
-  if [ $running -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
-done
-while [ $running -gt 0 ]; do wait -n; running=$((running - 1)); done
+printf '%s\n' "${KERNELS[@]}" "${TESTS[@]}" | xargs -P "$JOBS" -I{} sh -c '
+  f=$1; o=$2/$(echo "${f#native/}" | tr / _).o
+  case "$f" in
+    */legacy_dot.cc | */kquants_dot.cc) m=-march=armv8.2-a+dotprod ;;
+    */legacy_i8mm.cc | */kquants_i8mm.cc) m=-march=armv8.2-a+dotprod+i8mm ;;
+    *) m= ;;
+  esac
+  exec $3 $4 $m -c "$f" -o "$o"' _ {} "$OUT" "$CXX" "${FLAGS[*]}"
 kobjs=() tobjs=()
 for f in "${KERNELS[@]}"; do kobjs+=("$(obj_for "$f")"); done
 for f in "${TESTS[@]}"; do tobjs+=("$(obj_for "$f")"); done
-"$CXX" -static -pthread -o "$OUT/parity" "${kobjs[@]}" "${tobjs[@]}"
+STATIC=-static  # (qemu-user runs it without the aarch64 sysroot; macOS has no static libc)
+[ "$(uname)" = Darwin ] && STATIC=""
+"$CXX" $STATIC -pthread -o "$OUT/parity" "${kobjs[@]}" "${tobjs[@]}"
 echo "test-arm64: parity binary built ($(( $(date +%s) - start )) s)"
 
 # The addon from native/binding.gyp, cross-built by the node-gyp that ships with npm (as scripts/build-native.mjs
