@@ -67,24 +67,29 @@ void decode_row(const WView& w, int64_t r, float* out) {
     case Fmt::Q4:
     case Fmt::Q4G: {
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + r * n / 2;
-      // int4 values first (column order: byte j = columns 2j (low nibble), 2j + 1 (high)), then the scales
+      const int64_t g = w.fmt == Fmt::Q4 ? n : w.group;
+      const float* sc = w.fmt == Fmt::Q4 ? w.scales + r : w.scales + r * (n / g);
+      // Column order: byte j = columns 2j (low nibble), 2j + 1 (high). When every 32 columns share one scale
+      // (q4_row, group % 32 == 0: the releases' 32 / 128) it is applied here, in one pass; else after.
+      const bool fused = g % 32 == 0;
       for (; c + 32 <= n; c += 32) {
         const int8x16_t b = vreinterpretq_s8_u8(vld1q_u8(p + c / 2));
         const int8x16_t lo = vshrq_n_s8(vshlq_n_s8(b, 4), 4), hi = vshrq_n_s8(b, 4);  // sign-extended nibbles
         const int8x16_t v0 = vzip1q_s8(lo, hi), v1 = vzip2q_s8(lo, hi);
         const int16x8_t h[4] = {vmovl_s8(vget_low_s8(v0)), vmovl_high_s8(v0), vmovl_s8(vget_low_s8(v1)),
                                 vmovl_high_s8(v1)};
+        const float32x4_t vs = vdupq_n_f32(fused ? sc[c / g] : 1.f);
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-          vst1q_f32(out + c + 8 * k, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h[k]))));
-          vst1q_f32(out + c + 8 * k + 4, vcvtq_f32_s32(vmovl_high_s16(h[k])));
+          vst1q_f32(out + c + 8 * k, vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h[k]))), vs));
+          vst1q_f32(out + c + 8 * k + 4, vmulq_f32(vcvtq_f32_s32(vmovl_high_s16(h[k])), vs));
         }
       }
       for (; c < n; c++) {
         const uint8_t b = p[c >> 1];
-        out[c] = static_cast<float>((c & 1) ? nib(b >> 4) : nib(b));
+        out[c] = static_cast<float>((c & 1) ? nib(b >> 4) : nib(b)) * (fused ? sc[c / g] : 1.f);
       }
-      const int64_t g = w.fmt == Fmt::Q4 ? n : w.group;
-      const float* sc = w.fmt == Fmt::Q4 ? w.scales + r : w.scales + r * (n / g);
+      if (fused) return;
       for (int64_t g0 = 0; g0 < n; g0 += g) {
         const float s = sc[g0 / g];
         const float32x4_t vs = vdupq_n_f32(s);
