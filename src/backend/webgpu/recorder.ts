@@ -17,6 +17,11 @@ export class Recorder {
   private nParams = 0;
   private uniforms: GPUBuffer | null = null;
   private uniformSlots = 0;
+  /**
+   * Bind groups of the last encode, by dispatch index: a decode step records the same dispatches on the same
+   * buffers every token, so its bind groups are reused instead of made again (hundreds per token on a 7B).
+   */
+  private groups: { pipeline: GPUComputePipeline; buffers: GPUBuffer[]; size: number; group: GPUBindGroup }[] = [];
 
   constructor(readonly ctx: GpuContext) {}
 
@@ -38,6 +43,7 @@ export class Recorder {
       this.uniforms?.destroy();
       this.uniformSlots = Math.max(this.nParams, this.uniformSlots * 2, 64);
       this.uniforms = ctx.buffer(this.uniformSlots * SLOT, USAGE.UNIFORM | USAGE.COPY_DST, "uniforms");
+      this.groups = [];
     }
     const all = new Uint8Array(Math.max(1, this.nParams) * SLOT);
     let slot = 0;
@@ -54,7 +60,13 @@ export class Recorder {
       }
       pass ??= enc.beginComputePass();
       const size = op.params.byteLength;
-      const group = ctx.bindGroup(op.pipeline, [{ buffer: this.uniforms!, offset: SLOT * slot++, size }, ...op.buffers]);
+      const i = slot++;
+      let cached = this.groups[i];
+      if (!cached || cached.pipeline !== op.pipeline || cached.size !== size || !sameBuffers(cached.buffers, op.buffers)) {
+        const group = ctx.bindGroup(op.pipeline, [{ buffer: this.uniforms!, offset: SLOT * i, size }, ...op.buffers]);
+        cached = this.groups[i] = { pipeline: op.pipeline, buffers: op.buffers, size, group };
+      }
+      const group = cached.group;
       pass.setPipeline(op.pipeline);
       pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(op.wg[0], op.wg[1], op.wg[2]);
@@ -82,4 +94,10 @@ export function params(fields: (number | { f: number })[]): ArrayBuffer {
     else f[i] = v.f;
   });
   return buf;
+}
+
+function sameBuffers(a: GPUBuffer[], b: GPUBuffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
