@@ -4,7 +4,8 @@
  * chosen once (src/browser/backend.ts: WebGPU when it starts, else TypeScript) and said on the page.
  * URL parameters for scripts and tests: ?autorun=1&prompt=…&max_tokens=N&greedy=1 runs text generation once
  * the model is loaded; #output gets data-done="1" when it ends. ?backend=ts forces the TypeScript backend;
- * ?model=URL loads another model directory (model.safetensors + JSON files) over HTTP.
+ * ?model=URL loads another model directory (model.safetensors + JSON files) over HTTP, from the page's origin
+ * (the CSP allows no other). If the model cannot load, autorun sets data-done="error".
  */
 import { pickBackend, type PickedBackend } from "../src/browser/backend.js";
 import { blobReader } from "../src/io/byte-reader.js";
@@ -97,5 +98,9 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
     status.textContent = `Could not load the default model: ${(e as Error).message}`;
     status.dataset.ready = "error";
   }
-  if (q.get("autorun") === "1" && engine.model) await gen.run();
+  if (q.get("autorun") === "1") {
+    // a script waiting for data-done learns at once that nothing will run
+    if (engine.model) await gen.run();
+    else byId("output").dataset.done = "error";
+  }
 }

@@ -29,7 +29,8 @@ const PROMPT = "Once upon a time";
 const autorun = `?autorun=1&prompt=${encodeURIComponent(PROMPT)}&max_tokens=${golden.greedy.length}&greedy=1`;
 
 async function finished(page: Page): Promise<{ text: string; backend: string; rate: string; reason: string }> {
-  await page.waitForSelector("#output[data-done='1']", { timeout: 60_000 });
+  await page.waitForSelector("#output[data-done='1'], #output[data-done='error']", { timeout: 60_000 });
+  assert.equal(await page.getAttribute("#output", "data-done"), "1", (await page.textContent("#model-status"))!);
   return {
     text: (await page.textContent("#output"))!,
     backend: (await page.getAttribute("#backend", "data-backend"))!,
