@@ -148,16 +148,18 @@ export function mountChat(root: HTMLElement, o: ChatViewOptions): void {
     // a stopped reply stays as far as it got, as the official demo keeps streamed text
     out.stats = byId(P + "stats").textContent ?? undefined;
     if (out.content || out.tool_calls?.length) mine.messages.push(out);
-    o.store.save(mine);
+    let saveError = "";
+    try { o.store.save(mine); } catch (e) { saveError = (e as Error).message; }
     busy(false);
     if (conv === mine) render();
     byId(P + "stats").textContent = out.stats ?? "";
+    if (saveError) byId(P + "error").textContent = saveError;
   }
 
   function send(text: string): void {
     conv.messages.push({ role: "user", content: text });
-    o.store.save(conv);
     render();
+    try { o.store.save(conv); } catch (e) { byId(P + "error").textContent = (e as Error).message; }
     void reply();
   }
 

@@ -46,7 +46,11 @@ export class ConversationStore {
   }
 
   private write(): void {
-    localStorage.setItem(this.key, JSON.stringify(this.data));
+    try {
+      localStorage.setItem(this.key, JSON.stringify(this.data));
+    } catch (e) {
+      throw new Error(`Could not save the conversations (${(e as Error).name}): the browser's storage for this page is full — delete old conversations`);
+    }
   }
 
   /** Newest first. */
