@@ -96,7 +96,8 @@ export class XverseModel {
     this.kvBlockSize = kv.kvBlockSize ?? 32;
     this.ctxSize = kv.ctxSize ?? config.maxPositionEmbeddings;
     if (!(Number.isInteger(this.ctxSize) && this.ctxSize >= 1)) throw new XverseError("bad_argument", `ctxSize must be a positive integer (got ${this.ctxSize})`);
-    this.kvBudget = kv.kvBudget ?? Math.min(8 * 2 ** 30, 4 * this.ctxSize * this.kvBytesPerToken);
+    // a device backend holds a pool in one buffer: the default budget stays within it
+    this.kvBudget = kv.kvBudget ?? Math.min(8 * 2 ** 30, 4 * this.ctxSize * this.kvBytesPerToken, backend.device?.maxKvBytes ?? Infinity);
   }
 
   static fromSource(config: XverseConfig, source: TensorSource, opts: WeightLoadOptions & KvOptions): XverseModel {

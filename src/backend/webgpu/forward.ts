@@ -20,6 +20,10 @@ export class WebGpuForward implements DeviceForward {
   private readonly arenas;
   private readonly rec;
 
+  get maxKvBytes(): number {
+    return this.kernels.ctx.maxBinding;
+  }
+
   constructor(readonly kernels: WebGpuKernels) {
     this.arenas = new KvArenas(kernels.ctx);
     this.rec = new Recorder(kernels.ctx);
