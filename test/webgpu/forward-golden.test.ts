@@ -32,6 +32,19 @@ test("[webgpu] tiny-xverse logits match golden within 1e-4 for every prompt (all
   }
 });
 
+test("[webgpu workgroup style] the GPU kernels (row reductions, subgroups) in the whole forward: golden prefill and decode", async () => {
+  const model = await tinyModel("f16", { style: "workgroup" });
+  const ids: number[] = golden.prompts.long.ids;
+  const ref = toFloat32(goldenT.read("logits.long"));
+  const V = model.config.vocabSize;
+  const cache = model.newCache(ids.length);
+  const pre = await model.forwardAsync(ids.slice(0, 40), cache, { logits: "all" });
+  let worst = maxAbsDiff(pre, ref, 0, 0, 40 * V);
+  for (let t = 40; t < 48; t++) worst = Math.max(worst, maxAbsDiff(await model.forwardAsync([ids[t]], cache), ref, 0, t * V, V));
+  console.log(`workgroup style, f16 KV: max |Δ| vs golden ${worst.toExponential(2)}`);
+  assert.ok(worst <= 3e-3, `f16 KV max |Δ| = ${worst}`);
+});
+
 test("[webgpu] prefill + token-by-token decode with the KV cache gives the golden logits (f32 and f16 KV)", async () => {
   const ids: number[] = golden.prompts.long.ids;
   const ref = toFloat32(goldenT.read("logits.long"));
@@ -45,8 +58,9 @@ test("[webgpu] prefill + token-by-token decode with the KV cache gives the golde
       const l = await model.forwardAsync([ids[t]], cache);
       worst = Math.max(worst, maxAbsDiff(l, ref, 0, t * V, V));
     }
-    // f16 keys and values: the CPU backends' bound for the f16 cache is looser than the f32 one
-    assert.ok(worst <= (kvType === "f32" ? 1e-4 : 2e-2), `${kvType} decode max |Δ| = ${worst}`);
+    // f16 keys and values round k and v (golden is f32): ~8e-4 measured
+    console.log(`decode, ${kvType} KV: max |Δ| vs golden ${worst.toExponential(2)}`);
+    assert.ok(worst <= (kvType === "f32" ? 1e-4 : 3e-3), `${kvType} decode max |Δ| = ${worst}`);
   }
 });
 
