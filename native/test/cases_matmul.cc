@@ -151,6 +151,22 @@ void check_quantizers(const Level& lv, Report& rep, Rng& rng) {
 
 }  // namespace
 
+int run_once(const Level& lv, const char* fmt, int64_t rows, int64_t cols, int64_t T) {
+  int f = 0;
+  while (f <= 16 && std::strcmp(fmt_name(static_cast<Fmt>(f)), fmt) != 0) f++;
+  if (f > 16) return std::fprintf(stderr, "parity --run: unknown format '%s'\n", fmt), 2;
+  Rng rng(7);
+  ThreadPool pool(1);
+  const Weight W = make_weight(static_cast<Fmt>(f), rows, cols, 32, rng);
+  std::vector<float> x(static_cast<size_t>(T * cols)), y(static_cast<size_t>(T * rows));
+  for (float& v : x) v = rng.uniform(-1, 1);
+  std::vector<char> scratch;
+  if (!at_level(lv, W.w, x.data(), y.data(), T, pool, scratch)) return std::fprintf(stderr, "no kernel\n"), 2;
+  std::printf("ran %s [%lld, %lld] T=%lld at %s\n", fmt, static_cast<long long>(rows), static_cast<long long>(cols),
+              static_cast<long long>(T), lv.name);
+  return 0;
+}
+
 void run_matmul(const Level& lv, Report& rep) {
   Rng rng(1);
   if (lv.isa >= Isa::Neon) check_quantizers(lv, rep, rng);

@@ -4,6 +4,8 @@
 //
 //   parity [--levels a,b,…]   levels: neon, neon_dotprod, neon_i8mm (arm64); avx2, avx512, avx512_vnni (x86).
 //                             Default: every level the CPU reports.
+//   parity --run FORMAT ROWS COLS T LEVEL   one matmul, no comparison (scripts/test-arm64.sh counts its
+//                             instructions under qemu)
 //
 // Bounds, as the x86 parity tests (test/native/*.test.ts), normalized max|Δ| / max|ref|: 1e-5 everywhere. The
 // integer (GGUF block) paths compare with the scalar kernels on the same quantized activations, so only the f32
@@ -52,6 +54,13 @@ std::vector<LevelName> available() {
 
 int main(int argc, char** argv) {
   std::vector<LevelName> levels = available();
+  if (argc == 7 && std::strcmp(argv[1], "--run") == 0) {  // --run FORMAT ROWS COLS T LEVEL
+    for (const LevelName& l : levels)
+      if (std::strcmp(l.name, argv[6]) == 0)
+        return run_once(Level{l.isa, l.vnni, l.name}, argv[2], std::atoll(argv[3]), std::atoll(argv[4]), std::atoll(argv[5]));
+    std::fprintf(stderr, "parity: level '%s' is not supported on this CPU\n", argv[6]);
+    return 2;
+  }
   for (int i = 1; i < argc; i++) {
     if (std::strcmp(argv[i], "--levels") == 0 && i + 1 < argc) {
       const std::string want = std::string(",") + argv[++i] + ",";

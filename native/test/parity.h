@@ -61,6 +61,8 @@ double norm_err(const float* got, const float* ref, size_t n);
 void run_matmul(const Level& lv, Report& rep);
 void run_ops(const Level& lv, Report& rep);
 void run_kv(const Level& lv, Report& rep);
+// One matmul (format by name, group 32 where grouped) at a level, nothing compared: for instruction counting.
+int run_once(const Level& lv, const char* fmt, int64_t rows, int64_t cols, int64_t T);
 inline void run_all(const Level& lv, Report& rep) {
   run_matmul(lv, rep);
   run_ops(lv, rep);
