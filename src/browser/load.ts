@@ -5,15 +5,20 @@
  * (io/safetensors-header.ts, io/gguf-parse.ts, io/gguf-tensors.ts, tokenizer/from-json.ts, config-parse.ts).
  *
  * TensorSource.read is synchronous, so every tensor's bytes are fetched first (with progress), then the model is
- * built from memory: the weights are held once, as the backend keeps them, plus one tensor in flight.
+ * built from memory: the weights are held once, as the backend keeps them, plus one tensor in flight. GGUF block
+ * tensors (Q4_0 … Q6_K) are kept as stored, through the Node loader's hook (gguf/block-weights.ts): a 4 GB
+ * Q4_K_M file takes about 4 GB, not its f32 expansion. Only norms and float tensors are decoded.
  */
 import type { Backend } from "../backend/backend.js";
 import { NO_CHAT_SETTINGS, chatSettingsFromJson, type ChatSettings } from "../chat/prompt-core.js";
 import { parseConfig, parseGenerationConfig, type GenerationConfig, type XverseConfig } from "../config-parse.js";
 import { XverseError } from "../errors.js";
 import { fetchReader, readJson, readText, type ByteReader, type FetchReaderOptions } from "../io/byte-reader.js";
-import { parseGgufHeader, type GgufFile, type ReadAt } from "../io/gguf-parse.js";
-import { decodeGgufTensor, ggufConfig, ggufHfNames } from "../io/gguf-tensors.js";
+import { parseGgufHeader, type GgufFile, type GgufTensorInfo, type ReadAt } from "../io/gguf-parse.js";
+import { decodeGgufTensor, ggufConfig, ggufDtype, ggufHfNames } from "../io/gguf-tensors.js";
+import { ggufBlockProjection } from "../gguf/block-weights.js";
+import { releaseGpuWeight } from "../backend/webgpu/weights.js";
+import type { WeightLoadOptions } from "../model/weights.js";
 import { allocTensorData, bytesOf, parseSafetensorsHeader, safetensorsHeaderLength } from "../io/safetensors-header.js";
 import type { TensorInfo, TensorSource } from "../io/source.js";
 import type { KvType } from "../kv/layout.js";
@@ -54,6 +59,8 @@ export interface BrowserModel {
   settings: ChatSettings;
   /** Bytes of weights read. */
   bytes: number;
+  /** How many matrices (embedding, projections, lm_head) are held in each weight format, e.g. { q8_0: 37 }. */
+  formats: Record<string, number>;
 }
 
 const isGguf = (name: string) => /\.gguf$/i.test(name);
@@ -111,9 +118,9 @@ function memorySource(tensors: Map<string, Tensor>, file: string, metadata: Reco
   };
 }
 
-function build(config: XverseConfig, source: TensorSource, opts: BrowserLoadOptions): XverseModel {
+function build(config: XverseConfig, source: TensorSource, opts: BrowserLoadOptions, hooks: Pick<WeightLoadOptions, "projection" | "stored"> = {}): XverseModel {
   try {
-    return XverseModel.fromSource(config, source, { backend: opts.backend, kvType: opts.kvType, ctxSize: opts.ctxSize });
+    return XverseModel.fromSource(config, source, { backend: opts.backend, kvType: opts.kvType, ctxSize: opts.ctxSize, ...hooks });
   } finally {
     // the model holds what it keeps; tensors it copied (prepareWeight) or did not use are let go here
     source.close();
@@ -150,7 +157,7 @@ async function loadSafetensors(files: ModelFiles, opts: BrowserLoadOptions): Pro
   }
   const model = build(config, memorySource(tensors, w.name, header.metadata), opts);
   return {
-    name: w.name, format: "safetensors", model, tokenizer, config,
+    name: w.name, format: "safetensors", model, tokenizer, config, formats: weightFormats(model),
     generationConfig: parseGenerationConfig(genRaw, config),
     settings: files.tokenizerConfig ? chatSettingsFromJson(tokRaw) : NO_CHAT_SETTINGS, bytes: total,
   };
@@ -181,16 +188,56 @@ async function loadGguf(r: ByteReader, opts: BrowserLoadOptions): Promise<Browse
   const tokenizer = tokenizerFromGguf(file.metadata);
   const byHf = ggufHfNames([file]);
   const total = file.tensors.reduce((n, t) => n + t.nbytes, 0);
-  const tensors = new Map<string, Tensor>();
+  // every tensor's stored bytes, as in the file: block types (Q4_0 … Q6_K) stay blocks, as Node's loader keeps them
+  const stored = new Map<string, { info: GgufTensorInfo; bytes: Uint8Array }>();
   let done = 0;
   for (const [name, { info }] of byHf) {
-    const bytes = await r.read(file.dataOffset + info.offset, info.nbytes);
-    tensors.set(name, decodeGgufTensor(name, info, () => bytes, { path: r.name, heads: config.numHeads, kvHeads: config.numKvHeads }));
+    stored.set(name, { info, bytes: await r.read(file.dataOffset + info.offset, info.nbytes) });
     opts.onProgress?.((done = Math.min(total, done + info.nbytes)), total);
   }
-  const model = build(config, memorySource(tensors, r.name, file.metadata), opts);
+  const heads = config.numHeads, kvHeads = config.numKvHeads;
+  const get = (name: string) => {
+    const t = stored.get(name);
+    if (!t) throw new XverseError("missing_tensor", `${r.name}: no tensor named "${name}"`);
+    return t;
+  };
+  const source: TensorSource = {
+    names: () => [...stored.keys()],
+    has: (name) => stored.has(name),
+    info: (name): TensorInfo => ({ name, dtype: ggufDtype(get(name).info), shape: get(name).info.shape.slice(), file: r.name }),
+    // the float path (norms; F32 / F16 / BF16 matrices; a block type the hook does not take): decoded on read
+    read: (name) => { const t = get(name); return decodeGgufTensor(name, t.info, () => t.bytes, { path: r.name, heads, kvHeads }); },
+    metadata: () => file.metadata,
+    close: () => stored.clear(),
+  };
+  // the Node loader's hook (gguf/weights.ts's ggufProjection, over bytes in memory instead of a mapped file)
+  const blocks = ggufBlockProjection((name) => {
+    const t = stored.get(name);
+    return t && { info: t.info, where: `${r.name}: tensor "${t.info.name}"`, bytes: () => t.bytes };
+  }, heads, kvHeads);
+  const model = build(config, source, opts, { projection: blocks, stored: blocks });
   return {
-    name: r.name, format: "gguf", model, tokenizer, config,
+    name: r.name, format: "gguf", model, tokenizer, config, formats: weightFormats(model),
     generationConfig: parseGenerationConfig({}, config), settings: NO_CHAT_SETTINGS, bytes: total,
   };
+}
+
+/** How many of the model's matrices (embedding, projections, lm_head) are held in each weight format. */
+export function weightFormats(model: XverseModel): Record<string, number> {
+  const w = model.weights;
+  const all = [w.embed, w.lmHead, ...w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])];
+  const out: Record<string, number> = {};
+  for (const x of all) out[x.format] = (out[x.format] ?? 0) + 1;
+  return out;
+}
+
+/**
+ * Frees what `m` holds on its backend: its weights' GPU buffers (WebGPU uploads each weight once, on first use).
+ * The model is unusable afterwards. The KV cache and norm vectors a WebGPU backend keeps for it are freed with the
+ * backend's device (destroy()); a page that switches models and wants every buffer back destroys the backend too
+ * (web/local-page.ts does).
+ */
+export function disposeModel(m: BrowserModel): void {
+  const w = m.model.weights;
+  for (const x of [w.embed, w.lmHead, ...w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])]) releaseGpuWeight(x);
 }
