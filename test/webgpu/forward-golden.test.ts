@@ -12,6 +12,7 @@ import { toFloat32 } from "../../src/tensor.js";
 import { fixture } from "../helpers/peers.js";
 import { maxAbsDiff } from "../helpers/compare.js";
 import { gpuBackend } from "./gpu.js";
+import type { WebGpuBackend } from "../../src/backend/webgpu/index.js";
 
 const dir = fixture("golden", "tiny-xverse");
 const golden = JSON.parse(readFileSync(fixture("golden", "tiny-xverse", "golden.json"), "utf8"));
@@ -115,6 +116,22 @@ test("[webgpu] prefix reuse, copy-on-write of a shared partial block and a growi
     // can move a value across a rounding step of its group: a step is ~1 % of the group's max
     assert.ok(d <= (kvType === "q8_0" ? 1e-2 : 1e-4), `${kvType} case ${i}: max |Δ| = ${d}`);
   }
+  }
+});
+
+test("[webgpu] gate and up fused into one matmul give the same logits, bit for bit, as two matmuls", async () => {
+  const model = await tinyModel();
+  const dev = (model.backend as WebGpuBackend).device;
+  const ids: number[] = golden.prompts.chat.ids;
+  const fused = await model.forwardAsync(ids, model.newCache(ids.length), { logits: "all" });
+  const c = model.config;
+  for (const L of model.weights.layers) assert.equal(dev.fusedFor(L.gate)?.rows, 2 * c.intermediateSize, "gate and up were fused");
+  dev.fuse = false;
+  try {
+    const plain = await model.forwardAsync(ids, model.newCache(ids.length), { logits: "all" });
+    assert.deepEqual(fused, plain);
+  } finally {
+    dev.fuse = true;
   }
 });
 

@@ -11,12 +11,18 @@ import { USAGE } from "./context.js";
 import { kvKind, type KvBinding, type WebGpuKernels } from "./kernels.js";
 import { KvArenas, tokenMeta } from "./kv.js";
 import { Recorder } from "./recorder.js";
+import { fuseRows } from "./fuse.js";
+import type { DeviceLayer, Weight } from "../backend.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
 
 export class WebGpuForward implements DeviceForward {
   private readonly bufs = new Map<string, GPUBuffer>();
   private readonly vectors = new WeakMap<Float32Array, GPUBuffer>();
+  /** Per layer (keyed by its gate weight): the fused [gate; up] weight, or null when they cannot be fused. */
+  private readonly gateUp = new WeakMap<Weight, Weight | null>();
+  /** Fuse gate and up (fuse.ts); false keeps two matmuls (the parity test compares both). */
+  fuse = true;
   private readonly arenas;
   private readonly rec;
 
@@ -60,6 +66,21 @@ export class WebGpuForward implements DeviceForward {
     return b;
   }
 
+  /** The fused [gate; up] weight made for this gate weight (null: not fusable; undefined: not seen yet). */
+  fusedFor(gate: Weight): Weight | null | undefined {
+    return this.gateUp.get(gate);
+  }
+
+  private fusedGateUp(L: DeviceLayer): Weight | null {
+    if (!this.fuse) return null;
+    let f = this.gateUp.get(L.gate);
+    if (f === undefined) {
+      f = fuseRows(this.kernels.ctx, L.gate, L.up);
+      this.gateUp.set(L.gate, f);
+    }
+    return f;
+  }
+
   async forward(r: DeviceForwardRequest): Promise<Float32Array> {
     const K = this.kernels, ctx = K.ctx;
     ctx.check();
@@ -80,7 +101,7 @@ export class WebGpuForward implements DeviceForward {
     };
     const xn = this.buf("xn", N * H * 4), q = this.buf("q", N * qd * 4), k = this.buf("k", N * kvd * 4), v = this.buf("v", N * kvd * 4);
     const att = this.buf("att", N * qd * 4), proj = this.buf("proj", N * H * 4);
-    const gate = this.buf("gate", N * I * 4), up = this.buf("up", N * I * 4);
+    const gate = this.buf("gate", N * I * 4), up = this.buf("up", 2 * N * I * 4);
     const rec = this.rec, scale = 1 / Math.sqrt(hd);
 
     // each residual add is fused with the RMSNorm that follows it (the next block's input norm)
@@ -95,9 +116,15 @@ export class WebGpuForward implements DeviceForward {
       K.encodeAttention(rec, kvb, l, att, q, r.nHeads, r.nKvHeads, hd, scale);
       K.encodeMatmul(rec, proj, att, L.o, N); // (N, hidden)
       K.encodeAddRmsnorm(rec, xn, x, proj, this.vector(L.postNorm), N, H, r.eps); // x += proj; xn = norm(x)
-      K.encodeMatmul(rec, gate, xn, L.gate, N); // (N, intermediate)
-      K.encodeMatmul(rec, up, xn, L.up, N);
-      K.encodeSiluMul(rec, gate, up, N * I);
+      const gu = this.fusedGateUp(L);
+      if (gu) {
+        K.encodeMatmul(rec, up, xn, gu, N); // (N, 2 · intermediate): [gate | up] per token
+        K.encodeSiluMulHalves(rec, gate, up, N, I);
+      } else {
+        K.encodeMatmul(rec, gate, xn, L.gate, N); // (N, intermediate)
+        K.encodeMatmul(rec, up, xn, L.up, N);
+        K.encodeSiluMul(rec, gate, up, N * I);
+      }
       K.encodeMatmul(rec, proj, gate, L.down, N); // (N, hidden)
       const next = r.layers[l + 1];
       if (next) K.encodeAddRmsnorm(rec, xn, x, proj, this.vector(next.inputNorm), N, H, r.eps);

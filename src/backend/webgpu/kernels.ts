@@ -12,7 +12,7 @@ import { formatKernel, splitGrid } from "./registry.js";
 import { gpuWeight } from "./weights.js";
 import { tokenMeta } from "./kv.js";
 import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
-import { ADD_WGSL, addRmsnormWgsl, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
+import { ADD_WGSL, addRmsnormWgsl, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_HALVES_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
 import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_Q8_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
@@ -115,6 +115,11 @@ export class WebGpuKernels {
 
   encodeSiluMul(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number): void {
     rec.dispatch(this.ctx.pipeline("silu_mul", SILU_MUL_WGSL, "main"), params([n, 0, 0, 0]), [gate, up], grid64(n));
+  }
+
+  /** gate (T, n) = silu(gu[:, :n]) ⊙ gu[:, n:], gu (T, 2n) the fused gate/up matmul's output. */
+  encodeSiluMulHalves(rec: Recorder, gate: GPUBuffer, gu: GPUBuffer, T: number, n: number): void {
+    rec.dispatch(this.ctx.pipeline("silu_mul_halves", SILU_MUL_HALVES_WGSL, "main"), params([T * n, n, 0, 0]), [gate, gu], grid64(T * n));
   }
 
   encodeAdd(rec: Recorder, y: GPUBuffer, x: GPUBuffer, n: number): void {

@@ -80,6 +80,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
 
+/** gate (T, n) = silu(gu[:, :n]) ⊙ gu[:, n:] for the fused [gate; up] output gu (T, 2n). */
+export const SILU_MUL_HALVES_WGSL = /* wgsl */ `
+struct P { total: u32, n: u32, b: u32, c: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> gate: array<f32>;
+@group(0) @binding(2) var<storage, read> gu: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * 32768u) * 64u + lid;
+  if (i >= p.total) { return; }
+  let t = i / p.n;
+  let j = i % p.n;
+  let g = gu[2u * t * p.n + j];
+  gate[i] = g / (1.0 + exp(-g)) * gu[2u * t * p.n + p.n + j];
+}
+`;
+
 export const ADD_WGSL = /* wgsl */ `
 struct P { n: u32, a: u32, b: u32, c: u32 }
 @group(0) @binding(0) var<uniform> p: P;
