@@ -11,14 +11,54 @@ import type { Engine, StreamEvents } from "./engine.js";
 
 export class LocalEngine implements Engine {
   model: BrowserModel | null = null;
+  /** Runs in flight, and the signal that ends them all when the model is switched (release()). */
+  private readonly runs = new Set<Promise<void>>();
+  private switching = new AbortController();
+
+  /**
+   * Ends every run on the current model (as Stop would) and waits until none touches it, then hands the model
+   * over (the page disposes of it before loading the next one). Engine calls made meanwhile wait for a model.
+   */
+  async release(): Promise<BrowserModel | null> {
+    const m = this.model;
+    this.model = null;
+    this.switching.abort();
+    await Promise.allSettled([...this.runs]);
+    this.switching = new AbortController();
+    return m;
+  }
+
+  /** Runs `body` with a signal that aborts on the request's Stop or on a model switch. */
+  private async track(signal: AbortSignal, body: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const both = new AbortController();
+    const stop = () => both.abort();
+    const switching = this.switching.signal;
+    for (const s of [signal, switching]) {
+      if (s.aborted) both.abort();
+      else s.addEventListener("abort", stop, { once: true });
+    }
+    const run = body(both.signal);
+    this.runs.add(run);
+    try {
+      await run;
+    } finally {
+      this.runs.delete(run);
+      signal.removeEventListener("abort", stop);
+      switching.removeEventListener("abort", stop);
+    }
+  }
 
   private need(): BrowserModel {
     if (!this.model) throw new Error("The model is still loading: wait for it (the status line above says when it is ready)");
     return this.model;
   }
 
-  async chat(req: Parameters<Engine["chat"]>[0], ev: StreamEvents): Promise<void> {
+  chat(req: Parameters<Engine["chat"]>[0], ev: StreamEvents): Promise<void> {
     const m = this.need();
+    return this.track(req.signal, (signal) => this.chatOn(m, { ...req, signal }, ev));
+  }
+
+  private async chatOn(m: BrowserModel, req: Parameters<Engine["chat"]>[0], ev: StreamEvents): Promise<void> {
     const history: ChatMessage[] = req.messages.map((x) => ({ role: x.role, content: x.content }));
     const it = chatStream(m.model, m.tokenizer, history, {
       system: req.system, tools: req.tools?.length ? req.tools : undefined,
@@ -40,8 +80,12 @@ export class LocalEngine implements Engine {
     }
   }
 
-  async complete(req: Parameters<Engine["complete"]>[0], ev: StreamEvents): Promise<void> {
+  complete(req: Parameters<Engine["complete"]>[0], ev: StreamEvents): Promise<void> {
     const m = this.need();
+    return this.track(req.signal, (signal) => this.completeOn(m, { ...req, signal }, ev));
+  }
+
+  private async completeOn(m: BrowserModel, req: Parameters<Engine["complete"]>[0], ev: StreamEvents): Promise<void> {
     const ids = m.tokenizer.encode(req.prompt).ids;
     const greedy = req.temperature === 0;
     const it = generate(m.model, m.tokenizer, ids, {

@@ -1,15 +1,18 @@
 /**
  * /local: the model runs in this tab. stories260K (served next to the page) loads by default; a GGUF, or a
  * safetensors file with its config.json and tokenizer.json, can be picked from disk instead. The backend is
- * chosen once (src/browser/backend.ts: WebGPU when it starts, else TypeScript) and said on the page.
+ * chosen by src/browser/backend.ts (WebGPU when it starts, else TypeScript) and said on the page; a model switch
+ * ends the old model's runs, frees its GPU buffers and starts a fresh WebGPU device.
  * URL parameters for scripts and tests: ?autorun=1&prompt=…&max_tokens=N&greedy=1 runs text generation once
- * the model is loaded; #output gets data-done="1" when it ends. ?backend=ts forces the TypeScript backend;
+ * the model is loaded; #output gets data-done="1" when it ends. #model-status carries data-model, data-ready and
+ * data-formats (the weights' formats, e.g. "q8_0:32 f16:5"). ?backend=ts forces the TypeScript backend;
  * ?model=URL loads another model directory (model.safetensors + JSON files) over HTTP, from the page's origin
  * (the CSP allows no other). If the model cannot load, autorun sets data-done="error".
  */
+import type { Backend } from "../src/backend/backend.js";
 import { pickBackend, type PickedBackend } from "../src/browser/backend.js";
 import { blobReader } from "../src/io/byte-reader.js";
-import { loadModelFiles, modelFilesAt, modelFilesFrom, type ModelFiles } from "../src/browser/load.js";
+import { disposeModel, loadModelFiles, modelFilesAt, modelFilesFrom, type ModelFiles } from "../src/browser/load.js";
 import { byId, h } from "./dom.js";
 import { mountChat } from "./chat-view.js";
 import { mountGenerate } from "./generate-view.js";
@@ -52,27 +55,49 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
 
   const status = byId("model-status");
   let picked: PickedBackend;
+  const backendOptions = { gpu: (navigator as Navigator & { gpu?: unknown }).gpu, webgpu: webGpuFactory, prefer: q.get("backend") === "ts" ? "ts" as const : undefined };
   try {
-    picked = await pickBackend({ gpu: (navigator as Navigator & { gpu?: unknown }).gpu, webgpu: webGpuFactory, prefer: q.get("backend") === "ts" ? "ts" : undefined });
+    picked = await pickBackend(backendOptions);
   } catch (e) {
     status.textContent = `Could not start a backend: ${(e as Error).message}`;
     return;
   }
   const backendLine = byId("backend");
-  backendLine.textContent = `Backend: ${picked.kind === "webgpu" ? "WebGPU" : "TypeScript"} — ${picked.reason}`;
-  backendLine.dataset.backend = picked.kind;
+  const showBackend = () => {
+    backendLine.textContent = `Backend: ${picked.kind === "webgpu" ? "WebGPU" : "TypeScript"} — ${picked.reason}`;
+    backendLine.dataset.backend = picked.kind;
+  };
+  showBackend();
+
+  // Switching models: runs on the old one end (as Stop), its weights' GPU buffers are destroyed, and a WebGPU
+  // backend is replaced by a fresh device, which takes the old one's KV cache and every other buffer with it.
+  let used = false;
+  const freeBackend = async () => {
+    const old = await engine.release();
+    if (old) disposeModel(old);
+    if (!used || picked.kind !== "webgpu") return;
+    (picked.backend as Backend & { destroy?: () => void }).destroy?.();
+    picked = await pickBackend(backendOptions);
+    showBackend();
+  };
 
   const load = async (files: ModelFiles) => {
-    engine.model = null;
     const name = files.weights.name.replace(/^.*\//, "");
     status.textContent = `Loading ${name}…`;
     status.dataset.ready = "0";
+    delete status.dataset.formats;
     const progress = byId<HTMLProgressElement>("progress");
     const t0 = performance.now();
     try {
-      engine.model = await loadModelFiles(files, { backend: picked.backend, onProgress: (d, t) => { progress.value = t ? d / t : 1; } });
-      const c = engine.model.config;
-      status.textContent = `${name} (${engine.model.format}): ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(engine.model.bytes / 2 ** 20).toFixed(1)} MiB of weights, loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+      await freeBackend();
+      used = true;
+      const m = await loadModelFiles(files, { backend: picked.backend, onProgress: (d, t) => { progress.value = t ? d / t : 1; } });
+      engine.model = m;
+      const c = m.config;
+      // e.g. "q8_0:32 f16:5": the matrices' formats as the backend holds them (GGUF blocks stay blocks)
+      const formats = Object.entries(m.formats).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      status.textContent = `${name} (${m.format}): ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(m.bytes / 2 ** 20).toFixed(1)} MiB of weights (${formats.map(([f, n]) => `${f} ×${n}`).join(", ")}), loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+      status.dataset.formats = formats.map(([f, n]) => `${f}:${n}`).join(" ");
       status.dataset.ready = "1";
       status.dataset.model = name;
     } catch (e) {

@@ -34,6 +34,8 @@ export interface OpenOptions {
   noWebGpu?: boolean;
   viewport?: { width: number; height: number };
   colorScheme?: "light" | "dark";
+  /** Runs in the page before any of its scripts (after the noWebGpu removal). */
+  init?: () => void;
 }
 
 export async function openPage(browser: Browser, url: string, o: OpenOptions = {}): Promise<{ page: Page; errors: string[] }> {
@@ -41,6 +43,7 @@ export async function openPage(browser: Browser, url: string, o: OpenOptions = {
   const page = await context.newPage();
   // (runs in the page; this project compiles without the DOM types, hence globalThis)
   if (o.noWebGpu) await page.addInitScript(() => { delete (globalThis as unknown as { Navigator: { prototype: { gpu?: unknown } } }).Navigator.prototype.gpu; });
+  if (o.init) await page.addInitScript(o.init);
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   const origin = new URL(url).origin;

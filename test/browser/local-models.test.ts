@@ -1,0 +1,180 @@
+/**
+ * /local with models picked from disk. Quantized GGUF exports of stories260K (Q8_0, Q4_0, and q4_k_m, which on
+ * this small model falls back to Q5_0 / Q8_0 blocks) run in the tab with their block tensors as stored: the
+ * page's #model-status data-formats lists the same weight formats, and its greedy text is the same, as this
+ * library's Node loader gives on the TS backend for the same file (computed here: an independent path from the
+ * bundle, with mapped files and its own TensorSource). On WebGPU (SwiftShader), switching models twice keeps
+ * working, and the GPU buffers alive after a run are as many as after the same run before the switches (every
+ * buffer is counted by wrapping GPUDevice.createBuffer / GPUBuffer.destroy / GPUDevice.destroy in the page).
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import type { RunningServer } from "../../src/server/http.js";
+import { startTestServer } from "../server/helpers.js";
+import { defaultModelDir } from "../../src/model/embedded.js";
+import { exportGguf, type ExportType } from "../../src/gguf/export.js";
+import { openCheckpoint } from "../../src/io/checkpoint.js";
+import { loadConfig } from "../../src/config.js";
+import { loadModel } from "../../src/model/load.js";
+import { generateText } from "../../src/generate/generate.js";
+import type { XverseModel } from "../../src/model/xverse.js";
+import { launch, openPage, skip } from "./chromium.js";
+
+declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const PROMPT = "Once upon a time";
+const TOKENS = 40;
+const dir = defaultModelDir();
+const SAFETENSORS = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"].map((n) => join(dir, n));
+
+/** "q8_0:32 f16:5": each weight format of the model's matrices and how many hold it, most first. */
+function formatsOf(model: XverseModel): string {
+  const w = model.weights;
+  const counts = new Map<string, number>();
+  for (const x of [w.embed, w.lmHead, ...w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])]) counts.set(x.format, (counts.get(x.format) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([f, n]) => `${f}:${n}`).join(" ");
+}
+
+/** What the Node library gives for `path` on the TS backend: the greedy text and the weights' formats. */
+async function nodeReference(path: string): Promise<{ text: string; formats: string }> {
+  const { model, tokenizer } = await loadModel(path, { backend: "ts", onWarning: () => {} });
+  const r = await generateText(model, tokenizer, tokenizer.encode(PROMPT).ids, { greedy: true, maxNewTokens: TOKENS });
+  return { text: PROMPT + r.text, formats: formatsOf(model) };
+}
+
+async function pick(page: Page, files: string | string[], name: string): Promise<void> {
+  await page.setInputFiles("#model-file", files);
+  await page.waitForSelector(`#model-status[data-model='${name}'][data-ready='1'], #model-status[data-ready='error']`, { timeout: 60_000 });
+  assert.equal(await page.getAttribute("#model-status", "data-ready"), "1", (await page.textContent("#model-status"))!);
+  assert.equal(await page.getAttribute("#model-status", "data-model"), name);
+}
+
+async function run(page: Page): Promise<string> {
+  await page.click("#generate");
+  await page.waitForSelector("#output[data-done='1'], #output[data-done='error']", { timeout: 60_000 });
+  assert.equal(await page.getAttribute("#output", "data-done"), "1", (await page.textContent("#output"))!);
+  return (await page.textContent("#output"))!;
+}
+
+/** Counts live GPU buffers in the page (a destroyed device's buffers are gone with it). */
+function countGpuBuffers(): void {
+  const g = globalThis as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (!g.GPUDevice) return;
+  const live = new Map<unknown, Set<unknown>>();
+  const owner = new WeakMap<object, Set<unknown>>();
+  const create = g.GPUDevice.prototype.createBuffer;
+  g.GPUDevice.prototype.createBuffer = function (this: object, d: unknown) {
+    const b = create.call(this, d);
+    let s = live.get(this);
+    if (!s) live.set(this, (s = new Set()));
+    s.add(b);
+    owner.set(b, s);
+    return b;
+  };
+  const destroy = g.GPUBuffer.prototype.destroy;
+  g.GPUBuffer.prototype.destroy = function (this: object) {
+    owner.get(this)?.delete(this);
+    return destroy.call(this);
+  };
+  const destroyDevice = g.GPUDevice.prototype.destroy;
+  g.GPUDevice.prototype.destroy = function (this: object) {
+    live.delete(this);
+    return destroyDevice.call(this);
+  };
+  g.__gpuBuffers = () => ({ devices: live.size, buffers: [...live.values()].reduce((n, s) => n + s.size, 0) });
+}
+
+describe("/local: models picked from disk", { skip }, () => {
+  let srv: RunningServer;
+  let browser: Browser;
+  let tmp: string;
+  const exported = new Map<ExportType, string>();
+  const gguf = (type: ExportType): string => {
+    let p = exported.get(type);
+    if (!p) {
+      p = join(tmp, `stories260K-${type}.gguf`);
+      exportGguf(openCheckpoint(dir), loadConfig(dir), join(dir, "tokenizer.json"), p, { type, arch: "llama" });
+      exported.set(type, p);
+    }
+    return p;
+  };
+  const url = () => `${srv.url}/local?prompt=${encodeURIComponent(PROMPT)}&max_tokens=${TOKENS}&greedy=1`;
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), "xverse-local-models-"));
+    srv = await startTestServer({ concurrency: 1 });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await srv?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("quantized GGUF files keep their blocks in the tab and give the Node engine's greedy text", async (t) => {
+    const { page, errors } = await openPage(browser, url(), { noWebGpu: true });
+    await page.waitForSelector("#model-status[data-ready='1']");
+    for (const type of ["q8_0", "q4_0", "q4_k_m"] as const) {
+      const path = gguf(type);
+      const ref = await nodeReference(path);
+      // the blocks are the file's: no f32 matrices (stories260K's ffn_down, 172 columns, is f16 in every export)
+      assert.doesNotMatch(ref.formats, /f32/, `${type}: ${ref.formats}`);
+      await pick(page, path, `stories260K-${type}.gguf`);
+      assert.equal(await page.getAttribute("#model-status", "data-formats"), ref.formats, type);
+      assert.equal(await run(page), ref.text, type);
+      t.diagnostic(`${type}: ${ref.formats}`);
+    }
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  });
+
+  it("WebGPU: switching models twice keeps working and frees the old model's GPU buffers", async (t) => {
+    const gpuBrowser = await launch({ webgpu: true });
+    try {
+      const { page, errors } = await openPage(gpuBrowser, url(), { init: countGpuBuffers });
+      await page.waitForSelector("#model-status[data-ready='1']");
+      assert.equal(await page.getAttribute("#backend", "data-backend"), "webgpu", (await page.textContent("#backend"))!);
+      const count = () => page.evaluate(() => (globalThis as unknown as { __gpuBuffers(): { devices: number; buffers: number } }).__gpuBuffers());
+      const first = await run(page);
+      const before = await count();
+      assert.equal(before.devices, 1);
+      assert.ok(before.buffers > 0);
+
+      // a Q8_0 GGUF (blocks on the GPU), then the safetensors model again
+      const q8 = gguf("q8_0");
+      await pick(page, q8, "stories260K-q8_0.gguf");
+      assert.equal(await page.getAttribute("#backend", "data-backend"), "webgpu", (await page.textContent("#backend"))!);
+      assert.match((await page.getAttribute("#model-status", "data-formats"))!, /q8_0/);
+      assert.equal(await run(page), (await nodeReference(q8)).text);
+      const middle = await count();
+      assert.equal(middle.devices, 1, "the first model's device was destroyed");
+
+      await pick(page, SAFETENSORS, "model.safetensors");
+      assert.equal(await run(page), first);
+      const after = await count();
+      assert.deepEqual(after, before, "the same model and run hold as many GPU buffers as before the switches");
+      t.diagnostic(`live GPU buffers after a run: ${before.buffers} (safetensors), ${middle.buffers} (q8_0 GGUF), ${after.buffers} (safetensors again)`);
+      assert.deepEqual(errors, []);
+    } finally {
+      await gpuBrowser.close();
+    }
+  });
+
+  it("picking a model while a generation runs stops it and loads the new one", async () => {
+    const { page, errors } = await openPage(browser, url(), { noWebGpu: true });
+    await page.waitForSelector("#model-status[data-ready='1']");
+    await page.locator("#max_new_tokens").fill("100000");
+    await page.click("#generate");
+    await page.waitForFunction(() => document.getElementById("output").textContent.length > 40);
+    const path = gguf("q4_0");
+    await pick(page, path, "stories260K-q4_0.gguf");
+    await page.waitForSelector("#output[data-done='1']");
+    await page.locator("#max_new_tokens").fill(String(TOKENS));
+    assert.equal(await run(page), (await nodeReference(path)).text);
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  });
+});
