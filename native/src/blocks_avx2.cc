@@ -116,35 +116,37 @@ TAVX2 INL void unpack2(const uint8_t* p, __m256i& lo, __m256i& hi) {
   }
 }
 
-// Row r × TT tokens from t0. Block pairs (b, b + 1); an odd last block runs from a zero-padded copy.
+// The f16 at p + k · B for k = 0 … 7 as 8 floats (scalar loads and shifts: the integer ALUs are idle here).
+template <int B>
+TAVX2 INL __m256 f16x8(const uint8_t* p) {
+  const uint64_t a = le16(p) | le16(p + B) << 16 | static_cast<uint64_t>(le16(p + 2 * B)) << 32 |
+                     static_cast<uint64_t>(le16(p + 3 * B)) << 48;
+  const uint64_t b = le16(p + 4 * B) | le16(p + 5 * B) << 16 | static_cast<uint64_t>(le16(p + 6 * B)) << 32 |
+                     static_cast<uint64_t>(le16(p + 7 * B)) << 48;
+  return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(a)), static_cast<long long>(b), 1));
+}
+
+// Blocks b … b + 7 at p (4 pairs (b, b + 1)) × TT tokens into acc. The 8 weight scales convert at once, and the
+// second term (shift or min) of all 8 blocks is one f32 fma per token with the 8 activation sums sd (dword lane
+// order does not matter: the lanes are summed at the end), instead of one per pair.
 template <Fmt F, int TT>
-TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t ldy, int64_t r, int64_t t0) {
+TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* acc) {
   using L = Lay<F>;
-  const int64_t nb = w.cols / 32, rb = nb * L::B;
-  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * rb;
   const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i pair = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  LegacyAct a[TT];
-  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qact) + (t0 + t) * per, w.cols);
-  __m256 acc[TT];
-  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
-  alignas(32) uint8_t last[2 * L::B] = {};
-  for (int64_t b = 0; b < nb; b += 2) {
-    const uint8_t* p = row + b * L::B;
-    if (b + 1 == nb) {
-      std::memcpy(last, p, L::B);
-      p = last;
-    }
-    _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
+  const __m256 dw8 = f16x8<L::B>(p);
+  if constexpr (L::min || L::S != 0) {
+    const __m256 mw8 = L::min ? f16x8<L::B>(p + 2) : _mm256_mul_ps(dw8, _mm256_set1_ps(-static_cast<float>(L::S)));
+    for (int t = 0; t < TT; t++) acc[t] = _mm256_fmadd_ps(mw8, _mm256_load_ps(a[t].sd + b), acc[t]);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; k++) {
+    const uint8_t* pk = p + 2 * k * L::B;
+    _mm_prefetch(reinterpret_cast<const char*>(pk + 1024), _MM_HINT_T0);
     __m256i lo, hi, alo, ahi;
-    unpack2<F>(p, lo, hi);
+    unpack2<F>(pk, lo, hi);
     if constexpr (F == Fmt::Q8_0) alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
-    const __m128 dw2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(le16(p) | le16(p + L::B) << 16)));
-    const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw2), pair);
-    __m128 mw2 = _mm_setzero_ps();
-    if constexpr (L::min) mw2 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(le16(p + 2) | le16(p + L::B + 2) << 16)));
-    else if constexpr (L::S != 0) mw2 = _mm_mul_ps(dw2, _mm_set1_ps(-static_cast<float>(L::S)));
-    const int64_t q = legacy_q_index(b, 0);
+    const __m256 dw = _mm256_permutevar8x32_ps(dw8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
+    const int64_t q = legacy_q_index(b + 2 * k, 0);
 #pragma GCC unroll 4
     for (int t = 0; t < TT; t++) {
       const __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + q));
@@ -156,13 +158,29 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
       } else {
         is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones);
       }
-      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(is), _mm256_loadu_ps(a[t].dl + 4 * b));
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(is), _mm256_load_ps(a[t].dl + 4 * (b + 2 * k)));
       acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);
-      if constexpr (L::min || L::S != 0) {
-        const __m128 sd = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a[t].sd + b)));
-        acc[t] = _mm256_fmadd_ps(_mm256_zextps128_ps256(mw2), _mm256_zextps128_ps256(sd), acc[t]);
-      }
     }
+  }
+}
+
+// Row r × TT tokens from t0, 8 blocks per step; a last partial group runs from a zero-padded copy (zero scales;
+// the activations are zero padded to 16 blocks).
+template <Fmt F, int TT>
+TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t ldy, int64_t r, int64_t t0) {
+  using L = Lay<F>;
+  const int64_t nb = w.cols / 32, rb = nb * L::B;
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * rb;
+  LegacyAct a[TT];
+  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qact) + (t0 + t) * per, w.cols);
+  __m256 acc[TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) group8<F, TT>(row + b * L::B, b, a, acc);
+  if (b < nb) {
+    alignas(32) uint8_t last[8 * L::B] = {};
+    std::memcpy(last, row + b * L::B, (nb - b) * L::B);
+    group8<F, TT>(last, b, a, acc);
   }
   for (int t = 0; t < TT; t++) {
     const __m256 v = acc[t];
@@ -173,7 +191,11 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
   }
 }
 
-constexpr int64_t kTokenBlock = 32;
+// Rows in blocks of kRowBlock (their weights, ≤ 32 · 34 · cols / 32 bytes, stay in L2), and per block every
+// 4-token group in turn over its rows: the group's activations (4 · legacy_act_bytes) stay in L1 while the
+// rows stream from L2. (Rows outside, tokens inside read ~100 activation bytes per block pair and token from L2,
+// which bounded the kernel.)
+constexpr int64_t kRowBlock = 32;
 constexpr int kTT = 4;
 
 // One row × up to 4 tokens: 4 accumulators, the unpacked pair, its scales and one token's x fit the 16 ymm
@@ -186,11 +208,12 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
     for (int64_t r = r0; r < r1; r++) tile<F, 1>(w, qa, per, y, ldy, r, 0);
     return;
   }
-  for (int64_t tb = 0; tb < T; tb += kTokenBlock) {
-    const int64_t te = tb + kTokenBlock < T ? tb + kTokenBlock : T;
-    for (int64_t r = r0; r < r1; r++) {
-      for (int64_t t = tb; t < te; t += kTT) {
-        switch (te - t < kTT ? te - t : kTT) {
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
+    for (int64_t t = 0; t < T; t += kTT) {
+      const int64_t n = T - t < kTT ? T - t : kTT;
+      for (int64_t r = rb; r < re; r++) {
+        switch (n) {
           case 4: tile<F, 4>(w, qa, per, y, ldy, r, t); break;
           case 3: tile<F, 3>(w, qa, per, y, ldy, r, t); break;
           case 2: tile<F, 2>(w, qa, per, y, ldy, r, t); break;
