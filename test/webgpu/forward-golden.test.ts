@@ -39,9 +39,10 @@ test("[webgpu workgroup style] the GPU kernels (row reductions, subgroups) in th
   const ref = toFloat32(goldenT.read("logits.long"));
   const V = model.config.vocabSize;
   const cache = model.newCache(ids.length);
-  const pre = await model.forwardAsync(ids.slice(0, 40), cache, { logits: "all" });
-  let worst = maxAbsDiff(pre, ref, 0, 0, 40 * V);
-  for (let t = 40; t < 48; t++) worst = Math.max(worst, maxAbsDiff(await model.forwardAsync([ids[t]], cache), ref, 0, t * V, V));
+  // short: a barrier costs SwiftShader ~30 dispatches' time
+  const pre = await model.forwardAsync(ids.slice(0, 16), cache, { logits: "all" });
+  let worst = maxAbsDiff(pre, ref, 0, 0, 16 * V);
+  for (let t = 16; t < 20; t++) worst = Math.max(worst, maxAbsDiff(await model.forwardAsync([ids[t]], cache), ref, 0, t * V, V));
   console.log(`workgroup style, f16 KV: max |Δ| vs golden ${worst.toExponential(2)}`);
   assert.ok(worst <= 3e-3, `f16 KV max |Δ| = ${worst}`);
 });
