@@ -9,7 +9,7 @@
  * tensors (Q4_0 … Q6_K) are kept as stored, through the Node loader's hook (gguf/block-weights.ts): a 4 GB
  * Q4_K_M file takes about 4 GB, not its f32 expansion. Only norms and float tensors are decoded.
  */
-import type { Backend } from "../backend/backend.js";
+import type { Backend, Weight } from "../backend/backend.js";
 import { NO_CHAT_SETTINGS, chatSettingsFromJson, type ChatSettings } from "../chat/prompt-core.js";
 import { parseConfig, parseGenerationConfig, type GenerationConfig, type XverseConfig } from "../config-parse.js";
 import { XverseError } from "../errors.js";
@@ -232,12 +232,17 @@ export function weightFormats(model: XverseModel): Record<string, number> {
 }
 
 /**
- * Frees what `m` holds on its backend: its weights' GPU buffers (WebGPU uploads each weight once, on first use).
- * The model is unusable afterwards. The KV cache and norm vectors a WebGPU backend keeps for it are freed with the
- * backend's device (destroy()); a page that switches models and wants every buffer back destroys the backend too
- * (web/local-page.ts does).
+ * Frees what `m` holds on its backend: its weights' GPU buffers (WebGPU uploads each weight once, on first use),
+ * the fused [gate; up] copies included. The model is unusable afterwards. The KV cache and norm vectors a WebGPU
+ * backend keeps for it go with the backend's device (destroy()); a page that switches models and wants every
+ * buffer back destroys the backend too (web/local-page.ts does). On the TS backend there is nothing to free.
  */
 export function disposeModel(m: BrowserModel): void {
   const w = m.model.weights;
+  const device = (m.model.backend as { device?: { fusedFor?(gate: Weight): Weight | null | undefined } }).device;
+  for (const l of w.layers) {
+    const fused = device?.fusedFor?.(l.gate);
+    if (fused) releaseGpuWeight(fused);
+  }
   for (const x of [w.embed, w.lmHead, ...w.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])]) releaseGpuWeight(x);
 }
