@@ -14,6 +14,8 @@
 #     sdot / smmla / fmla among them per model (by encoding: qemu's disassembler may print them as .byte).
 #  3. Prints how often the vector instructions occur in the level-specific objects (sdot, smmla, fmla).
 # On an arm64 host (Linux, macOS) without the cross compiler it builds with c++ and runs the binary natively, once.
+# `--icount` adds a table of dynamic instruction counts per weight × token of the matmul kernels (qemu -cpu max,
+# one 64 × 2048 weight, T = 1 and 8, per format and level): not a timing, but it shows what each level saves.
 #
 # Installs g++-aarch64-linux-gnu and qemu-user-static with apt-get when they are missing and we are root;
 # otherwise says what to install. Exit status: 0 when every kernel × level passed.
@@ -117,6 +119,25 @@ executed() {
       $f++ if ($i & 0xbfa0fc00) == 0x0e20cc00 || ($i & 0xbf80f400) == 0x0f801000; }  # fmla .4s/.2s, by element
     END { printf "sdot %d smmla %d fmla %d\n", $s, $m, $f }' "$1"
 }
+
+# Instructions per weight × token of a format's kernels (the xv::arm functions qemu ran, less the activation
+# quantizer and the dispatch), from the translation
+# log (in_asm: each block's length) and the execution log (exec,nochain: every block run).
+icount() {  # format T level
+  "$QEMU" -cpu max -d in_asm,exec,nochain -D "$OUT/exec.log" "$OUT/parity" --run "$1" 64 2048 "$2" "$3" >/dev/null
+  perl -ne 'if (/^IN:/) { $pc = undef; $n = 0; next }
+    if (/^0x([0-9a-f]+):\s+[0-9a-f]{8}\s/) { $pc //= hex($1); $len{$pc} = ++$n; next }
+    if (/^Trace \d+: \S+ \[[0-9a-f]+\/([0-9a-f]+)\/[^\]]*\]\s*(\S*)/) { my ($p, $f) = ($1, $2); $c += $len{hex($p)} if $f =~ /3arm/ && $f !~ /quantize|3arm6matmul/ }
+    END { printf "%.2f", $c / (64 * 2048 * '"$2"') }' "$OUT/exec.log"
+}
+if [ "${1:-}" = --icount ] && [ $NATIVE = 0 ]; then
+  printf '%-10s %-18s %-18s %-18s\n' "format" "neon T=1 / T=8" "neon_dotprod" "neon_i8mm"
+  for f in f16 q8_row q4_group q4_0 q8_0 q5_1 q4_k q5_k q6_k; do
+    line=$(printf '%-10s' "$f")
+    for lv in neon neon_dotprod neon_i8mm; do line="$line $(printf '%-18s' "$(icount $f 1 $lv) / $(icount $f 8 $lv)")"; done
+    echo "$line"
+  done
+fi
 
 status=0
 if [ $NATIVE = 1 ]; then
