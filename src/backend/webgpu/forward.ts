@@ -74,7 +74,8 @@ export class WebGpuForward implements DeviceForward {
   private fusedGateUp(L: DeviceLayer): Weight | null {
     if (!this.fuse) return null;
     let f = this.gateUp.get(L.gate);
-    if (f === undefined) {
+    // undefined: not tried yet; a fused weight without handle was released (browser disposeModel): fuse again
+    if (f === undefined || (f && !f.handle)) {
       f = fuseRows(this.kernels.ctx, L.gate, L.up);
       this.gateUp.set(L.gate, f);
     }

@@ -53,6 +53,9 @@ export function gpuWeight(ctx: GpuContext, w: Weight): GpuWeight {
   const data = new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
   const parts: WeightPart[] = [];
   const total = rb ? rb * w.rows : Math.ceil((w.rows * w.cols) / 2);
+  if (data.byteLength < total) {
+    throw new XverseError("bad_weight", `WebGPU: a ${w.format} [${w.rows}, ${w.cols}] weight needs ${total} bytes, its data has ${data.byteLength} (truncated, or released from the GPU already)`);
+  }
   if (!rb || total <= ctx.maxPartBytes) {
     parts.push({ buffer: ctx.upload(data.subarray(0, total)), rowStart: 0, rows: w.rows });
   } else {
