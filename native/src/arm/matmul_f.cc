@@ -156,6 +156,92 @@ inline void tile4(const float* const* w, const float* x, int64_t ldx, int64_t n,
     for (int t = 0; t < NT; t++) out[t * ldo + i] = s[i][t];
 }
 
+// Decode (T = 1) without the row buffer: 4 rows × one token, each chunk of W columns widened to f32 in registers
+// and FMA'd at once (dec(row, col, out) gives W / 4 vectors). Only the last cols % W columns go through weight_at.
+template <int W, class Dec>
+inline void rows4_t1(const WView& w, int64_t r, const float* x, float* y, Dec dec) {
+  const int64_t n = w.cols;
+  float32x4_t acc[4][2];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = vdupq_n_f32(0.f);
+  int64_t c = 0;
+  for (; c + W <= n; c += W) {
+    float32x4_t xv[W / 4];
+#pragma GCC unroll 4
+    for (int k = 0; k < W / 4; k++) xv[k] = vld1q_f32(x + c + 4 * k);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      float32x4_t wv[W / 4];
+      dec(r + i, c, wv);
+#pragma GCC unroll 4
+      for (int k = 0; k < W / 4; k++) acc[i][k & 1] = vfmaq_f32(acc[i][k & 1], wv[k], xv[k]);
+    }
+  }
+  for (int i = 0; i < 4; i++) {
+    float s = vaddvq_f32(vaddq_f32(acc[i][0], acc[i][1]));
+    for (int64_t k = c; k < n; k++) s += weight_at(w, r + i, k) * x[k];
+    y[i] = s;
+  }
+}
+
+// rows4_t1 for w's format; false when it has no chunk decoder for it (f32: read in place already; groups that do
+// not hold whole chunks).
+bool rows4_t1_fmt(const WView& w, int64_t r, const float* x, float* y) {
+  const int64_t n = w.cols;
+  switch (w.fmt) {
+    case Fmt::F16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data);
+      rows4_t1<8>(w, r, x, y, [&](int64_t row, int64_t c, float32x4_t* o) {
+        const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p + row * n + c));
+        o[0] = vcvt_f32_f16(vget_low_f16(h)), o[1] = vcvt_high_f32_f16(h);
+      });
+      return true;
+    }
+    case Fmt::BF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data);
+      rows4_t1<8>(w, r, x, y, [&](int64_t row, int64_t c, float32x4_t* o) {
+        const uint16x8_t h = vld1q_u16(p + row * n + c);
+        o[0] = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+        o[1] = vreinterpretq_f32_u32(vshll_high_n_u16(h, 16));
+      });
+      return true;
+    }
+    case Fmt::Q8:
+    case Fmt::Q8G: {
+      const int8_t* p = static_cast<const int8_t*>(w.data);
+      const bool row = w.fmt == Fmt::Q8;
+      const int64_t g = row ? n : w.group, ng = n / g;
+      if (!row && g % 8) return false;
+      rows4_t1<8>(w, r, x, y, [&](int64_t rr, int64_t c, float32x4_t* o) {
+        const float s = row ? w.scales[rr] : w.scales[rr * ng + c / g];
+        const int16x8_t q = vmovl_s8(vld1_s8(p + rr * n + c));
+        o[0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q))), s);
+        o[1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(q)), s);
+      });
+      return true;
+    }
+    case Fmt::Q4:
+    case Fmt::Q4G: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data);
+      const bool row = w.fmt == Fmt::Q4;
+      const int64_t g = row ? n : w.group, ng = n / g;
+      if (!row && g % 16) return false;
+      rows4_t1<16>(w, r, x, y, [&](int64_t rr, int64_t c, float32x4_t* o) {
+        const float s = row ? w.scales[rr] : w.scales[rr * ng + c / g];
+        const int8x8_t b = vreinterpret_s8_u8(vld1_u8(p + (rr * n + c) / 2));  // 16 nibbles, column order
+        const int8x8_t lo = vshr_n_s8(vshl_n_s8(b, 4), 4), hi = vshr_n_s8(b, 4);
+        const int16x8_t v0 = vmovl_s8(vzip1_s8(lo, hi)), v1 = vmovl_s8(vzip2_s8(lo, hi));
+        o[0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(v0))), s);
+        o[1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(v0)), s);
+        o[2] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(v1))), s);
+        o[3] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(v1)), s);
+      });
+      return true;
+    }
+    default: return false;
+  }
+}
+
 }  // namespace
 
 void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
@@ -165,6 +251,7 @@ void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_
   if (static_cast<int64_t>(buf.size()) < 4 * n) buf.resize(4 * n);
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) {  // 4 rows at a time, each decoded once into L1 (f32: read in place)
+    if (T == 1 && w.fmt != Fmt::F32 && rows4_t1_fmt(w, r, x, y + r)) continue;
     const float* wr[4];
     for (int i = 0; i < 4; i++) {
       if (w.fmt == Fmt::F32) {
