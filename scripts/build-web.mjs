@@ -1,5 +1,5 @@
 // Builds the browser front end into dist/web with esbuild (no network): app.js + app.css (one bundle for every
-// page: /, /generate, /local), xverse.js (the library alone: src/browser/index.ts), the HTML shells of /local for
+// page: /, /generate, /local), local-worker.js (the Web Worker /local runs the model in), xverse.js (the library alone: src/browser/index.ts), the HTML shells of /local for
 // static use (index.html and local.html), and a copy of the embedded model, so dist/web is a folder any static
 // server can serve.
 // Platform "browser" makes a `node:` import anywhere under web/ or src/browser a build error: the library part
@@ -16,7 +16,8 @@ mkdirSync(out, { recursive: true });
 
 await build({
   // app: the front end of every page; xverse: the library alone, for pages of your own (import { … } from "./xverse.js")
-  entryPoints: { app: join(root, "web", "main.ts"), xverse: join(root, "src", "browser", "index.ts") },
+  // local-worker: the Web Worker /local runs the model in (app.js starts it from the URL next to itself)
+  entryPoints: { app: join(root, "web", "main.ts"), xverse: join(root, "src", "browser", "index.ts"), "local-worker": join(root, "web", "local-worker.ts") },
   outdir: out,
   bundle: true,
   platform: "browser",
@@ -41,7 +42,7 @@ cpSync(join(root, "models", "stories260K"), join(out, "models", "stories260K"), 
 
 const kb = (n) => (n / 1024).toFixed(1) + " KiB";
 const sizes = [];
-for (const name of ["app.js", "xverse.js", "app.css"]) {
+for (const name of ["app.js", "local-worker.js", "xverse.js", "app.css"]) {
   const bytes = readFileSync(join(out, name));
   // Node globals survive minification by name: one in a bundle would throw in a browser at run time
   const nodeGlobal = name.endsWith(".js") && /\b(Buffer\.(from|alloc|byteLength|concat)|require\(|__dirname|process\.(env|argv|stdout|stderr|platform))/.exec(bytes.toString("utf8"));

@@ -1,28 +1,49 @@
 /**
- * /local: the model runs in this tab. stories260K (served next to the page) loads by default; a GGUF, or a
- * safetensors file with its config.json and tokenizer.json, can be picked from disk instead. The backend is
- * chosen by src/browser/backend.ts (WebGPU when it starts, else TypeScript) and said on the page; a model switch
- * ends the old model's runs, frees its GPU buffers and starts a fresh WebGPU device.
+ * /local: the model runs in the browser, in a Web Worker (local-worker.ts) so that a large model does not freeze
+ * the page, whose main thread only renders; in the tab itself where no module worker starts, or with ?worker=0.
+ * stories260K (served next to the page) loads by default; a GGUF, or a safetensors file with its config.json and
+ * tokenizer.json, can be picked from disk instead. The backend is chosen by src/browser/backend.ts (WebGPU when it
+ * starts, else TypeScript) and said on the page (#backend: data-backend, data-where "worker" or "tab"); a model
+ * switch ends the old model's runs, frees its GPU buffers and starts a fresh WebGPU device (local-host.ts).
  * URL parameters for scripts and tests: ?autorun=1&prompt=…&max_tokens=N&greedy=1 runs text generation once
  * the model is loaded; #output gets data-done="1" when it ends. #model-status carries data-model, data-ready and
  * data-formats (the weights' formats, e.g. "q8_0:32 f16:5"). ?backend=ts forces the TypeScript backend;
  * ?model=URL loads another model directory (model.safetensors + JSON files) over HTTP, from the page's origin
  * (the CSP allows no other). If the model cannot load, autorun sets data-done="error".
  */
-import type { Backend } from "../src/backend/backend.js";
-import { pickBackend, type PickedBackend } from "../src/browser/backend.js";
-import { blobReader } from "../src/io/byte-reader.js";
-import { disposeModel, loadModelFiles, modelFilesAt, modelFilesFrom, type ModelFiles } from "../src/browser/load.js";
 import { byId, h } from "./dom.js";
+import type { Engine } from "./engine.js";
 import { mountChat } from "./chat-view.js";
 import { mountGenerate } from "./generate-view.js";
-import { LocalEngine } from "./local-engine.js";
+import { LocalHost, type BackendInfo, type Host, type ModelSource, type StartOptions } from "./local-host.js";
 import { ConversationStore } from "./store.js";
-import { webGpuFactory } from "./webgpu.js";
+import { WorkerHost } from "./worker-host.js";
+
+/** The model worker (dist/web/local-worker.js, next to this bundle); the tab itself when it cannot start. */
+async function startHost(o: StartOptions, useWorker: boolean): Promise<{ host: Host; backend: BackendInfo; note: string }> {
+  if (useWorker && typeof Worker === "function") {
+    let host: WorkerHost | undefined;
+    try {
+      host = new WorkerHost(new URL("./local-worker.js", import.meta.url));
+      return { host, backend: await host.start(o), note: "" };
+    } catch (e) {
+      host?.terminate();
+      const host2 = new LocalHost("tab");
+      return { host: host2, backend: await host2.start(o), note: ` (in the page: ${(e as Error).message})` };
+    }
+  }
+  const host = new LocalHost("tab");
+  return { host, backend: await host.start(o), note: "" };
+}
 
 export async function mountLocal(main: HTMLElement): Promise<void> {
   const q = new URLSearchParams(location.search);
-  const engine = new LocalEngine();
+  // the views talk to the host's engine, which exists once the host has started
+  let host: Host | null = null;
+  const engine: Engine = {
+    chat: (req, ev) => host ? host.engine.chat(req, ev) : Promise.reject(new Error("The model is still loading: wait for it (the status line above says when it is ready)")),
+    complete: (req, ev) => host ? host.engine.complete(req, ev) : Promise.reject(new Error("The model is still loading: wait for it (the status line above says when it is ready)")),
+  };
   main.append(
     h("section", { class: "model-panel" },
       h("div", { id: "model-status" }, "Loading…"),
@@ -54,52 +75,40 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
   mountChat(byId("panel-chat"), { engine, store: new ConversationStore("xverse-conversations-local"), prefix: "chat-", tools: true });
 
   const status = byId("model-status");
-  let picked: PickedBackend;
-  const backendOptions = { gpu: (navigator as Navigator & { gpu?: unknown }).gpu, webgpu: webGpuFactory, prefer: q.get("backend") === "ts" ? "ts" as const : undefined };
+  const backendLine = byId("backend");
+  let started: Awaited<ReturnType<typeof startHost>>;
   try {
-    picked = await pickBackend(backendOptions);
+    started = await startHost({ gpu: Boolean((navigator as Navigator & { gpu?: unknown }).gpu), prefer: q.get("backend") === "ts" ? "ts" : undefined }, q.get("worker") !== "0");
   } catch (e) {
     status.textContent = `Could not start a backend: ${(e as Error).message}`;
     return;
   }
-  const backendLine = byId("backend");
-  const showBackend = () => {
-    backendLine.textContent = `Backend: ${picked.kind === "webgpu" ? "WebGPU" : "TypeScript"} — ${picked.reason}`;
-    backendLine.dataset.backend = picked.kind;
+  host = started.host;
+  const showBackend = (b: BackendInfo) => {
+    backendLine.textContent = `Backend: ${b.kind === "webgpu" ? "WebGPU" : "TypeScript"} — ${b.reason}${host!.where === "worker" ? " · in a Web Worker" : started.note}`;
+    backendLine.dataset.backend = b.kind;
+    backendLine.dataset.where = host!.where;
   };
-  showBackend();
+  showBackend(started.backend);
 
-  // Switching models: runs on the old one end (as Stop), its weights' GPU buffers are destroyed, and a WebGPU
-  // backend is replaced by a fresh device, which takes the old one's KV cache and every other buffer with it.
-  let used = false;
-  const freeBackend = async () => {
-    const old = await engine.release();
-    if (old) disposeModel(old);
-    if (!used || picked.kind !== "webgpu") return;
-    (picked.backend as Backend & { destroy?: () => void }).destroy?.();
-    picked = await pickBackend(backendOptions);
-    showBackend();
-  };
-
-  const load = async (files: ModelFiles) => {
-    const name = files.weights.name.replace(/^.*\//, "");
+  let ready = false;
+  const load = async (src: ModelSource, name: string) => {
+    ready = false;
     status.textContent = `Loading ${name}…`;
     status.dataset.ready = "0";
     delete status.dataset.formats;
     const progress = byId<HTMLProgressElement>("progress");
     const t0 = performance.now();
     try {
-      await freeBackend();
-      used = true;
-      const m = await loadModelFiles(files, { backend: picked.backend, onProgress: (d, t) => { progress.value = t ? d / t : 1; } });
-      engine.model = m;
-      const c = m.config;
+      const { model: m, backend } = await host!.load(src, (d, t) => { progress.value = t ? d / t : 1; });
+      showBackend(backend);
       // e.g. "q8_0:32 f16:5": the matrices' formats as the backend holds them (GGUF blocks stay blocks)
       const formats = Object.entries(m.formats).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-      status.textContent = `${name} (${m.format}): ${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(m.bytes / 2 ** 20).toFixed(1)} MiB of weights (${formats.map(([f, n]) => `${f} ×${n}`).join(", ")}), loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+      status.textContent = `${m.name} (${m.format}): ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${(m.bytes / 2 ** 20).toFixed(1)} MiB of weights (${formats.map(([f, n]) => `${f} ×${n}`).join(", ")}), loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
       status.dataset.formats = formats.map(([f, n]) => `${f}:${n}`).join(" ");
       status.dataset.ready = "1";
-      status.dataset.model = name;
+      status.dataset.model = m.name;
+      ready = true;
     } catch (e) {
       status.textContent = `Could not load ${name}: ${(e as Error).message}`;
       status.dataset.ready = "error";
@@ -109,23 +118,14 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
   byId<HTMLInputElement>("model-file").addEventListener("change", async (ev) => {
     const list = [...((ev.target as HTMLInputElement).files ?? [])];
     if (!list.length) return;
-    try {
-      await load(modelFilesFrom(list.map((f) => blobReader(f, f.name))));
-    } catch (e) {
-      status.textContent = (e as Error).message;
-      status.dataset.ready = "error";
-    }
+    const weights = list.find((f) => /\.(gguf|safetensors)$/i.test(f.name)) ?? list[0];
+    await load({ files: list }, weights.name);
   });
 
-  try {
-    await load(await modelFilesAt(new URL(q.get("model") ?? "models/stories260K/", location.href).href));
-  } catch (e) {
-    status.textContent = `Could not load the default model: ${(e as Error).message}`;
-    status.dataset.ready = "error";
-  }
+  await load({ url: new URL(q.get("model") ?? "models/stories260K/", location.href).href }, "the default model");
   if (q.get("autorun") === "1") {
     // a script waiting for data-done learns at once that nothing will run
-    if (engine.model) await gen.run();
+    if (ready) await gen.run();
     else byId("output").dataset.done = "error";
   }
 }

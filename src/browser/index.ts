@@ -5,7 +5,7 @@
  */
 import "./env.js";
 export { blobReader, bytesReader, fetchReader, readJson, readText, type ByteReader, type FetchReaderOptions } from "../io/byte-reader.js";
-export { loadModelFiles, modelFilesAt, modelFilesFrom, type BrowserLoadOptions, type BrowserModel, type ModelFiles } from "./load.js";
+export { disposeModel, loadModelFiles, modelFilesAt, modelFilesFrom, weightFormats, type BrowserLoadOptions, type BrowserModel, type ModelFiles } from "./load.js";
 export { pickBackend, type PickedBackend } from "./backend.js";
 export { XverseModel } from "../model/xverse.js";
 export { createWebGpuBackend } from "../backend/webgpu/index.js";

@@ -5,7 +5,9 @@
  * library's Node loader gives on the TS backend for the same file (computed here: an independent path from the
  * bundle, with mapped files and its own TensorSource). On WebGPU (SwiftShader), switching models twice keeps
  * working, and the GPU buffers alive after a run are as many as after the same run before the switches (every
- * buffer is counted by wrapping GPUDevice.createBuffer / GPUBuffer.destroy / GPUDevice.destroy in the page).
+ * buffer is counted by wrapping GPUDevice.createBuffer / GPUBuffer.destroy / GPUDevice.destroy in the page; that
+ * one runs the model in the tab, ?worker=0, where the wrappers see it). By default the model runs in a Web Worker:
+ * there the page's main thread creates no GPU device at all, and the same switches work.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -131,12 +133,14 @@ describe("/local: models picked from disk", { skip }, () => {
     await page.context().close();
   });
 
-  it("WebGPU: switching models twice keeps working and frees the old model's GPU buffers", async (t) => {
+  it("WebGPU in the tab (?worker=0, so this page's GPU calls can be counted): switching models twice keeps working and frees the old model's GPU buffers", async (t) => {
     const gpuBrowser = await launch({ webgpu: true });
     try {
-      const { page, errors } = await openPage(gpuBrowser, url(), { init: countGpuBuffers });
+      const { page, errors } = await openPage(gpuBrowser, url() + "&worker=0", { init: countGpuBuffers });
       await page.waitForSelector("#model-status[data-ready='1']");
       assert.equal(await page.getAttribute("#backend", "data-backend"), "webgpu", (await page.textContent("#backend"))!);
+      assert.equal(await page.getAttribute("#backend", "data-where"), "tab");
+      assert.equal(page.workers().length, 0);
       const count = () => page.evaluate(() => (globalThis as unknown as { __gpuBuffers(): { devices: number; buffers: number } }).__gpuBuffers());
       const first = await run(page);
       const before = await count();
@@ -157,6 +161,58 @@ describe("/local: models picked from disk", { skip }, () => {
       const after = await count();
       assert.deepEqual(after, before, "the same model and run hold as many GPU buffers as before the switches");
       t.diagnostic(`live GPU buffers after a run: ${before.buffers} (safetensors), ${middle.buffers} (q8_0 GGUF), ${after.buffers} (safetensors again)`);
+      assert.deepEqual(errors, []);
+    } finally {
+      await gpuBrowser.close();
+    }
+  });
+
+  it("WebGPU in a Web Worker (the default): the page's main thread never touches the GPU; two switches work there too", async () => {
+    const gpuBrowser = await launch({ webgpu: true });
+    try {
+      const { page, errors } = await openPage(gpuBrowser, url(), { init: countGpuBuffers });
+      await page.waitForSelector("#model-status[data-ready='1']");
+      assert.equal(await page.getAttribute("#backend", "data-backend"), "webgpu", (await page.textContent("#backend"))!);
+      assert.equal(await page.getAttribute("#backend", "data-where"), "worker");
+      assert.match((await page.textContent("#backend"))!, /in a Web Worker/);
+      assert.deepEqual(page.workers().map((w) => new URL(w.url()).pathname), ["/web/local-worker.js"]);
+      const mainThread = () => page.evaluate(() => (globalThis as unknown as { __gpuBuffers(): { devices: number; buffers: number } }).__gpuBuffers());
+      const stories = await nodeReference(dir);
+      assert.equal(await run(page), stories.text);
+      const q8 = gguf("q8_0");
+      await pick(page, q8, "stories260K-q8_0.gguf");
+      assert.equal(await page.getAttribute("#backend", "data-backend"), "webgpu");
+      assert.equal(await page.getAttribute("#model-status", "data-formats"), (await nodeReference(q8)).formats);
+      assert.equal(await run(page), (await nodeReference(q8)).text);
+      await pick(page, SAFETENSORS, "model.safetensors");
+      assert.equal(await run(page), stories.text);
+      assert.deepEqual(await mainThread(), { devices: 0, buffers: 0 }, "the model's GPU work is all in the worker");
+      assert.deepEqual(errors, []);
+    } finally {
+      await gpuBrowser.close();
+    }
+  });
+
+  it("the library's disposeModel frees a model's GPU weights on a backend that stays (dist/web/xverse.js)", async (t) => {
+    const gpuBrowser = await launch({ webgpu: true });
+    try {
+      const { page, errors } = await openPage(gpuBrowser, srv.url + "/local?worker=0", { init: countGpuBuffers });
+      await page.waitForSelector("#model-status[data-ready='1']");
+      const r = await page.evaluate(async (n: number) => {
+        const count = () => (globalThis as unknown as { __gpuBuffers(): { devices: number; buffers: number } }).__gpuBuffers().buffers;
+        const lib = await import("/web/xverse.js" as string);
+        const backend = await lib.createWebGpuBackend((globalThis as unknown as { navigator: { gpu: unknown } }).navigator.gpu);
+        const before = count();
+        const m = await lib.loadModelFiles(await lib.modelFilesAt("/models/stories260K/"), { backend });
+        const out = await lib.generateText(m.model, m.tokenizer, m.tokenizer.encode("Once upon a time").ids, { greedy: true, maxNewTokens: n });
+        const loaded = count();
+        lib.disposeModel(m);
+        return { before, loaded, disposed: count(), text: "Once upon a time" + out.text, layers: m.config.numLayers };
+      }, TOKENS);
+      assert.equal(r.text, (await nodeReference(dir)).text);
+      // at least q, k, v, o, down per layer and lm_head (gate and up may be fused into one) come off the GPU
+      assert.ok(r.loaded - r.disposed >= 5 * r.layers + 1, JSON.stringify(r));
+      t.diagnostic(`GPU buffers: ${r.before} before the model, ${r.loaded} after a run, ${r.disposed} after disposeModel`);
       assert.deepEqual(errors, []);
     } finally {
       await gpuBrowser.close();
