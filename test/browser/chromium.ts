@@ -36,6 +36,8 @@ export interface OpenOptions {
   colorScheme?: "light" | "dark";
   /** Runs in the page before any of its scripts (after the noWebGpu removal). */
   init?: () => void;
+  /** Called with the page before it loads (e.g. page.route to answer some requests differently). */
+  setup?: (page: Page) => Promise<unknown>;
 }
 
 export async function openPage(browser: Browser, url: string, o: OpenOptions = {}): Promise<{ page: Page; errors: string[] }> {
@@ -48,6 +50,7 @@ export async function openPage(browser: Browser, url: string, o: OpenOptions = {
   page.on("pageerror", (e) => errors.push(e.message));
   const origin = new URL(url).origin;
   page.on("request", (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith("blob:") && !r.url().startsWith("data:")) errors.push(`external request: ${r.url()}`); });
+  await o.setup?.(page);
   await page.goto(url);
   return { page, errors };
 }

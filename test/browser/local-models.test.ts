@@ -219,6 +219,18 @@ describe("/local: models picked from disk", { skip }, () => {
     }
   });
 
+  it("a worker that cannot start (its script missing): the model runs in the tab, and the page says why", async () => {
+    const { page, errors } = await openPage(browser, url(), {
+      noWebGpu: true, setup: (p) => p.route("**/web/local-worker.js", (r) => r.fulfill({ status: 404, body: "" })),
+    });
+    await page.waitForSelector("#model-status[data-ready='1']");
+    assert.equal(await page.getAttribute("#backend", "data-where"), "tab");
+    assert.match((await page.textContent("#backend"))!, /in the page: the model worker failed/);
+    assert.equal(await run(page), (await nodeReference(dir)).text);
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  });
+
   it("picking a model while a generation runs stops it and loads the new one", async () => {
     const { page, errors } = await openPage(browser, url(), { noWebGpu: true });
     await page.waitForSelector("#model-status[data-ready='1']");

@@ -172,6 +172,7 @@ describe("/local: the model in a Chromium tab", { skip }, () => {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/local.html${autorun}`;
       const { page, errors } = await openPage(browser, url, { noWebGpu: true });
       assert.equal((await finished(page)).text, golden.text);
+      assert.equal(await page.getAttribute("#backend", "data-where"), "worker", "the worker script loads from the static folder too");
       assert.equal(await page.locator("header nav").count(), 0, "no links to server pages in the static copy");
       assert.deepEqual(errors, []);
       await page.context().close();

@@ -74,7 +74,7 @@ describe("pages, bundle and model files over HTTP", () => {
   });
 
   it("the browser entry points bundle for browsers (no Node built-ins below them)", async () => {
-    for (const entry of ["src/browser/index.ts", "web/main.ts"]) {
+    for (const entry of ["src/browser/index.ts", "web/main.ts", "web/local-worker.ts"]) {
       const r = await build({ entryPoints: [join(packageRoot(), entry)], bundle: true, platform: "browser", format: "esm", write: false, logLevel: "silent" });
       assert.ok(r.outputFiles[0].contents.length > 10_000, entry);
     }
