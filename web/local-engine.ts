@@ -1,6 +1,7 @@
 /**
- * The engine that runs the model in this tab: chat through chatStream (the library's prompt builders, tool-call
- * parsing included), text through generate. Between tokens it yields to the page so it can paint and Stop works.
+ * The engine that runs the model where it is loaded (the /local worker, or the tab itself; local-host.ts): chat
+ * through chatStream (the library's prompt builders, tool-call parsing included), text through generate. Between
+ * tokens it yields to the event loop, so Stop (and, in the tab, painting) gets through.
  */
 import { chatStream } from "../src/chat/chat.js";
 import type { ChatMessage } from "../src/chat/types.js";
