@@ -9,6 +9,7 @@
 import { XverseError } from "../errors.js";
 import type { XverseModel } from "../model/xverse.js";
 import { scoreRow } from "./loglik.js";
+import { yieldToEventLoop } from "../event-loop.js";
 
 export interface PerplexityOptions {
   /** Window length in tokens; default and maximum: max_position_embeddings. */
@@ -57,7 +58,7 @@ export async function perplexity(model: XverseModel, ids: readonly number[], opt
     windows++;
     prevEnd = end;
     opts.onProgress?.(scored, ids.length - 1);
-    await new Promise<void>((r) => setImmediate(r));
+    await yieldToEventLoop();
     if (end === ids.length) break;
   }
   const meanNll = nll / scored;

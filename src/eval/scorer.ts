@@ -8,6 +8,7 @@ import type { KvSequence } from "../kv/sequence.js";
 import { generateText } from "../generate/generate.js";
 import { loglikelihoodAsync, PrefixCache, type LoglikResult } from "./loglik.js";
 import { truncateAtStop } from "./prompts.js";
+import { yieldToEventLoop } from "../event-loop.js";
 
 export type { LoglikResult } from "./loglik.js";
 
@@ -41,7 +42,7 @@ export class LocalScorer implements Scorer {
   async loglikelihood(context: string, continuation: string): Promise<LoglikResult> {
     const r = await loglikelihoodAsync(this.model, this.tokenizer, context, continuation, this.reuse);
     // Yield between items so the progress bar and Ctrl-C stay responsive.
-    await new Promise<void>((res) => setImmediate(res));
+    await yieldToEventLoop();
     return r;
   }
 

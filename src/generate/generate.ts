@@ -12,6 +12,7 @@ import { openaiAdjustments } from "./penalties.js";
 import { Rng } from "./rng.js";
 import { StopMatcher } from "./stop.js";
 import type { SamplingRequest } from "./sampling.js";
+import { yieldToEventLoop } from "../event-loop.js";
 
 export interface GenerateOptions extends SamplingRequest {
   maxNewTokens?: number;
@@ -134,7 +135,7 @@ export async function* generate(
     if (step + 1 < limit) {
       await model.forwardAsync([id], seq, { out: logits });
       // let other work run between tokens (the server, a Ctrl-C handler)
-      await new Promise<void>((r) => setImmediate(r));
+      await yieldToEventLoop();
     }
   }
   if (finish === "abort") text += stops.push(decoder.flush()).text + stops.flush();

@@ -12,6 +12,7 @@ import { loadTrainCheckpoint, saveTrainCheckpoint } from "./checkpoint.js";
 import { collate, countTargets, epochBatches, type Example } from "./data.js";
 import { lrMultiplier, type ScheduleName } from "./schedule.js";
 import type { TrainBatch, XverseTrainModel } from "./xverse-train-model.js";
+import { yieldToEventLoop } from "../event-loop.js";
 
 export interface TrainConfig {
   lr: number;
@@ -160,7 +161,7 @@ export async function train(model: XverseTrainModel, data: Example[], evalData: 
       log({ step: state.step, epoch: state.epoch + state.batchInEpoch / batches.length, loss: n ? lossSum / n : 0, lr: opt.lr, gradNorm, tokens: state.tokens, tokensPerSec: tps, secPerStep: (now - t0) / 1000 / Math.max(1, state.step - steps0) });
       if (c.evalEvery && state.step % c.evalEvery === 0 && state.step < total) doEval();
       if (c.saveEvery && state.step % c.saveEvery === 0) { save(); t0 = performance.now(); seen = 0; steps0 = state.step; }
-      await new Promise((r) => setImmediate(r));
+      await yieldToEventLoop();
       if (run.signal?.aborted) {
         save();
         state.stopped = true;
