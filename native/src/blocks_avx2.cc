@@ -129,7 +129,7 @@ TAVX2 INL __m256 f16x8(const uint8_t* p) {
 // Blocks b … b + 7 at p (4 pairs (b, b + 1)) × TT tokens into acc. The 8 weight scales convert at once, and the
 // second term (shift or min) of all 8 blocks is one f32 fma per token with the 8 activation sums sd (dword lane
 // order does not matter: the lanes are summed at the end), instead of one per pair.
-template <Fmt F, int TT>
+template <Fmt F, int TT, bool PF = true>
 TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* acc) {
   using L = Lay<F>;
   const __m256i ones = _mm256_set1_epi16(1);
@@ -141,7 +141,7 @@ TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* a
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
     const uint8_t* pk = p + 2 * k * L::B;
-    _mm_prefetch(reinterpret_cast<const char*>(pk + 1024), _MM_HINT_T0);
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + 1024), _MM_HINT_T0);
     __m256i lo, hi, alo, ahi;
     unpack2<F>(pk, lo, hi);
     if constexpr (F == Fmt::Q8_0) alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
@@ -180,7 +180,7 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
   if (b < nb) {
     alignas(32) uint8_t last[8 * L::B] = {};
     std::memcpy(last, row + b * L::B, (nb - b) * L::B);
-    group8<F, TT>(last, b, a, acc);
+    group8<F, TT, false>(last, b, a, acc);
   }
   for (int t = 0; t < TT; t++) {
     const __m256 v = acc[t];

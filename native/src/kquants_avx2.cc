@@ -107,10 +107,12 @@ TAVX2 INL float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
+// One row × TT tokens. Per super-block each token's integer sum stays in int32 lanes; it and the side term (mins:
+// − dmin · dx · Σ m · bsum; offsets: in the integers) go into one f32 accumulator per token.
 template <class K, int TT>
 TAVX2 INL void row(const uint8_t* w, int64_t nb, const Q8K* const* x, float* out) {
-  __m256 acc[TT], accm[TT];
-  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
+  __m256 acc[TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* q = w + b * K::bytes;
     _mm_prefetch(reinterpret_cast<const char*>(q + 8 * K::bytes), _MM_HINT_T0);
@@ -124,40 +126,53 @@ TAVX2 INL void row(const uint8_t* w, int64_t nb, const Q8K* const* x, float* out
       for (int t = 0; t < TT; t++) {
         const __m256i pr = _mm256_maddubs_epi16(wq, ld(reinterpret_cast<const uint8_t*>(x[t][b].qs + 32 * c)));
         ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(pr, sc));
+        // keeps the sum a running one: otherwise GCC reassociates it into a tree and spills the 32 products
+        __asm__("" : "+x"(ai[t]));
       }
     }
     for (int t = 0; t < TT; t++) {
       const Q8K& xb = x[t][b];
       const __m256i side = _mm256_madd_epi16(p.side, ld(reinterpret_cast<const uint8_t*>(xb.bsums)));
       if (K::offset_shift >= 0) ai[t] = _mm256_sub_epi32(ai[t], _mm256_slli_epi32(side, K::offset_shift));
-      else accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(side), _mm256_set1_ps(p.dmin * xb.d), accm[t]);
+      else acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(side), _mm256_set1_ps(p.dmin * xb.d), acc[t]);
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_set1_ps(p.d * xb.d), acc[t]);
     }
   }
-  for (int t = 0; t < TT; t++) out[t] = hsum(acc[t]) - hsum(accm[t]);
+  for (int t = 0; t < TT; t++) out[t] = hsum(acc[t]);
+}
+
+// Tokens per row pass: each chunk of weights is unpacked once for all of them. 8 int32 accumulators, the chunk, its
+// scales and one token's product fit the 16 ymm registers (the f32 accumulators change once per super-block and
+// may live in memory); 8 rather than 4 tokens: +10-20 % (Zen 3), the unpacking being a third of the work at 4.
+constexpr int kTT = 8;
+
+// Rows in blocks of 32 (their weights, ≤ 32 · 210 · cols / 256 bytes, stay in L2); per block every group of kTT
+// tokens in turn over its rows, so the group's activations (kTT · 320 bytes per 256 columns) stay in L1 / L2
+// while the rows stream.
+template <class K, int TT>
+TAVX2 INL void group(const uint8_t* w, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t t, int64_t rb,
+                     int64_t re) {
+  const Q8K* xs[TT];
+  for (int i = 0; i < TT; i++) xs[i] = x + (t + i) * nb;
+  for (int64_t r = rb; r < re; r++) {
+    float o[TT];
+    row<K, TT>(w + r * nb * K::bytes, nb, xs, o);
+    for (int i = 0; i < TT; i++) y[(t + i) * ldy + r] = o[i];
+  }
 }
 
 template <class K>
 TAVX2 void rows_k(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
                   int64_t r1) {
   const int64_t nb = cols / QK;
-  for (int64_t tb = 0; tb < T; tb += 64) {  // token blocks keep their activations in L2
-    const int64_t te = tb + 64 < T ? tb + 64 : T;
-    for (int64_t r = r0; r < r1; r++) {
-      const uint8_t* wr = w + r * nb * K::bytes;
-      int64_t t = tb;
-      for (; t + 2 <= te; t += 2) {  // two tokens: 16 ymm registers hold their accumulators without spilling
-        const Q8K* xs[2] = {x + t * nb, x + (t + 1) * nb};
-        float o[2];
-        row<K, 2>(wr, nb, xs, o);
-        y[t * ldy + r] = o[0];
-        y[(t + 1) * ldy + r] = o[1];
-      }
-      if (t < te) {
-        const Q8K* xs[1] = {x + t * nb};
-        row<K, 1>(wr, nb, xs, y + t * ldy + r);
-      }
-    }
+  constexpr int64_t kRowBlock = 32;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
+    int64_t t = 0;
+    for (; t + kTT <= T; t += kTT) group<K, kTT>(w, nb, x, y, ldy, t, rb, re);
+    if (t + 4 <= T) group<K, 4>(w, nb, x, y, ldy, t, rb, re), t += 4;
+    if (t + 2 <= T) group<K, 2>(w, nb, x, y, ldy, t, rb, re), t += 2;
+    if (t < T) group<K, 1>(w, nb, x, y, ldy, t, rb, re);
   }
 }
 
