@@ -1,6 +1,7 @@
 /**
  * /local with models picked from disk. Quantized GGUF exports of stories260K (Q8_0, Q4_0, and q4_k_m, which on
- * this small model falls back to Q5_0 / Q8_0 blocks) run in the tab with their block tensors as stored: the
+ * this small model falls back to Q5_0 / Q8_0 blocks) and a random model with 256-wide rows as q4_k_m (real Q4_K /
+ * Q6_K blocks) run in the tab with their block tensors as stored: the
  * page's #model-status data-formats lists the same weight formats, and its greedy text is the same, as this
  * library's Node loader gives on the TS backend for the same file (computed here: an independent path from the
  * bundle, with mapped files and its own TensorSource). On WebGPU (SwiftShader), switching models twice keeps
@@ -24,6 +25,9 @@ import { loadConfig } from "../../src/config.js";
 import { loadModel } from "../../src/model/load.js";
 import { generateText } from "../../src/generate/generate.js";
 import type { XverseModel } from "../../src/model/xverse.js";
+import { parseConfig } from "../../src/config.js";
+import type { TensorSource } from "../../src/io/source.js";
+import { rng } from "../helpers/rng.js";
 import { launch, openPage, skip } from "./chromium.js";
 
 declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -60,6 +64,44 @@ async function run(page: Page): Promise<string> {
   await page.waitForSelector("#output[data-done='1'], #output[data-done='error']", { timeout: 60_000 });
   assert.equal(await page.getAttribute("#output", "data-done"), "1", (await page.textContent("#output"))!);
   return (await page.textContent("#output"))!;
+}
+
+/**
+ * A random model with K-sized rows (hidden and intermediate multiples of 256) and stories260K's vocabulary, so
+ * q4_k_m writes real Q4_K / Q6_K blocks (stories260K's 64-wide rows fall back to Q5_0 / Q8_0) and the prompt
+ * still tokenizes.
+ */
+function randomKSource(): { source: TensorSource; config: ReturnType<typeof parseConfig> } {
+  const config = parseConfig({
+    model_type: "llama", hidden_size: 256, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4,
+    intermediate_size: 512, vocab_size: 512, max_position_embeddings: 256, rms_norm_eps: 1e-5,
+  }, "random-k");
+  const H = 256, F = 512, V = 512;
+  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [V, H]], ["model.norm.weight", [H]], ["lm_head.weight", [V, H]]]);
+  for (let l = 0; l < 2; l++) {
+    const p = `model.layers.${l}.`;
+    for (const n of ["input_layernorm", "post_attention_layernorm"]) shapes.set(`${p}${n}.weight`, [H]);
+    for (const n of ["q_proj", "k_proj", "v_proj", "o_proj"]) shapes.set(`${p}self_attn.${n}.weight`, [H, H]);
+    shapes.set(`${p}mlp.gate_proj.weight`, [F, H]);
+    shapes.set(`${p}mlp.up_proj.weight`, [F, H]);
+    shapes.set(`${p}mlp.down_proj.weight`, [H, F]);
+  }
+  const r = rng(7);
+  const data = new Map<string, Float32Array>();
+  for (const [n, sh] of shapes) {
+    const len = sh.reduce((a, b) => a * b, 1);
+    const scale = n.includes("embed") ? 1 : 1.5 / Math.sqrt(sh[sh.length - 1]);
+    data.set(n, n.endsWith("norm.weight") ? new Float32Array(len).fill(1) : Float32Array.from({ length: len }, () => (r() + r() + r() - 1.5) * 2 * scale));
+  }
+  const source: TensorSource = {
+    names: () => [...shapes.keys()],
+    has: (n) => shapes.has(n),
+    info: (n) => ({ name: n, dtype: "f32", shape: shapes.get(n)!, file: "random-k" }),
+    read: (n) => ({ dtype: "f32", shape: shapes.get(n)!, data: data.get(n)! }),
+    metadata: () => ({}),
+    close: () => {},
+  };
+  return { source, config };
 }
 
 /** Counts live GPU buffers in the page (a destroyed device's buffers are gone with it). */
@@ -129,6 +171,16 @@ describe("/local: models picked from disk", { skip }, () => {
       assert.equal(await run(page), ref.text, type);
       t.diagnostic(`${type}: ${ref.formats}`);
     }
+    // K-quant blocks proper: a random model with 256-wide rows as q4_k_m (Q4_K, Q6_K for output and one attn_v / ffn_down)
+    const k = join(tmp, "random-q4_k_m.gguf");
+    const { source, config } = randomKSource();
+    exportGguf(source, config, join(dir, "tokenizer.json"), k, { type: "q4_k_m", arch: "llama" });
+    const ref = await nodeReference(k);
+    assert.match(ref.formats, /q4_k:\d+.*q6_k:\d+/, ref.formats);
+    await pick(page, k, "random-q4_k_m.gguf");
+    assert.equal(await page.getAttribute("#model-status", "data-formats"), ref.formats);
+    assert.equal(await run(page), ref.text);
+    t.diagnostic(`random q4_k_m: ${ref.formats}: ${JSON.stringify(ref.text.slice(0, 80))}`);
     assert.deepEqual(errors, []);
     await page.context().close();
   });
