@@ -77,7 +77,16 @@ export class LocalHost implements Host {
     await this.pick();
   }
 
-  async load(src: ModelSource, onProgress: (done: number, total: number) => void): Promise<{ model: ModelInfo; backend: BackendInfo }> {
+  /** Loads one at a time: a file picked while another model loads waits for it, then replaces it. */
+  load(src: ModelSource, onProgress: (done: number, total: number) => void): Promise<{ model: ModelInfo; backend: BackendInfo }> {
+    const next = this.loading.then(() => this.loadNow(src, onProgress));
+    this.loading = next.catch(() => {});
+    return next;
+  }
+
+  private loading: Promise<unknown> = Promise.resolve();
+
+  private async loadNow(src: ModelSource, onProgress: (done: number, total: number) => void): Promise<{ model: ModelInfo; backend: BackendInfo }> {
     if (!this.picked) throw new Error("no backend yet: start() first");
     const files: ModelFiles = "url" in src ? await modelFilesAt(src.url) : modelFilesFrom(src.files.map((f) => blobReader(f, f.name)));
     await this.free();

@@ -92,7 +92,10 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
   showBackend(started.backend);
 
   let ready = false;
+  // only the latest load speaks on the status line (an earlier one still finishing says nothing)
+  let latest = 0;
   const load = async (src: ModelSource, name: string) => {
+    const mine = ++latest;
     ready = false;
     status.textContent = `Loading ${name}…`;
     status.dataset.ready = "0";
@@ -100,8 +103,9 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
     const progress = byId<HTMLProgressElement>("progress");
     const t0 = performance.now();
     try {
-      const { model: m, backend } = await host!.load(src, (d, t) => { progress.value = t ? d / t : 1; });
+      const { model: m, backend } = await host!.load(src, (d, t) => { if (mine === latest) progress.value = t ? d / t : 1; });
       showBackend(backend);
+      if (mine !== latest) return;
       // e.g. "q8_0:32 f16:5": the matrices' formats as the backend holds them (GGUF blocks stay blocks)
       const formats = Object.entries(m.formats).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
       status.textContent = `${m.name} (${m.format}): ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${(m.bytes / 2 ** 20).toFixed(1)} MiB of weights (${formats.map(([f, n]) => `${f} ×${n}`).join(", ")}), loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
@@ -110,6 +114,7 @@ export async function mountLocal(main: HTMLElement): Promise<void> {
       status.dataset.model = m.name;
       ready = true;
     } catch (e) {
+      if (mine !== latest) return;
       status.textContent = `Could not load ${name}: ${(e as Error).message}`;
       status.dataset.ready = "error";
     }

@@ -283,7 +283,7 @@ describe("/local: models picked from disk", { skip }, () => {
     await page.context().close();
   });
 
-  it("picking a model while a generation runs stops it and loads the new one", async () => {
+  it("picking a model while a generation runs stops it and loads the new one; two quick picks end on the second", async () => {
     const { page, errors } = await openPage(browser, url(), { noWebGpu: true });
     await page.waitForSelector("#model-status[data-ready='1']");
     await page.locator("#max_new_tokens").fill("100000");
@@ -294,6 +294,11 @@ describe("/local: models picked from disk", { skip }, () => {
     await page.waitForSelector("#output[data-done='1']");
     await page.locator("#max_new_tokens").fill(String(TOKENS));
     assert.equal(await run(page), (await nodeReference(path)).text);
+    // two files picked back to back: loads run one at a time, the last pick is the model that stays
+    await page.setInputFiles("#model-file", gguf("q8_0"));
+    await pick(page, gguf("q4_k_m"), "stories260K-q4_k_m.gguf");
+    assert.equal(await page.getAttribute("#model-status", "data-formats"), (await nodeReference(gguf("q4_k_m"))).formats);
+    assert.equal(await run(page), (await nodeReference(gguf("q4_k_m"))).text);
     assert.deepEqual(errors, []);
     await page.context().close();
   });
