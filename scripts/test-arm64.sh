@@ -46,9 +46,10 @@ OUT=$(mktemp -d "${TMPDIR:-/tmp}/xverse-arm64.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-# Node / node-addon-api headers for addon.cc: next to this node binary, or /usr/include/node.
+# Node / node-addon-api headers for addon.cc: npm's nodedir (as scripts/build-native.mjs), next to this node
+# binary, or /usr/include/node.
 NODE_INC=""
-for d in "$(dirname "$(dirname "$(command -v node)")")/include/node" /usr/include/node; do
+for d in "${npm_config_nodedir:+$npm_config_nodedir/include/node}" "$(dirname "$(dirname "$(command -v node)")")/include/node" /usr/include/node; do
   if [ -f "$d/node_api.h" ]; then NODE_INC=$d; break; fi
 done
 NAPI_INC=$(node -p "require('node-addon-api').include_dir" 2>/dev/null || true)
