@@ -8,7 +8,8 @@
  * working, and the GPU buffers alive after a run are as many as after the same run before the switches (every
  * buffer is counted by wrapping GPUDevice.createBuffer / GPUBuffer.destroy / GPUDevice.destroy in the page; that
  * one runs the model in the tab, ?worker=0, where the wrappers see it). By default the model runs in a Web Worker:
- * there the page's main thread creates no GPU device at all, and the same switches work.
+ * there the page's main thread creates no GPU device at all, the same switches work, and with a model heavy
+ * enough that every token is a long task (over 50 ms) in the tab, the main thread has none.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -71,14 +72,14 @@ async function run(page: Page): Promise<string> {
  * q4_k_m writes real Q4_K / Q6_K blocks (stories260K's 64-wide rows fall back to Q5_0 / Q8_0) and the prompt
  * still tokenizes.
  */
-function randomKSource(): { source: TensorSource; config: ReturnType<typeof parseConfig> } {
+function randomKSource(H = 256, F = 512, layers = 2): { source: TensorSource; config: ReturnType<typeof parseConfig> } {
+  const V = 512;
   const config = parseConfig({
-    model_type: "llama", hidden_size: 256, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4,
-    intermediate_size: 512, vocab_size: 512, max_position_embeddings: 256, rms_norm_eps: 1e-5,
+    model_type: "llama", hidden_size: H, num_hidden_layers: layers, num_attention_heads: H / 64, num_key_value_heads: H / 64,
+    intermediate_size: F, vocab_size: V, max_position_embeddings: 256, rms_norm_eps: 1e-5,
   }, "random-k");
-  const H = 256, F = 512, V = 512;
   const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [V, H]], ["model.norm.weight", [H]], ["lm_head.weight", [V, H]]]);
-  for (let l = 0; l < 2; l++) {
+  for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}.`;
     for (const n of ["input_layernorm", "post_attention_layernorm"]) shapes.set(`${p}${n}.weight`, [H]);
     for (const n of ["q_proj", "k_proj", "v_proj", "o_proj"]) shapes.set(`${p}self_attn.${n}.weight`, [H, H]);
@@ -281,6 +282,36 @@ describe("/local: models picked from disk", { skip }, () => {
     assert.equal(await run(page), (await nodeReference(dir)).text);
     assert.deepEqual(errors, []);
     await page.context().close();
+  });
+
+  it("a heavier model (random, 1024 wide, Q8_0): the page's main thread has no long tasks while the worker generates; in the tab it has", async (t) => {
+    const path = join(tmp, "random-1024-q8_0.gguf");
+    const { source, config } = randomKSource(1024, 2048, 3);
+    exportGguf(source, config, join(dir, "tokenizer.json"), path, { type: "q8_0", arch: "llama" });
+    const ref = await nodeReference(path);
+    /** Long tasks (over 50 ms) on the page's main thread while it generates TOKENS tokens with the model. */
+    const longTasks = async (where: "worker" | "tab"): Promise<number[]> => {
+      const { page, errors } = await openPage(browser, url() + (where === "tab" ? "&worker=0" : ""), { noWebGpu: true });
+      await page.waitForSelector("#model-status[data-ready='1']");
+      assert.equal(await page.getAttribute("#backend", "data-where"), where);
+      await pick(page, path, "random-1024-q8_0.gguf");
+      await page.evaluate(() => {
+        const g = globalThis as unknown as { __long: number[]; PerformanceObserver: new (f: (l: { getEntries(): { duration: number }[] }) => void) => { observe(o: object): void } };
+        g.__long = [];
+        new g.PerformanceObserver((l) => { for (const e of l.getEntries()) g.__long.push(Math.round(e.duration)); }).observe({ type: "longtask" });
+      });
+      assert.equal(await run(page), ref.text, where);
+      const long = await page.evaluate(() => (globalThis as unknown as { __long: number[] }).__long);
+      assert.deepEqual(errors, []);
+      await page.context().close();
+      return long;
+    };
+    const tab = await longTasks("tab");
+    const worker = await longTasks("worker");
+    t.diagnostic(`main-thread long tasks over ${TOKENS} tokens: in the tab ${tab.length} (longest ${Math.max(0, ...tab)} ms), with the worker ${worker.length} (longest ${Math.max(0, ...worker)} ms)`);
+    // the control: in the tab each token is one task of model work, most of them long
+    assert.ok(tab.length >= TOKENS / 2, `in the tab: ${tab.length} long tasks`);
+    assert.ok(worker.length <= 2, `with the worker: ${worker.length} long tasks (${worker.join(", ")} ms)`);
   });
 
   it("picking a model while a generation runs stops it and loads the new one; two quick picks end on the second", async () => {
