@@ -13,7 +13,7 @@ import { embedRowRef } from "../ts/index.js";
 export { physicalCores } from "./addon.js";
 
 /** Instruction sets the addon can be told to use (for tests and benchmarks); the default is the best available. */
-export type NativeIsa = "scalar" | "avx2" | "avx512" | "avx512_vnni" | "avx512_amx";
+export type NativeIsa = "scalar" | "avx2" | "avx512" | "avx512_vnni" | "avx512_amx" | "neon" | "neon_dotprod" | "neon_i8mm";
 
 export interface NativeOptions {
   /** Worker threads for matmul and attention (default: physical cores available to this process). */
@@ -120,8 +120,9 @@ function makeBackend(a: Addon): NativeBackend {
     prepareWeight(w: Weight): Weight {
       checkWeight(w);
       // Q4_0 is q4_group(32) in another nibble order: repacked (natively, a copy of the same size), it runs on the
-      // int4 kernels, whose small-T prefill and non-AMX prefill are faster than the block kernel's.
-      if (w.format === "q4_0" && a.repackQ4_0) {
+      // x86 int4 kernels, whose small-T prefill and non-AMX prefill are faster than the block kernel's. On arm64
+      // the blocks stay as stored: its Q4_0 kernel has sdot / smmla, its q4_group path is f32 (native/README.md).
+      if (w.format === "q4_0" && a.repackQ4_0 && !a.info().isa.startsWith("neon")) {
         const data = new Uint8Array((w.rows * w.cols) / 2), scales = new Float32Array((w.rows * w.cols) / 32);
         a.adviseHugePages(data.buffer); // faulting the copy in per 2 MiB, not per 4 KiB, halves the load time
         a.repackQ4_0(w.data as Uint8Array, w.rows, w.cols, data, scales);
