@@ -4,7 +4,6 @@
  * worker-host.ts's messages: start, load, complete, chat (streamed back as text / tool_calls / usage events)
  * and stop.
  */
-import "../src/browser/env.js";
 import { LocalHost } from "./local-host.js";
 import type { ToWorker } from "./worker-host.js";
 

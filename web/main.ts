@@ -2,7 +2,6 @@
  * The one front end: every page is the same shell (src/server/pages/shell.ts) and this bundle, which mounts the
  * page body[data-page] names — "chat" (/), "generate" (/generate) or "local" (/local, the model in this tab).
  */
-import "../src/browser/env.js";
 import { byId, h } from "./dom.js";
 import { apiHeaders, apiKeyBox, serverEngine } from "./engine.js";
 import { mountChat } from "./chat-view.js";

@@ -3,7 +3,6 @@
  * below this file — scripts/build-web.mjs builds it with platform "browser", which fails on a `node:` import.
  * Files come in through ByteReaders (a picked File, a URL with Range requests, bytes in memory).
  */
-import "./env.js";
 export { blobReader, bytesReader, fetchReader, readJson, readText, type ByteReader, type FetchReaderOptions } from "../io/byte-reader.js";
 export { disposeModel, loadModelFiles, modelFilesAt, modelFilesFrom, weightFormats, type BrowserLoadOptions, type BrowserModel, type ModelFiles } from "./load.js";
 export { pickBackend, type PickedBackend } from "./backend.js";

@@ -119,7 +119,8 @@ export class GpuContext {
     const n = data.byteLength;
     const b = this.buffer(n, usage, label);
     const whole = n & ~3;
-    const src = new Uint8Array(data.buffer, data.byteOffset, n);
+    // (typed as ArrayBuffer-backed: the DOM typings refuse a view that might sit on a SharedArrayBuffer)
+    const src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, n);
     if (whole > 0) this.device.queue.writeBuffer(b, 0, src, 0, whole);
     if (whole < n) {
       const tail = new Uint8Array(4);
