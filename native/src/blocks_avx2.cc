@@ -5,7 +5,8 @@
 // saturation), then vpmaddwd by ones gives dword lanes of 8 values of one block. The unsigned shift (q4_0: 8,
 // q5_0: 16) and q4_1 / q5_1's min are the block's second term m · d_x · Σ q (LegacyAct::sd), in f32. q8_0 keeps
 // its signed weights and moves their signs onto x (|w| ≤ 128 unsigned × sign(x, w): ≤ 2 · 128 · 127 per pair;
-// its halves are widened separately).
+// its halves are widened separately); sign(x, w) is (x xor m) − m with m = (w < 0) per pair, two plain ALU ops
+// in place of vpsignb (+4 % on Zen 3, where vpsignb shares its two pipes with vpmaddubsw / vpmaddwd).
 #include "blocks.h"
 #if XV_X86
 #include <immintrin.h>
@@ -144,7 +145,11 @@ TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* a
     if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + 1024), _MM_HINT_T0);
     __m256i lo, hi, alo, ahi;
     unpack2<F>(pk, lo, hi);
-    if constexpr (F == Fmt::Q8_0) alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+    __m256i mlo, mhi;
+    if constexpr (F == Fmt::Q8_0) {
+      alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+      mlo = _mm256_cmpgt_epi8(_mm256_setzero_si256(), lo), mhi = _mm256_cmpgt_epi8(_mm256_setzero_si256(), hi);
+    }
     const __m256 dw = _mm256_permutevar8x32_ps(dw8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
     const int64_t q = legacy_q_index(b + 2 * k, 0);
 #pragma GCC unroll 4
@@ -153,13 +158,16 @@ TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* a
       const __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + q + 64));
       __m256i is;
       if constexpr (F == Fmt::Q8_0) {
-        is = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(alo, _mm256_sign_epi8(xl, lo)), ones),
-                              _mm256_madd_epi16(_mm256_maddubs_epi16(ahi, _mm256_sign_epi8(xh, hi)), ones));
+        const __m256i sl = _mm256_sub_epi8(_mm256_xor_si256(xl, mlo), mlo), sh = _mm256_sub_epi8(_mm256_xor_si256(xh, mhi), mhi);
+        is = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(alo, sl), ones),
+                              _mm256_madd_epi16(_mm256_maddubs_epi16(ahi, sh), ones));
       } else {
         is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones);
       }
-      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(is), _mm256_load_ps(a[t].dl + 4 * (b + 2 * k)));
-      acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);
+      // dx · dw off the integer chain (maddubs → madd → cvt → fma): 3 cycles less latency per pair and token,
+      // +3-8 % on Zen 3, whose FP scheduler otherwise fills with ops waiting on that chain
+      const __m256 s = _mm256_mul_ps(_mm256_load_ps(a[t].dl + 4 * (b + 2 * k)), dw);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), s, acc[t]);
     }
   }
 }
