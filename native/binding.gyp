@@ -61,7 +61,7 @@
         {
           "target_name": "xv_arm_dotprod",
           "type": "static_library",
-          "sources": ["src/arm/legacy_dot.cc", "src/arm/kquants_dot.cc"],
+          "sources": ["src/arm/legacy_dot.cc", "src/arm/kquants_dot.cc", "src/arm/intq_dot.cc"],
           "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fno-math-errno", "-march=armv8.2-a+dotprod"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
@@ -71,7 +71,7 @@
         {
           "target_name": "xv_arm_i8mm",
           "type": "static_library",
-          "sources": ["src/arm/legacy_i8mm.cc", "src/arm/kquants_i8mm.cc"],
+          "sources": ["src/arm/legacy_i8mm.cc", "src/arm/kquants_i8mm.cc", "src/arm/intq_i8mm.cc"],
           "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fno-math-errno", "-march=armv8.2-a+dotprod+i8mm"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

@@ -73,8 +73,8 @@ start=$(date +%s)
 printf '%s\n' "${KERNELS[@]}" "${TESTS[@]}" | xargs -P "$JOBS" -I{} sh -c '
   f=$1; o=$2/$(echo "${f#native/}" | tr / _).o
   case "$f" in
-    */legacy_dot.cc | */kquants_dot.cc) m=-march=armv8.2-a+dotprod ;;
-    */legacy_i8mm.cc | */kquants_i8mm.cc) m=-march=armv8.2-a+dotprod+i8mm ;;
+    */legacy_dot.cc | */kquants_dot.cc | */intq_dot.cc) m=-march=armv8.2-a+dotprod ;;
+    */legacy_i8mm.cc | */kquants_i8mm.cc | */intq_i8mm.cc) m=-march=armv8.2-a+dotprod+i8mm ;;
     *) m= ;;
   esac
   exec $3 $4 $m -c "$f" -o "$o"' _ {} "$OUT" "$CXX" "${FLAGS[*]}"

@@ -108,6 +108,34 @@ bool at_level(const Level& lv, const WView& w, const float* x, float* y, int64_t
   return false;
 }
 
+// x as the int8-activation kernels see it (arm::intq_supports at neon_dotprod / neon_i8mm; x86's VNNI / AVX2 int4
+// path): per 32 columns (a partial last block over its own columns) d = amax / 127, q = x · (127 / amax) rounded
+// half to even, both in f32; q · d back in f32. The scalar reference on this x is the same-rounding reference.
+void quantize_scalar(const float* x, int64_t cols, int8_t* q, float* d) {
+  for (int64_t b = 0; b * 32 < cols; b++) {
+    const int64_t n = std::min<int64_t>(32, cols - 32 * b);
+    float amax = 0.f;
+    for (int64_t i = 0; i < n; i++) amax = std::max(amax, std::fabs(x[32 * b + i]));
+    const float id = amax >= 1e-30f ? 127.f / amax : 0.f;
+    d[b] = amax / 127.f;
+    for (int64_t i = 0; i < n; i++) q[32 * b + i] = static_cast<int8_t>(std::nearbyint(x[32 * b + i] * id));
+  }
+}
+
+std::vector<float> qdq(const std::vector<float>& x, int64_t T, int64_t cols) {
+  std::vector<float> out(x.size());
+  std::vector<int8_t> q(static_cast<size_t>(cols));
+  std::vector<float> d(static_cast<size_t>((cols + 31) / 32));
+  for (int64_t t = 0; t < T; t++) {
+    quantize_scalar(x.data() + t * cols, cols, q.data(), d.data());
+    for (int64_t c = 0; c < cols; c++) out[static_cast<size_t>(t * cols + c)] = q[static_cast<size_t>(c)] * d[static_cast<size_t>(c / 32)];
+  }
+  return out;
+}
+
+// Whether the level runs w on int8 activations (then the reference runs on qdq(x)).
+bool int_acts(const Level& lv, const WView& w) { return lv.isa >= Isa::NeonDot && !is_block_fmt(w.fmt) && arm::intq_supports(w); }
+
 void check(const Level& lv, Report& rep, Fmt f, int64_t rows, int64_t cols, int64_t group, int64_t T, Rng& rng,
            ThreadPool& pool) {
   const Weight W = make_weight(f, rows, cols, group, rng);
@@ -118,7 +146,7 @@ void check(const Level& lv, Report& rep, Fmt f, int64_t rows, int64_t cols, int6
   }
   std::vector<float> ref(static_cast<size_t>(T * rows)), got(ref.size(), NAN);
   std::vector<char> s1, s2;
-  reference(W.w, x.data(), ref.data(), T, pool, s1);
+  reference(W.w, int_acts(lv, W.w) ? qdq(x, T, cols).data() : x.data(), ref.data(), T, pool, s1);
   if (!at_level(lv, W.w, x.data(), got.data(), T, pool, s2)) return;
   char what[96];
   std::snprintf(what, sizeof what, "[%lld, %lld] group %lld T=%lld", static_cast<long long>(rows),
@@ -145,6 +173,28 @@ void check_quantizers(const Level& lv, Report& rep, Rng& rng) {
       if (kq) kquant_quantize(x.data(), cols, pa, BlockIsa{}), arm::quantize_q8k(x.data(), cols, pb);
       else legacy_quantize(x.data(), cols, pa, BlockIsa{}), arm::quantize_legacy(x.data(), cols, pb);
       rep.add_exact(kq ? "quantize.q8_k" : "quantize.q8_0", lv, std::memcmp(pa, pb, bytes) == 0, "cols " + std::to_string(cols));
+    }
+  }
+  // The int8-activation quantizer (q8_row / q4 paths): the scalar rule's int8 values and scales, in either order,
+  // partial last blocks included.
+  for (int64_t cols : {34, 96, 130, 288, 544}) {
+    std::vector<float> x(static_cast<size_t>(cols));
+    for (float& v : x) v = rng.uniform(-3, 3);
+    for (int i = 0; i < 32; i++) x[static_cast<size_t>(i)] = i == 0 ? 127.f : i - 15.5f;
+    if (cols >= 96) std::fill(x.begin() + 32, x.begin() + 64, 0.f);
+    if (cols >= 288) std::fill(x.begin() + 64, x.begin() + 96, 1e-38f);
+    const int64_t nc = (cols + 127) / 128, nb = (cols + 31) / 32;
+    std::vector<int8_t> qs(static_cast<size_t>(nc * 128), 0), qa(qs.size(), 1);
+    std::vector<float> ds(static_cast<size_t>(nc * 4), 0.f), da(ds.size(), 1.f);
+    quantize_scalar(x.data(), cols, qs.data(), ds.data());
+    for (int deint = 0; deint < 2; deint++) {
+      arm::quantize_intq(x.data(), cols, nc, deint == 1, qa.data(), da.data());
+      bool same = std::memcmp(ds.data(), da.data(), ds.size() * sizeof(float)) == 0;
+      for (int64_t c = 0; c < nc * 128; c++) {  // stored position of column c (q4: per block, even then odd)
+        const int64_t k = c % 32, at = deint ? c - k + (k % 2) * 16 + k / 2 : c;
+        same = same && qa[static_cast<size_t>(at)] == (c < nb * 32 ? qs[static_cast<size_t>(c)] : 0);
+      }
+      rep.add_exact("quantize.intq", lv, same, "cols " + std::to_string(cols) + (deint ? " q4 order" : ""));
     }
   }
 }
@@ -175,13 +225,15 @@ void run_matmul(const Level& lv, Report& rep) {
     int64_t rows, cols;
     std::vector<int64_t> groups;  // for q4_group / q8_group (must divide cols)
   };
-  const Shape fshapes[] = {{7, 34, {2, 17}}, {33, 130, {10, 26}}, {64, 512, {32, 128}}};
+  // q4_group's int8 paths at dotprod / i8mm: group 32 with a partial last 128-column chunk (160), 64, 128, 256
+  const Shape fshapes[] = {{7, 34, {2, 17}},  {33, 130, {10, 26}}, {64, 512, {32, 128}},
+                           {11, 160, {32}},   {9, 768, {64, 256}}};
   for (Fmt f : {Fmt::F32, Fmt::BF16, Fmt::F16, Fmt::Q8, Fmt::Q4, Fmt::Q4G, Fmt::Q8G})
     for (const Shape& s : fshapes) {
       const bool grouped = f == Fmt::Q4G || f == Fmt::Q8G;
       for (int64_t g : grouped ? s.groups : std::vector<int64_t>{0})
         for (int64_t T : {1, 5, 9}) {
-          if (s.cols == 512 && T == 9) continue;  // keep qemu time down
+          if (s.cols >= 512 && T == 9) continue;  // keep qemu time down
           check(lv, rep, f, s.rows, s.cols, g, T, rng, pool);
         }
     }

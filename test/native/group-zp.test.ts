@@ -67,7 +67,10 @@ function sameRoundingRef(w: Weight, x: Float32Array, T: number): Float32Array {
   return y;
 }
 
-const intActs = (isa: NativeIsa) => isa === "avx2" || isa === "avx512_vnni" || isa === "avx512_amx";
+/** Whether q4_group runs on int8 activations: x86 AVX2 / VNNI; arm64 sdot / smmla for group 32, 64 or k·128. */
+const intActs = (isa: NativeIsa, group: number) =>
+  isa === "avx2" || isa === "avx512_vnni" || isa === "avx512_amx" ||
+  ((isa === "neon_dotprod" || isa === "neon_i8mm") && (group === 32 || group === 64 || group % 128 === 0));
 /** Whether the AMX kernel takes this case (matmul_amx.cc's amx_group). */
 const amxTakes = (c: Case, T: number, isa: NativeIsa) => isa === "avx512_amx" && T >= 16 && c.rows % 16 === 0 && c.group % 32 === 0;
 
@@ -90,7 +93,7 @@ function runCase(c: Case, T: number, isa: NativeIsa, seed: number): void {
   const got = new Float32Array(T * c.rows).fill(NaN);
   nb!.matmul(got, x, nb!.prepareWeight!(w), T);
   const name = `${isa} ${c.format}/g${c.group}${c.mins ? "+mins" : ""}${c.perm ? "+perm" : ""} [${c.rows}x${c.cols}] T=${T}`;
-  if ((c.format === "q4_group" && intActs(isa)) || amxTakes(c, T, isa)) {
+  if ((c.format === "q4_group" && intActs(isa, c.group)) || amxTakes(c, T, isa)) {
     const errQ = normErr(got, sameRoundingRef(w, x, T));
     assert.ok(errQ <= FLOAT_BOUND, `${name}: err vs same-rounding reference ${errQ} > ${FLOAT_BOUND}`);
     const err = normErr(got, ref);

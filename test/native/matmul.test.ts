@@ -11,6 +11,8 @@
  *   even). Two checks: against the reference run on the same quantize-dequantized x, 1e-5 (the kernel itself
  *   is exact); against the plain reference, 5e-2 (the cost of quantizing activations: ~1-2e-2 on these
  *   uniform random inputs, printed by the "worst" test).
+ * - arm64 neon_dotprod / neon_i8mm (sdot / smmla): the same int8 activations for q8_row and q4_row at any T and
+ *   q4_group with group 32, 64 or a multiple of 128 (groups 8 / 16 keep the exact f32 path there); same two checks.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -60,7 +62,13 @@ const hasVbmi: boolean | undefined = (() => {
   }
 })();
 
+/** arm64 sdot / smmla levels: q8_row and q4_row at any T, q4_group with group 32, 64 or k·128 (native/src/arm/intq.inc). */
+const armIntActs = (isa: NativeIsa, format: WeightFormat, group?: number): boolean =>
+  (isa === "neon_dotprod" || isa === "neon_i8mm") &&
+  (format === "q8_row" || format === "q4_row" || (format === "q4_group" && (group === 32 || group === 64 || (group ?? 0) % 128 === 0)));
+
 function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
+  if (armIntActs(isa, c.format, c.group)) return true;
   const vnni = isa === "avx512_vnni" || isa === "avx512_amx"; // AMX is VNNI plus tiles for q4_group g32 prefill
   if (c.format === "q8_row") return vnni && T > 1 && hasVbmi === true;
   return (vnni || isa === "avx2") && c.format.startsWith("q4");

@@ -49,6 +49,40 @@ void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_
 void quantize_legacy(const float* x, int64_t cols, void* qact);
 void quantize_q8k(const float* x, int64_t cols, void* qact);
 
+// --- int8-activation paths for our own integer formats (intq.inc), levels NeonDot and NeonI8mm ---
+// q8_row, q4_row and q4_group (group 32, 64 or a multiple of 128) take int8 activations there, quantized as the x86
+// VNNI / AVX2 kernels do (per 32 columns, d = amax / 127, round half to even; a partial last block over its own
+// columns), with exact int32 sdot / smmla sums per 32-column block and one f32 FMA per block. Other groups (and
+// q8_group, which x86 also keeps in f32) stay on matmul_rows_f.
+bool intq_supports(const WView& w);
+// The quantized activations: per token, nc 128-column chunks of int8 (zero padded past cols) followed by nc · 4
+// f32 block scales d. q4 blocks are stored [16 even | 16 odd columns] (the low / high nibbles of 16 weight bytes),
+// q8 blocks in column order. For smmla prefill, pairs of tokens also in `pairs`: per pair and block 64 bytes,
+// vector j = [token 0's bytes 8j … 8j+7 | token 1's], then per block f32 {d0, d1, d0, d1}.
+struct IntAct {
+  int64_t nc = 0;                  // 128-column chunks per row
+  int64_t ld = 0;                  // bytes per token: nc · 128 int8, then nc · 4 floats
+  const char* base = nullptr;      // token t at base + t · ld
+  int64_t ldp = 0;                 // bytes per token pair: nc · 4 · 64 int8, then nc · 4 float4
+  const char* pairs = nullptr;     // pair p at pairs + p · ldp (the last one padded with a zero token); or nullptr
+  const int8_t* q(int64_t t) const { return reinterpret_cast<const int8_t*>(base + t * ld); }
+  const float* d(int64_t t) const { return reinterpret_cast<const float*>(base + t * ld + nc * 128); }
+  const int8_t* pq(int64_t p) const { return reinterpret_cast<const int8_t*>(pairs + p * ldp); }
+  const float* pd(int64_t p) const { return reinterpret_cast<const float*>(pairs + p * ldp + nc * 256); }
+};
+using IntRowsFn = void (*)(const WView& w, const IntAct& a, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+IntRowsFn intq_rows_dot();   // sdot, any T
+IntRowsFn intq_rows_i8mm();  // smmla for T > 1 (needs a.pairs), sdot for T = 1
+// One token into the IntAct layout (quant.cc; `deint`: the q4 order). The same int8 values and scales as the
+// scalar rule, whatever the order.
+void quantize_intq(const float* x, int64_t cols, int64_t nc, bool deint, int8_t* q, float* d);
+// Tokens t0, t1 (already quantized) into pair layout; t1 = nullptr pads with a zero token.
+void quantize_intq_pair(const int8_t* q0, const float* d0, const int8_t* q1, const float* d1, int64_t nc, int8_t* pq,
+                        float* pd);
+// The whole call: quantize (and pair) every token of x into scratch, then rows over the pool. True when it ran.
+bool intq_matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool,
+                 std::vector<char>& scratch);
+
 // Legacy GGUF blocks (q4_0 … q8_0) on the LegacyAct activations of blocks.h (legacy_quantize with the scalar
 // quantizer gives them). One row-range kernel per level; nullptr for a format the level does not run.
 BlockRowsFn legacy_rows_neon(Fmt f);

@@ -9,6 +9,13 @@
 namespace xv {
 namespace arm {
 
+// The formats and groups the int8-activation kernels take (intq.inc): x86's vnni_supports set, less the groups
+// below one 32-column block (8, 16), which keep the exact f32 path here.
+bool intq_supports(const WView& w) {
+  if (w.fmt == Fmt::Q8 || w.fmt == Fmt::Q4) return true;
+  return w.fmt == Fmt::Q4G && (w.group == 32 || w.group == 64 || (w.group > 0 && w.group % 128 == 0));
+}
+
 #if XV_ARM
 BlockRowsFn block_rows(Fmt f, Isa isa) {
   BlockRowsFn fn = nullptr;
@@ -31,6 +38,7 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
   int64_t chunk = std::max<int64_t>(4, (rows / (nt * 8)) & ~int64_t(3));
   if (rows * cols * T < 65536) chunk = rows;  // waking the pool costs microseconds
   if (!is_block_fmt(w.fmt)) {
+    if (isa >= Isa::NeonDot && intq_supports(w)) return intq_matmul(w, x, y, T, isa, pool, scratch);
     pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_rows_f(w, x, cols, y, rows, T, b, e); });
     return true;
   }
@@ -53,7 +61,48 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { fn(w, base, y, rows, T, b, e); });
   return true;
 }
+bool intq_matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool,
+                 std::vector<char>& scratch) {
+  const IntRowsFn fn = isa >= Isa::NeonI8mm ? intq_rows_i8mm() : intq_rows_dot();
+  const int64_t rows = w.rows, cols = w.cols, nc = (cols + 127) / 128;
+  const bool deint = w.fmt != Fmt::Q8, pairs = isa >= Isa::NeonI8mm && T > 1;
+  IntAct a;
+  a.nc = nc, a.ld = nc * 128 + nc * 16, a.ldp = nc * 256 + nc * 64;
+  const int64_t np = pairs ? (T + 1) / 2 : 0;
+  const size_t need = static_cast<size_t>(a.ld * T + a.ldp * np + 64);
+  if (scratch.size() < need) scratch.resize(need);
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+  a.base = base;
+  a.pairs = pairs ? base + a.ld * T : nullptr;
+  const int nt = pool.threads();
+  auto quant = [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; t++) {
+      char* p = base + t * a.ld;
+      quantize_intq(x + t * cols, cols, nc, deint, reinterpret_cast<int8_t*>(p), reinterpret_cast<float*>(p + nc * 128));
+    }
+  };
+  auto pair = [&](int64_t b, int64_t e, int) {
+    for (int64_t p = b; p < e; p++) {
+      char* o = base + a.ld * T + p * a.ldp;
+      const bool two = 2 * p + 1 < T;
+      quantize_intq_pair(a.q(2 * p), a.d(2 * p), two ? a.q(2 * p + 1) : nullptr, two ? a.d(2 * p + 1) : nullptr, nc,
+                         reinterpret_cast<int8_t*>(o), reinterpret_cast<float*>(o + nc * 256));
+    }
+  };
+  if (T * cols < 65536) {
+    quant(0, T, 0);
+    if (pairs) pair(0, np, 0);
+  } else {
+    pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
+    if (pairs) pool.parallel_for(np, std::max<int64_t>(1, np / (nt * 4)), pair);
+  }
+  int64_t chunk = std::max<int64_t>(4, (rows / (nt * 8)) & ~int64_t(3));  // a multiple of 4: smmla's row pairs
+  if (rows * cols * T < 65536) chunk = rows;
+  pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { fn(w, a, y, rows, T, b, e); });
+  return true;
+}
 #else
+bool intq_matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&) { return false; }
 BlockRowsFn block_rows(Fmt, Isa) { return nullptr; }
 bool matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&) { return false; }
 #endif

@@ -2,6 +2,8 @@
 // quantizer, kquants.cc's Q8K), because the f32 operations are the same — d = amax / 127, q = x · (127 / amax)
 // rounded to nearest even (fcvtns), zeros for a block with amax < 1e-30 — only done 4 lanes at a time. maxnm
 // ignores NaNs as std::max / std::fmax do there.
+#include <cstring>
+
 #include "../kquants.h"
 #include "arm.h"
 #if XV_ARM
@@ -68,6 +70,47 @@ void quantize_q8k(const float* x, int64_t cols, void* qact) {
       vst1q_s8(o.qs + 16 * g, q16(v + 16 * g, id, &s));
       o.bsums[g] = static_cast<int16_t>(vaddvq_s32(s));
     }
+  }
+}
+void quantize_intq(const float* x, int64_t cols, int64_t nc, bool deint, int8_t* q, float* d) {
+  const int64_t nb = (cols + 31) / 32;
+  for (int64_t b = 0; b < nc * 4; b++) {
+    int8_t* qb = q + 32 * b;
+    if (b >= nb) {  // padding up to the chunk: zeros (d = 0) add nothing
+      vst1q_s8(qb, vdupq_n_s8(0)), vst1q_s8(qb + 16, vdupq_n_s8(0));
+      d[b] = 0.f;
+      continue;
+    }
+    const float* xb = x + 32 * b;
+    alignas(16) float tail[32];
+    if (32 * b + 32 > cols) {  // a partial last block: zero padded, so amax (and every q) is over its own columns
+      std::memset(tail, 0, sizeof tail);
+      std::memcpy(tail, xb, static_cast<size_t>(cols - 32 * b) * sizeof(float));
+      xb = tail;
+    }
+    const float amax = absmax(xb, 32);
+    const float id = amax >= 1e-30f ? 127.f / amax : 0.f;
+    int32x4_t s = vdupq_n_s32(0);
+    const int8x16_t lo = q16(xb, id, &s), hi = q16(xb + 16, id, &s);
+    // q4 order: even columns (the weights' low nibbles), then odd (high nibbles)
+    vst1q_s8(qb, deint ? vuzp1q_s8(lo, hi) : lo);
+    vst1q_s8(qb + 16, deint ? vuzp2q_s8(lo, hi) : hi);
+    d[b] = amax / 127.f;
+  }
+}
+
+void quantize_intq_pair(const int8_t* q0, const float* d0, const int8_t* q1, const float* d1, int64_t nc, int8_t* pq,
+                        float* pd) {
+  for (int64_t b = 0; b < nc * 4; b++) {
+    for (int h = 0; h < 2; h++) {  // bytes 16h … 16h + 15 of both tokens' block → smmla's 2 × 8 operands
+      const int64x2_t a = vreinterpretq_s64_s8(vld1q_s8(q0 + 32 * b + 16 * h));
+      const int64x2_t c = q1 ? vreinterpretq_s64_s8(vld1q_s8(q1 + 32 * b + 16 * h)) : vdupq_n_s64(0);
+      vst1q_s8(pq + 64 * b + 32 * h, vreinterpretq_s8_s64(vzip1q_s64(a, c)));
+      vst1q_s8(pq + 64 * b + 32 * h + 16, vreinterpretq_s8_s64(vzip2q_s64(a, c)));
+    }
+    const float e0 = d0[b], e1 = q1 ? d1[b] : 0.f;
+    const float v[4] = {e0, e1, e0, e1};
+    vst1q_f32(pd + 4 * b, vld1q_f32(v));
   }
 }
 #else
