@@ -21,7 +21,10 @@ export interface BpeOptions {
 }
 
 const POS_SCALE = 16777216; // 2^24: heap key = rank * POS_SCALE + position
-const CACHE_MAX = 100_000;
+// Words cached before the cache starts over (Hugging Face's Rust BPE keeps 10,000 too). A word costs ~550 B
+// retained; with no pre-tokenizer (stories260K) every short message is a "word", so 100,000 was ~55 MiB of a
+// server's memory that grew with the number of distinct prompts (issue 17's soak drift).
+const CACHE_MAX = 10_000;
 const CACHE_WORD_MAX = 256;
 
 export class BpeModel {
