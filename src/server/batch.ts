@@ -24,6 +24,7 @@ import type { KvSequence } from "../kv/sequence.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { StreamDecoder, Tokenizer } from "../tokenizer/types.js";
 import { logSumExp } from "./logprobs.js";
+import { yieldToEventLoop } from "../event-loop.js";
 
 /** Prompt tokens computed per step, across all newcomers (the running streams' tokens come on top). */
 export const STEP_TOKENS = 256;
@@ -193,7 +194,7 @@ export class BatchDecoder {
           });
         }
         // let messages in (new jobs, aborts) and consumers forward their tokens
-        await new Promise<void>((r) => setImmediate(r));
+        await yieldToEventLoop();
       }
     } catch (e) {
       // a kernel failure fails every request in flight, not the worker

@@ -6,6 +6,7 @@ import { vocabPieces } from "../chat/constrained.js";
 import type { XverseModel } from "../model/xverse.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import type { TokenLogprob } from "./protocol.js";
+import { yieldToEventLoop } from "../event-loop.js";
 
 const pieceCache = new WeakMap<Tokenizer, string[]>();
 
@@ -74,7 +75,7 @@ export async function promptLogprobs(
       const next = ids[s + t + 1];
       out.push({ logprob: row[next] - lse, top: k > 0 ? topLogprobs(row, k, lse, pieces as string[]) : null });
     }
-    await new Promise<void>((r) => setImmediate(r));
+    await yieldToEventLoop();
   }
   return out;
 }
