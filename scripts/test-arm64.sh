@@ -110,6 +110,7 @@ fi
 echo "test-arm64: instructions — legacy_neon: smull $(count "$OUT/src_arm_legacy_neon.cc.o" 'smull2?') sadalp $(count "$OUT/src_arm_legacy_neon.cc.o" sadalp) sdot $(count "$OUT/src_arm_legacy_neon.cc.o" sdot);" \
   "legacy_dot: sdot $(count "$OUT/src_arm_legacy_dot.cc.o" sdot); legacy_i8mm: smmla $(count "$OUT/src_arm_legacy_i8mm.cc.o" smmla);" \
   "kquants_dot: sdot $(count "$OUT/src_arm_kquants_dot.cc.o" sdot); kquants_i8mm: smmla $(count "$OUT/src_arm_kquants_i8mm.cc.o" smmla); matmul_f: fmla $(count "$OUT/src_arm_matmul_f.cc.o" fmla);" \
+  "intq_dot: sdot $(count "$OUT/src_arm_intq_dot.cc.o" sdot); intq_i8mm: smmla $(count "$OUT/src_arm_intq_i8mm.cc.o" smmla);" \
   "kv_neon: fmla $(count "$OUT/src_arm_kv_neon.cc.o" fmla)"
 
 # sdot / smmla / fmla among the instructions qemu translated (each ran at least once).

@@ -39,6 +39,7 @@ const KERNELS = [
   ...["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"].map((f) => `matmul.${f}`),
   "quantize.q8_0",
   "quantize.q8_k",
+  "quantize.intq",
   "rmsnorm",
   "rope",
   "add",
@@ -84,6 +85,8 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
   assert.ok(n("legacy_i8mm", "smmla") > 0, ins);
   assert.ok(n("kquants_dot", "sdot") > 0, ins);
   assert.ok(n("kquants_i8mm", "smmla") > 0, ins);
+  assert.ok(n("intq_dot", "sdot") > 0, ins);
+  assert.ok(n("intq_i8mm", "smmla") > 0, ins);
   assert.equal(n("legacy_neon", "sdot"), 0, ins);
   const addon = /^test-arm64: addon built by node-gyp for arm64 \(\d+ bytes; sdot (\d+), smmla (\d+)\)$/m.exec(out);
   assert.ok(addon, "the arm64 addon was not built");
