@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #define TAVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -199,6 +200,91 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
   }
 }
 
+// q8_0 prefill with rows as lanes: 8 rows' blocks are transposed (once per 8 rows, into per-thread scratch) so a
+// register holds 4 consecutive values of one block from each of the 8 rows; one token's 4 activation bytes,
+// broadcast, multiply it with vpmaddubsw (signs moved onto x), vpmaddwd by ones sums them into one int32 lane per
+// row, and a block's 8 such steps stay in int32. The scale step is then one cvt + fma per 8 rows' blocks and token
+// (dw of the 8 rows × the token's dx), against one per 2 blocks of one row in tile(): ~1.4x on Zen 3 at T ≥ 16.
+// Scratch per block: dw f32[8], then per 4-value chunk j: w int8[8 rows][4] and |w|; 544 bytes.
+constexpr int64_t kIlBlock = 544;
+constexpr int64_t kIlMinT = 16;
+
+TAVX2 void q8_transpose8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* p = w0 + b * 34;
+    __m256i R[8];
+    uint64_t lo = 0, hi = 0;
+    for (int i = 0; i < 8; i++) {
+      R[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * rb + 2));
+      (i < 4 ? lo : hi) |= static_cast<uint64_t>(le16(p + i * rb)) << (16 * (i & 3));
+    }
+    uint8_t* o = s + b * kIlBlock;
+    _mm256_store_ps(reinterpret_cast<float*>(o), _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(lo)), static_cast<long long>(hi), 1)));
+    // 8×8 transpose of dwords: chunk j = [R0[j] … R7[j]]
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_epi32(R[i], R[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(R[i], R[i + 1]);
+    for (int g = 0; g < 8; g += 4) {
+      u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
+      u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+      const __m256i c0 = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20), c1 = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * j), c0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * j), _mm256_sign_epi8(c0, c0));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * (j + 4)), c1);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * (j + 4)), _mm256_sign_epi8(c1, c1));
+    }
+  }
+}
+
+// Rows r … r + 7 × TT tokens from t0, from the transposed scratch s.
+template <int TT>
+TAVX2 void q8_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, int64_t cols, float* y, int64_t ldy,
+                    int64_t r, int64_t t0) {
+  LegacyAct a[TT];
+  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qa) + (t0 + t) * per, cols);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* sb = s + b * kIlBlock;
+    __m256i ai[TT];
+    for (int t = 0; t < TT; t++) ai[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      const __m256i wq = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + 32 + 64 * j));
+      const __m256i aw = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + 64 + 64 * j));
+      const int64_t qi = legacy_q_index(b, 4 * j);
+      for (int t = 0; t < TT; t++) {
+        const __m256i xb = _mm256_set1_epi32(static_cast<int>(le32(reinterpret_cast<const uint8_t*>(a[t].q + qi))));
+        ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xb, wq)), ones));
+        __asm__("" : "+x"(ai[t]));  // a running sum (GCC would otherwise build a tree and spill the products)
+      }
+    }
+    const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(sb));
+    for (int t = 0; t < TT; t++)
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d[b])), acc[t]);
+  }
+  for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
+}
+
+// Rows [r0, r1) in groups of 8 (the rest: returned for tile()); every token per group.
+TAVX2 int64_t q8_rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
+                         int64_t r1) {
+  const int64_t nb = w.cols / 32, rb = nb * 34;
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < static_cast<size_t>(nb * kIlBlock + 64)) buf.resize(nb * kIlBlock + 64);
+  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    q8_transpose8(static_cast<const uint8_t*>(w.data) + r * rb, rb, nb, s);
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) q8_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
+    for (; t < T; t++) q8_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
+  }
+  return r;
+}
+
 // Rows in blocks of kRowBlock (their weights, ≤ 32 · 34 · cols / 32 bytes, stay in L2), and per block every
 // 4-token group in turn over its rows: the group's activations (4 · legacy_act_bytes) stay in L1 while the
 // rows stream from L2. (Rows outside, tokens inside read ~100 activation bytes per block pair and token from L2,
@@ -215,6 +301,9 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
   if (T == 1) {
     for (int64_t r = r0; r < r1; r++) tile<F, 1>(w, qa, per, y, ldy, r, 0);
     return;
+  }
+  if constexpr (F == Fmt::Q8_0) {
+    if (T >= kIlMinT) r0 = q8_rows_il(w, qa, per, y, ldy, T, r0, r1);
   }
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
