@@ -268,19 +268,99 @@ TAVX2 void q8_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, i
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
 }
 
-// Rows [r0, r1) in groups of 8 (the rest: returned for tile()); every token per group.
-TAVX2 int64_t q8_rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
-                         int64_t r1) {
-  const int64_t nb = w.cols / 32, rb = nb * 34;
+// The same plan for q4_0 / q4_1: 8 rows' 16 code bytes transposed per dword, their nibbles split into the unsigned
+// codes of values 4j … 4j+3 (low) and 16+4j … (high), so chunk j of all 8 rows is one register. The 8 chunks'
+// vpmaddubsw sums stay in int16 (≤ 8 · 2 · 15 · 127 = 30480); the shift (q4_0: −8 · dw) or min is one fma per 8
+// rows' blocks and token with the token's sd. Scratch per block: dw f32[8], m f32[8], codes [8 chunks][8 rows][4].
+constexpr int64_t kIl4Block = 320;
+
+template <Fmt F>
+TAVX2 void q4_transpose8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
+  using L = Lay<F>;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* p = w0 + b * L::B;
+    uint64_t d[2] = {0, 0}, m[2] = {0, 0};
+    for (int i = 0; i < 8; i++) {
+      d[i >> 2] |= static_cast<uint64_t>(le16(p + i * rb)) << (16 * (i & 3));
+      if constexpr (L::min) m[i >> 2] |= static_cast<uint64_t>(le16(p + i * rb + 2)) << (16 * (i & 3));
+    }
+    uint8_t* o = s + b * kIl4Block;
+    const __m256 dw = _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(d[0])), static_cast<long long>(d[1]), 1));
+    const __m256 mw = L::min ? _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(m[0])), static_cast<long long>(m[1]), 1))
+                             : _mm256_mul_ps(dw, _mm256_set1_ps(-static_cast<float>(L::S)));
+    _mm256_store_ps(reinterpret_cast<float*>(o), dw);
+    _mm256_store_ps(reinterpret_cast<float*>(o + 32), mw);
+    // X_i = [row i | row i + 4]; a 4×4 dword transpose per 128-bit lane gives c_k = dword k of rows 0 … 7
+    __m256i X[4];
+    for (int i = 0; i < 4; i++) X[i] = load2(p + i * rb + L::o, p + (i + 4) * rb + L::o);
+    const __m256i t0 = _mm256_unpacklo_epi32(X[0], X[1]), t1 = _mm256_unpackhi_epi32(X[0], X[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(X[2], X[3]), t3 = _mm256_unpackhi_epi32(X[2], X[3]);
+    const __m256i c[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                          _mm256_unpackhi_epi64(t1, t3)};
+    for (int k = 0; k < 4; k++) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 32 * k), _mm256_and_si256(c[k], m4));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 32 * (k + 4)), _mm256_and_si256(_mm256_srli_epi16(c[k], 4), m4));
+    }
+  }
+}
+
+template <int TT>
+TAVX2 void q4_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, int64_t cols, float* y, int64_t ldy,
+                    int64_t r, int64_t t0) {
+  LegacyAct a[TT];
+  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qa) + (t0 + t) * per, cols);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[TT];
+  for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* sb = s + b * kIl4Block;
+    __m256i p16[TT];
+    for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      const __m256i u = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + 64 + 32 * j));
+      const int64_t qi = legacy_q_index(b, 4 * j);
+      for (int t = 0; t < TT; t++) {
+        const __m256i xb = _mm256_set1_epi32(static_cast<int>(le32(reinterpret_cast<const uint8_t*>(a[t].q + qi))));
+        p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(u, xb));
+        __asm__("" : "+x"(p16[t]));
+      }
+    }
+    const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(sb));
+    const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(sb + 32));
+    for (int t = 0; t < TT; t++) {
+      const __m256i is = _mm256_madd_epi16(p16[t], ones);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d[b])), acc[t]);
+      acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a[t].sd[b]), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
+}
+
+// Rows [r0, r1) in groups of 8 (returns where the rest, for tile(), starts); every token per group.
+template <Fmt F>
+TAVX2 int64_t rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
+                      int64_t r1) {
+  constexpr int64_t SB = F == Fmt::Q8_0 ? kIlBlock : kIl4Block;
+  const int64_t nb = w.cols / 32, rb = nb * Lay<F>::B;
   thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(nb * kIlBlock + 64)) buf.resize(nb * kIlBlock + 64);
+  if (buf.size() < static_cast<size_t>(nb * SB + 64)) buf.resize(nb * SB + 64);
   uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) {
-    q8_transpose8(static_cast<const uint8_t*>(w.data) + r * rb, rb, nb, s);
+    const uint8_t* w0 = static_cast<const uint8_t*>(w.data) + r * rb;
+    if constexpr (F == Fmt::Q8_0) q8_transpose8(w0, rb, nb, s);
+    else q4_transpose8<F>(w0, rb, nb, s);
     int64_t t = 0;
-    for (; t + 4 <= T; t += 4) q8_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
-    for (; t < T; t++) q8_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
+    for (; t + 4 <= T; t += 4) {
+      if constexpr (F == Fmt::Q8_0) q8_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
+      else q4_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
+    }
+    for (; t < T; t++) {
+      if constexpr (F == Fmt::Q8_0) q8_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
+      else q4_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
+    }
   }
   return r;
 }
@@ -302,8 +382,8 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
     for (int64_t r = r0; r < r1; r++) tile<F, 1>(w, qa, per, y, ldy, r, 0);
     return;
   }
-  if constexpr (F == Fmt::Q8_0) {
-    if (T >= kIlMinT) r0 = q8_rows_il(w, qa, per, y, ldy, T, r0, r1);
+  if constexpr (F == Fmt::Q8_0 || F == Fmt::Q4_0 || F == Fmt::Q4_1) {
+    if (T >= kIlMinT) r0 = rows_il<F>(w, qa, per, y, ldy, T, r0, r1);
   }
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
