@@ -298,14 +298,25 @@ TAVX2 void q4_transpose8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) 
     const __m256i t2 = _mm256_unpacklo_epi32(X[2], X[3]), t3 = _mm256_unpackhi_epi32(X[2], X[3]);
     const __m256i c[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
                           _mm256_unpackhi_epi64(t1, t3)};
-    for (int k = 0; k < 4; k++) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 32 * k), _mm256_and_si256(c[k], m4));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 32 * (k + 4)), _mm256_and_si256(_mm256_srli_epi16(c[k], 4), m4));
+    __m256i cj[8];
+    for (int k = 0; k < 4; k++) cj[k] = _mm256_and_si256(c[k], m4), cj[k + 4] = _mm256_and_si256(_mm256_srli_epi16(c[k], 4), m4);
+    if constexpr (L::five) {
+      // chunk j holds values 4j … 4j+3 in both halves, so its fifth bits are bits 4j … 4j+3 of each row's qh:
+      // spread the row's 4 bits over its 4 bytes and test one each
+      __m256i qh = _mm256_setzero_si256();
+      for (int i = 0; i < 8; i++) qh = _mm256_insert_epi32(qh, static_cast<int>(le32(p + i * rb + L::h)), i);
+      const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+      const __m256i bit = _mm256_set1_epi32(0x08040201), x10 = _mm256_set1_epi8(0x10);
+      for (int j = 0; j < 8; j++) {
+        const __m256i v = _mm256_shuffle_epi8(_mm256_srli_epi32(qh, 4 * j), spread);
+        cj[j] = _mm256_or_si256(cj[j], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), x10));
+      }
     }
+    for (int j = 0; j < 8; j++) _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 32 * j), cj[j]);
   }
 }
 
-template <int TT>
+template <int TT, bool FIVE>
 TAVX2 void q4_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, int64_t cols, float* y, int64_t ldy,
                     int64_t r, int64_t t0) {
   LegacyAct a[TT];
@@ -315,22 +326,25 @@ TAVX2 void q4_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, i
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* sb = s + b * kIl4Block;
-    __m256i p16[TT];
-    for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
+    // int16 sums over 8 chunks (4-bit codes) or two of 4 (5-bit: ≤ 4 · 2 · 31 · 127 = 31496 each)
+    __m256i p16[TT], q16[TT];
+    for (int t = 0; t < TT; t++) p16[t] = q16[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
       const __m256i u = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + 64 + 32 * j));
       const int64_t qi = legacy_q_index(b, 4 * j);
       for (int t = 0; t < TT; t++) {
         const __m256i xb = _mm256_set1_epi32(static_cast<int>(le32(reinterpret_cast<const uint8_t*>(a[t].q + qi))));
-        p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(u, xb));
-        __asm__("" : "+x"(p16[t]));
+        __m256i& ps = FIVE && j >= 4 ? q16[t] : p16[t];
+        ps = _mm256_add_epi16(ps, _mm256_maddubs_epi16(u, xb));
+        __asm__("" : "+x"(ps));
       }
     }
     const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(sb));
     const __m256 mw = _mm256_load_ps(reinterpret_cast<const float*>(sb + 32));
     for (int t = 0; t < TT; t++) {
-      const __m256i is = _mm256_madd_epi16(p16[t], ones);
+      __m256i is = _mm256_madd_epi16(p16[t], ones);
+      if constexpr (FIVE) is = _mm256_add_epi32(is, _mm256_madd_epi16(q16[t], ones));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d[b])), acc[t]);
       acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a[t].sd[b]), acc[t]);
     }
@@ -355,11 +369,11 @@ TAVX2 int64_t rows_il(const WView& w, const char* qa, int64_t per, float* y, int
     int64_t t = 0;
     for (; t + 4 <= T; t += 4) {
       if constexpr (F == Fmt::Q8_0) q8_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
-      else q4_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
+      else q4_rows8<4, Lay<F>::five>(s, nb, qa, per, w.cols, y, ldy, r, t);
     }
     for (; t < T; t++) {
       if constexpr (F == Fmt::Q8_0) q8_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
-      else q4_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
+      else q4_rows8<1, Lay<F>::five>(s, nb, qa, per, w.cols, y, ldy, r, t);
     }
   }
   return r;
@@ -382,7 +396,7 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
     for (int64_t r = r0; r < r1; r++) tile<F, 1>(w, qa, per, y, ldy, r, 0);
     return;
   }
-  if constexpr (F == Fmt::Q8_0 || F == Fmt::Q4_0 || F == Fmt::Q4_1) {
+  {
     if (T >= kIlMinT) r0 = rows_il<F>(w, qa, per, y, ldy, T, r0, r1);
   }
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
