@@ -204,10 +204,12 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
 // register holds 4 consecutive values of one block from each of the 8 rows; one token's 4 activation bytes,
 // broadcast, multiply it with vpmaddubsw (signs moved onto x), vpmaddwd by ones sums them into one int32 lane per
 // row, and a block's 8 such steps stay in int32. The scale step is then one cvt + fma per 8 rows' blocks and token
-// (dw of the 8 rows × the token's dx), against one per 2 blocks of one row in tile(): ~1.4x on Zen 3 at T ≥ 16.
+// (dw of the 8 rows × the token's dx), against one per 2 blocks of one row in tile(): ~1.4-1.55x on Zen 3 at T ≥ 16.
 // Scratch per block: dw f32[8], then per 4-value chunk j: w int8[8 rows][4] and |w|; 544 bytes.
 constexpr int64_t kIlBlock = 544;
-constexpr int64_t kIlMinT = 16;
+// From 4 tokens (Zen 3, 512×4096: q8_0 +3 % at T = 4, +33 % at 12; q4_0 +14 %, +48 %); at 2-3 tokens the
+// transpose costs more than it saves.
+constexpr int64_t kIlMinT = 4;
 
 TAVX2 void q8_transpose8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
   for (int64_t b = 0; b < nb; b++) {
