@@ -6,7 +6,9 @@
 // q5_0: 16) and q4_1 / q5_1's min are the block's second term m · d_x · Σ q (LegacyAct::sd), in f32. q8_0 keeps
 // its signed weights and moves their signs onto x (|w| ≤ 128 unsigned × sign(x, w): ≤ 2 · 128 · 127 per pair;
 // its halves are widened separately); sign(x, w) is (x xor m) − m with m = (w < 0) per pair, two plain ALU ops
-// in place of vpsignb (+4 % on Zen 3, where vpsignb shares its two pipes with vpmaddubsw / vpmaddwd).
+// in place of vpsignb (+4 % on Zen 3, where vpsignb shares its two pipes with vpmaddubsw / vpmaddwd). That plan
+// (tile()) runs decode and T < 4; from 4 tokens whole groups of 8 rows run with rows as lanes (rows_il: per-thread
+// transposed copies of 8 rows, one scale step per 8 rows' blocks instead of one per 2 blocks of one row).
 #include "blocks.h"
 #if XV_X86
 #include <immintrin.h>
@@ -270,10 +272,11 @@ TAVX2 void q8_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, i
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
 }
 
-// The same plan for q4_0 / q4_1: 8 rows' 16 code bytes transposed per dword, their nibbles split into the unsigned
-// codes of values 4j … 4j+3 (low) and 16+4j … (high), so chunk j of all 8 rows is one register. The 8 chunks'
-// vpmaddubsw sums stay in int16 (≤ 8 · 2 · 15 · 127 = 30480); the shift (q4_0: −8 · dw) or min is one fma per 8
-// rows' blocks and token with the token's sd. Scratch per block: dw f32[8], m f32[8], codes [8 chunks][8 rows][4].
+// The same plan for q4_0 … q5_1: 8 rows' 16 code bytes transposed per dword, their nibbles split into the unsigned
+// codes of values 4j … 4j+3 (low) and 16+4j … (high) (q5: plus the fifth bits), so chunk j of all 8 rows is one
+// register. The chunks' vpmaddubsw sums stay in int16 (4-bit: 8 chunks ≤ 8 · 2 · 15 · 127 = 30480; 5-bit: two sums of
+// 4); the shift (−S · dw) or min is one fma per 8 rows' blocks and token with the token's sd (~1.6-2x on Zen 3).
+// Scratch per block: dw f32[8], m f32[8], codes [8 chunks][8 rows][4].
 constexpr int64_t kIl4Block = 320;
 
 template <Fmt F>
@@ -388,8 +391,9 @@ TAVX2 int64_t rows_il(const WView& w, const char* qa, int64_t per, float* y, int
 constexpr int64_t kRowBlock = 32;
 constexpr int kTT = 4;
 
-// One row × up to 4 tokens: 4 accumulators, the unpacked pair, its scales and one token's x fit the 16 ymm
-// registers; each pair is unpacked once per 4 tokens.
+// Decode (T = 1) and small T: one row × up to 4 tokens per tile (4 accumulators, the unpacked pair, its scales
+// and one token's x fit the 16 ymm registers; each pair is unpacked once per 4 tokens). From kIlMinT tokens the
+// rows-as-lanes path takes every whole group of 8 rows; tile() the rest.
 template <Fmt F>
 TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
   const char* qa = static_cast<const char*>(qact);
@@ -398,9 +402,7 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
     for (int64_t r = r0; r < r1; r++) tile<F, 1>(w, qa, per, y, ldy, r, 0);
     return;
   }
-  {
-    if (T >= kIlMinT) r0 = rows_il<F>(w, qa, per, y, ldy, T, r0, r1);
-  }
+  if (T >= kIlMinT) r0 = rows_il<F>(w, qa, per, y, ldy, T, r0, r1);
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
     for (int64_t t = 0; t < T; t += kTT) {
