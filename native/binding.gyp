@@ -30,7 +30,7 @@
         "src/arm/kv_neon.cc"
       ],
       "conditions": [
-        # arm64 (Linux, macOS): the NEON kernels. The dotprod / i8mm files are built with their -march in the two
+        # arm64 (Linux, macOS): the NEON kernels. The dotprod / i8mm / fp16fml files are built with their -march in the
         # static libraries below (gyp has no per-file flags) and run only when the CPU reports the feature.
         ["target_arch=='arm64'", {
           "sources": [
@@ -38,7 +38,7 @@
             "src/arm/legacy_neon.cc",
             "src/arm/kquants_neon.cc"
           ],
-          "dependencies": ["xv_arm_dotprod", "xv_arm_i8mm"]
+          "dependencies": ["xv_arm_dotprod", "xv_arm_i8mm", "xv_arm_fhm"]
         }]
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -76,6 +76,16 @@
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-march=armv8.2-a+dotprod+i8mm"]
+          }
+        },
+        {
+          "target_name": "xv_arm_fhm",
+          "type": "static_library",
+          "sources": ["src/arm/matmul_fhm.cc"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fno-math-errno", "-march=armv8.2-a+fp16fml"],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-march=armv8.2-a+fp16fml"]
           }
         }
       ]

@@ -2,17 +2,18 @@
 # ARM64 kernel parity under emulation (npm run test:arm64; test/native/arm64.test.ts runs it in CI).
 #
 #  1. Cross-compiles for aarch64 (aarch64-linux-gnu-g++): the kernels and the parity test binary
-#     (native/test/*.cc, static, -O2, the dotprod / i8mm files with binding.gyp's -march), and the addon itself
+#     (native/test/*.cc, static, -O2, the dotprod / i8mm / fp16fml files with binding.gyp's -march), and the addon itself
 #     from native/binding.gyp with npm's node-gyp (--arch=arm64, the arm64 conditions), so the arm64 addon is
 #     proven to build and link (it cannot be loaded: there is no arm64 Node here).
 #  2. Runs the parity binary under qemu-aarch64 once per CPU model, i.e. per feature level:
 #       cortex-a53   base NEON               → levels: neon
 #       neoverse-n1  + dotprod (and fp16)    → levels: neon neon_dotprod
-#       max          + i8mm                  → levels: neon neon_dotprod neon_i8mm
+#       max          + i8mm, fhm             → levels: neon neon_dotprod neon_i8mm (+ f16 on FMLAL at the upper two)
 #     and checks that the binary detected exactly those levels (getauxval, as the addon does). qemu logs every
 #     block it translates (-d in_asm), i.e. every instruction that ran at least once: the script counts the
-#     sdot / smmla / fmla among them per model (by encoding: qemu's disassembler may print them as .byte).
-#  3. Prints how often the vector instructions occur in the level-specific objects (sdot, smmla, fmla).
+#     sdot / smmla / fmla / fmlal(2) among them per model (by encoding: qemu's disassembler may print them as .byte).
+#     Only max reports FEAT_FHM; the binary prints a skip line for the f16 FMLAL checks on the others.
+#  3. Prints how often the vector instructions occur in the level-specific objects (sdot, smmla, fmla, fmlal).
 # On an arm64 host (Linux, macOS) without the cross compiler it builds with c++ and runs the binary natively, once.
 # `--icount` adds a table of dynamic instruction counts per weight × token of the matmul kernels (qemu -cpu max,
 # one 64 × 2048 weight, T = 1 and 8, per format and level): not a timing, but it shows what each level saves.
@@ -75,6 +76,7 @@ printf '%s\n' "${KERNELS[@]}" "${TESTS[@]}" | xargs -P "$JOBS" -I{} sh -c '
   case "$f" in
     */legacy_dot.cc | */kquants_dot.cc | */intq_dot.cc) m=-march=armv8.2-a+dotprod ;;
     */legacy_i8mm.cc | */kquants_i8mm.cc | */intq_i8mm.cc) m=-march=armv8.2-a+dotprod+i8mm ;;
+    */matmul_fhm.cc) m=-march=armv8.2-a+fp16fml ;;
     *) m= ;;
   esac
   exec $3 $4 $m -c "$f" -o "$o"' _ {} "$OUT" "$CXX" "${FLAGS[*]}"
@@ -101,7 +103,7 @@ if [ $NATIVE = 0 ] && [ -n "$GYP" ] && [ -n "$NODE_INC" ] && [ -n "$NAPI_INC" ];
     exit 1
   fi
   ADDON="$OUT/addon/build/Release/xverse_native.node"
-  echo "test-arm64: addon built by node-gyp for arm64 ($(stat -c %s "$ADDON") bytes; sdot $(count_in "$ADDON" sdot), smmla $(count_in "$ADDON" smmla))"
+  echo "test-arm64: addon built by node-gyp for arm64 ($(stat -c %s "$ADDON") bytes; sdot $(count_in "$ADDON" sdot), smmla $(count_in "$ADDON" smmla), fmlal $(count_in "$ADDON" 'fmlal2?'))"
 elif [ $NATIVE = 0 ]; then
   echo "test-arm64: node-gyp, the Node headers or node-addon-api not found: the addon was not cross-built" >&2
   exit 2
@@ -111,25 +113,26 @@ echo "test-arm64: instructions — legacy_neon: smull $(count "$OUT/src_arm_lega
   "legacy_dot: sdot $(count "$OUT/src_arm_legacy_dot.cc.o" sdot); legacy_i8mm: smmla $(count "$OUT/src_arm_legacy_i8mm.cc.o" smmla);" \
   "kquants_dot: sdot $(count "$OUT/src_arm_kquants_dot.cc.o" sdot); kquants_i8mm: smmla $(count "$OUT/src_arm_kquants_i8mm.cc.o" smmla); matmul_f: fmla $(count "$OUT/src_arm_matmul_f.cc.o" fmla);" \
   "intq_dot: sdot $(count "$OUT/src_arm_intq_dot.cc.o" sdot); intq_i8mm: smmla $(count "$OUT/src_arm_intq_i8mm.cc.o" smmla);" \
-  "kv_neon: fmla $(count "$OUT/src_arm_kv_neon.cc.o" fmla)"
+  "matmul_fhm: fmlal $(count "$OUT/src_arm_matmul_fhm.cc.o" 'fmlal2?'); kv_neon: fmla $(count "$OUT/src_arm_kv_neon.cc.o" fmla)"
 
 # sdot / smmla / fmla among the instructions qemu translated (each ran at least once).
 executed() {
   perl -ne 'if (/^0x[0-9a-f]+:\s+([0-9a-f]{8})\s/) { my $i = hex($1);
       $s++ if ($i & 0xffe0fc00) == 0x4e809400 || ($i & 0xffc0f400) == 0x4f80e000;  # sdot (vector, by element)
       $m++ if ($i & 0xffe0fc00) == 0x4e80a400;                                     # smmla
-      $f++ if ($i & 0xbfa0fc00) == 0x0e20cc00 || ($i & 0xbf80f400) == 0x0f801000; }  # fmla .4s/.2s, by element
-    END { printf "sdot %d smmla %d fmla %d\n", $s, $m, $f }' "$1"
+      $f++ if ($i & 0xbfa0fc00) == 0x0e20cc00 || ($i & 0xbf80f400) == 0x0f801000;  # fmla .4s/.2s, by element
+      $l++ if ($i & 0xbfe0fc00) == 0x0e20ec00 || ($i & 0xbfe0fc00) == 0x2e20cc00; }  # fmlal, fmlal2 (vector)
+    END { printf "sdot %d smmla %d fmla %d fmlal %d\n", $s, $m, $f, $l }' "$1"
 }
 
 # Instructions per weight × token of a format's kernels (the xv::arm functions qemu ran, less the activation
-# quantizer and the dispatch), from the translation
+# quantizer / the f16 rounding and the dispatch), from the translation
 # log (in_asm: each block's length) and the execution log (exec,nochain: every block run).
 icount() {  # format T level
   "$QEMU" -cpu max -d in_asm,exec,nochain -D "$OUT/exec.log" "$OUT/parity" --run "$1" 64 2048 "$2" "$3" >/dev/null
   perl -ne 'if (/^IN:/) { $pc = undef; $n = 0; next }
     if (/^0x([0-9a-f]+):\s+[0-9a-f]{8}\s/) { $pc //= hex($1); $len{$pc} = ++$n; next }
-    if (/^Trace \d+: \S+ \[[0-9a-f]+\/([0-9a-f]+)\/[^\]]*\]\s*(\S*)/) { my ($p, $f) = ($1, $2); $c += $len{hex($p)} if $f =~ /3arm/ && $f !~ /quantize|3arm6matmul/ }
+    if (/^Trace \d+: \S+ \[[0-9a-f]+\/([0-9a-f]+)\/[^\]]*\]\s*(\S*)/) { my ($p, $f) = ($1, $2); $c += $len{hex($p)} if $f =~ /3arm/ && $f !~ /quantize|round_f16|3arm6matmul/ }
     END { printf "%.2f", $c / (64 * 2048 * '"$2"') }' "$OUT/exec.log"
 }
 if [ "${1:-}" = --icount ] && [ $NATIVE = 0 ]; then

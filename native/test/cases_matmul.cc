@@ -2,9 +2,11 @@
 // f16, q8_row, q4_row, q4_group, q8_group) compare with matmul_rows_scalar / the scalar q8_group kernel; the GGUF
 // block formats with the scalar block kernels on the same quantized activations (matmul_blocks at Isa::Scalar).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
+#include "../src/convert.h"
 #include "parity.h"
 
 namespace xv {
@@ -136,6 +138,41 @@ std::vector<float> qdq(const std::vector<float>& x, int64_t T, int64_t cols) {
 // Whether the level runs w on int8 activations (then the reference runs on qdq(x)).
 bool int_acts(const Level& lv, const WView& w) { return lv.isa >= Isa::NeonDot && !is_block_fmt(w.fmt) && arm::intq_supports(w); }
 
+// f32 → f16 bits, round to nearest even (written out here, independent of the kernels' fcvtn).
+uint16_t to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
+  u &= 0x7fffffffu;
+  if (u >= 0x7f800000u) return sign | 0x7c00 | (u > 0x7f800000u ? 0x200 : 0);
+  if (u >= 0x477ff000u) return sign | 0x7c00;  // ≥ 65520: rounds to infinity
+  if (u < 0x38800000u) return sign | static_cast<uint16_t>(std::nearbyint(std::fabs(f) * 16777216.f));  // < 2^-14: units of 2^-24
+  return sign | static_cast<uint16_t>((u + 0xfffu + ((u >> 13) & 1) - (112u << 23)) >> 13);
+}
+
+// x as the FHM f16 path sees it (arm::round_f16_acts): per token scaled by 2^-k so that max|x| is in [2^14, 2^15)
+// (|k| ≤ 120), rounded to f16, scaled back — exact but for the f16 rounding.
+std::vector<float> f16_round(const std::vector<float>& x, int64_t T, int64_t cols) {
+  std::vector<float> out(x.size());
+  for (int64_t t = 0; t < T; t++) {
+    const float* v = x.data() + t * cols;
+    float amax = 0.f;
+    for (int64_t c = 0; c < cols; c++) amax = std::fmax(amax, std::fabs(v[c]));
+    int e = 0, k = 0;
+    if (amax > 0.f && std::isfinite(amax)) std::frexp(amax, &e), k = std::min(120, std::max(-120, e - 15));
+    for (int64_t c = 0; c < cols; c++)
+      out[static_cast<size_t>(t * cols + c)] = std::ldexp(f16_to_f32(to_f16(std::ldexp(v[c], -k))), k);
+  }
+  return out;
+}
+
+// Whether the level runs f16 weights on f16 activations (FEAT_FHM; then the reference runs on f16_round(x)).
+bool f16_acts(const Level& lv, const WView& w) { return lv.isa >= Isa::NeonDot && w.fmt == Fmt::F16 && arm::has_fhm(); }
+
+// f16 × f16-rounded x against the plain f32 reference: the rounding of x costs ~2^-12 relative per product; on
+// these inputs the normalized error stays below ~5e-4.
+constexpr double kF16ActBound = 2e-3;
+
 void check(const Level& lv, Report& rep, Fmt f, int64_t rows, int64_t cols, int64_t group, int64_t T, Rng& rng,
            ThreadPool& pool) {
   const Weight W = make_weight(f, rows, cols, group, rng);
@@ -146,12 +183,46 @@ void check(const Level& lv, Report& rep, Fmt f, int64_t rows, int64_t cols, int6
   }
   std::vector<float> ref(static_cast<size_t>(T * rows)), got(ref.size(), NAN);
   std::vector<char> s1, s2;
-  reference(W.w, int_acts(lv, W.w) ? qdq(x, T, cols).data() : x.data(), ref.data(), T, pool, s1);
+  const std::vector<float> xr = int_acts(lv, W.w) ? qdq(x, T, cols) : f16_acts(lv, W.w) ? f16_round(x, T, cols) : x;
+  reference(W.w, xr.data(), ref.data(), T, pool, s1);
   if (!at_level(lv, W.w, x.data(), got.data(), T, pool, s2)) return;
   char what[96];
   std::snprintf(what, sizeof what, "[%lld, %lld] group %lld T=%lld", static_cast<long long>(rows),
                 static_cast<long long>(cols), static_cast<long long>(group), static_cast<long long>(T));
   rep.add(std::string("matmul.") + fmt_name(f), lv, norm_err(got.data(), ref.data(), got.size()), what);
+}
+
+// The FHM f16 path (levels neon_dotprod / neon_i8mm on a CPU with FEAT_FHM): odd shapes (cols % 8 tails, rows %
+// 4), T = 1, 3, 17, tokens of very different magnitudes (beyond f16's range, and tiny) — against the scalar f16
+// kernel on f16_round(x) at 1e-5, and against the plain f32 reference at kF16ActBound.
+void check_f16_fhm(const Level& lv, Report& rep, Rng& rng, ThreadPool& pool) {
+  const int64_t shapes[][2] = {{1, 1}, {7, 37}, {5, 64}, {13, 130}, {33, 200}, {6, 1029}, {64, 512}};
+  for (const auto& sh : shapes)
+    for (int64_t T : {1, 3, 17}) {
+      const int64_t rows = sh[0], cols = sh[1];
+      const Weight W = make_weight(Fmt::F16, rows, cols, 0, rng);
+      std::vector<float> x(static_cast<size_t>(T * cols));
+      for (int64_t t = 0; t < T; t++) {
+        const float amp = t == 1 ? 3e5f : t == 2 ? 1e-6f : rng.uniform(0.05f, 4.f);  // > 65504; f16 subnormal range
+        for (int64_t c = 0; c < cols; c++) x[static_cast<size_t>(t * cols + c)] = rng.uniform(-amp, amp);
+      }
+      std::vector<float> ref(static_cast<size_t>(T * rows)), ref32(ref.size()), got(ref.size(), NAN);
+      std::vector<char> s1, s2;
+      matmul_rows_scalar(W.w, f16_round(x, T, cols).data(), cols, ref.data(), rows, T, 0, rows);
+      matmul_rows_scalar(W.w, x.data(), cols, ref32.data(), rows, T, 0, rows);
+      if (!at_level(lv, W.w, x.data(), got.data(), T, pool, s2)) continue;
+      char what[96];
+      std::snprintf(what, sizeof what, "[%lld, %lld] T=%lld", static_cast<long long>(rows), static_cast<long long>(cols),
+                    static_cast<long long>(T));
+      // per token (their magnitudes differ by 10^11): the worst normalized error over the tokens
+      double err = 0, err32 = 0;
+      for (int64_t t = 0; t < T; t++) {
+        err = std::max(err, norm_err(got.data() + t * rows, ref.data() + t * rows, static_cast<size_t>(rows)));
+        err32 = std::max(err32, norm_err(got.data() + t * rows, ref32.data() + t * rows, static_cast<size_t>(rows)));
+      }
+      rep.add("matmul.f16_fhm", lv, err, what);
+      rep.add("matmul.f16_fhm~f32", lv, err32, what, kF16ActBound);
+    }
 }
 
 // The NEON activation quantizers must give the scalar quantizers' bytes (zero and tiny blocks, ties at .5).
@@ -221,6 +292,8 @@ void run_matmul(const Level& lv, Report& rep) {
   Rng rng(1);
   if (lv.isa >= Isa::Neon) check_quantizers(lv, rep, rng);
   ThreadPool pool(2);  // the big shapes take the threaded path
+  if (lv.isa >= Isa::NeonDot && arm::has_fhm()) check_f16_fhm(lv, rep, rng, pool);
+  else if (lv.isa >= Isa::NeonDot) std::printf("skip matmul.f16_fhm at %s: the CPU has no FEAT_FHM\n", lv.name);
   struct Shape {
     int64_t rows, cols;
     std::vector<int64_t> groups;  // for q4_group / q8_group (must divide cols)

@@ -24,7 +24,7 @@ struct Level {
 // Worst error per (kernel, level); a check fails when its error exceeds the bound (or is NaN).
 class Report {
  public:
-  void add(const std::string& kernel, const Level& lv, double err, const std::string& what);
+  void add(const std::string& kernel, const Level& lv, double err, const std::string& what, double bound = kBound);
   // Exact comparison (bytes): err 0 or 1.
   void add_exact(const std::string& kernel, const Level& lv, bool same, const std::string& what);
   // Prints the table and the summary; true when everything passed.
@@ -32,7 +32,7 @@ class Report {
 
  private:
   struct Cell {
-    double worst = 0;
+    double worst = 0, bound = kBound;
     int checks = 0, failed = 0;
   };
   std::map<std::string, std::map<std::string, Cell>> cells_;

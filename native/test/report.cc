@@ -17,15 +17,16 @@ double norm_err(const float* got, const float* ref, size_t n) {
   return rmax > 0 ? dmax / rmax : dmax;
 }
 
-void Report::add(const std::string& kernel, const Level& lv, double err, const std::string& what) {
+void Report::add(const std::string& kernel, const Level& lv, double err, const std::string& what, double bound) {
   if (std::find(kernels_.begin(), kernels_.end(), kernel) == kernels_.end()) kernels_.push_back(kernel);
   if (std::find(levels_.begin(), levels_.end(), lv.name) == levels_.end()) levels_.push_back(lv.name);
   Cell& c = cells_[kernel][lv.name];
-  const bool ok = err == err && err <= kBound;
+  const bool ok = err == err && err <= bound;
+  c.bound = bound;
   c.checks++;
   if (!ok) {
     c.failed++;
-    std::printf("FAIL %s %s %s: error %.3g > %.0e\n", kernel.c_str(), lv.name, what.c_str(), err, kBound);
+    std::printf("FAIL %s %s %s: error %.3g > %.0e\n", kernel.c_str(), lv.name, what.c_str(), err, bound);
   }
   c.worst = err == err ? std::max(c.worst, err) : INFINITY;
 }

@@ -5,8 +5,9 @@
  * qemu-aarch64 once per CPU model: cortex-a53 (base NEON), neoverse-n1 (+ dotprod), max (+ i8mm). Asserts on the
  * script's output: each model detected exactly its levels, and every kernel × level passed (bound 1e-5
  * normalized against the scalar kernels, kvWrite bytes identical — the x86 parity tests' bounds), with no kernel
- * missing from the table; the level-specific objects contain their instructions (sdot, smmla), and qemu's
- * translation log shows they ran: sdot under neoverse-n1 and max, smmla under max only, neither under cortex-a53.
+ * missing from the table; the level-specific objects contain their instructions (sdot, smmla, fmlal), and qemu's
+ * translation log shows they ran: sdot under neoverse-n1 and max, smmla and fmlal (f16 weights with FEAT_FHM,
+ * checked as matmul.f16_fhm at neon_dotprod / neon_i8mm) under max only, none of them under cortex-a53.
  *
  * Skipped where the cross compiler or qemu is missing and cannot be installed (the script installs them with
  * apt-get when run as root, as in CI).
@@ -46,10 +47,10 @@ const KERNELS = [
   "silu_mul",
   ...["f32", "f16", "q8_0"].flatMap((t) => [`kv_write.${t}`, `attention.${t}`]),
 ];
-const MODELS: Record<string, { levels: string[]; sdot: boolean; smmla: boolean }> = {
-  "cortex-a53": { levels: ["neon"], sdot: false, smmla: false },
-  "neoverse-n1": { levels: ["neon", "neon_dotprod"], sdot: true, smmla: false },
-  max: { levels: ["neon", "neon_dotprod", "neon_i8mm"], sdot: true, smmla: true },
+const MODELS: Record<string, { levels: string[]; sdot: boolean; smmla: boolean; fhm: boolean }> = {
+  "cortex-a53": { levels: ["neon"], sdot: false, smmla: false, fhm: false },
+  "neoverse-n1": { levels: ["neon", "neon_dotprod"], sdot: true, smmla: false, fhm: false },
+  max: { levels: ["neon", "neon_dotprod", "neon_i8mm"], sdot: true, smmla: true, fhm: true },
 };
 
 test("arm64 kernels: every kernel × feature level matches the scalar reference under qemu", { skip, timeout: 900_000 }, () => {
@@ -60,14 +61,15 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
   // Split the output into one section per CPU model.
   const sections = out.split(/^== qemu -cpu /m).slice(1);
   const byModel = new Map(sections.map((s) => [s.slice(0, s.indexOf(" ")), s] as const));
-  for (const [model, { levels, sdot, smmla }] of Object.entries(MODELS)) {
+  for (const [model, { levels, sdot, smmla, fhm }] of Object.entries(MODELS)) {
     const s = byModel.get(model);
     assert.ok(s, `no run for -cpu ${model}`);
-    const ran = /^executed \(\S+\): sdot (\d+) smmla (\d+) fmla (\d+)$/m.exec(s);
+    const ran = /^executed \(\S+\): sdot (\d+) smmla (\d+) fmla (\d+) fmlal (\d+)$/m.exec(s);
     assert.ok(ran, `-cpu ${model}: no executed-instruction counts`);
     assert.equal(Number(ran[1]) > 0, sdot, `-cpu ${model}: sdot executed ${ran[1]} times`);
     assert.equal(Number(ran[2]) > 0, smmla, `-cpu ${model}: smmla executed ${ran[2]} times`);
     assert.ok(Number(ran[3]) > 0, `-cpu ${model}: no fmla executed`);
+    assert.equal(Number(ran[4]) > 0, fhm, `-cpu ${model}: fmlal executed ${ran[4]} times`);
     assert.match(s, new RegExp(`^levels: ${levels.join(" ")}$`, "m"), `-cpu ${model}: detected levels`);
     const cells = new Map<string, string>();
     for (const m of s.matchAll(/^RESULT (\S+) (\S+) (pass|fail) (\d+) (\d+) (\S+)$/gm)) {
@@ -76,6 +78,12 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
     }
     for (const k of KERNELS)
       for (const l of levels) assert.equal(cells.get(`${k} ${l}`), "pass", `-cpu ${model}: ${k} at ${l} missing`);
+    // f16 on FMLAL: checked where the CPU has FEAT_FHM (levels above neon), a skip line elsewhere
+    for (const l of levels.filter((l) => l !== "neon")) {
+      for (const k of ["matmul.f16_fhm", "matmul.f16_fhm~f32"])
+        assert.equal(cells.get(`${k} ${l}`), fhm ? "pass" : undefined, `-cpu ${model}: ${k} at ${l}`);
+      if (!fhm) assert.match(s, new RegExp(`^skip matmul\\.f16_fhm at ${l}: `, "m"), `-cpu ${model}: no skip line at ${l}`);
+    }
   }
 
   // The dotprod / i8mm objects really use those instructions, and the base-NEON one does not.
@@ -87,8 +95,9 @@ test("arm64 kernels: every kernel × feature level matches the scalar reference 
   assert.ok(n("kquants_i8mm", "smmla") > 0, ins);
   assert.ok(n("intq_dot", "sdot") > 0, ins);
   assert.ok(n("intq_i8mm", "smmla") > 0, ins);
+  assert.ok(n("matmul_fhm", "fmlal") > 0, ins);
   assert.equal(n("legacy_neon", "sdot"), 0, ins);
-  const addon = /^test-arm64: addon built by node-gyp for arm64 \(\d+ bytes; sdot (\d+), smmla (\d+)\)$/m.exec(out);
+  const addon = /^test-arm64: addon built by node-gyp for arm64 \(\d+ bytes; sdot (\d+), smmla (\d+), fmlal (\d+)\)$/m.exec(out);
   assert.ok(addon, "the arm64 addon was not built");
-  assert.ok(Number(addon[1]) > 0 && Number(addon[2]) > 0, addon[0]);
+  assert.ok(Number(addon[1]) > 0 && Number(addon[2]) > 0 && Number(addon[3]) > 0, addon[0]);
 });

@@ -13,6 +13,9 @@
  *   uniform random inputs, printed by the "worst" test).
  * - arm64 neon_dotprod / neon_i8mm (sdot / smmla): the same int8 activations for q8_row and q4_row at any T and
  *   q4_group with group 32, 64 or a multiple of 128 (groups 8 / 16 keep the exact f32 path there); same two checks.
+ * - arm64 neon_dotprod / neon_i8mm on a CPU with FEAT_FHM (FMLAL): f16 weights times x rounded to f16 (per token
+ *   scaled by a power of two, max|x| into [2^14, 2^15)), f32 accumulation: 1e-5 against the reference on that
+ *   rounded x, 2e-3 against the plain reference (native/src/arm/matmul_fhm.cc).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -20,7 +23,7 @@ import type { Weight, WeightFormat } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
 import { readFileSync } from "node:fs";
-import { quantizeActsQ8_0 } from "./act-quant.js";
+import { quantizeActsQ8_0, rint } from "./act-quant.js";
 import { normErr, randArray, randWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -30,6 +33,7 @@ const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
 
 const FLOAT_BOUND = 1e-5;
 const QUANT_ACT_BOUND = 5e-2;
+const F16_ACT_BOUND = 2e-3;
 
 interface Case {
   format: WeightFormat;
@@ -67,6 +71,51 @@ const armIntActs = (isa: NativeIsa, format: WeightFormat, group?: number): boole
   (isa === "neon_dotprod" || isa === "neon_i8mm") &&
   (format === "q8_row" || format === "q4_row" || (format === "q4_group" && (group === 32 || group === 64 || (group ?? 0) % 128 === 0)));
 
+/** Whether the arm64 CPU has FEAT_FHM (Linux: asimdfhm in /proc/cpuinfo; macOS arm64: every Apple M chip). */
+const hasFhm: boolean =
+  process.arch === "arm64" &&
+  (process.platform === "darwin" ||
+    (() => {
+      try {
+        return /\basimdfhm\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+      } catch {
+        return false;
+      }
+    })());
+
+/** arm64 neon_dotprod / neon_i8mm with FHM: f16 weights on f16-rounded activations (native/src/arm/matmul_fhm.cc). */
+const armF16Acts = (isa: NativeIsa, format: WeightFormat): boolean =>
+  hasFhm && (isa === "neon_dotprod" || isa === "neon_i8mm") && format === "f16";
+
+/** ⌊log2 a⌋ for a > 0, exact (Math.log2 may round across a power of two). */
+function ilog2(a: number): number {
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  return e;
+}
+
+/** f32 → nearest f16 value (ties to even); |v| < 2^15 here, so no overflow. */
+function f16Round(v: number): number {
+  const a = Math.abs(v);
+  if (a === 0 || !Number.isFinite(a)) return v;
+  const e = ilog2(a);
+  const ulp = 2 ** (Math.max(e, -14) - 10); // below 2^-14: the subnormals' fixed 2^-24
+  return rint(v / ulp) * ulp;
+}
+
+/** x (T, cols) as the FHM path rounds it: per token scaled by 2^-k (max|x| into [2^14, 2^15), |k| ≤ 120), f16, scaled back. */
+function roundActsF16(x: Float32Array, T: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let t = 0; t < T; t++) {
+    let amax = 0;
+    for (let i = 0; i < cols; i++) amax = Math.max(amax, Math.abs(x[t * cols + i]));
+    const k = amax > 0 && Number.isFinite(amax) ? Math.min(120, Math.max(-120, ilog2(amax) + 1 - 15)) : 0;
+    for (let i = 0; i < cols; i++) out[t * cols + i] = f16Round(x[t * cols + i] * 2 ** -k) * 2 ** k;
+  }
+  return out;
+}
+
 function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
   if (armIntActs(isa, c.format, c.group)) return true;
   const vnni = isa === "avx512_vnni" || isa === "avx512_amx"; // AMX is VNNI plus tiles for q4_group g32 prefill
@@ -83,6 +132,7 @@ function runCase(c: Case, T: number, isa: NativeIsa, seed: number): { err: numbe
   tsBackend.matmul(ref, x, w, T);
   const refQ = new Float32Array(T * c.rows);
   if (quantizedPath(c, T, isa)) tsBackend.matmul(refQ, quantizeActsQ8_0(x, T, c.cols), w, T);
+  else if (armF16Acts(isa, c.format)) tsBackend.matmul(refQ, roundActsF16(x, T, c.cols), w, T);
   else refQ.set(ref);
   w = nb!.prepareWeight!(w);
   nb!.setIsa(isa);
@@ -96,6 +146,7 @@ function check(c: Case, T: number, isa: NativeIsa, seed: number): void {
   const name = `${isa} ${c.format}${c.group ? `/g${c.group}` : ""} [${c.rows}x${c.cols}] T=${T}`;
   assert.ok(errQ <= FLOAT_BOUND, `${name}: err ${errQ} > ${FLOAT_BOUND}`);
   if (quantizedPath(c, T, isa)) assert.ok(err <= QUANT_ACT_BOUND, `${name}: err vs f32 ${err} > ${QUANT_ACT_BOUND}`);
+  if (armF16Acts(isa, c.format)) assert.ok(err <= F16_ACT_BOUND, `${name}: err vs f32 ${err} > ${F16_ACT_BOUND}`);
 }
 
 test("matmul parity: every format × ISA × shape, T = 1, 3, 17, 70", { skip }, () => {

@@ -9,6 +9,9 @@
 //  - NeonI8mm: smmla (a 2×8 by 8×2 int8 block product) for two weight rows × two tokens — Neoverse-V1/N2,
 //    Graviton 3/4, Apple M2 and later; legacy blocks and K-quants. Decode (T = 1) keeps sdot: smmla's second
 //    token would be padding.
+//  - FEAT_FHM (FMLAL / FMLAL2), where the CPU has it, at NeonDot and NeonI8mm (never at the forced base Neon):
+//    f16 weights × activations rounded to f16 once per call, f32 accumulation (matmul_fhm.cc). Not a level of its
+//    own: has_fhm() says whether the CPU reports it (Neoverse-V1 / N2, Apple M1 do; Neoverse-N1 does not).
 // Files that use dotprod / i8mm instructions say so with a target pragma at their top (the only code built for
 // that feature), so a base-NEON CPU never runs them: dispatch picks them only when the CPU has the feature.
 //
@@ -31,6 +34,8 @@ namespace arm {
 
 // The CPU's arm64 features (getauxval on Linux, sysctl on macOS); all false elsewhere.
 void detect(CpuCaps& c);
+// FEAT_FHM (Linux HWCAP_ASIMDFHM, macOS hw.optional.arm.FEAT_FHM), read once; false off arm64.
+bool has_fhm();
 
 // The addon's matmul for an arm64 level: float formats (f32, f16, bf16, q8_row, q4_row, q4_group, q8_group, exact
 // f32 accumulation) and the GGUF block formats (integer dot products at the level's best instruction). y (T,
@@ -43,6 +48,17 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
 // Float formats, rows [r0, r1), all T tokens (matmul_f.cc).
 void matmul_rows_f(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
                    int64_t r1);
+
+// --- f16 weights on f16 activations with FEAT_FHM (matmul_fhm.cc), levels NeonDot / NeonI8mm when has_fhm() ---
+// One token x (cols) as f16 bits h, scaled by a power of two so that max|x| lands in [2^14, 2^15) (no overflow,
+// no subnormals but the tiny values), rounded to nearest even (fcvtn); *scale = the inverse power of two, so x ≈
+// f16(h) · *scale exactly up to the f16 rounding (quant.cc).
+void round_f16_acts(const float* x, int64_t cols, uint16_t* h, float* scale);
+// Rows [r0, r1), all T tokens: y[t · ldy + r] = xs[t] · Σ W[r, c] · xh[t · ldx + c], products exact, f32 sums.
+void matmul_rows_f16_fhm(const WView& w, const uint16_t* xh, int64_t ldx, const float* xs, float* y, int64_t ldy,
+                         int64_t T, int64_t r0, int64_t r1);
+// The whole call: round every token into scratch, then rows over the pool (dispatch.cc).
+void f16_fhm_matmul(const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool, std::vector<char>& scratch);
 
 // Activation quantizers for the block kernels (quant.cc): the scalar quantizers' bytes (blocks.h's LegacyAct for
 // the legacy types, kquants.h's Q8K blocks for the K-quants), vectorized.

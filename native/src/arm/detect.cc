@@ -42,5 +42,17 @@ void detect(CpuCaps& c) {
 #endif
 }
 
+bool has_fhm() {
+#if XV_ARM && defined(__linux__)
+  static const bool v = (getauxval(AT_HWCAP) & (1ul << 23)) != 0;  // HWCAP_ASIMDFHM
+  return v;
+#elif XV_ARM && defined(__APPLE__)
+  static const bool v = sysctl_flag("hw.optional.arm.FEAT_FHM");
+  return v;
+#else
+  return false;
+#endif
+}
+
 }  // namespace arm
 }  // namespace xv

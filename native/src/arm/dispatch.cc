@@ -38,6 +38,10 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
   int64_t chunk = std::max<int64_t>(4, (rows / (nt * 8)) & ~int64_t(3));
   if (rows * cols * T < 65536) chunk = rows;  // waking the pool costs microseconds
   if (!is_block_fmt(w.fmt)) {
+    if (isa >= Isa::NeonDot && w.fmt == Fmt::F16 && has_fhm()) {  // FMLAL on f16-rounded x (matmul_fhm.cc)
+      f16_fhm_matmul(w, x, y, T, pool, scratch);
+      return true;
+    }
     if (isa >= Isa::NeonDot && intq_supports(w)) return intq_matmul(w, x, y, T, isa, pool, scratch);
     pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_rows_f(w, x, cols, y, rows, T, b, e); });
     return true;
@@ -101,7 +105,26 @@ bool intq_matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, T
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { fn(w, a, y, rows, T, b, e); });
   return true;
 }
+void f16_fhm_matmul(const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool, std::vector<char>& scratch) {
+  const int64_t rows = w.rows, cols = w.cols;
+  // Per token cols f16 values, then (4-byte aligned) the T scales; 64 for aligning the start.
+  const size_t need = static_cast<size_t>(2 * cols * T + 4 + 4 * T + 64);
+  if (scratch.size() < need) scratch.resize(need);
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+  uint16_t* xh = reinterpret_cast<uint16_t*>(base);
+  float* xs = reinterpret_cast<float*>(base + ((2 * cols * T + 3) & ~int64_t(3)));
+  const int nt = pool.threads();
+  auto round = [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; t++) round_f16_acts(x + t * cols, cols, xh + t * cols, xs + t);
+  };
+  if (T * cols < 65536) round(0, T, 0);
+  else pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), round);
+  int64_t chunk = std::max<int64_t>(4, (rows / (nt * 8)) & ~int64_t(3));
+  if (rows * cols * T < 65536) chunk = rows;
+  pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_rows_f16_fhm(w, xh, cols, xs, y, rows, T, b, e); });
+}
 #else
+void f16_fhm_matmul(const WView&, const float*, float*, int64_t, ThreadPool&, std::vector<char>&) {}
 bool intq_matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&) { return false; }
 BlockRowsFn block_rows(Fmt, Isa) { return nullptr; }
 bool matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&) { return false; }

@@ -2,6 +2,8 @@
 // quantizer, kquants.cc's Q8K), because the f32 operations are the same — d = amax / 127, q = x · (127 / amax)
 // rounded to nearest even (fcvtns), zeros for a block with amax < 1e-30 — only done 4 lanes at a time. maxnm
 // ignores NaNs as std::max / std::fmax do there.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "../kquants.h"
@@ -111,6 +113,33 @@ void quantize_intq_pair(const int8_t* q0, const float* d0, const int8_t* q1, con
     const float e0 = d0[b], e1 = q1 ? d1[b] : 0.f;
     const float v[4] = {e0, e1, e0, e1};
     vst1q_f32(pd + 4 * b, vld1q_f32(v));
+  }
+}
+void round_f16_acts(const float* x, int64_t cols, uint16_t* h, float* scale) {
+  float32x4_t m = vdupq_n_f32(0.f);
+  int64_t c = 0;
+  for (; c + 4 <= cols; c += 4) m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(x + c)));
+  float amax = vmaxnmvq_f32(m);
+  for (; c < cols; c++) amax = std::fmax(amax, std::fabs(x[c]));
+  // amax = f · 2^e, f in [0.5, 1): x · 2^(15 - e) has max|x| in [2^14, 2^15), below f16's 65504 even rounded up.
+  // |k| ≤ 120 keeps both powers normal f32; amax 0 / inf (or all NaN) leave x unscaled.
+  int e = 0;
+  const bool finite = amax > 0.f && std::isfinite(amax);
+  if (finite) std::frexp(amax, &e);
+  const int k = finite ? std::min(120, std::max(-120, e - 15)) : 0;
+  const float down = std::ldexp(1.f, -k);
+  *scale = std::ldexp(1.f, k);
+  for (c = 0; c + 8 <= cols; c += 8) {  // exact scaling, then fcvtn / fcvtn2 (round to nearest even)
+    const float16x4_t lo = vcvt_f16_f32(vmulq_n_f32(vld1q_f32(x + c), down));
+    vst1q_u16(h + c, vreinterpretq_u16_f16(vcvt_high_f16_f32(lo, vmulq_n_f32(vld1q_f32(x + c + 4), down))));
+  }
+  if (c < cols) {  // the last cols % 8 through a zero-padded 8-lane buffer: the same instructions
+    alignas(16) float t[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    alignas(16) uint16_t o[8];
+    std::memcpy(t, x + c, static_cast<size_t>(cols - c) * sizeof(float));
+    const float16x4_t lo = vcvt_f16_f32(vmulq_n_f32(vld1q_f32(t), down));
+    vst1q_u16(o, vreinterpretq_u16_f16(vcvt_high_f16_f32(lo, vmulq_n_f32(vld1q_f32(t + 4), down))));
+    std::memcpy(h + c, o, static_cast<size_t>(cols - c) * sizeof(uint16_t));
   }
 }
 #else
