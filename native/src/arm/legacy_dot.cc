@@ -7,22 +7,10 @@
 
 #include "../convert.h"
 #include "arm.h"
-// Only the code below (after the headers) is built for dotprod: by the -march of its binding.gyp
-// target, or, compiled without that flag, by this pragma.
-#if !defined(__ARM_FEATURE_DOTPROD)
-#define XV_TARGET_PRAGMA 1
-#else
-#define XV_TARGET_PRAGMA 0
-#endif
-#if XV_TARGET_PRAGMA && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
-#elif XV_TARGET_PRAGMA
-#pragma GCC target("arch=armv8.2-a+dotprod")
-#endif
+#define XV_ARM_TARGET 1
+#include "target_begin.inc"
 #define XV_LEVEL 1
 #define XV_LEGACY_ENTRY legacy_rows_dot
 #include "legacy.inc"
-#if XV_TARGET_PRAGMA && defined(__clang__)
-#pragma clang attribute pop
-#endif
+#include "target_end.inc"
 #endif

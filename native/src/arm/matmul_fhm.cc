@@ -17,18 +17,8 @@
 
 #include "../convert.h"
 #include "arm.h"
-// Only the code below (after the headers) is built for fp16fml: by the -march of its binding.gyp target, or,
-// compiled without that flag, by this pragma.
-#if !defined(__ARM_FEATURE_FP16_FML)
-#define XV_TARGET_PRAGMA 1
-#else
-#define XV_TARGET_PRAGMA 0
-#endif
-#if XV_TARGET_PRAGMA && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("fp16fml"))), apply_to = function)
-#elif XV_TARGET_PRAGMA
-#pragma GCC target("arch=armv8.2-a+fp16fml")
-#endif
+#define XV_ARM_TARGET 3
+#include "target_begin.inc"
 
 namespace xv {
 namespace arm {
@@ -107,7 +97,5 @@ void matmul_rows_f16_fhm(const WView& w, const uint16_t* xh, int64_t ldx, const 
 }  // namespace arm
 }  // namespace xv
 
-#if XV_TARGET_PRAGMA && defined(__clang__)
-#pragma clang attribute pop
-#endif
+#include "target_end.inc"
 #endif
