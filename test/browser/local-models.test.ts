@@ -28,7 +28,7 @@ import { generateText } from "../../src/generate/generate.js";
 import type { XverseModel } from "../../src/model/xverse.js";
 import { parseConfig } from "../../src/config.js";
 import type { TensorSource } from "../../src/io/source.js";
-import { rng } from "../helpers/rng.js";
+import { randomModelSource } from "../helpers/random-model.js";
 import { launch, openPage, skip } from "./chromium.js";
 
 declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -78,31 +78,7 @@ function randomKSource(H = 256, F = 512, layers = 2): { source: TensorSource; co
     model_type: "llama", hidden_size: H, num_hidden_layers: layers, num_attention_heads: H / 64, num_key_value_heads: H / 64,
     intermediate_size: F, vocab_size: V, max_position_embeddings: 256, rms_norm_eps: 1e-5,
   }, "random-k");
-  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [V, H]], ["model.norm.weight", [H]], ["lm_head.weight", [V, H]]]);
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}.`;
-    for (const n of ["input_layernorm", "post_attention_layernorm"]) shapes.set(`${p}${n}.weight`, [H]);
-    for (const n of ["q_proj", "k_proj", "v_proj", "o_proj"]) shapes.set(`${p}self_attn.${n}.weight`, [H, H]);
-    shapes.set(`${p}mlp.gate_proj.weight`, [F, H]);
-    shapes.set(`${p}mlp.up_proj.weight`, [F, H]);
-    shapes.set(`${p}mlp.down_proj.weight`, [H, F]);
-  }
-  const r = rng(7);
-  const data = new Map<string, Float32Array>();
-  for (const [n, sh] of shapes) {
-    const len = sh.reduce((a, b) => a * b, 1);
-    const scale = n.includes("embed") ? 1 : 1.5 / Math.sqrt(sh[sh.length - 1]);
-    data.set(n, n.endsWith("norm.weight") ? new Float32Array(len).fill(1) : Float32Array.from({ length: len }, () => (r() + r() + r() - 1.5) * 2 * scale));
-  }
-  const source: TensorSource = {
-    names: () => [...shapes.keys()],
-    has: (n) => shapes.has(n),
-    info: (n) => ({ name: n, dtype: "f32", shape: shapes.get(n)!, file: "random-k" }),
-    read: (n) => ({ dtype: "f32", shape: shapes.get(n)!, data: data.get(n)! }),
-    metadata: () => ({}),
-    close: () => {},
-  };
-  return { source, config };
+  return { source: randomModelSource(config, 7, 1.5, "random-k"), config };
 }
 
 /** Counts live GPU buffers in the page (a destroyed device's buffers are gone with it). */

@@ -21,7 +21,7 @@ import { loadModel } from "../../src/model/load.js";
 import type { TensorSource } from "../../src/io/source.js";
 import { XverseModel } from "../../src/model/xverse.js";
 import { fixture } from "../helpers/peers.js";
-import { rng } from "../helpers/rng.js";
+import { randomModelSource } from "../helpers/random-model.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xverse-kquant-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -52,35 +52,6 @@ test("per-tensor types of the K mixtures and their fallbacks", () => {
   assert.deepEqual(t("q4_k_m", "blk.4.ffn_up.weight", 4100), { type: GGML.F16, wanted: GGML.Q4_K });
 });
 
-/** A random XVERSE model as a TensorSource: hidden 256 (K-sized rows), intermediate 352 (ffn_down falls back). */
-function randomSource(cfg: XverseConfig, seed: number): TensorSource {
-  const H = cfg.hiddenSize, F = cfg.intermediateSize, V = cfg.vocabSize;
-  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [V, H]], ["model.norm.weight", [H]], ["lm_head.weight", [V, H]]]);
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const p = `model.layers.${l}.`;
-    for (const n of ["input_layernorm", "post_attention_layernorm"]) shapes.set(`${p}${n}.weight`, [H]);
-    for (const n of ["q_proj", "k_proj", "v_proj", "o_proj"]) shapes.set(`${p}self_attn.${n}.weight`, [H, H]);
-    shapes.set(`${p}mlp.gate_proj.weight`, [F, H]);
-    shapes.set(`${p}mlp.up_proj.weight`, [F, H]);
-    shapes.set(`${p}mlp.down_proj.weight`, [H, F]);
-  }
-  const data = new Map<string, Float32Array>();
-  const r = rng(seed);
-  for (const [n, s] of shapes) {
-    const len = s.reduce((a, b) => a * b, 1);
-    // Gaussian-ish (sum of uniforms) weights like a trained model's, scaled so activations stay O(1)
-    const scale = n.includes("embed") ? 1 : 1.2 / Math.sqrt(s[s.length - 1]);
-    data.set(n, n.endsWith("norm.weight") ? new Float32Array(len).fill(1) : Float32Array.from({ length: len }, () => (r() + r() + r() - 1.5) * 2 * scale));
-  }
-  return {
-    names: () => [...shapes.keys()],
-    has: (n) => shapes.has(n),
-    info: (n) => ({ name: n, dtype: "f32", shape: shapes.get(n)!, file: "random" }),
-    read: (n) => ({ dtype: "f32", shape: shapes.get(n)!, data: data.get(n)! }),
-    close: () => {},
-  };
-}
-
 function vocab(n: number): GgufVocab {
   const tokens = Array.from({ length: n }, (_, i) => (i < 3 ? ["<unk>", "<s>", "</s>"][i] : `tok${i}`));
   return {
@@ -109,7 +80,7 @@ test("a random model converted to q8_0 / q4_k_m / q5_k_m / q6_k loads and keeps 
     model_type: "xverse", hidden_size: 256, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 4,
     intermediate_size: 352, vocab_size: 320, max_position_embeddings: 64, rms_norm_eps: 1e-6,
   }, "random");
-  const source = randomSource(cfg, 3);
+  const source = randomModelSource(cfg, 3, 1.2); // hidden 256 (K-sized rows), intermediate 352 (ffn_down falls back)
   const backends: [string, Backend][] = [["ts", tsBackend]];
   const native = tryLoadNativeBackend({ threads: 2 }).backend;
   if (native) backends.push(["native", native]);
