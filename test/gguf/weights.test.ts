@@ -18,6 +18,7 @@ import { toFloat32 } from "../../src/tensor.js";
 import { fixture } from "../helpers/peers.js";
 import { rng } from "../helpers/rng.js";
 import { tryLoadNativeBackend } from "../../src/backend/native/index.js";
+import { loadAddon } from "../../src/backend/native/addon.js";
 
 const native = tryLoadNativeBackend({ threads: 2 }).backend;
 
@@ -86,24 +87,28 @@ test("loadModel on a Q4_0 GGUF keeps token_embd and output as stored (q4_0) with
   assert.ok(d <= 1e-4, `max |Δ| ${d}`);
 });
 
-test("native prepareWeight repacks Q4_0 into q4_group(32) exactly as q4_0ToGroupWeight states it", { skip: !native ? "native addon not available" : native.isa.startsWith("neon") ? "arm64 runs Q4_0 blocks as stored (no repack)" : false }, async () => {
+test("the native Q4_0 → q4_group repack equals q4_0ToGroupWeight; a loaded Q4_0 GGUF runs repacked where the ISA prefers it, else as stored", { skip: native ? false : "native addon not available" }, async () => {
+  const addon = loadAddon().addon!;
   const r = rng(17);
   for (const [rows, cols] of [[1, 32], [7, 96], [33, 256]] as const) {
     const x = Float32Array.from({ length: rows * cols }, () => (r() - 0.5) * 4);
     const q = quantizeQ4_0(x);
     const want = q4_0ToGroupWeight(q, rows, cols);
+    const data = new Uint8Array((rows * cols) / 2), scales = new Float32Array((rows * cols) / 32);
+    addon.repackQ4_0!(q, rows, cols, data, scales);
+    assert.deepEqual(data, want.data, `[${rows}, ${cols}] data`);
+    assert.deepEqual(scales, want.scales, `[${rows}, ${cols}] scales`);
     const got = native!.prepareWeight!({ format: "q4_0", rows, cols, data: q });
-    assert.equal(got.format, "q4_group");
-    assert.equal(got.groupSize, 32);
-    assert.deepEqual(got.data, want.data, `[${rows}, ${cols}] data`);
-    assert.deepEqual(got.scales, want.scales, `[${rows}, ${cols}] scales`);
+    assert.equal(got.format, native!.repacksQ4_0 ? "q4_group" : "q4_0", `${native!.isa}`);
+    if (native!.repacksQ4_0) assert.deepEqual(got.data, want.data);
   }
-  // a loaded Q4_0 GGUF on the native backend runs its projections and lm_head on the int4 kernels
+  // a loaded Q4_0 GGUF on the native backend: projections and lm_head on the int4 kernels, or the blocks as stored
   const { loadModel } = await import("../../src/model/load.js");
   const stories = fixture("golden", "stories260K");
   const path = join(dir, "s-q4_0-native.gguf");
   exportGguf(openCheckpoint(stories), loadConfig(stories), join(stories, "tokenizer.json"), path, { type: "q4_0" });
   const { model } = await loadModel(path, { backend: "native", kvType: "f32", onWarning: () => {} });
-  assert.equal(model.weights.lmHead.format, "q4_group");
-  assert.equal(model.weights.layers[0].q.format, "q4_group");
+  const want = native!.repacksQ4_0 ? "q4_group" : "q4_0";
+  assert.equal(model.weights.lmHead.format, want);
+  assert.equal(model.weights.layers[0].q.format, want);
 });

@@ -31,7 +31,17 @@ export interface NativeBackend extends Backend {
   setThreads(n: number): number;
   /** Runs a lower instruction set than the CPU offers (parity tests run every variant). */
   setIsa(isa: NativeIsa): string;
+  /** Whether prepareWeight copies GGUF Q4_0 into q4_group at the current ISA (else its blocks stay as stored). */
+  readonly repacksQ4_0: boolean;
 }
+
+/**
+ * ISAs where GGUF Q4_0 runs faster repacked into q4_group (the VNNI / AMX int4 kernels: small-T and non-AMX
+ * prefill beat the block kernel). Elsewhere the blocks stay as stored, mapped from the file: on AVX2 the block
+ * kernel is ~2.7× q4_group at T = 128 (bench/RESULTS.md, rows-as-lanes path), on arm64 it has sdot / smmla while
+ * q4_group would take the f32 path below dotprod.
+ */
+const REPACK_Q4_0: ReadonlySet<string> = new Set(["avx512_vnni", "avx512_amx"]);
 
 const FORMAT_CODE: Record<WeightFormat, number> = {
   f32: 0, bf16: 1, f16: 2, q8_row: 3, q4_row: 4, q4_group: 5,
@@ -101,6 +111,7 @@ function makeBackend(a: Addon): NativeBackend {
   // Block-format codes with a native kernel at the current ISA (the addon's info().blockFormats; an older build
   // may lack some); the others run on the TS twin.
   let nativeBlocks = new Set(a.info().blockFormats ?? []);
+  const repacksQ4_0 = () => !!a.repackQ4_0 && REPACK_Q4_0.has(a.info().isa);
   return {
     name: "native",
     get isa() {
@@ -111,6 +122,9 @@ function makeBackend(a: Addon): NativeBackend {
       return a.info().threads;
     },
     setThreads: (n: number) => a.setThreads(Math.max(1, Math.floor(n))),
+    get repacksQ4_0() {
+      return repacksQ4_0();
+    },
     setIsa(isa: NativeIsa) {
       const r = a.setIsa(isa);
       nativeBlocks = new Set(a.info().blockFormats ?? []);
@@ -119,10 +133,9 @@ function makeBackend(a: Addon): NativeBackend {
 
     prepareWeight(w: Weight): Weight {
       checkWeight(w);
-      // Q4_0 is q4_group(32) in another nibble order: repacked (natively, a copy of the same size), it runs on the
-      // x86 int4 kernels, whose small-T prefill and non-AMX prefill are faster than the block kernel's. On arm64
-      // the blocks stay as stored: its Q4_0 kernel has sdot / smmla, its q4_group path is f32 (native/README.md).
-      if (w.format === "q4_0" && a.repackQ4_0 && !a.info().isa.startsWith("neon")) {
+      // Q4_0 is q4_group(32) in another nibble order: repacked (natively, a copy of the same size) where the int4
+      // kernels are the faster ones (REPACK_Q4_0)
+      if (w.format === "q4_0" && a.repackQ4_0 && repacksQ4_0()) {
         const data = new Uint8Array((w.rows * w.cols) / 2), scales = new Float32Array((w.rows * w.cols) / 32);
         a.adviseHugePages(data.buffer); // faulting the copy in per 2 MiB, not per 4 KiB, halves the load time
         a.repackQ4_0(w.data as Uint8Array, w.rows, w.cols, data, scales);
