@@ -4,11 +4,20 @@
 // server can serve.
 // Platform "browser" makes a `node:` import anywhere under web/ or src/browser a build error: the library part
 // the tab runs must stay free of Node built-ins. Prints the bundles' sizes, raw and gzip.
-import { build } from "esbuild";
 import { cpSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+
+// esbuild is a dev dependency: a production install from a git checkout (npm ci --omit=dev runs prepare too)
+// has no bundler, and then goes on without the pages rather than failing the install.
+let build;
+try {
+  ({ build } = await import("esbuild"));
+} catch {
+  console.warn("build-web: esbuild is not installed (a dev dependency), so dist/web is not built; the server's pages (/, /generate, /local) need it: npm install, then npm run build");
+  process.exit(0);
+}
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, "dist", "web");
