@@ -160,19 +160,13 @@ export class XverseModel {
   async forwardBatchAsync(items: readonly BatchItem[], opts: ForwardOptions = {}): Promise<Float32Array> {
     const dev = this.backend.device;
     if (!dev) return this.forwardBatch(items, opts);
-    const c = this.config, s = this.s, be = this.backend;
-    const N = this.checkBatch(items);
+    const c = this.config, s = this.s;
     const H = c.hiddenSize, half = c.headDim / 2;
-    s.ensure(c, N);
-    for (const it of items) it.seq.reserve(it.tokens.length);
+    const offs = this.embedBatch(items);
     const seqs = [];
-    for (let b = 0, n = 0; b < items.length; b++) {
-      const { seq, tokens } = items[b];
-      const o = n, T = tokens.length, past = seq.length;
-      for (let t = 0; t < T; t++, n++) {
-        s.pos[n] = past + t;
-        be.embedRow(s.x.subarray(n * H, (n + 1) * H), this.weights.embed, tokens[t]);
-      }
+    for (let b = 0; b < items.length; b++) {
+      const { seq } = items[b];
+      const o = offs[b], T = offs[b + 1] - o, past = seq.length;
       this.rope.fill(s.cos.subarray(o * half), s.sin.subarray(o * half), s.pos, o, T, past + T);
       seqs.push({ kv: seq.view(0), past, T });
     }
@@ -183,6 +177,28 @@ export class XverseModel {
     });
     for (const it of items) it.seq.commit(it.tokens, 0, it.tokens.length);
     return out;
+  }
+
+  /**
+   * The start of every forward: checks the batch, sizes the scratch, reserves each sequence's new blocks, and
+   * looks up the embedding rows into s.x with their positions in s.pos (positions continue each sequence).
+   * Returns the token offsets: sequence b's new tokens are rows offs[b] … offs[b+1]−1.
+   */
+  private embedBatch(items: readonly BatchItem[]): Int32Array {
+    const c = this.config, s = this.s, be = this.backend, H = c.hiddenSize;
+    s.ensure(c, this.checkBatch(items));
+    for (const it of items) it.seq.reserve(it.tokens.length);
+    const offs = new Int32Array(items.length + 1);
+    for (let b = 0, n = 0; b < items.length; b++) {
+      const { seq, tokens } = items[b];
+      offs[b] = n;
+      for (let t = 0; t < tokens.length; t++, n++) {
+        s.pos[n] = seq.length + t;
+        be.embedRow(s.x.subarray(n * H, (n + 1) * H), this.weights.embed, tokens[t]);
+      }
+      offs[b + 1] = n;
+    }
+    return offs;
   }
 
   /** Checks a batch (non-empty, token ids in range, KV pool of this model's shape); returns its token count. */
@@ -215,23 +231,9 @@ export class XverseModel {
       throw new XverseError("unsupported", `the ${be.name} backend runs on a device whose results come back asynchronously: call model.forwardAsync / forwardBatchAsync instead of forward / forwardBatch`);
     }
     const B = items.length;
-    const N = this.checkBatch(items);
+    const offs = this.embedBatch(items), N = offs[B];
     const H = c.hiddenSize, hd = c.headDim;
     const qd = c.numHeads * hd, kvd = c.numKvHeads * hd;
-    s.ensure(c, N);
-    for (const it of items) it.seq.reserve(it.tokens.length);
-
-    // embedding lookup: rows of the (vocab, hidden) table; positions continue each sequence
-    const offs = new Int32Array(B + 1);
-    for (let b = 0, n = 0; b < B; b++) {
-      const { seq, tokens } = items[b];
-      offs[b] = n;
-      for (let t = 0; t < tokens.length; t++, n++) {
-        s.pos[n] = seq.length + t;
-        be.embedRow(s.x.subarray(n * H, (n + 1) * H), this.weights.embed, tokens[t]);
-      }
-      offs[b + 1] = n;
-    }
 
     const x = s.x, xn = s.xn;
     for (let l = 0; l < c.numLayers; l++) {
