@@ -68,25 +68,10 @@ fn scale_min_k4(o: u32, j: u32) -> vec2<f32> {
 
 // Q4_K (144 bytes): f16 d, dmin; scales[12]; qs[128] at 16. Unit s: chunk s >> 1 (32 bytes of qs), the low
 // (s even) or high nibble, scale/min pair s; y = d·sc·q − dmin·m.
-const Q4_K = SCALE_MIN_K4 + /* wgsl */ `
-fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
-  var r: array<vec4<f32>, 8>;
-  let d = f16_to_f32(wu16(o));
-  let dmin = f16_to_f32(wu16(o + 2u));
-  let sm = scale_min_k4(o, s);
-  let d1 = d * sm.x;
-  let m1 = dmin * sm.y;
-  let q = o + 16u + 32u * (s >> 1u);
-  let sh = vec4<u32>(4u * (s & 1u));
-  for (var k = 0u; k < 8u; k++) {
-    r[k] = vec4<f32>((bytes4(wu32(q + 4u * k)) >> sh) & vec4<u32>(15u)) * d1 - m1;
-  }
-  return r;
-}
-`;
-
 // Q5_K (176 bytes): as Q4_K with qh[32] at 16 (bit s of byte l = 5th bit of unit s's column l) and qs at 48.
-const Q5_K = SCALE_MIN_K4 + /* wgsl */ `
+function scaleMinK(five: boolean): string {
+  const hi = five ? " | (((bytes4(wu32(o + 16u + 4u * k)) >> vec4<u32>(s)) & vec4<u32>(1u)) << vec4<u32>(4u))" : "";
+  return SCALE_MIN_K4 + /* wgsl */ `
 fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
   var r: array<vec4<f32>, 8>;
   let d = f16_to_f32(wu16(o));
@@ -94,16 +79,17 @@ fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
   let sm = scale_min_k4(o, s);
   let d1 = d * sm.x;
   let m1 = dmin * sm.y;
-  let q = o + 48u + 32u * (s >> 1u);
+  let q = o + ${five ? 48 : 16}u + 32u * (s >> 1u);
   let sh = vec4<u32>(4u * (s & 1u));
   for (var k = 0u; k < 8u; k++) {
-    let lo = (bytes4(wu32(q + 4u * k)) >> sh) & vec4<u32>(15u);
-    let hi = ((bytes4(wu32(o + 16u + 4u * k)) >> vec4<u32>(s)) & vec4<u32>(1u)) << vec4<u32>(4u);
-    r[k] = vec4<f32>(lo | hi) * d1 - m1;
+    r[k] = vec4<f32>(((bytes4(wu32(q + 4u * k)) >> sh) & vec4<u32>(15u))${hi}) * d1 - m1;
   }
   return r;
 }
 `;
+}
+const Q4_K = scaleMinK(false);
+const Q5_K = scaleMinK(true);
 
 // Q6_K (210 bytes): u8 ql[128] at 0, u8 qh[64] at 128, i8 scales[16] at 192, f16 d at 208. Unit s = 4·half + k6:
 // column l < 32 takes ql[64·half + 32·(k6 & 1) + l] nibble k6 >> 1, qh[128 + 32·half + l] bits 2·k6 … 2·k6+1,
