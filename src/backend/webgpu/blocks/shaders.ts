@@ -23,6 +23,7 @@ export const TT = 8;
 
 const DECODERS: Record<BlockFormat, string> = { ...LEGACY_DECODERS, ...KQUANT_DECODERS };
 
+/** The byte helpers and the format's decoder (decode_unit), for every module of the format. */
 export function common(format: BlockFormat): string {
   const g = BLOCK_GEOMETRY[format];
   return `${WGSL_BYTES}${WGSL_F16}${WGSL_DECODE_HELPERS}
@@ -30,6 +31,26 @@ const UPB: u32 = ${g.values / 32}u; // 32-value units per block
 const BB: u32 = ${g.bytes}u;        // bytes per block
 ${DECODERS[format]}`;
 }
+
+/** What every matmul module of a format starts with: the registry's matmul bindings, then common(format). */
+export function matmulHeader(format: BlockFormat): string {
+  return `${MATMUL_PARAMS_WGSL}
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
+@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
+${common(format)}`;
+}
+
+// acc[t] += unit u of row r (decoded into v) · tokens t0 … t0 + nt − 1's 32 columns of that unit.
+const ACCUMULATE_UNIT = /* wgsl */ `    let xb = t0 * c4 + u * 8u;
+    // a constant trip count lets compilers unroll, so acc[t] stays in registers (a dynamic index spills it)
+    for (var t = 0u; t < TT; t++) {
+      if (t >= nt) { break; }
+      let xo = xb + t * c4;
+      acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
+        + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
+    }`;
 
 // The reduction of the WG partial sums per token: a shared-memory tree (any device), or with `subgroups` one
 // subgroupAdd per token and a sum of the subgroup leaders' values. The latter assumes, as every Vulkan / D3D12 /
@@ -70,12 +91,7 @@ export function matmulWgsl(format: BlockFormat, v: MatmulVariant = {}): string {
   if (v.style === "thread") return threadWgsl(format);
   const sg = !!v.subgroups;
   return /* wgsl */ `${sg ? "enable subgroups;\n" : ""}// ${format} matmul (src/backend/webgpu/blocks/shaders.ts)
-${MATMUL_PARAMS_WGSL}
-@group(0) @binding(0) var<uniform> p: MatmulParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
-@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
-${common(format)}
+${matmulHeader(format)}
 const WG: u32 = ${WG}u;
 const TT: u32 = ${TT}u;
 var<workgroup> red: array<f32, ${WG * TT}>; // (TT, WG) partial sums
@@ -92,14 +108,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var acc: array<f32, ${TT}>;
   for (var u = li; u < units; u += WG) {
     let v = decode_unit(rowByte + (u / UPB) * BB, u % UPB);
-    let xb = t0 * c4 + u * 8u;
-    // a constant trip count lets compilers unroll, so acc[t] stays in registers (a dynamic index spills it)
-    for (var t = 0u; t < TT; t++) {
-      if (t >= nt) { break; }
-      let xo = xb + t * c4;
-      acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
-        + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
-    }
+${ACCUMULATE_UNIT}
   }
   ${sg ? SUBGROUP : TREE}
 }
@@ -112,12 +121,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  */
 function threadWgsl(format: BlockFormat): string {
   return /* wgsl */ `// ${format} matmul, thread style (src/backend/webgpu/blocks/shaders.ts)
-${MATMUL_PARAMS_WGSL}
-@group(0) @binding(0) var<uniform> p: MatmulParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
-@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
-${common(format)}
+${matmulHeader(format)}
 const TT: u32 = ${TT}u;
 
 @compute @workgroup_size(64)
@@ -133,14 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var acc: array<f32, ${TT}>;
   for (var u = 0u; u < units; u++) {
     let v = decode_unit(rowByte + (u / UPB) * BB, u % UPB);
-    let xb = t0 * c4 + u * 8u;
-    // a constant trip count lets compilers unroll, so acc[t] stays in registers (a dynamic index spills it)
-    for (var t = 0u; t < TT; t++) {
-      if (t >= nt) { break; }
-      let xo = xb + t * c4;
-      acc[t] += ((dot(v[0], x[xo]) + dot(v[1], x[xo + 1u])) + (dot(v[2], x[xo + 2u]) + dot(v[3], x[xo + 3u])))
-        + ((dot(v[4], x[xo + 4u]) + dot(v[5], x[xo + 5u])) + (dot(v[6], x[xo + 6u]) + dot(v[7], x[xo + 7u])));
-    }
+${ACCUMULATE_UNIT}
   }
   for (var t = 0u; t < TT; t++) {
     if (t < nt) { y[(t0 + t) * p.yStride + p.rowBase + r] = acc[t]; }

@@ -11,8 +11,7 @@
  */
 
 import type { BlockFormat } from "../../ts/blocks.js";
-import { MATMUL_PARAMS_WGSL } from "../registry.js";
-import { common } from "./shaders.js";
+import { matmulHeader } from "./shaders.js";
 
 /** Rows and tokens of one prefill tile. */
 export const RT = 64;
@@ -20,12 +19,7 @@ export const NT = 32;
 
 export function prefillWgsl(format: BlockFormat): string {
   return /* wgsl */ `// ${format} prefill matmul (src/backend/webgpu/blocks/tiled.ts)
-${MATMUL_PARAMS_WGSL}
-@group(0) @binding(0) var<uniform> p: MatmulParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)
-@group(0) @binding(2) var<storage, read> w: array<u32>;        // this part's rows of blocks
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (T, yStride)
-${common(format)}
+${matmulHeader(format)}
 const RT: u32 = ${RT}u;
 const NT: u32 = ${NT}u;
 var<workgroup> ws: array<f32, ${RT * 32}>; // (32 columns, RT rows): ws[k * RT + row]
