@@ -1,8 +1,9 @@
 /**
  * Running GGUF weights quantized instead of dequantizing them: every block type runs as stored (the backend's
  * block formats). Q4_0 blocks are also exactly our `q4_group` format with groupSize 32 (w = (q − 8)·d with a
- * 4-bit q and an f16 d per 32 columns): the native backend repacks them at prepareWeight (its int4 kernels run
- * faster than its Q4_0 block kernel); backend/ts/blocks.ts's q4_0ToGroupWeight is that repack's TS statement.
+ * 4-bit q and an f16 d per 32 columns): on AVX-512 VNNI / AMX the native backend repacks them at prepareWeight
+ * (its int4 kernels run faster there than the Q4_0 block kernel; NativeBackend.repacksQ4_0);
+ * backend/ts/blocks.ts's q4_0ToGroupWeight is that repack's TS statement.
  */
 import type { Weight } from "../backend/backend.js";
 import type { TensorSource } from "../io/source.js";
