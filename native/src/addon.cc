@@ -207,7 +207,9 @@ bool run_amx(Instance& s, const WView& w, const float* x, float* y, int64_t T) {
   return true;
 }
 
-// matmul(y, x, format, data, scales | null, rows, cols, group, T, mins? | null, perm? | null)
+// matmul(y, x, format, data, scales | null, rows, cols, group, T, mins? | null, perm? | null, exact? = false)
+// exact (argument 11, Weight.activations "f32"): keep x in f32 on every ISA, skipping the int8-activation and AMX
+// kernels (GPTQ / AWQ checkpoints: their reference is f32 math on the dequantized weights).
 void Matmul(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   Instance& s = inst(env);
@@ -253,6 +255,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   const float* x = arr<Napi::Float32Array>(info, 1, napi_float32_array, T * cols, "x").Data();
   GroupZp zp{s, w};
   zp.begin(info, x, y, T);
+  const bool exact = info.Length() > 11 && info[11].IsBoolean() && info[11].As<Napi::Boolean>().Value();
   if (T == 0 || rows == 0) return;
   if (cols == 0) {
     std::fill(y, y + T * rows, 0.f);
@@ -265,8 +268,8 @@ void Matmul(const Napi::CallbackInfo& info) {
   int64_t chunk = rows / (nt * 8);
   chunk = std::max<int64_t>(4, chunk & ~int64_t(3));
   if (serial) chunk = rows;
-  if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch)) return;  // arm64 (src/arm/)
-  if (run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
+  if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch, exact)) return;  // arm64 (src/arm/)
+  if (!exact && run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
   if (w.fmt == Fmt::Q8G) {  // 8-bit GPTQ (group_zp.cc): f32 accumulation, zero points added by zp
     const Q8gKernel q8g = q8g_kernel(s.isa, group);
     s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q8g(w, x, cols, y, rows, T, b, e); });
@@ -276,9 +279,9 @@ void Matmul(const Napi::CallbackInfo& info) {
   // int4 on VNNI or AVX2: integer dot products over int8-quantized activations (AVX-512 without VNNI keeps
   // the exact f32 path: widening in 512-bit registers is fast enough there).
   // int8 prefill (T > 1) on VNNI + VBMI the same way; int8 decode stays exact (memory-bound, VNNI gains nothing).
-  const bool q8_vnni = s.vnni && s.caps.avx512_vbmi && w.fmt == Fmt::Q8 && T > 1;
-  const bool q4_vnni = q8_vnni || (s.vnni && vnni_supports(w));
-  const bool q4_avx2 = !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
+  const bool q8_vnni = !exact && s.vnni && s.caps.avx512_vbmi && w.fmt == Fmt::Q8 && T > 1;
+  const bool q4_vnni = q8_vnni || (!exact && s.vnni && vnni_supports(w));
+  const bool q4_avx2 = !exact && !q4_vnni && s.isa == Isa::Avx2 && vnni_supports(w);
   // q4_group with group 32 (Q4_0 GGUF), prefill: whole-group integer sums (matmul_vnni_g32_rows).
   const bool g32 = q4_vnni && !q8_vnni && T > 1 && vnni_g32_supports(w);
   if (q4_vnni || q4_avx2) {

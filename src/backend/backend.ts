@@ -40,6 +40,12 @@ export interface Weight {
    * group is a contiguous run of groupSize stored columns.
    */
   perm?: Int32Array;
+  /**
+   * "f32": every kernel keeps this weight's activations in f32 (GPTQ / AWQ checkpoints: their reference is f32 math
+   * on the dequantized weights, and int8-rounded activations move the logits by ~5e-2 and can change greedy tokens).
+   * Absent: a backend may quantize activations (int8 per 32, as llama.cpp does) where that is faster.
+   */
+  activations?: "f32";
   /** Backend-private state (e.g. a repacked native buffer), created by Backend.prepareWeight. */
   handle?: unknown;
 }

@@ -195,7 +195,8 @@ export function readGptqWeight(spec: GptqSpec, source: TensorSource, prefix: str
     for (let n = 0; n < N; n++) for (let j = 0; j < K; j++) d[n * K + j] = u(src(j), n) - 128;
     data = d;
   }
-  const w: Weight = { format: bits === 4 ? "q4_group" : "q8_group", rows: N, cols: K, data, scales, groupSize: gs };
+  // activations "f32": the fixtures' golden logits are f32 math on these weights (backend.ts)
+  const w: Weight = { format: bits === 4 ? "q4_group" : "q8_group", rows: N, cols: K, data, scales, groupSize: gs, activations: "f32" };
   if (anyMin) w.mins = mins;
   if (perm) w.perm = perm;
   return w;

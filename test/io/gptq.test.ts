@@ -2,10 +2,10 @@
  * GPTQ and AWQ checkpoints load as stored and run.
  * - The two published-layout fixtures (tiny-xverse-gptq-int4: AutoGPTQ v1, sym, group 16; tiny-xverse-awq-int4:
  *   AutoAWQ GEMM, asym) against their golden logits (torch, dequantized weights, f32 math): ≤ 1e-4 at every
- *   position and the same 32 greedy tokens, on the TS backend and the native f32 paths (scalar, avx512). The int4
- *   integer paths (avx2, avx512_vnni, avx512_amx) quantize activations to int8 per 32, like llama.cpp; there the
- *   logits are checked to 1e-1 (measured ≈ 5.7e-2) — their kernels are held to 1e-5 against a same-rounding
- *   reference in test/native/group-zp.test.ts.
+ *   position and the same 32 greedy tokens, on the TS backend and every native ISA this CPU has. GPTQ / AWQ
+ *   weights are marked `activations: "f32"`, so the int8-activation kernels (avx2, avx512_vnni, avx512_amx, neon
+ *   dotprod / i8mm) leave them to the f32 paths; without the mark those round activations to int8 per 32 and miss
+ *   by ≈ 5.7e-2 (checked below, so the mark is known to matter where such a kernel exists).
  * - Variants no fixture covers (8-bit, asymmetric GPTQ, desc_act with a shuffled g_idx) are written here from
  *   tiny-xverse's f32 weights by an independent packer (gptq-pack.ts); the oracle is the same model with the
  *   dequantized weights stored as f32.
@@ -35,9 +35,8 @@ import { packGptq, writeGptqModel } from "./gptq-pack.js";
 const native = tryLoadNativeBackend({ threads: 2 });
 const nb = native.backend;
 const isas = (nb?.supportedIsas ?? []) as string[];
-/** Native ISAs whose int4 path accumulates in f32 (the others quantize activations). */
-const exactIsas: string[] = isas.filter((i) => i === "scalar" || i === "avx512");
-const intIsas = isas.filter((i) => !exactIsas.includes(i));
+/** Native ISAs whose int4 kernel quantizes activations to int8 when a weight allows it. */
+const intIsas = isas.filter((i) => i !== "scalar" && i !== "avx512");
 
 const tmp: string[] = [];
 after(() => { for (const d of tmp) rmSync(d, { recursive: true, force: true }); });
@@ -77,7 +76,7 @@ for (const name of ["tiny-xverse-gptq-int4", "tiny-xverse-awq-int4"]) {
     return worst;
   };
 
-  for (const backend of ["ts", ...exactIsas]) {
+  for (const backend of ["ts", ...isas]) {
     test(`${name} [${backend}]: golden logits within 1e-4 at every position, same greedy tokens`, async () => {
       const model = await load(dir, backend);
       const worst = await worstLogit(model);
@@ -86,10 +85,14 @@ for (const name of ["tiny-xverse-gptq-int4", "tiny-xverse-awq-int4"]) {
     });
   }
   for (const backend of intIsas) {
-    test(`${name} [${backend}, int8 activations]: golden logits within 1e-1`, async (t) => {
-      const worst = await worstLogit(await load(dir, backend));
+    test(`${name} [${backend}]: without the f32 mark the int8-activation kernel runs (1e-3 < max |Δ| ≤ 1e-1)`, async (t) => {
+      const model = await load(dir, backend);
+      for (const layer of model.weights.layers) {
+        for (const w of Object.values(layer)) if (w && typeof w === "object" && "activations" in w) delete (w as { activations?: string }).activations;
+      }
+      const worst = await worstLogit(model);
       t.diagnostic(`max |Δ| = ${worst.toExponential(2)}`);
-      assert.ok(worst <= 1e-1, `max |Δ| = ${worst}`);
+      assert.ok(worst > 1e-3 && worst <= 1e-1, `max |Δ| = ${worst}`);
     });
   }
 }
@@ -121,19 +124,18 @@ const variants = [
 
 for (const v of variants) {
   const label = `GPTQ int${v.bits} ${v.sym ? "sym" : "asym"}${v.descAct ? " desc_act" : ""} group 16`;
-  test(`${label}: logits equal the f32 model with the dequantized weights (≤ 1e-4), TS and native f32 paths`, async () => {
+  test(`${label}: logits equal the f32 model with the dequantized weights (≤ 1e-4), TS and every native ISA`, async () => {
     const { dir, denseDir } = writeGptqModel(tinyDir, tinySrc, { ...v, group: 16, r: rng(v.bits * 10 + (v.sym ? 1 : 0)) },
       { quant_method: "gptq", bits: v.bits, group_size: 16, desc_act: v.descAct, sym: v.sym, checkpoint_format: "gptq" });
     tmp.push(dir, denseDir);
     const oracle = (await loadModel(denseDir, { backend: "ts", kvType: "f32" })).model;
-    for (const backend of ["ts", ...exactIsas, ...intIsas]) {
+    for (const backend of ["ts", ...isas]) {
       const model = await load(dir, backend);
       const w = model.weights.layers[1].gate;
       assert.equal(w.format, v.bits === 4 ? "q4_group" : "q8_group");
       assert.equal(w.perm !== undefined, v.descAct, "perm only for desc_act");
       assert.equal(w.mins !== undefined, !v.sym, "mins only for asymmetric files");
-      // int4 on the int8-activation ISAs is bounded loosely (see the header); q8_group is f32 everywhere
-      const bound = v.bits === 4 && intIsas.includes(backend) ? 1e-1 : 1e-4;
+      const bound = 1e-4; // f32 activations on every ISA (the header)
       for (const [p, { ids }] of Object.entries(tinyGolden.prompts)) {
         const want = oracle.forward(ids, oracle.newCache(ids.length), { logits: "all" });
         const got = model.forward(ids, model.newCache(ids.length), { logits: "all" });

@@ -41,7 +41,8 @@ bool has_fhm();
 // f32 accumulation) and the GGUF block formats (integer dot products at the level's best instruction). y (T,
 // rows) = x (T, cols) · Wᵀ. The caller has checked the shapes (addon.cc), gathered x for a desc_act weight and
 // adds the zero-point term afterwards. Returns false (touching nothing) for a format it does not run.
-bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool, std::vector<char>& scratch);
+bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool, std::vector<char>& scratch,
+            bool exact = false);
 
 // --- the pieces, for matmul and the parity test (native/test/parity.cc) ---
 

@@ -31,7 +31,9 @@ BlockRowsFn block_rows(Fmt f, Isa isa) {
   return fn;
 }
 
-bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool, std::vector<char>& scratch) {
+// exact: f32 activations (GPTQ / AWQ weights, addon.cc), so the int8-activation kernels are skipped.
+bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, ThreadPool& pool, std::vector<char>& scratch,
+            bool exact) {
   if (isa < Isa::Neon) return false;
   const int64_t rows = w.rows, cols = w.cols;
   const int nt = pool.threads();
@@ -42,7 +44,7 @@ bool matmul(const WView& w, const float* x, float* y, int64_t T, Isa isa, Thread
       f16_fhm_matmul(w, x, y, T, pool, scratch);
       return true;
     }
-    if (isa >= Isa::NeonDot && intq_supports(w)) return intq_matmul(w, x, y, T, isa, pool, scratch);
+    if (!exact && isa >= Isa::NeonDot && intq_supports(w)) return intq_matmul(w, x, y, T, isa, pool, scratch);
     pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { matmul_rows_f(w, x, cols, y, rows, T, b, e); });
     return true;
   }
@@ -127,7 +129,7 @@ void f16_fhm_matmul(const WView& w, const float* x, float* y, int64_t T, ThreadP
 void f16_fhm_matmul(const WView&, const float*, float*, int64_t, ThreadPool&, std::vector<char>&) {}
 bool intq_matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&) { return false; }
 BlockRowsFn block_rows(Fmt, Isa) { return nullptr; }
-bool matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&) { return false; }
+bool matmul(const WView&, const float*, float*, int64_t, Isa, ThreadPool&, std::vector<char>&, bool) { return false; }
 #endif
 
 }  // namespace arm

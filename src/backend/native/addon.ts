@@ -27,6 +27,8 @@ export interface Addon {
     rows: number, cols: number, group: number, T: number,
     /** q4_group / q8_group (GPTQ / AWQ): one min per scale, and the stored columns' input order (group_zp.cc). */
     mins?: Float32Array | null, perm?: Int32Array | null,
+    /** true: f32 activations on every ISA (Weight.activations "f32"); older builds ignore it. */
+    exactActivations?: boolean,
   ): void;
   /** GGUF Q4_0 blocks → q4_group(32) data and scales (native/src/repack.cc). Absent from older builds. */
   repackQ4_0?(src: Uint8Array, rows: number, cols: number, data: Uint8Array, scales: Float32Array): void;

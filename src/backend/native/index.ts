@@ -153,7 +153,7 @@ function makeBackend(a: Addon): NativeBackend {
         if (!h?.native) checkWeight(w);
         return matmulRef(y, x, w, T);
       }
-      a.matmul(y, x, code, w.data, w.scales ?? null, w.rows, w.cols, w.groupSize ?? 0, T, w.mins ?? null, w.perm ?? null);
+      a.matmul(y, x, code, w.data, w.scales ?? null, w.rows, w.cols, w.groupSize ?? 0, T, w.mins ?? null, w.perm ?? null, w.activations === "f32");
     },
     // One row per token: decoding it in TS costs less than a call into the addon would save.
     embedRow: embedRowRef,
