@@ -11,6 +11,8 @@ const cache = new Map<string, Promise<WebGpuBackend>>();
 
 /** One backend per option set for the whole test process (device creation costs ~0.1 s). */
 export function gpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
+  // f32 products unless a test asks: the parity bounds here are f32's (f16.test.ts checks the f16 products)
+  opts = { f16: false, ...opts };
   const key = JSON.stringify(opts);
   let b = cache.get(key);
   if (!b) {

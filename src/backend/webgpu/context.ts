@@ -4,12 +4,15 @@
  */
 /// <reference types="@webgpu/types" />
 import { XverseError } from "../../errors.js";
+import { withShaderF16 } from "./registry.js";
 
 export interface WebGpuOptions {
   /** Use subgroup reductions when the adapter has them (default true; false forces the shared-memory path). */
   subgroups?: boolean;
   /** Largest weight part in bytes (default: the device's maxStorageBufferBindingSize); tests force splits. */
   maxPartBytes?: number;
+  /** Largest KV arena (one layer of a pool, kv.ts) in bytes (default: one storage binding); tests lower it. */
+  maxKvLayerBytes?: number;
   /**
    * Kernel style: "workgroup" (64 threads share a row and reduce: GPUs) or "thread" (one thread per output, no
    * barriers: CPU drivers, where a barrier is very slow). Default: "thread" on a fallback / SwiftShader adapter.
@@ -17,6 +20,12 @@ export interface WebGpuOptions {
   style?: "workgroup" | "thread";
   /** Adapter power preference (default high-performance). */
   powerPreference?: GPUPowerPreference;
+  /**
+   * With `shader-f16`: products in f16 in the tiled prefill matmul (GPUs, T > 8; f32 sums every 4 columns, see
+   * blocks/tiled.ts). Default true; false keeps every product f32 (the CPU engine's results to ~1e-6). Without
+   * shader-f16 this is ignored. f16 reads (weights, scales, KV) use the hardware conversion either way (exact).
+   */
+  f16?: boolean;
 }
 
 export interface AdapterSummary {
@@ -35,6 +44,10 @@ const S = USAGE;
 export class GpuContext {
   readonly hasSubgroups: boolean;
   readonly hasF16: boolean;
+  /** Largest KV arena: one layer of a pool (kv.ts). */
+  readonly maxKvLayerBytes: number;
+  /** f16 products in the tiled prefill (shader-f16 present and not refused by opts.f16). */
+  readonly f16Math: boolean;
   readonly maxBinding: number;
   readonly maxPartBytes: number;
   readonly style: "workgroup" | "thread";
@@ -52,8 +65,10 @@ export class GpuContext {
   ) {
     this.hasSubgroups = (opts.subgroups ?? true) && device.features.has("subgroups");
     this.hasF16 = device.features.has("shader-f16");
+    this.f16Math = this.hasF16 && (opts.f16 ?? true);
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
     this.maxPartBytes = Math.min(opts.maxPartBytes ?? Infinity, this.maxBinding, device.limits.maxBufferSize) & ~3;
+    this.maxKvLayerBytes = Math.min(opts.maxKvLayerBytes ?? Infinity, this.maxBinding, device.limits.maxBufferSize);
     this.style = opts.style ?? (adapter.cpu ? "thread" : "workgroup");
     void device.lost.then((info) => { this.lost = info.message || info.reason || "device lost"; });
     // validation errors (a shader that does not compile, a bad binding) surface at the next readback
@@ -103,7 +118,9 @@ export class GpuContext {
   pipeline(key: string, wgsl: string, entryPoint: string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ code: wgsl, label: key });
+      // with shader-f16, f16 → f32 in every module is the hardware conversion (registry.ts: withShaderF16)
+      const code = this.hasF16 ? withShaderF16(wgsl) : wgsl;
+      const module = this.device.createShaderModule({ code, label: key });
       p = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint }, label: key });
       this.pipelines.set(key, p);
     }

@@ -71,6 +71,25 @@ fn f16_to_f32(h: u32) -> f32 {
 }
 `;
 
+/**
+ * The same function on a device with `shader-f16`: the hardware's f16 → f32 conversion (exact: every f16 is an
+ * f32; Dawn on Mesa's lavapipe keeps subnormals, as GPUs do). The low half of h is component x of the bitcast.
+ */
+export const WGSL_F16_NATIVE = /* wgsl */ `
+fn f16_to_f32(h: u32) -> f32 { return f32(bitcast<vec2<f16>>(h).x); }
+`;
+
+/**
+ * A module for a device with shader-f16: WGSL_F16 swapped for WGSL_F16_NATIVE, and "enable f16;" first (enable
+ * directives precede every declaration). Applied by GpuContext.pipeline to every module, so kernels paste
+ * WGSL_F16 and run unchanged on devices without the feature (SwiftShader, many phones).
+ */
+export function withShaderF16(wgsl: string): string {
+  const swapped = wgsl.includes(WGSL_F16) ? wgsl.split(WGSL_F16).join(WGSL_F16_NATIVE) : wgsl;
+  if (swapped === wgsl || /^\s*enable\s+f16\s*;/m.test(wgsl)) return swapped;
+  return `enable f16;\n${swapped}`;
+}
+
 /** One registered matmul (and optional embed) kernel for a weight format. */
 export interface FormatKernel {
   /** The WGSL module (bindings as above). */
@@ -88,7 +107,7 @@ export interface FormatKernel {
    * "thread" style on CPU drivers, a tiled kernel for prefill). `key` names the pipeline (one per distinct WGSL).
    * Without it the core uses `wgsl` / `entryPoint` / `workgroups` for every call.
    */
-  variant?(v: { subgroups: boolean; style: "workgroup" | "thread"; T: number }): {
+  variant?(v: { subgroups: boolean; style: "workgroup" | "thread"; T: number; f16: boolean }): {
     key: string;
     wgsl: string;
     entryPoint: string;

@@ -2,7 +2,8 @@
  * GGUF block-format kernels: importing this module registers a matmul and an embed kernel for every block type
  * (q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k) with ../registry.ts. The kernels read the file's ggml
  * blocks as stored (raw bytes in u32 words), dequantize to f32 and multiply in f32, so they match the TS spec
- * (src/backend/ts/blocks.ts + matmulRef) up to f32 summation order. README.md has the layout and the numbers.
+ * (src/backend/ts/blocks.ts + matmulRef) up to f32 summation order — except the tiled prefill on a device with
+ * shader-f16, which multiplies in f16 (tiled.ts; WebGpuOptions.f16). README.md has the layout and the numbers.
  */
 import { BLOCK_GEOMETRY, type BlockFormat } from "../../ts/blocks.js";
 import { registerFormatKernel, splitGrid, type FormatKernel } from "../registry.js";
@@ -52,11 +53,11 @@ export function blockKernel(format: BlockFormat): BlockFormatKernel {
     // invocation i → row i mod rows, token tile ⌊i / rows⌋ (64 invocations per workgroup)
     workgroups: (rows, T) => [...splitGrid(Math.ceil((rows * Math.ceil(T / TT)) / 64)), 1] as [number, number, number],
   };
-  const prefill: BlockMatmulKernel = {
-    key: `${format}:prefill`, get wgsl() { return src("p", () => prefillWgsl(format)); },
+  const prefill = (f16: boolean): BlockMatmulKernel => ({
+    key: `${format}:prefill:${+f16}`, get wgsl() { return src(`p${+f16}`, () => prefillWgsl(format, { f16 })); },
     entryPoint: "main",
     workgroups: (rows, T) => [...splitGrid(Math.ceil(rows / RT)), Math.ceil(T / NT)] as [number, number, number],
-  };
+  });
   const plain = decode(false);
   return {
     get wgsl() { return plain.wgsl; },
@@ -64,7 +65,7 @@ export function blockKernel(format: BlockFormat): BlockFormatKernel {
     workgroups: rowsGrid,
     variant(v: BlockVariant): BlockMatmulKernel {
       if (v.style === "thread") return thread;
-      return v.T > TT ? prefill : decode(v.subgroups);
+      return v.T > TT ? prefill(v.f16) : decode(v.subgroups);
     },
     embed: {
       get wgsl() { return src("e", () => embedWgsl(format)); },

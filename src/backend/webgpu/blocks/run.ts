@@ -7,7 +7,7 @@
 import type { Weight } from "../../backend.js";
 import { XverseError } from "../../../errors.js";
 import { blockRowBytes, checkBlockWeight, isBlockFormat } from "../../ts/blocks.js";
-import { formatKernel } from "../registry.js";
+import { formatKernel, withShaderF16 } from "../registry.js";
 import type { BlockFormatKernel } from "./index.js"; // (importing index.js registers the block kernels)
 import "./index.js";
 
@@ -19,7 +19,9 @@ function pipeline(dev: GPUDevice, code: string, entryPoint: string): GPUComputeP
   if (!m) pipelines.set(dev, (m = new Map()));
   let p = m.get(code);
   if (!p) {
-    p = dev.createComputePipeline({ layout: "auto", compute: { module: dev.createShaderModule({ code }), entryPoint } });
+    // as GpuContext.pipeline does: the hardware f16 conversion on a device with shader-f16
+    const wgsl = dev.features.has("shader-f16") ? withShaderF16(code) : code;
+    p = dev.createComputePipeline({ layout: "auto", compute: { module: dev.createShaderModule({ code: wgsl }), entryPoint } });
     m.set(code, p);
   }
   return p;
@@ -69,9 +71,9 @@ export interface RunOptions {
   partRows?: number;
   /**
    * Run this variant (BlockFormatKernel.variant) instead of the plain registered kernel; subgroups need a
-   * device created with the "subgroups" feature.
+   * device created with the "subgroups" feature, f16 (the tiled prefill's f16 products) one with "shader-f16".
    */
-  variant?: { subgroups?: boolean; style?: "workgroup" | "thread" };
+  variant?: { subgroups?: boolean; style?: "workgroup" | "thread"; f16?: boolean };
   /** Dispatch as gridX × ⌈n / gridX⌉ workgroups instead of the kernel's split (tests the 2-D grid mapping). */
   gridX?: number;
 }
@@ -84,7 +86,7 @@ export async function runMatmul(dev: GPUDevice, w: Weight, x: Float32Array, T: n
     throw new XverseError("bad_input", `blocks/run: x has ${x.length} values, T = ${T} tokens of ${w.cols} columns need ${T * w.cols}`);
   }
   const v = opts.variant;
-  const kern = v ? (k as BlockFormatKernel).variant({ subgroups: !!v.subgroups, style: v.style ?? "workgroup", T }) : k;
+  const kern = v ? (k as BlockFormatKernel).variant({ subgroups: !!v.subgroups, style: v.style ?? "workgroup", T, f16: !!v.f16 }) : k;
   const p = pipeline(dev, kern.wgsl, kern.entryPoint);
   const xb = upload(dev, x);
   const yb = dev.createBuffer({ size: Math.max(16, T * w.rows * 4), usage: STORAGE | COPY_SRC });
