@@ -147,8 +147,8 @@ export interface DeviceForwardRequest {
 
 /** What a device backend adds: an asynchronous whole forward, and the KV block copy behind copy-on-write. */
 export interface DeviceForward {
-  /** Most bytes one KV pool may take on the device (WebGPU: one storage binding). */
-  readonly maxKvBytes: number;
+  /** Most bytes one layer of a KV pool may take on the device (WebGPU: one storage binding per layer, kv.ts). */
+  readonly maxKvLayerBytes: number;
   forward(req: DeviceForwardRequest): Promise<Float32Array>;
   /** Copies block src to block dst (all layers) in the device's mirror of the pool that owns `segments`. */
   copyKvBlock(segments: readonly KvSegment[], layout: KvLayout, blocksPerSegment: number, dst: number, src: number): void;

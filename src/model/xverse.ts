@@ -96,8 +96,9 @@ export class XverseModel {
     this.kvBlockSize = kv.kvBlockSize ?? 32;
     this.ctxSize = kv.ctxSize ?? config.maxPositionEmbeddings;
     if (!(Number.isInteger(this.ctxSize) && this.ctxSize >= 1)) throw new XverseError("bad_argument", `ctxSize must be a positive integer (got ${this.ctxSize})`);
-    // a device backend holds a pool in one buffer: the default budget stays within it
-    this.kvBudget = kv.kvBudget ?? Math.min(8 * 2 ** 30, 4 * this.ctxSize * this.kvBytesPerToken, backend.device?.maxKvBytes ?? Infinity);
+    // a device backend holds each layer of a pool in one buffer: the default budget stays within them
+    const deviceMax = backend.device ? backend.device.maxKvLayerBytes * config.numLayers : Infinity;
+    this.kvBudget = kv.kvBudget ?? Math.min(8 * 2 ** 30, 4 * this.ctxSize * this.kvBytesPerToken, deviceMax);
   }
 
   static fromSource(config: XverseConfig, source: TensorSource, opts: WeightLoadOptions & KvOptions): XverseModel {

@@ -120,6 +120,32 @@ test("[webgpu] prefix reuse, copy-on-write of a shared partial block and a growi
   }
 });
 
+test("[webgpu] the KV arenas are one buffer per layer: a pool 3× one arena's limit runs with the TS backend's logits; a layer past it is a clear error", async () => {
+  const ids: number[] = golden.prompts.long.ids.slice(0, 40);
+  const cfg = loadConfig(dir);
+  const cpu = XverseModel.fromSource(cfg, openSafetensors(`${dir}/model.safetensors`), { kvType: "f16", backend: tsBackend });
+  const layerBytes = (bytes: number, layers: number) => bytes / layers;
+  const probe = cpu.createPool({ blockSize: 8 });
+  const perLayerBlock = layerBytes(probe.layout.blockBytes, cfg.numLayers); // one layer of one block
+  const sequenceBlocks = Math.ceil(ids.length / 8);
+  // arenas of exactly this sequence's blocks: the whole pool is numLayers (3) times one arena
+  const gpu = XverseModel.fromSource(cfg, openSafetensors(`${dir}/model.safetensors`), {
+    kvType: "f16", backend: await gpuBackend({ maxKvLayerBytes: sequenceBlocks * perLayerBlock }),
+  });
+  const pool = (m: XverseModel) => m.createPool({ blockSize: 8, segmentBytes: sequenceBlocks * probe.layout.blockBytes, budgetBytes: sequenceBlocks * probe.layout.blockBytes });
+  const g = await gpu.forwardAsync(ids, pool(gpu).sequence(ids.length), { logits: "all" });
+  const r = cpu.forward(ids, pool(cpu).sequence(ids.length), { logits: "all" });
+  assert.ok(maxAbsDiff(g, r) <= 1e-4, `max |Δ| = ${maxAbsDiff(g, r)}`);
+  // the model's default budget stays within the arenas (5 blocks here); a pool given one block more fails clearly
+  assert.equal(gpu.createPool({ blockSize: 8 }).capacityBlocks, sequenceBlocks);
+  const more = (sequenceBlocks + 1) * probe.layout.blockBytes;
+  const big = gpu.createPool({ blockSize: 8, segmentBytes: more, budgetBytes: more });
+  await assert.rejects(gpu.forwardAsync(ids, big.sequence(ids.length)), (e: Error) => {
+    assert.match(e.message, /one layer of the KV cache would need \d+ bytes, above the device's largest storage binding \(\d+ bytes\); lower --kv-budget/);
+    return true;
+  });
+});
+
 test("[webgpu] gate and up fused into one matmul give the same logits, bit for bit, as two matmuls", async () => {
   const model = await tinyModel();
   const dev = (model.backend as WebGpuBackend).device;

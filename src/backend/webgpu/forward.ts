@@ -26,8 +26,8 @@ export class WebGpuForward implements DeviceForward {
   private readonly arenas;
   private readonly rec;
 
-  get maxKvBytes(): number {
-    return this.kernels.ctx.maxBinding;
+  get maxKvLayerBytes(): number {
+    return this.kernels.ctx.maxKvLayerBytes;
   }
 
   constructor(readonly kernels: WebGpuKernels) {
@@ -97,7 +97,7 @@ export class WebGpuForward implements DeviceForward {
     const x = this.put("x", r.x.subarray(0, N * H));
     const cos = this.put("cos", r.cos.subarray(0, N * hd / 2)), sin = this.put("sin", r.sin.subarray(0, N * hd / 2));
     const kvb: KvBinding = {
-      arena: arena.buffer, meta: this.put("meta", meta), tables: this.put("tables", tables), N, blockSize: B,
+      arenas: arena.layers, perLayer: true, meta: this.put("meta", meta), tables: this.put("tables", tables), N, blockSize: B,
       ...kvKind(layout),
     };
     const xn = this.buf("xn", N * H * 4), q = this.buf("q", N * qd * 4), k = this.buf("k", N * kvd * 4), v = this.buf("v", N * kvd * 4);

@@ -23,9 +23,14 @@ function grid64(n: number): [number, number, number] {
   return n === 0 ? [0, 1, 1] : [x, y, 1];
 }
 
-/** What kvWrite / attention need to find a token's keys: the arena and the per-token position / table offset. */
+/** What kvWrite / attention need to find a token's keys: the arena(s) and the per-token position / table offset. */
 export interface KvBinding {
-  arena: GPUBuffer;
+  /**
+   * perLayer (the forward, kv.ts): arenas[l] holds layer l of every block (K then V region per block);
+   * otherwise arenas[0] holds whole blocks in the CPU layout (the parity tests' copy of a pool's segments).
+   */
+  arenas: GPUBuffer[];
+  perLayer: boolean;
   meta: GPUBuffer; // (N, 2) u32: position, offset of the sequence's table in `tables`
   tables: GPUBuffer; // i32 block ids of every sequence, concatenated
   N: number;
@@ -60,7 +65,7 @@ export class WebGpuKernels {
     let extra: GPUBuffer[] = [];
     let regGrid = reg?.workgroups;
     if (reg?.variant) {
-      const k = reg.variant({ subgroups: this.ctx.hasSubgroups, style: this.ctx.style, T });
+      const k = reg.variant({ subgroups: this.ctx.hasSubgroups, style: this.ctx.style, T, f16: this.ctx.f16Math });
       pipeline = this.ctx.pipeline(`fmt:${k.key}`, k.wgsl, k.entryPoint);
       regGrid = k.workgroups;
     } else if (reg) {
@@ -126,13 +131,15 @@ export class WebGpuKernels {
     rec.dispatch(this.ctx.pipeline("add", ADD_WGSL, "main"), params([n, 0, 0, 0]), [y, x], grid64(n));
   }
 
-  private kvParams(kv: KvBinding, layer: number, nHeads: number, nKvHeads: number, headDim: number, scale: number): ArrayBuffer {
-    return params([kv.N, nHeads, nKvHeads, headDim, kv.blockSize, kv.regionWords, kv.blockWords, layer, kv.kind, { f: scale }, kv.group, kv.scaleWords]);
+  /** The kernels' parameters and the buffer holding `layer`: a per-layer arena is one layer's blocks (layer 0). */
+  private kvParams(kv: KvBinding, layer: number, nHeads: number, nKvHeads: number, headDim: number, scale: number): { p: ArrayBuffer; arena: GPUBuffer } {
+    const [blockWords, l, arena] = kv.perLayer ? [2 * kv.regionWords, 0, kv.arenas[layer]] : [kv.blockWords, layer, kv.arenas[0]];
+    return { p: params([kv.N, nHeads, nKvHeads, headDim, kv.blockSize, kv.regionWords, blockWords, l, kv.kind, { f: scale }, kv.group, kv.scaleWords]), arena };
   }
 
   /** Stores k, v (N, nKvHeads·headDim) at each token's position in its sequence's blocks. */
   encodeKvWrite(rec: Recorder, kv: KvBinding, layer: number, k: GPUBuffer, v: GPUBuffer, nKvHeads: number, headDim: number): void {
-    const p = this.kvParams(kv, layer, 0, nKvHeads, headDim, 0), bufs = [kv.meta, kv.tables, k, v, kv.arena];
+    const { p, arena } = this.kvParams(kv, layer, 0, nKvHeads, headDim, 0), bufs = [kv.meta, kv.tables, k, v, arena];
     if (kv.kind === 2) {
       rec.dispatch(this.ctx.pipeline("kv_write_q8", KV_WRITE_Q8_WGSL, "main"), p, bufs, grid64(2 * kv.N * nKvHeads * headDim / kv.group));
       return;
@@ -144,7 +151,7 @@ export class WebGpuKernels {
   /** out (N, nHeads·headDim): token n attends to keys 0 … its position of its own sequence. */
   encodeAttention(rec: Recorder, kv: KvBinding, layer: number, out: GPUBuffer, q: GPUBuffer, nHeads: number, nKvHeads: number, headDim: number, scale: number): void {
     if (headDim > 256 || headDim % 2) throw new XverseError("unsupported", `WebGPU attention: headDim ${headDim} must be even and ≤ 256`);
-    const p = this.kvParams(kv, layer, nHeads, nKvHeads, headDim, scale), bufs = [kv.meta, kv.tables, q, kv.arena, out];
+    const { p, arena } = this.kvParams(kv, layer, nHeads, nKvHeads, headDim, scale), bufs = [kv.meta, kv.tables, q, arena, out];
     if (this.ctx.style === "thread") return rec.dispatch(this.ctx.pipeline("attention_t", ATTENTION_THREAD_WGSL, "main"), p, bufs, grid64(kv.N * nHeads));
     const [gx, gy] = splitGrid(kv.N * nHeads);
     rec.dispatch(this.ctx.pipeline("attention", ATTENTION_WGSL, "main"), p, bufs, [gx, gy, 1]);
@@ -225,7 +232,7 @@ export class WebGpuKernels {
     for (let i = 0, o = 0; i < kv.segments.length; o += kv.segments[i].bytes.length, i++) all.set(kv.segments[i].bytes, o);
     const { meta, tables, N } = tokenMeta([{ kv, past: p.past, T: p.T }]);
     const kvb: KvBinding = {
-      arena: this.storage(all), meta: this.storage(meta), tables: this.storage(tables), N, blockSize: L.blockSize,
+      arenas: [this.storage(all)], perLayer: false, meta: this.storage(meta), tables: this.storage(tables), N, blockSize: L.blockSize,
       ...kvKind(L),
     };
     const kb = this.storage(k), vb = this.storage(v), qb = this.storage(q), ob = this.storage(N * p.nHeads * p.headDim * 4);
@@ -234,10 +241,10 @@ export class WebGpuKernels {
     this.encodeAttention(rec, kvb, kv.layer, ob, qb, p.nHeads, p.nKvHeads, p.headDim, p.scale);
     try {
       const out = await this.readF32(ob, N * p.nHeads * p.headDim, rec);
-      const bytes = new Uint8Array(await this.ctx.read(kvb.arena, total));
+      const bytes = new Uint8Array(await this.ctx.read(kvb.arenas[0], total));
       return { out, bytes };
     } finally {
-      for (const b of [kvb.arena, kvb.meta, kvb.tables, kb, vb, qb, ob]) b.destroy();
+      for (const b of [...kvb.arenas, kvb.meta, kvb.tables, kb, vb, qb, ob]) b.destroy();
     }
   }
 

@@ -1,8 +1,12 @@
 /**
- * The GPU mirror of a KvPool: one storage buffer ("arena") per pool, block b at byte b · blockBytes (the pool's
- * segments are equal-sized runs of blocks, so the same block ids address both). The pool keeps owning block
- * ids, tables and prefix hashes; keys and values live only here (the pool's CPU segments stay unused).
- * The arena grows with the pool's segments (copying what it holds) up to one storage binding.
+ * The GPU mirror of a KvPool: one storage buffer ("arena") per pool and layer. Block b of layer l sits at byte
+ * b · 2 · regionBytes of arena l: that layer's K region then V region, exactly the bytes the CPU layout keeps for
+ * (b, l) (backend.ts KvLayout), so the same block ids address both and the KV kernels run unchanged with
+ * blockWords = 2 · regionWords and layer 0 (KvBinding.perLayer). Splitting by layer keeps each binding to
+ * 1 / nLayers of the cache: 13B's 40 layers at f16 KV (800 KiB per token) fit ~100K tokens under 2 GiB
+ * bindings, where one arena would stop at ~2,600. The pool keeps owning block ids, tables and prefix hashes;
+ * keys and values live only here (the pool's CPU segments stay unused). Arenas grow with the pool's segments
+ * (copying what they hold).
  */
 /// <reference types="@webgpu/types" />
 import type { KvLayout, KvSegment, KvView } from "../backend.js";
@@ -10,7 +14,9 @@ import { XverseError } from "../../errors.js";
 import { USAGE, type GpuContext } from "./context.js";
 
 interface Arena {
-  buffer: GPUBuffer;
+  /** One buffer per layer. */
+  layers: GPUBuffer[];
+  /** Bytes of each layer's buffer. */
   bytes: number;
   tmp: GPUBuffer | null;
 }
@@ -20,38 +26,45 @@ export class KvArenas {
 
   constructor(private readonly ctx: GpuContext) {}
 
-  /** The arena for the pool owning `segments`, grown to cover every segment allocated so far. */
+  /** The arenas for the pool owning `segments`, grown to cover every segment allocated so far. */
   ensure(segments: readonly KvSegment[], layout: KvLayout, blocksPerSegment: number): Arena {
-    let need = 0;
-    for (const s of segments) need += s.buffer.byteLength;
-    need = Math.max(need, layout.blockBytes);
+    let blocks = 0;
+    for (const s of segments) blocks += s.buffer.byteLength / layout.blockBytes;
+    const perBlock = 2 * layout.regionBytes; // one layer of one block: K region, V region
+    const need = Math.max(1, Math.ceil(blocks)) * perBlock;
     let a = this.arenas.get(segments);
     if (a && a.bytes >= need) return a;
-    if (need > this.ctx.maxBinding) {
-      throw new XverseError("kv_budget", `WebGPU: the KV cache would need ${need} bytes, above the device's largest storage binding (${this.ctx.maxBinding} bytes); lower --kv-budget, --ctx-size or --concurrency`);
+    const max = Math.floor(this.ctx.maxKvLayerBytes / perBlock) * perBlock;
+    if (need > max) {
+      throw new XverseError("kv_budget", `WebGPU: one layer of the KV cache would need ${need} bytes, above the device's largest storage binding (${max} bytes); lower --kv-budget, --ctx-size or --concurrency`);
     }
-    const bytes = Math.min(this.ctx.maxBinding, Math.max(need, a ? 2 * a.bytes : 0));
-    const buffer = this.ctx.buffer(bytes, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, "kv arena");
+    const bytes = Math.min(max, Math.max(need, a ? 2 * a.bytes : 0));
+    const layers: GPUBuffer[] = [];
+    const enc = this.ctx.device.createCommandEncoder();
+    for (let l = 0; l < layout.nLayers; l++) {
+      layers.push(this.ctx.buffer(bytes, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, `kv arena layer ${l}`));
+      if (a) enc.copyBufferToBuffer(a.layers[l], 0, layers[l], 0, a.bytes);
+    }
+    this.ctx.device.queue.submit([enc.finish()]);
     if (a) {
-      const enc = this.ctx.device.createCommandEncoder();
-      enc.copyBufferToBuffer(a.buffer, 0, buffer, 0, a.bytes);
-      this.ctx.device.queue.submit([enc.finish()]);
-      a.buffer.destroy();
+      for (const b of a.layers) b.destroy();
       a.tmp?.destroy();
     }
-    a = { buffer, bytes, tmp: null };
+    a = { layers, bytes, tmp: null };
     this.arenas.set(segments, a);
     return a;
   }
 
-  /** Copy-on-write of one block (all layers): src → dst through a one-block staging buffer. */
+  /** Copy-on-write of one block (every layer): src → dst through a one-region-pair staging buffer. */
   copyBlock(segments: readonly KvSegment[], layout: KvLayout, blocksPerSegment: number, dst: number, src: number): void {
     const a = this.ensure(segments, layout, blocksPerSegment);
-    const bb = layout.blockBytes;
-    a.tmp ??= this.ctx.buffer(bb, USAGE.COPY_SRC | USAGE.COPY_DST, "kv block copy");
+    const pb = 2 * layout.regionBytes;
+    a.tmp ??= this.ctx.buffer(pb, USAGE.COPY_SRC | USAGE.COPY_DST, "kv block copy");
     const enc = this.ctx.device.createCommandEncoder();
-    enc.copyBufferToBuffer(a.buffer, src * bb, a.tmp, 0, bb);
-    enc.copyBufferToBuffer(a.tmp, 0, a.buffer, dst * bb, bb);
+    for (const buf of a.layers) {
+      enc.copyBufferToBuffer(buf, src * pb, a.tmp, 0, pb);
+      enc.copyBufferToBuffer(a.tmp, 0, buf, dst * pb, pb);
+    }
     this.ctx.device.queue.submit([enc.finish()]);
   }
 }
