@@ -107,6 +107,11 @@ TAVX2 INL float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
+// Software prefetch distance of the row kernel in bytes (every line of the block this far ahead): at T = 1 one Zen 3
+// core streams q4_k at ~14.7 GB/s and q6_k at ~18.5 GB/s from DRAM, against ~10.5 for both with one prefetch per
+// block 8 blocks ahead (a block spans 2.25-3.3 lines, so that left lines to the hardware prefetcher).
+constexpr int64_t kPf = 2048;
+
 // One row × TT tokens. Per super-block each token's integer sum stays in int32 lanes; it and the side term (mins:
 // − dmin · dx · Σ m · bsum; offsets: in the integers) go into one f32 accumulator per token.
 template <class K, int TT>
@@ -115,7 +120,8 @@ TAVX2 INL void row(const uint8_t* w, int64_t nb, const Q8K* const* x, float* out
   for (int t = 0; t < TT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* q = w + b * K::bytes;
-    _mm_prefetch(reinterpret_cast<const char*>(q + 8 * K::bytes), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int o = 0; o < K::bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(q + kPf + o), _MM_HINT_T0);
     const Prep p = K::prep(q);
     __m256i ai[TT];
     for (int t = 0; t < TT; t++) ai[t] = _mm256_setzero_si256();

@@ -103,6 +103,10 @@ struct Kern {
                  float* l, float* o);
   // A wide tile against n packed keys at positions c0 … c0+n−1; `mask`: some row's limit falls inside the chunk.
   void (*wide[2])(const Wide& w, const float* Kp, const float* Vp, int64_t n, int64_t c0, bool mask);
+  // narrow on n f16 keys / values read in place (rows of headDim, a multiple of the lanes), requesting the cache
+  // lines pl[0 … npl) along the way; or null.
+  void (*narrow_f16)(const float* q, const uint16_t* Kh, const uint16_t* Vh, int64_t hd, int64_t n, float* sc, float* m,
+                     float* l, float* o, const uint8_t* const* pl, int64_t npl);
 };
 
 // --- scalar ---
@@ -521,40 +525,57 @@ KVAVX2 inline __m256 hsum8(const __m256* a) {
   return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
 }
 
-template <int NC>
-KVAVX2 void pv_slab_avx2(float* o, float corr, const float* p, const float* V, int64_t hdp, int64_t n) {
+// 8 values of a packed f32 row, or of an f16 row read in place from the cache (decode: no pack, see run_item).
+KVAVX2 inline __m256 ld8(const float* p) { return _mm256_loadu_ps(p); }
+KVAVX2 inline __m256 ld8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+template <int NC, class E>
+KVAVX2 void pv_slab_avx2(float* o, float corr, const float* p, const E* V, int64_t hdp, int64_t n,
+                         const uint8_t* const* pl = nullptr, int64_t npl = 0) {
   __m256 acc[NC];
   const __m256 cv = _mm256_set1_ps(corr);
 #pragma GCC unroll 8
   for (int c = 0; c < NC; c++) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(o + 8 * c), cv);
   for (int64_t j = 0; j < n; j++) {
     const __m256 w = _mm256_set1_ps(p[j]);
-    const float* v = V + j * hdp;
+    const E* v = V + j * hdp;
+    if (j < npl) _mm_prefetch(reinterpret_cast<const char*>(pl[j]), _MM_HINT_T0);
 #pragma GCC unroll 8
-    for (int c = 0; c < NC; c++) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * c), acc[c]);
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_fmadd_ps(w, ld8(v + 8 * c), acc[c]);
   }
 #pragma GCC unroll 8
   for (int c = 0; c < NC; c++) _mm256_storeu_ps(o + 8 * c, acc[c]);
 }
 
-KVAVX2 void narrow_avx2(const float* q, const float* Kp, const float* Vp, int64_t hdp, int64_t n, float* sc, float* m,
-                        float* l, float* o) {
+// E = float: packed f32 rows (hdp apart); E = uint16_t: f16 rows of the cache itself (hdp = headDim, a multiple of 8).
+// pl[0 … npl): cache lines to request while computing (the next chunk's), a few per inner step: a burst of
+// them at the chunk's start stalled the loads behind the full miss buffers.
+template <class E>
+KVAVX2 void narrow_avx2_t(const float* q, const E* Kp, const E* Vp, int64_t hdp, int64_t n, float* sc, float* m,
+                          float* l, float* o, const uint8_t* const* pl = nullptr, int64_t npl = 0) {
+  int64_t pi = 0;
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
     __m256 acc[8];
 #pragma GCC unroll 8
     for (int jj = 0; jj < 8; jj++) acc[jj] = _mm256_setzero_ps();
-    const float* k = Kp + j * hdp;
+    const E* k = Kp + j * hdp;
     for (int64_t c = 0; c < hdp; c += 8) {
       const __m256 qc = _mm256_loadu_ps(q + c);
+      if (pi < npl) {
+        _mm_prefetch(reinterpret_cast<const char*>(pl[pi]), _MM_HINT_T0);
+        if (pi + 1 < npl) _mm_prefetch(reinterpret_cast<const char*>(pl[pi + 1]), _MM_HINT_T0);
+        if (pi + 2 < npl) _mm_prefetch(reinterpret_cast<const char*>(pl[pi + 2]), _MM_HINT_T0);
+        pi += 3;
+      }
 #pragma GCC unroll 8
-      for (int jj = 0; jj < 8; jj++) acc[jj] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k + jj * hdp + c), acc[jj]);
+      for (int jj = 0; jj < 8; jj++) acc[jj] = _mm256_fmadd_ps(qc, ld8(k + jj * hdp + c), acc[jj]);
     }
     _mm256_storeu_ps(sc + j, hsum8(acc));
   }
   for (; j < n; j++) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t c = 0; c < hdp; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(Kp + j * hdp + c), acc);
+    for (int64_t c = 0; c < hdp; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), ld8(Kp + j * hdp + c), acc);
     sc[j] = hadd256(acc);
   }
   float cmax = -INFINITY;
@@ -574,17 +595,29 @@ KVAVX2 void narrow_avx2(const float* q, const float* Kp, const float* Vp, int64_
   *m = mn;
   *l = *l * corr + s;
   for (int64_t c0 = 0; c0 < hdp; c0 += 64) {
+    const int64_t np = std::min(n, std::max<int64_t>(0, npl - pi));
+    const uint8_t* const* pp = pl + pi;
+    pi += np;
     switch (std::min<int64_t>(8, (hdp - c0) / 8)) {
-      case 1: pv_slab_avx2<1>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      case 2: pv_slab_avx2<2>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      case 3: pv_slab_avx2<3>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      case 4: pv_slab_avx2<4>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      case 5: pv_slab_avx2<5>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      case 6: pv_slab_avx2<6>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      case 7: pv_slab_avx2<7>(o + c0, corr, sc, Vp + c0, hdp, n); break;
-      default: pv_slab_avx2<8>(o + c0, corr, sc, Vp + c0, hdp, n); break;
+      case 1: pv_slab_avx2<1, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      case 2: pv_slab_avx2<2, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      case 3: pv_slab_avx2<3, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      case 4: pv_slab_avx2<4, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      case 5: pv_slab_avx2<5, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      case 6: pv_slab_avx2<6, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      case 7: pv_slab_avx2<7, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
+      default: pv_slab_avx2<8, E>(o + c0, corr, sc, Vp + c0, hdp, n); break;
     }
   }
+}
+
+KVAVX2 void narrow_avx2(const float* q, const float* Kp, const float* Vp, int64_t hdp, int64_t n, float* sc, float* m,
+                        float* l, float* o) {
+  narrow_avx2_t<float>(q, Kp, Vp, hdp, n, sc, m, l, o);
+}
+KVAVX2 void narrow_f16_avx2(const float* q, const uint16_t* Kh, const uint16_t* Vh, int64_t hd, int64_t n, float* sc,
+                            float* m, float* l, float* o, const uint8_t* const* pl, int64_t npl) {
+  narrow_avx2_t<uint16_t>(q, Kh, Vh, hd, n, sc, m, l, o, pl, npl);
 }
 
 // The wide tile on AVX2: R = 8·RV rows, 8 accumulators (16 ymm registers in all).
@@ -693,14 +726,14 @@ KVAVX2 void wide_avx2(const Wide& w, const float* Kp, const float* Vp, int64_t n
 
 #endif  // XV_X86
 
-const Kern kScalar = {1, store_f16_scalar, quant_q8_scalar, cvt_f16_scalar, cvt_q8_scalar, narrow_scalar, {nullptr, nullptr}};
+const Kern kScalar = {1, store_f16_scalar, quant_q8_scalar, cvt_f16_scalar, cvt_q8_scalar, narrow_scalar, {nullptr, nullptr}, nullptr};
 #if XV_X86
-const Kern kAvx2 = {8, store_f16_avx2, quant_q8_avx2, cvt_f16_avx2, cvt_q8_avx2, narrow_avx2, {wide_avx2<1>, wide_avx2<2>}};
-const Kern k512 = {16, store_f16_512, quant_q8_512, cvt_f16_512, cvt_q8_512, narrow_512, {wide_512<1>, wide_512<2>}};
+const Kern kAvx2 = {8, store_f16_avx2, quant_q8_avx2, cvt_f16_avx2, cvt_q8_avx2, narrow_avx2, {wide_avx2<1>, wide_avx2<2>}, narrow_f16_avx2};
+const Kern k512 = {16, store_f16_512, quant_q8_512, cvt_f16_512, cvt_q8_512, narrow_512, {wide_512<1>, wide_512<2>}, nullptr};
 #endif
 
 #if XV_ARM  // src/arm/kv_neon.cc
-const Kern kNeon = {4, arm::kv_store_f16, arm::kv_quant_q8, arm::kv_cvt_f16, arm::kv_cvt_q8, arm::kv_narrow, {arm::kv_wide1, arm::kv_wide2}};
+const Kern kNeon = {4, arm::kv_store_f16, arm::kv_quant_q8, arm::kv_cvt_f16, arm::kv_cvt_q8, arm::kv_narrow, {arm::kv_wide1, arm::kv_wide2}, nullptr};
 #endif
 
 const Kern& kernels_for(Isa isa) {
@@ -864,7 +897,31 @@ void run_item(const Plan& P, int64_t kvh, int64_t item, int64_t split, float* sc
     }
   }
 
-  for (int64_t c0 = k0; c0 < kend; c0 += kChunk) {
+  // Decode with one or two rows per kv head on an f16 cache (AVX2): the narrow kernel reads each block piece's
+  // f16 keys and values in place. Packing them to f32 first stored and reloaded 2 · kChunk · headDim floats per
+  // chunk for a single use, and that bounded the kernel at ~9 GB/s of cache per core (Zen 3, S = 640, hd 128); the
+  // conversions are the same, so the results are bit-identical.
+  const bool direct = !P.rv && nr <= 2 && kv.type == KvType::F16 && K.narrow_f16 && hdp == hd;
+  for (int64_t c0 = k0; c0 < kend && direct; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, kend - c0);
+    const int64_t nnext = std::max<int64_t>(0, std::min(kChunk, kend - c0 - n));
+    const int64_t nl = nnext > 0 ? prefetch(kv, kvh, c0 + n, nnext, lines) : 0;  // requested inside the kernel
+    const int64_t B = kv.blockSize;
+    for (int64_t j = 0; j < n;) {
+      const int64_t s = c0 + j, cnt = std::min(B - s % B, n - j), blk = kv.table[s / B];
+      const int64_t el = (kvh * B + s % B) * hd;
+      const uint16_t* Kh = reinterpret_cast<const uint16_t*>(region(kv, blk, 0)) + el;
+      const uint16_t* Vh = reinterpret_cast<const uint16_t*>(region(kv, blk, 1)) + el;
+      for (int64_t r = 0; r < nr; r++) {
+        const int64_t nv = std::min<int64_t>(cnt, lim[r] + 1 - s);  // causal: a prefix of the piece
+        // row 0 requests the piece's share of the next chunk's lines
+        const int64_t pf0 = r ? 0 : nl * j / n, pf1 = r ? 0 : nl * (j + cnt) / n;
+        if (nv > 0) K.narrow_f16(Q + r * hdp, Kh, Vh, hd, nv, sc, &m[r], &l[r], O + r * hdp, lines + pf0, pf1 - pf0);
+      }
+      j += cnt;
+    }
+  }
+  for (int64_t c0 = k0; c0 < kend && !direct; c0 += kChunk) {
     const int64_t n = std::min(kChunk, kend - c0);
     const int64_t nnext = std::max<int64_t>(0, std::min(kChunk, kend - c0 - n));
     int64_t nl = 0;
