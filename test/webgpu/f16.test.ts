@@ -90,6 +90,19 @@ test("[webgpu f16] tiled prefill with f16 products: every block format within 3e
   console.log(`tiled prefill on ${be.ctx.adapter.name} (max |Δ| / max |ref|):\n  ${worst.join("\n  ")}`);
 });
 
+test("[webgpu f16] tiled prefill of f32 / f16 / bf16 weights with f16 products within 3e-3 of the TS reference", { skip }, async () => {
+  const be = await gpuBackend({ style: "workgroup", f16: true });
+  const r = rng(47);
+  for (const format of ["f32", "f16", "bf16"] as const) {
+    const w = randWeight(format, 70, 96, r);
+    const x = randArray(40 * 96, r);
+    const ref = new Float32Array(40 * w.rows);
+    tsBackend.matmul(ref, x, w, 40);
+    const e = normErr(await be.kernels.matmul(x, w, 40), ref);
+    assert.ok(e <= F16_BOUND, `${format}: ${e}`);
+  }
+});
+
 test("[webgpu f16] block embed rows with edge f16 scales (subnormal, ±largest) decode exactly with the hardware conversion", { skip }, async () => {
   const be = await gpuBackend();
   const r = rng(43);

@@ -43,6 +43,22 @@ const CASES: { label: string; format: WeightFormat; cols: number; mins?: boolean
   { label: "q8_group +mins +perm", format: "q8_group", cols: 96, mins: true, perm: true },
 ];
 
+test("[webgpu workgroup] prefill (T > 8) of f32 / f16 / bf16 weights runs the tiled kernel: equals the TS reference within 1e-5", async () => {
+  const be = await gpuBackend({ style: "workgroup" });
+  const r = rng(9);
+  for (const format of ["f32", "f16", "bf16"] as const) {
+    const w = randWeight(format, 70, 96, r); // 70 rows: a full 64-row tile and a partial one; 3 units of 32
+    for (const T of [9, 40]) {
+      const x = randArray(T * 96, r);
+      const ref = new Float32Array(T * w.rows);
+      tsBackend.matmul(ref, x, w, T);
+      const e = normErr(await be.kernels.matmul(x, w, T), ref);
+      table.push(`  matmul ${(format + " tiled prefill").padEnd(26)} T=${String(T).padEnd(3)} workgroup            ${e.toExponential(2)}`);
+      assert.ok(e <= 1e-5, `${format} T=${T}: ${e}`);
+    }
+  }
+});
+
 for (const style of STYLES) {
   test(`[webgpu ${style.name}] matmul of every dense format equals the TS reference (rows 37, T 1 / 3 / 17) within 1e-5`, async () => {
     const be = await gpuBackend(style.opts);

@@ -11,11 +11,21 @@ import { Recorder, params } from "./recorder.js";
 import { formatKernel, splitGrid } from "./registry.js";
 import { gpuWeight } from "./weights.js";
 import { tokenMeta } from "./kv.js";
+import { prefillWgsl, NT, RT } from "./blocks/tiled.js";
+import { DENSE_TILED, type TiledFormat } from "./blocks/shaders.js";
 import { denseMatmulWgsl, DENSE_FORMATS, MATMUL_TOKENS, type DenseFormat } from "./wgsl/matmul.js";
 import { ADD_WGSL, addRmsnormWgsl, RMSNORM_THREAD_WGSL, RMSNORM_WGSL, ROPE_WGSL, SILU_MUL_HALVES_WGSL, SILU_MUL_WGSL } from "./wgsl/elementwise.js";
 import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_Q8_WGSL, KV_WRITE_WGSL } from "./wgsl/attention.js";
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
+
+/** The tiled prefill sources of the dense formats, built once (a pipeline lookup must not rebuild the WGSL). */
+const tiledSources = new Map<string, string>();
+function tiledSource(key: string, make: () => string): string {
+  let s = tiledSources.get(key);
+  if (s === undefined) tiledSources.set(key, (s = make()));
+  return s;
+}
 
 /** Workgroups for n items of 64 threads, split so each dimension stays ≤ 32768. */
 function grid64(n: number): [number, number, number] {
@@ -70,6 +80,12 @@ export class WebGpuKernels {
       regGrid = k.workgroups;
     } else if (reg) {
       pipeline = this.ctx.pipeline(`fmt:${w.format}`, reg.wgsl, reg.entryPoint);
+    } else if (this.ctx.style === "workgroup" && T > MATMUL_TOKENS && DENSE_TILED.includes(w.format) && w.cols % 32 === 0) {
+      // prefill of an f32 / f16 / bf16 weight on a GPU: the block formats' tiled kernel (64 rows × 32 tokens)
+      const f16 = this.ctx.f16Math;
+      const key = `dense-prefill:${w.format}:${+f16}`;
+      pipeline = this.ctx.pipeline(key, tiledSource(key, () => prefillWgsl(w.format as TiledFormat, { f16 })), "main");
+      regGrid = (rows, T) => [...splitGrid(Math.ceil(rows / RT)), Math.ceil(T / NT)];
     } else {
       const f = w.format as DenseFormat;
       if (!DENSE_FORMATS.includes(f)) throw new XverseError("unsupported", `WebGPU: no kernel for ${w.format} weights`);

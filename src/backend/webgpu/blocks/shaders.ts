@@ -21,19 +21,65 @@ export const WG = 64;
 /** Tokens per workgroup: each thread keeps TT partial sums; T > TT dispatches more tiles along z. */
 export const TT = 8;
 
+/**
+ * The dense float formats as 32-value "blocks" of their stored values (row-major, rows of whole units): so the
+ * tiled prefill (tiled.ts) runs f32 / f16 / bf16 weights too (kernels.ts picks it when cols % 32 = 0).
+ * Words 4-aligned: a row starts at row · cols · (2 or 4) bytes, a multiple of 64.
+ */
+const DENSE_UNITS = {
+  f32: { bytes: 128, decoder: /* wgsl */ `
+fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
+  var r: array<vec4<f32>, 8>;
+  let i = o >> 2u;
+  for (var k = 0u; k < 8u; k++) { r[k] = bitcast<vec4<f32>>(vec4<u32>(w[i + 4u * k], w[i + 4u * k + 1u], w[i + 4u * k + 2u], w[i + 4u * k + 3u])); }
+  return r;
+}
+` },
+  f16: { bytes: 64, decoder: /* wgsl */ `
+fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
+  var r: array<vec4<f32>, 8>;
+  let i = o >> 2u;
+  for (var k = 0u; k < 8u; k++) {
+    let a = w[i + 2u * k];
+    let b = w[i + 2u * k + 1u];
+    r[k] = vec4<f32>(f16_to_f32(a & 0xffffu), f16_to_f32(a >> 16u), f16_to_f32(b & 0xffffu), f16_to_f32(b >> 16u));
+  }
+  return r;
+}
+` },
+  bf16: { bytes: 64, decoder: /* wgsl */ `
+fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
+  var r: array<vec4<f32>, 8>;
+  let i = o >> 2u;
+  for (var k = 0u; k < 8u; k++) {
+    let a = w[i + 2u * k];
+    let b = w[i + 2u * k + 1u];
+    r[k] = bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xffff0000u, b << 16u, b & 0xffff0000u));
+  }
+  return r;
+}
+` },
+} as const;
+
+/** What the tiled prefill runs: every GGUF block format, and the dense float formats (DENSE_UNITS). */
+export type TiledFormat = BlockFormat | keyof typeof DENSE_UNITS;
+export const DENSE_TILED: readonly string[] = Object.keys(DENSE_UNITS);
+
 const DECODERS: Record<BlockFormat, string> = { ...LEGACY_DECODERS, ...KQUANT_DECODERS };
 
 /** The byte helpers and the format's decoder (decode_unit), for every module of the format. */
-export function common(format: BlockFormat): string {
-  const g = BLOCK_GEOMETRY[format];
+export function common(format: TiledFormat): string {
+  const g = format in DENSE_UNITS
+    ? { values: 32, bytes: DENSE_UNITS[format as keyof typeof DENSE_UNITS].bytes, decoder: DENSE_UNITS[format as keyof typeof DENSE_UNITS].decoder }
+    : { ...BLOCK_GEOMETRY[format as BlockFormat], decoder: DECODERS[format as BlockFormat] };
   return `${WGSL_BYTES}${WGSL_F16}${WGSL_DECODE_HELPERS}
 const UPB: u32 = ${g.values / 32}u; // 32-value units per block
 const BB: u32 = ${g.bytes}u;        // bytes per block
-${DECODERS[format]}`;
+${g.decoder}`;
 }
 
 /** What every matmul module of a format starts with: the registry's matmul bindings, then common(format). */
-export function matmulHeader(format: BlockFormat): string {
+export function matmulHeader(format: TiledFormat): string {
   return `${MATMUL_PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // (T, cols / 4)

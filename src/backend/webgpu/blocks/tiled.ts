@@ -16,14 +16,13 @@
  * product, ≈ 1e-3 normalized on random data (test/webgpu/f16.test.ts bounds it by 3e-3).
  */
 
-import type { BlockFormat } from "../../ts/blocks.js";
-import { matmulHeader } from "./shaders.js";
+import { matmulHeader, type TiledFormat } from "./shaders.js";
 
 /** Rows and tokens of one prefill tile. */
 export const RT = 64;
 export const NT = 32;
 
-export function prefillWgsl(format: BlockFormat, opts: { f16?: boolean } = {}): string {
+export function prefillWgsl(format: TiledFormat, opts: { f16?: boolean } = {}): string {
   const f16 = opts.f16 ?? false;
   const E = f16 ? "f16" : "f32"; // the tiles' element type
   return /* wgsl */ `${f16 ? "enable f16;\n" : ""}// ${format} prefill matmul (src/backend/webgpu/blocks/tiled.ts${f16 ? ", f16 products" : ""})
