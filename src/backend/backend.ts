@@ -156,6 +156,8 @@ export interface DeviceForward {
 
 export interface Backend {
   readonly name: string;
+  /** Optional: what runs, for statistics lines (WebGPU: the adapter and the features it uses). */
+  readonly label?: string;
   /**
    * Present on device backends (WebGPU): the model must call forwardAsync / forwardBatchAsync, which run the
    * whole forward through it; the synchronous kernels below then throw.

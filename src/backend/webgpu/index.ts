@@ -35,8 +35,10 @@ export async function createWebGpuBackend(gpu: GPU, opts: WebGpuOptions = {}): P
   const ctx = await GpuContext.create(gpu, opts);
   const kernels = new WebGpuKernels(ctx);
   const device = new WebGpuForward(kernels);
+  const uses = [ctx.hasF16 && (ctx.f16Math ? "shader-f16" : "shader-f16 reads"), ctx.hasSubgroups && "subgroups", `${ctx.style} kernels`].filter(Boolean);
   return {
     name: "webgpu",
+    label: `webgpu on ${ctx.adapter.name} (${uses.join(", ")})`,
     device,
     kernels,
     ctx,

@@ -143,7 +143,7 @@ export const command: Command = {
       const decodeRate = n > 1 ? ((n - 1) * 1000) / (end - first) : 0;
       const prefillRate = (ids.length * 1000) / Math.max(first - t1, 1e-3);
       process.stderr.write(
-        `[${model.backend.name} backend] load ${loadMs.toFixed(0)} ms · prompt ${ids.length} tok at ${prefillRate.toFixed(1)} tok/s · ` +
+        `[${model.backend.label ?? `${model.backend.name} backend`}] load ${loadMs.toFixed(0)} ms · prompt ${ids.length} tok at ${prefillRate.toFixed(1)} tok/s · ` +
           `${n} new tok at ${decodeRate.toFixed(1)} tok/s · finish: ${r.value.finishReason}\n`,
       );
     }
