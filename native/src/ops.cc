@@ -48,11 +48,30 @@ T512 static void silu_mul_512(float* gate, const float* up, int64_t begin, int64
   }
 }
 
+// exp256 takes x ≤ 0 only, so SiLU is g · σ(g) with e = e^(−|g|): σ = 1 / (1 + e) for g ≥ 0, e / (1 + e) below.
+// (Decode on AVX2 spent ~11 µs per 2816-wide call in the scalar expf: ~1.5 % of a 1024-wide model's token.)
+__attribute__((target("avx2,fma"))) static void silu_mul_avx2(float* gate, const float* up, int64_t begin, int64_t end) {
+  const __m256 one = _mm256_set1_ps(1.f), absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_and_ps(g, absmask)));
+    const __m256 num = _mm256_blendv_ps(one, e, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ));
+    const __m256 s = _mm256_div_ps(_mm256_mul_ps(g, num), _mm256_add_ps(one, e));
+    _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+  }
+  for (; i < end; i++) {
+    const float g = gate[i];
+    gate[i] = g / (1.f + std::exp(-g)) * up[i];
+  }
+}
+
 #endif
 
 void silu_mul(float* gate, const float* up, int64_t begin, int64_t end, Isa isa) {
 #if XV_X86
   if (isa == Isa::Avx512) return silu_mul_512(gate, up, begin, end);
+  if (isa == Isa::Avx2) return silu_mul_avx2(gate, up, begin, end);
 #else
   (void)isa;
 #endif
