@@ -2,8 +2,11 @@
  * WebGPU throughput next to the native CPU backend: prefill and decode tokens/s on whatever adapter is present,
  * the adapter's name, features and limits, and the max |Δ| of the WebGPU logits against the CPU ones (on
  * SwiftShader only that column matters; on a real GPU the tok/s are the number).
- * Usage: npm run bench:webgpu [-- --large] [--repeats R]
+ * Usage: npm run bench:webgpu [-- --large] [--repeats R] [--style workgroup|thread] [--no-f16]
  *   --large   also the synthetic ~110M XVERSE-shaped model (f16 weights; slow on SwiftShader)
+ *   --style   force the kernel style (default: thread on CPU drivers, workgroup on GPUs): workgroup on a CPU
+ *             driver runs the GPU kernels (tiled prefill, f16 products) for their correctness column
+ *   --no-f16  f32 products in the tiled prefill even with shader-f16 (WebGpuOptions.f16 = false)
  * Without a GPU: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:webgpu
  */
 import { tmpdir } from "node:os";
@@ -29,8 +32,10 @@ async function measure(dir: string, backend: Backend, P: number, D: number, repe
   const pre: number[] = [], dec: number[] = [];
   const out = new Float32Array(V);
   let first = new Float32Array(0);
-  // one warm-up forward (pipelines compile, weights upload on first use)
-  await model.forwardAsync(prompt.slice(0, 4), model.newCache(8), { out });
+  // warm-up: a prefill past 8 tokens and a decode step compile both kinds of pipeline; weights upload on first use
+  const warm = model.newCache(P + 1);
+  await model.forwardAsync(prompt, warm, { out });
+  await model.forwardAsync([3], warm, { out });
   for (let r = 0; r < repeats; r++) {
     const cache = model.newCache(P + D);
     const a = performance.now();
@@ -46,11 +51,12 @@ async function measure(dir: string, backend: Backend, P: number, D: number, repe
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { large: { type: "boolean" }, repeats: { type: "string" } } });
+  const { values } = parseArgs({ options: { large: { type: "boolean" }, repeats: { type: "string" }, style: { type: "string" }, "no-f16": { type: "boolean" } } });
   const repeats = Number(values.repeats ?? 3);
-  const gpu = await createNodeWebGpuBackend();
+  if (values.style !== undefined && values.style !== "workgroup" && values.style !== "thread") throw new XverseError("bad_argument", `--style must be workgroup or thread, got ${values.style}`);
+  const gpu = await createNodeWebGpuBackend({ style: values.style as "workgroup" | "thread" | undefined, f16: !values["no-f16"] });
   const a = gpu.adapter;
-  console.log(`adapter: ${a.name}${a.cpu ? " (CPU driver)" : ""} · kernel style ${gpu.ctx.style} · subgroups ${gpu.ctx.hasSubgroups} · shader-f16 ${gpu.ctx.hasF16}`);
+  console.log(`adapter: ${a.name}${a.cpu ? " (CPU driver)" : ""} · kernel style ${gpu.ctx.style} · subgroups ${gpu.ctx.hasSubgroups} · shader-f16 ${gpu.ctx.hasF16}${gpu.ctx.hasF16 ? ` (f16 products ${gpu.ctx.f16Math ? "on" : "off"})` : ""}`);
   console.log(`limits: maxStorageBufferBindingSize ${a.maxStorageBufferBindingSize} · maxBufferSize ${a.maxBufferSize}`);
   console.log(`features: ${a.features.join(", ")}`);
   const cpu = resolveBackend("auto", undefined, () => {});
