@@ -205,8 +205,9 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
 
 // Decode (T = 1): one row against the one token, blocks b … b + 7 (4 pairs), the pairs' products alternating
 // between two accumulators: with one, every pair's FMA waited on the previous one (4 cycles each), which held
-// q4_0 to ~14.6 GB/s and q8_0 to ~17.3 GB/s per Zen 3 core; with two, ~15.5 and ~19.3. (Two rows at once, sharing
-// the token's loads, measured slower: ~12 GB/s for q8_0, two streams a row apart.)
+// q4_0 to ~14.6 GB/s and q8_0 to ~17.3 GB/s per Zen 3 core; with two, ~15.5 and ~19.3. The scales dw · dx of the 8
+// blocks are one multiply, a pair's lanes one permute of it (q4_0 ~16.1 GB/s). (Two rows at once, sharing the
+// token's loads, measured slower: ~12 GB/s for q8_0, two streams a row apart.)
 template <Fmt F, bool PF = true>
 TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m256* acc) {
   using L = Lay<F>;
@@ -216,6 +217,7 @@ TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m25
     const __m256 mw8 = L::min ? f16x8<L::B>(p + 2) : _mm256_mul_ps(dw8, _mm256_set1_ps(-static_cast<float>(L::S)));
     acc[0] = _mm256_fmadd_ps(mw8, _mm256_load_ps(a.sd + b), acc[0]);
   }
+  const __m256 s8 = _mm256_mul_ps(dw8, _mm256_load_ps(a.d + b));  // dw · dx of the 8 blocks
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
     const uint8_t* pk = p + 2 * k * L::B;
@@ -233,8 +235,7 @@ TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m25
     } else {
       is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones);
     }
-    const __m256 dw = _mm256_permutevar8x32_ps(dw8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
-    const __m256 s = _mm256_mul_ps(_mm256_load_ps(a.dl + 4 * (b + 2 * k)), dw);
+    const __m256 s = _mm256_permutevar8x32_ps(s8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
     acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), s, acc[k & 1]);
   }
 }
