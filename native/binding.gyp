@@ -15,6 +15,7 @@
         "src/repack.cc",
         "src/matmul_q4_avx2.cc",
         "src/group_zp.cc",
+        "src/group_f32_avx2.cc",
         "src/portable_stubs.cc",
         "src/blocks.cc",
         "src/blocks_avx2.cc",

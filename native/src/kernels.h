@@ -129,6 +129,15 @@ void add_group_mins(const float* mins, int64_t ng, const float* xsums, float* y,
 using Q8gKernel = void (*)(const WView& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t T, int64_t r0,
                            int64_t r1);
 Q8gKernel q8g_kernel(Isa isa, int64_t group);
+// q4_group / q8_group with f32 activations on AVX2 (group_f32_avx2.cc), for weights marked activations "f32"
+// (GPTQ / AWQ): decode streams, prefill a packed f32 GEMM; groups of whole 32-column units only.
+class ThreadPool;
+// q8_row / q4_row pass as q8_group / q4_group with group = cols (their one scale per row is one per group).
+// From kGroupF32GemmMinT tokens the packed GEMM runs (below: streams).
+constexpr int64_t kGroupF32GemmMinT = 10;
+WView as_group(const WView& w);
+bool group_f32_avx2_supports(const WView& w);
+void group_f32_avx2(const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool);
 
 // GGUF Q4_0 → q4_group(32) for rows [r0, r1) (repack.cc): data (rows · cols / 2 bytes) and scales (rows · cols / 32).
 void repack_q4_0_rows(const uint8_t* src, int64_t cols, uint8_t* dst, float* scales, int64_t r0, int64_t r1);

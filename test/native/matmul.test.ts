@@ -5,7 +5,8 @@
  * - f32 accumulation paths (f32, bf16, f16 always; q8_row on scalar, avx2, avx512 and in decode; int4 on
  *   scalar and avx512): 1e-5 — only the
  *   summation order differs from the reference.
- * - int4 weights on avx512_vnni and avx2 (any T), and int8 (q8_row) weights in prefill (T > 1) on avx512_vnni
+ * - int4 weights on avx512_vnni and avx2 (on avx2 below 10 tokens or without whole 32-column groups: from 10 tokens
+ *   group_f32_avx2.cc's packed f32 GEMM runs q4 / q8 rows and groups exactly), and int8 (q8_row) weights in prefill (T > 1) on avx512_vnni
  *   when the CPU also has AVX-512 VBMI, integer dot products: activations are quantized to int8 in
  *   blocks of 32 (llama.cpp's Q8_0 scheme: scale = max|x| / 127, q = x · (127 / max|x|) rounded half to
  *   even). Two checks: against the reference run on the same quantize-dequantized x, 1e-5 (the kernel itself
@@ -23,7 +24,7 @@ import type { Weight, WeightFormat } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
 import { readFileSync } from "node:fs";
-import { quantizeActsQ8_0, rint } from "./act-quant.js";
+import { avx2GemmTakes, quantizeActsQ8_0, rint } from "./act-quant.js";
 import { normErr, randArray, randWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -120,6 +121,7 @@ function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
   if (armIntActs(isa, c.format, c.group)) return true;
   const vnni = isa === "avx512_vnni" || isa === "avx512_amx"; // AMX is VNNI plus tiles for q4_group g32 prefill
   if (c.format === "q8_row") return vnni && T > 1 && hasVbmi === true;
+  if (isa === "avx2" && avx2GemmTakes(c.format, c.cols, c.group, T)) return false; // the exact f32 GEMM
   return (vnni || isa === "avx2") && c.format.startsWith("q4");
 }
 
