@@ -12,21 +12,12 @@ import { test } from "node:test";
 import type { Weight } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
-import { normErr, randArray, randWeight, rng } from "./random.js";
+import { normErr, randArray, randWeight, rng, randPerm } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
 const nb = load.backend;
 const skip = nb ? false : `native addon not available: ${load.reason}`;
 const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
-
-function randPerm(n: number, r: () => number): Int32Array {
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 const SHAPES: { rows: number; cols: number; group: number }[] = [
   { rows: 37, cols: 384, group: 128 },

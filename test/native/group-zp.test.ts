@@ -19,7 +19,7 @@ import { tsBackend } from "../../src/backend/ts/index.js";
 import { loadAddon } from "../../src/backend/native/addon.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
 import { avx2GemmTakes, quantizeActsQ8_0 as quantizeActs } from "./act-quant.js";
-import { normErr, randArray, randWeight, rng } from "./random.js";
+import { normErr, randArray, randWeight, rng, randPerm } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
 const nb = load.backend;
@@ -28,15 +28,6 @@ const isas = (nb?.supportedIsas ?? []) as NativeIsa[];
 
 const FLOAT_BOUND = 1e-5;
 const QUANT_ACT_BOUND = 1e-1;
-
-function randPerm(n: number, r: () => number): Int32Array {
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 function gather(x: Float32Array, T: number, cols: number, perm: Int32Array | undefined): Float32Array {
   if (!perm) return x;

@@ -81,3 +81,13 @@ export function normErr(got: Float32Array, ref: Float32Array): number {
   if (Number.isNaN(md)) return Infinity;
   return mr === 0 ? md : md / mr;
 }
+
+/** A seeded random permutation of 0 … n − 1 (Fisher–Yates): a GPTQ desc_act column order. */
+export function randPerm(n: number, r: () => number): Int32Array {
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}

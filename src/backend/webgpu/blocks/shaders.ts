@@ -21,6 +21,22 @@ export const WG = 64;
 /** Tokens per workgroup: each thread keeps TT partial sums; T > TT dispatches more tiles along z. */
 export const TT = 8;
 
+/** decode_unit of a format with two 16-bit values per word: lo(word) / hi(word) give the two values as f32. */
+function halvesUnit(lo: (word: string) => string, hi: (word: string) => string): string {
+  return /* wgsl */ `
+fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
+  var r: array<vec4<f32>, 8>;
+  let i = o >> 2u;
+  for (var k = 0u; k < 8u; k++) {
+    let a = w[i + 2u * k];
+    let b = w[i + 2u * k + 1u];
+    r[k] = vec4<f32>(${lo("a")}, ${hi("a")}, ${lo("b")}, ${hi("b")});
+  }
+  return r;
+}
+`;
+}
+
 /**
  * The dense float formats as 32-value "blocks" of their stored values (row-major, rows of whole units): so the
  * tiled prefill (tiled.ts) runs f32 / f16 / bf16 weights too (kernels.ts picks it when cols % 32 = 0).
@@ -35,30 +51,9 @@ fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
   return r;
 }
 ` },
-  f16: { bytes: 64, decoder: /* wgsl */ `
-fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
-  var r: array<vec4<f32>, 8>;
-  let i = o >> 2u;
-  for (var k = 0u; k < 8u; k++) {
-    let a = w[i + 2u * k];
-    let b = w[i + 2u * k + 1u];
-    r[k] = vec4<f32>(f16_to_f32(a & 0xffffu), f16_to_f32(a >> 16u), f16_to_f32(b & 0xffffu), f16_to_f32(b >> 16u));
-  }
-  return r;
-}
-` },
-  bf16: { bytes: 64, decoder: /* wgsl */ `
-fn decode_unit(o: u32, s: u32) -> array<vec4<f32>, 8> {
-  var r: array<vec4<f32>, 8>;
-  let i = o >> 2u;
-  for (var k = 0u; k < 8u; k++) {
-    let a = w[i + 2u * k];
-    let b = w[i + 2u * k + 1u];
-    r[k] = bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xffff0000u, b << 16u, b & 0xffff0000u));
-  }
-  return r;
-}
-` },
+  // two 16-bit values per word: f16 through f16_to_f32, bf16 as the high half of an f32
+  f16: { bytes: 64, decoder: halvesUnit((v) => `f16_to_f32(${v} & 0xffffu)`, (v) => `f16_to_f32(${v} >> 16u)`) },
+  bf16: { bytes: 64, decoder: halvesUnit((v) => `bitcast<f32>(${v} << 16u)`, (v) => `bitcast<f32>(${v} & 0xffff0000u)`) },
 } as const;
 
 /** What the tiled prefill runs: every GGUF block format, and the dense float formats (DENSE_UNITS). */
