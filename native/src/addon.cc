@@ -270,13 +270,14 @@ void Matmul(const Napi::CallbackInfo& info) {
   if (serial) chunk = rows;
   if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch, exact)) return;  // arm64 (src/arm/)
   if (!exact && run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
-  // f32-activation q4_group / q8_group (GPTQ / AWQ) on any AVX2+ x86: streams for decode, a packed GEMM for prefill.
+  // f32-activation q4_group / q8_group (GPTQ / AWQ; q8_group is f32 on every non-AMX path anyway) on any AVX2+
+  // x86: streams for decode (q8_group 4.3× group_zp.cc's kernel), a packed GEMM for prefill.
   // And on AVX2 without VNNI every int format's prompt (T ≥ kGroupF32GemmMinT) takes the packed f32 GEMM: 1.5× the
   // int8 kernel there at T = 128 (4096² int4, one thread: 83 vs 56 GOP/s), and exact.
   {
     const WView g = as_group(w);
     if (group_f32_avx2_supports(g) && (s.isa == Isa::Avx2 || s.isa == Isa::Avx512) &&
-        (exact || (s.isa == Isa::Avx2 && T >= kGroupF32GemmMinT)))
+        (exact || g.fmt == Fmt::Q8G || (s.isa == Isa::Avx2 && T >= kGroupF32GemmMinT)))
       return group_f32_avx2(g, x, y, T, s.pool);
   }
   if (w.fmt == Fmt::Q8G) {  // 8-bit GPTQ (group_zp.cc): f32 accumulation, zero points added by zp
