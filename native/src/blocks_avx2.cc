@@ -368,8 +368,9 @@ TAVX2 void q4_transpose8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) 
     if constexpr (L::five) {
       // chunk j holds values 4j … 4j+3 in both halves, so its fifth bits are bits 4j … 4j+3 of each row's qh:
       // spread the row's 4 bits over its 4 bytes and test one each
-      __m256i qh = _mm256_setzero_si256();
-      for (int i = 0; i < 8; i++) qh = _mm256_insert_epi32(qh, static_cast<int>(le32(p + i * rb + L::h)), i);
+      // (one setr, not an insert per row: an insert's lane must be an immediate, which a loop gives only once unrolled)
+      const auto qh_of = [&](int i) { return static_cast<int>(le32(p + i * rb + L::h)); };
+      const __m256i qh = _mm256_setr_epi32(qh_of(0), qh_of(1), qh_of(2), qh_of(3), qh_of(4), qh_of(5), qh_of(6), qh_of(7));
       const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
       const __m256i bit = _mm256_set1_epi32(0x08040201), x10 = _mm256_set1_epi8(0x10);
       for (int j = 0; j < 8; j++) {

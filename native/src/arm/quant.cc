@@ -145,6 +145,8 @@ void round_f16_acts(const float* x, int64_t cols, uint16_t* h, float* scale) {
 #else
 void quantize_legacy(const float* x, int64_t cols, void* qact) { legacy_quantize(x, cols, qact, BlockIsa{}); }
 void quantize_q8k(const float* x, int64_t cols, void* qact) { kquant_quantize(x, cols, qact, BlockIsa{}); }
+// (the parity binary built on x86 links its NEON-level checks, which never run there)
+void quantize_intq(const float*, int64_t, int64_t, bool, int8_t*, float*) {}
 #endif
 
 }  // namespace arm
