@@ -30,6 +30,9 @@ import type { KvSequence } from "../src/kv/sequence.js";
 import { parseKvType, type KvType } from "../src/kv/layout.js";
 import { buildSyntheticModel, describe, ensureSyntheticGguf, specBySize, syntheticDir, syntheticTokens } from "./synthetic.js";
 import { contextThreads, loadAverage, machineInfo, median, openLlamaCpp, peakRssMiB } from "./machine.js";
+import { benchFailed, helpFromHeader } from "./cli.js";
+
+helpFromHeader(import.meta.url);
 
 type Side = "ours" | "llama";
 type Part = "chat" | "decode" | "prefill";
@@ -424,7 +427,4 @@ async function main(): Promise<void> {
   for (const l of ratios) console.log(l);
 }
 
-main().catch((e) => {
-  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
-  process.exit(1);
-});
+main().catch(benchFailed);

@@ -16,6 +16,9 @@ import { openCheckpoint } from "../src/io/checkpoint.js";
 import { XverseModel } from "../src/model/xverse.js";
 import { defaultModelDir } from "../src/model/embedded.js";
 import { resolveBackend } from "../src/model/load.js";
+import { benchFailed, helpFromHeader } from "./cli.js";
+
+helpFromHeader(import.meta.url);
 
 const SPEC_100M: SyntheticSpec = { hidden: 768, layers: 12, heads: 12, kvHeads: 12, intermediate: 2048, vocab: 16000, context: 2048, seed: 3 };
 
@@ -81,4 +84,4 @@ async function main() {
   console.log(rows.join("\n"));
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch(benchFailed);

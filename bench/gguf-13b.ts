@@ -24,6 +24,9 @@ import { f32ToF16 } from "../src/tensor.js";
 import { loadChildMain, measureLoad, type LoadResult } from "./load-child.js";
 import { loadAverage, machineInfo } from "./machine.js";
 import { configJson, describe, paramCount, syntheticVocab, tensorPlan, type SyntheticSpec } from "./synthetic.js";
+import { benchFailed, helpFromHeader } from "./cli.js";
+
+helpFromHeader(import.meta.url);
 
 const SHAPES: Record<string, SyntheticSpec> = {
   "13b": { hidden: 5120, layers: 40, heads: 40, kvHeads: 40, intermediate: 13824, vocab: 100534, context: 8192, seed: 13 },
@@ -144,7 +147,4 @@ async function main(): Promise<void> {
   if (rows.length === 2) console.log(`ratio_load_${shape}_${type}: ${(rows[1][1].firstMs / rows[0][1].firstMs).toFixed(2)}`);
 }
 
-main().catch((e) => {
-  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
-  process.exit(1);
-});
+main().catch(benchFailed);

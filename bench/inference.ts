@@ -32,6 +32,9 @@ import { weightBytes } from "../src/quant/quantize.js";
 import { BENCH_SPEC, MEDIUM_SPEC, QUICK_SPEC, buildSyntheticModel, describe, specKey, syntheticTokens, syntheticVocab, type SyntheticSpec } from "./synthetic.js";
 import { loadChildMain, measureLoad, type LoadResult } from "./load-child.js";
 import { contextThreads, machineInfo, measureBandwidth, median, openLlamaCpp } from "./machine.js";
+import { benchFailed, helpFromHeader } from "./cli.js";
+
+helpFromHeader(import.meta.url);
 
 type OwnPrecision = "f16" | "int8" | "int4";
 type GgufPrecision = "q8_0" | "q4_0" | "q4_k_m" | "q5_k_m" | "q6_k";
@@ -262,7 +265,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
-  process.exit(1);
-});
+main().catch(benchFailed);

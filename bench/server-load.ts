@@ -20,8 +20,11 @@ import type { ChildProcess } from "node:child_process";
 import { startServe } from "./serve-child.js";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { benchFailed, helpFromHeader, parseFlags } from "./cli.js";
 
-const { values: v } = parseArgs({
+helpFromHeader(import.meta.url);
+
+const { values: v } = parseFlags(() => parseArgs({
   options: {
     seconds: { type: "string", default: "60" },
     clients: { type: "string", default: "32" },
@@ -37,7 +40,7 @@ const { values: v } = parseArgs({
     "prefix-tokens": { type: "string", default: "1000" },
     "reply-tokens": { type: "string", default: "32" },
   },
-});
+}));
 const SECONDS = Number(v.seconds), CLIENTS = Number(v.clients), MAX_TOKENS = Number(v["max-tokens"]);
 // the shared-prefix scenario needs room for its system prompt: the embedded model's own context is 512 tokens
 const CTX_SIZE = v["ctx-size"] ?? (v["shared-prefix"] ? "2048" : undefined);
@@ -289,7 +292,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+main().catch(benchFailed);

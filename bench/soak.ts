@@ -23,14 +23,17 @@ import { parseArgs } from "node:util";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchFailed, helpFromHeader, parseFlags } from "./cli.js";
 
-const { values: v } = parseArgs({
+helpFromHeader(import.meta.url);
+
+const { values: v } = parseFlags(() => parseArgs({
   options: {
     seconds: { type: "string", default: "300" }, clients: { type: "string", default: "64" }, concurrency: { type: "string", default: "4" },
     model: { type: "string" }, url: { type: "string" }, "max-tokens": { type: "string", default: "48" },
     probe: { type: "string" }, snapshots: { type: "boolean", default: false }, "node-flags": { type: "string", default: "" },
   },
-});
+}));
 const SECONDS = Number(v.seconds), CLIENTS = Number(v.clients), MAX_TOKENS = Number(v["max-tokens"]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -243,4 +246,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+await main().catch(benchFailed);

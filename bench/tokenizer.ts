@@ -10,6 +10,9 @@ import { performance } from "node:perf_hooks";
 import { loadTokenizer } from "../src/tokenizer/load.js";
 import { fixture, importPeer, requirePeer } from "../test/helpers/peers.js";
 import { corpusLines, randomString, rng } from "../test/tokenizer/random-text.js";
+import { benchFailed, helpFromHeader } from "./cli.js";
+
+helpFromHeader(import.meta.url);
 
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
 const TARGET_BYTES = 1_000_000;
@@ -92,7 +95,4 @@ async function main(): Promise<void> {
   console.log(`speedup_vs_rust: ${(tRustOne / tOursOne).toFixed(2)}`);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+main().catch(benchFailed);

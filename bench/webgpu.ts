@@ -21,6 +21,9 @@ import { resolveBackend } from "../src/model/load.js";
 import type { Backend } from "../src/backend/backend.js";
 import { createNodeWebGpuBackend } from "../src/backend/webgpu/node.js";
 import { XverseError } from "../src/errors.js";
+import { benchFailed, helpFromHeader } from "./cli.js";
+
+helpFromHeader(import.meta.url);
 
 const SPEC_100M: SyntheticSpec = { hidden: 768, layers: 12, heads: 12, kvHeads: 12, intermediate: 2048, vocab: 16000, context: 2048, seed: 3 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -80,7 +83,4 @@ async function main() {
 }
 
 // a missing adapter or package is a message (XverseError says what to do), anything else a stack for us
-main().then(() => process.exit(0), (e) => {
-  console.error(e instanceof XverseError ? `bench:webgpu: ${e.message}` : e);
-  process.exit(1);
-});
+main().then(() => process.exit(0), benchFailed);
