@@ -606,7 +606,7 @@ KVAVX2 void narrow_avx2_t(const float* q, const E* Kp, const E* Vp, int64_t hdp,
       case 5: pv_slab_avx2<5, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
       case 6: pv_slab_avx2<6, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
       case 7: pv_slab_avx2<7, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
-      default: pv_slab_avx2<8, E>(o + c0, corr, sc, Vp + c0, hdp, n); break;
+      default: pv_slab_avx2<8, E>(o + c0, corr, sc, Vp + c0, hdp, n, pp, np); break;
     }
   }
 }
