@@ -3,11 +3,11 @@
 // 32-column units (group_f32_avx2_supports); other shapes keep matmul_avx2.cc's generic tiles.
 //
 // Decode and short prompts (T < 10), row streams for up to 3 tokens at a time:
-// - q4_group: the nibbles are used unsigned (u = stored nibble xor 8 = q + 8, one xor per 32 values), so they
-//   widen with a plain zero-extension. Σ q·x = Σ u·x − 8·Σ x, the second term one scalar per group (the group sums
-//   of x are computed once per call). x is de-interleaved once per call and token into the nibbles' order (per 32
-//   columns: even columns 0–14, 16–30, then odd), so the weights are never shuffled: per 32 weights one load,
-//   three mask / shift ops, four zero-extensions, four conversions and four FMAs.
+// - q4_group: the nibbles are used unsigned (u = stored nibble xor 8 = q + 8), so bytes zero-extend straight from
+//   memory into int32 lanes and split with one and / one shift. Σ q·x = Σ u·x − 8·Σ x, the second term one scalar
+//   per group (the group sums of x are computed once per call). x is de-interleaved once per call and token into
+//   the nibbles' order (per 16 columns: even, then odd), so the weights are never shuffled: per 32 weights two
+//   widening loads, two xors, two ands, two shifts, four conversions and four FMAs.
 // - q8_group: int8 → f32 per 8, FMA with x.
 // - The scale is applied once per group (partial sums in vectors, then acc += scale · partial).
 // Prefill (T ≥ 10), a packed GEMM: 16 rows × 256 columns are dequantized (value · scale) into a k-major f32 panel
@@ -44,14 +44,13 @@ TAVX2 INL float hsum(__m256 v) {
 
 // ---------------------------------------------------------------- decode
 
-// x (cols) → xd in the nibbles' order: per 32 columns [0, 2, … 14 | 16, 18, … 30 | 1, 3, … 15 | 17, … 31], so byte j
-// of a unit's 16 holds columns 2j (low nibble) and 2j + 1 (high): low nibbles of bytes 0–7 meet xd[0 … 7], of bytes
-// 8–15 xd[8 … 15], the high nibbles xd[16 … 31].
+// x (cols) → xd in the nibbles' order: per 16 columns (8 bytes of a row) [0, 2, … 14 | 1, 3, … 15], so the 8 bytes
+// zero-extended into int32 lanes give the even columns as their low nibbles and the odd ones as their high nibbles.
 void deinterleave(const float* x, int64_t cols, float* xd) {
-  for (int64_t c = 0; c < cols; c += 32) {
-    for (int j = 0; j < 16; j++) {
+  for (int64_t c = 0; c < cols; c += 16) {
+    for (int j = 0; j < 8; j++) {
       xd[c + j] = x[c + 2 * j];
-      xd[c + 16 + j] = x[c + 2 * j + 1];
+      xd[c + 8 + j] = x[c + 2 * j + 1];
     }
   }
 }
@@ -61,7 +60,7 @@ template <int NT>
 TAVX2 void q4_rows(const WView& w, const float* xd, const float* xsum, int64_t cols, float* y, int64_t ldy,
                    int64_t r0, int64_t r1) {
   const int64_t ng = cols / w.group, upg = w.group / 32;
-  const __m128i m4 = _mm_set1_epi8(0x0f), flip = _mm_set1_epi8(static_cast<char>(0x88));
+  const __m256i m4 = _mm256_set1_epi32(0x0f), flip = _mm256_set1_epi32(0x88);
   for (int64_t r = r0; r < r1; r++) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * cols / 2;
     const float* sc = w.scales + r * ng;
@@ -72,12 +71,14 @@ TAVX2 void q4_rows(const WView& w, const float* xd, const float* xsum, int64_t c
       __m256 pa[NT], pb[NT];
       for (int t = 0; t < NT; t++) pa[t] = _mm256_setzero_ps(), pb[t] = _mm256_setzero_ps();
       for (int64_t u = g * upg; u < (g + 1) * upg; u++) {
-        const __m128i b = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * u)), flip);
-        const __m128i lo = _mm_and_si128(b, m4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m4);
-        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
-        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
-        const __m256 w2 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
-        const __m256 w3 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
+        // 8 bytes at a time zero-extended straight from memory into int32 lanes (no byte shuffles): the low
+        // nibble (xor 8: unsigned) is an even column, the high one the odd column after it
+        const __m256i b0 = _mm256_xor_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 16 * u))), flip);
+        const __m256i b1 = _mm256_xor_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 16 * u + 8))), flip);
+        const __m256 w0 = _mm256_cvtepi32_ps(_mm256_and_si256(b0, m4));
+        const __m256 w1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4));
+        const __m256 w2 = _mm256_cvtepi32_ps(_mm256_and_si256(b1, m4));
+        const __m256 w3 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4));
         for (int t = 0; t < NT; t++) {
           const float* xu = xd + t * cols + 32 * u;
           pa[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xu), pa[t]);
