@@ -287,14 +287,8 @@ void group_f32_avx2(const WView& w, const float* x, float* y, int64_t T, ThreadP
   // q4_group: x de-interleaved into the nibbles' order and its group sums, once per call, shared by the threads
   const int64_t ng = cols / w.group;
   std::vector<float> xd(static_cast<size_t>(T * cols)), xs(static_cast<size_t>(T * ng));
-  for (int64_t t = 0; t < T; t++) {
-    deinterleave(x + t * cols, cols, xd.data() + t * cols);
-    for (int64_t g = 0; g < ng; g++) {
-      float s = 0.f;
-      for (int64_t k = 0; k < w.group; k++) s += x[t * cols + g * w.group + k];
-      xs[t * ng + g] = s;
-    }
-  }
+  for (int64_t t = 0; t < T; t++) deinterleave(x + t * cols, cols, xd.data() + t * cols);
+  group_sums(x, T, cols, w.group, xs.data());  // group_zp.cc's
   passes([&](int64_t t, int64_t n, int64_t b, int64_t e) {
     const float* xdt = xd.data() + t * cols;
     const float* xst = xs.data() + t * ng;
