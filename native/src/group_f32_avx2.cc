@@ -25,6 +25,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include "hsum_avx.h"
+
 #define TAVX2 __attribute__((target("avx2,fma,f16c")))
 #define INL inline __attribute__((always_inline))
 
@@ -35,12 +37,6 @@ constexpr int64_t NR = 16;   // rows per packed panel: two ymm of 8
 constexpr int64_t MR = 6;    // tokens per register tile
 constexpr int64_t KC = 256;  // columns per packed panel: 16 × 256 f32 = 16 KiB
 
-TAVX2 INL float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // ---------------------------------------------------------------- decode
 
@@ -93,7 +89,7 @@ TAVX2 void q4_rows(const WView& w, const float* xd, const float* xsum, int64_t c
         corr[t] += sc[g] * xsum[t * ng + g];
       }
     }
-    for (int t = 0; t < NT; t++) y[t * ldy + r] = hsum(acc[t]) - 8.f * corr[t];
+    for (int t = 0; t < NT; t++) y[t * ldy + r] = hsum256(acc[t]) - 8.f * corr[t];
   }
 }
 
@@ -123,7 +119,7 @@ TAVX2 void q8_rows(const WView& w, const float* x, int64_t cols, float* y, int64
       const __m256 s = _mm256_set1_ps(sc[g]);
       for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(_mm256_add_ps(pa[t], pb[t]), s, acc[t]);
     }
-    for (int t = 0; t < NT; t++) y[t * ldy + r] = hsum(acc[t]);
+    for (int t = 0; t < NT; t++) y[t * ldy + r] = hsum256(acc[t]);
   }
 }
 

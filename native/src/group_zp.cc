@@ -12,6 +12,8 @@
 #include "kernels.h"
 #if XV_X86
 #include <immintrin.h>
+
+#include "hsum_avx.h"
 #endif
 
 namespace xv {
@@ -75,12 +77,6 @@ constexpr int64_t TT = 4;  // tokens per register tile: each decoded weight slic
 
 T512 inline float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-T256 inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 }  // namespace
 
 // group % 16 == 0: each 16-wide slice lies in one group, so one broadcast scale per slice.

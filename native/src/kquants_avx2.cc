@@ -8,6 +8,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include "hsum_avx.h"
+
 #define TAVX2 __attribute__((target("avx2,fma,f16c")))
 #define INL inline __attribute__((always_inline))
 
@@ -101,11 +103,6 @@ TAVX2 INL __m256i scale_idx(int c) {
   return _mm256_add_epi8(base, _mm256_set1_epi8(static_cast<char>(PER32 ? c : 2 * c)));
 }
 
-TAVX2 INL float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
 
 // Software prefetch distance of the row kernel in bytes (every line of the block this far ahead): at T = 1 one Zen 3
 // core streams q4_k at ~14.7 GB/s and q6_k at ~18.5 GB/s from DRAM, against ~10.5 for both with one prefetch per
@@ -144,7 +141,7 @@ TAVX2 INL void row(const uint8_t* w, int64_t nb, const Q8K* const* x, float* out
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_set1_ps(p.d * xb.d), acc[t]);
     }
   }
-  for (int t = 0; t < TT; t++) out[t] = hsum(acc[t]);
+  for (int t = 0; t < TT; t++) out[t] = hsum256(acc[t]);
 }
 
 // Tokens per row pass: each chunk of weights is unpacked once for all of them. 8 int32 accumulators, the chunk, its

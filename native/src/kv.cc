@@ -29,6 +29,8 @@
 #include "kv_wide.h"
 #if XV_X86
 #include <immintrin.h>
+
+#include "hsum_avx.h"
 #endif
 
 #define KV512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
@@ -453,12 +455,6 @@ KVAVX2 inline float hmax256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-KVAVX2 inline float hadd256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 KVAVX2 void store_f16_avx2(uint16_t* d, const float* s, int64_t n) {
   int64_t i = 0;
@@ -576,7 +572,7 @@ KVAVX2 void narrow_avx2_t(const float* q, const E* Kp, const E* Vp, int64_t hdp,
   for (; j < n; j++) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t c = 0; c < hdp; c += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), ld8(Kp + j * hdp + c), acc);
-    sc[j] = hadd256(acc);
+    sc[j] = hsum256(acc);
   }
   float cmax = -INFINITY;
   for (int64_t i = 0; i < n; i++) cmax = std::max(cmax, sc[i]);
@@ -590,7 +586,7 @@ KVAVX2 void narrow_avx2_t(const float* q, const E* Kp, const E* Vp, int64_t hdp,
     sum = _mm256_add_ps(sum, e);
     _mm256_storeu_ps(sc + i, e);
   }
-  float s = hadd256(sum);
+  float s = hsum256(sum);
   for (; i < n; i++) s += (sc[i] = std::exp(sc[i] - mn));
   *m = mn;
   *l = *l * corr + s;

@@ -4,6 +4,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include "hsum_avx.h"
+
 #include <cstring>
 
 #include "convert.h"
@@ -73,12 +75,6 @@ struct LQ4 {
   INL float rscale(int64_t r) const { return GROUP ? 1.f : scales[r]; }
 };
 
-TAVX2 INL float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <int R, int TT, class L>
 TAVX2 void tile(const L& ld, const WView& w, int64_t r, const float* x, int64_t ldx, float* y, int64_t ldy) {
@@ -104,7 +100,7 @@ TAVX2 void tile(const L& ld, const WView& w, int64_t r, const float* x, int64_t 
     for (int t = 0; t < TT; t++) {
       float tail = 0;  // weight_at already includes the scale
       for (int64_t k = main; k < cols; k++) tail += x[t * ldx + k] * weight_at(w, r + i, k);
-      y[t * ldy + r + i] = hsum(acc[i][t]) * s + tail;
+      y[t * ldy + r + i] = hsum256(acc[i][t]) * s + tail;
     }
   }
 }
@@ -124,7 +120,7 @@ TAVX2 float row_dot(const L& ld, const WView& w, int64_t r, const float* x) {
   for (; k < main; k += 8) a0 = _mm256_fmadd_ps(ld.load(r, k), _mm256_loadu_ps(x + k), a0);
   float tail = 0;  // weight_at already includes the scale
   for (k = main; k < cols; k++) tail += x[k] * weight_at(w, r, k);
-  return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) * ld.rscale(r) + tail;
+  return hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) * ld.rscale(r) + tail;
 }
 
 constexpr int64_t kTokenBlock = 64;
