@@ -114,12 +114,16 @@ export class GpuContext {
     }
   }
 
-  /** A compute pipeline for this WGSL and entry point, compiled once (layout "auto"). */
-  pipeline(key: string, wgsl: string, entryPoint: string): GPUComputePipeline {
+  /**
+   * A compute pipeline for this WGSL and entry point, compiled once (layout "auto"). `wgsl` may be a function:
+   * it runs only when `key` is new, so a caller on the forward's path builds no shader text per call.
+   */
+  pipeline(key: string, wgsl: string | (() => string), entryPoint: string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
+      const src = typeof wgsl === "function" ? wgsl() : wgsl;
       // with shader-f16, f16 → f32 in every module is the hardware conversion (registry.ts: withShaderF16)
-      const code = this.hasF16 ? withShaderF16(wgsl) : wgsl;
+      const code = this.hasF16 ? withShaderF16(src) : src;
       const module = this.device.createShaderModule({ code, label: key });
       p = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint }, label: key });
       this.pipelines.set(key, p);

@@ -19,14 +19,6 @@ import { ATTENTION_THREAD_WGSL, ATTENTION_WGSL, KV_WRITE_Q8_WGSL, KV_WRITE_WGSL 
 
 const STORAGE = USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC;
 
-/** The tiled prefill sources of the dense formats, built once (a pipeline lookup must not rebuild the WGSL). */
-const tiledSources = new Map<string, string>();
-function tiledSource(key: string, make: () => string): string {
-  let s = tiledSources.get(key);
-  if (s === undefined) tiledSources.set(key, (s = make()));
-  return s;
-}
-
 /** Workgroups for n items of 64 threads, split so each dimension stays ≤ 32768. */
 function grid64(n: number): [number, number, number] {
   const [x, y] = splitGrid(Math.ceil(n / 64));
@@ -83,14 +75,13 @@ export class WebGpuKernels {
     } else if (this.ctx.style === "workgroup" && T > MATMUL_TOKENS && DENSE_TILED.includes(w.format) && w.cols % 32 === 0) {
       // prefill of an f32 / f16 / bf16 weight on a GPU: the block formats' tiled kernel (64 rows × 32 tokens)
       const f16 = this.ctx.f16Math;
-      const key = `dense-prefill:${w.format}:${+f16}`;
-      pipeline = this.ctx.pipeline(key, tiledSource(key, () => prefillWgsl(w.format as TiledFormat, { f16 })), "main");
+      pipeline = this.ctx.pipeline(`dense-prefill:${w.format}:${+f16}`, () => prefillWgsl(w.format as TiledFormat, { f16 }), "main");
       regGrid = (rows, T) => [...splitGrid(Math.ceil(rows / RT)), Math.ceil(T / NT)];
     } else {
       const f = w.format as DenseFormat;
       if (!DENSE_FORMATS.includes(f)) throw new XverseError("unsupported", `WebGPU: no kernel for ${w.format} weights`);
       const v = { format: f, mins: !!g.mins, perm: !!g.perm, subgroups: this.ctx.hasSubgroups, style: this.ctx.style };
-      pipeline = this.ctx.pipeline(`dense:${f}:${+v.mins}${+v.perm}${+v.subgroups}:${v.style}`, denseMatmulWgsl(v), "main");
+      pipeline = this.ctx.pipeline(`dense:${f}:${+v.mins}${+v.perm}${+v.subgroups}:${v.style}`, () => denseMatmulWgsl(v), "main");
       if (g.scales) extra.push(g.scales);
       if (g.mins) extra.push(g.mins);
       if (g.perm) extra.push(g.perm);
@@ -128,7 +119,7 @@ export class WebGpuKernels {
   /** x (T, dim) += d, then y = rmsnorm(x) ⊙ g: a residual add and the next norm in one dispatch. */
   encodeAddRmsnorm(rec: Recorder, y: GPUBuffer, x: GPUBuffer, d: GPUBuffer, g: GPUBuffer, T: number, dim: number, eps: number): void {
     const p = params([T, dim, { f: eps }, 0]), style = this.ctx.style;
-    const pipe = this.ctx.pipeline(`add_rmsnorm:${style}`, addRmsnormWgsl(style), "main");
+    const pipe = this.ctx.pipeline(`add_rmsnorm:${style}`, () => addRmsnormWgsl(style), "main");
     if (style === "thread") return rec.dispatch(pipe, p, [x, d, g, y], grid64(T));
     const [gx, gy] = splitGrid(T);
     rec.dispatch(pipe, p, [x, d, g, y], [gx, gy, 1]);
