@@ -13,6 +13,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include "hsum_avx.h"
+
 #include <cstring>
 #include <vector>
 
@@ -194,13 +196,7 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
     std::memcpy(last, row + b * L::B, (nb - b) * L::B);
     group8<F, TT, false>(last, b, a, acc);
   }
-  for (int t = 0; t < TT; t++) {
-    const __m256 v = acc[t];
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    y[(t0 + t) * ldy + r] = _mm_cvtss_f32(s);
-  }
+  for (int t = 0; t < TT; t++) y[(t0 + t) * ldy + r] = hsum256(acc[t]);
 }
 
 // Decode (T = 1): one row against the one token, blocks b … b + 7 (4 pairs), the pairs' products alternating
@@ -255,11 +251,7 @@ TAVX2 void tile_dec(const WView& w, const char* qact, float* y, int64_t r) {
     std::memcpy(last, row + b * L::B, (nb - b) * L::B);
     group8_dec<F, false>(last, b, a, acc);
   }
-  const __m256 v = _mm256_add_ps(acc[0], acc[1]);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  y[r] = _mm_cvtss_f32(s);
+  y[r] = hsum256(_mm256_add_ps(acc[0], acc[1]));
 }
 
 // q8_0 prefill with rows as lanes: 8 rows' blocks are transposed (once per 8 rows, into per-thread scratch) so a

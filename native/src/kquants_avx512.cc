@@ -11,6 +11,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include "hsum_avx.h"
+
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 #define INL inline __attribute__((always_inline))

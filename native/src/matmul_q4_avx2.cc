@@ -5,6 +5,8 @@
 #if XV_X86
 #include <immintrin.h>
 
+#include "hsum_avx.h"
+
 #include <cstring>
 
 #define TAVX2 __attribute__((target("avx2,fma")))
@@ -80,12 +82,7 @@ TAVX2 void row_q4(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64
     }
   }
   const float rs = GROUP ? 1.f : w.scales[r];
-  for (int t = 0; t < TT; t++) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    y[t * ldy + r] = _mm_cvtss_f32(s) * rs;
-  }
+  for (int t = 0; t < TT; t++) y[t * ldy + r] = hsum256(acc[t]) * rs;
 }
 
 template <int TT>
