@@ -132,13 +132,39 @@ TAVX2 INL __m256 f16x8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(a)), static_cast<long long>(b), 1));
 }
 
+// One pair of blocks unpacked for its integer dots: lo / hi as unpack2 gives them; for q8_0 also |lo|, |hi| and the
+// sign masks, which move the weights' signs onto x (|w| ≤ 128 unsigned × sign(x, w), see the header).
+struct PairW {
+  __m256i lo, hi, alo, ahi, mlo, mhi;
+};
+template <Fmt F>
+TAVX2 INL PairW load_pair(const uint8_t* pk) {
+  PairW p;
+  unpack2<F>(pk, p.lo, p.hi);
+  if constexpr (F == Fmt::Q8_0) {
+    p.alo = _mm256_sign_epi8(p.lo, p.lo), p.ahi = _mm256_sign_epi8(p.hi, p.hi);
+    p.mlo = _mm256_cmpgt_epi8(_mm256_setzero_si256(), p.lo), p.mhi = _mm256_cmpgt_epi8(_mm256_setzero_si256(), p.hi);
+  }
+  return p;
+}
+// The pair's integer sums with one token's activations xl / xh (the two blocks): dword lanes of 8 values each.
+template <Fmt F>
+TAVX2 INL __m256i pair_dot(const PairW& p, __m256i xl, __m256i xh) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (F == Fmt::Q8_0) {
+    const __m256i sl = _mm256_sub_epi8(_mm256_xor_si256(xl, p.mlo), p.mlo), sh = _mm256_sub_epi8(_mm256_xor_si256(xh, p.mhi), p.mhi);
+    return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(p.alo, sl), ones), _mm256_madd_epi16(_mm256_maddubs_epi16(p.ahi, sh), ones));
+  } else {
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(p.lo, xl), _mm256_maddubs_epi16(p.hi, xh)), ones);
+  }
+}
+
 // Blocks b … b + 7 at p (4 pairs (b, b + 1)) × TT tokens into acc. The 8 weight scales convert at once, and the
 // second term (shift or min) of all 8 blocks is one f32 fma per token with the 8 activation sums sd (dword lane
 // order does not matter: the lanes are summed at the end), instead of one per pair.
 template <Fmt F, int TT, bool PF = true>
 TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* acc) {
   using L = Lay<F>;
-  const __m256i ones = _mm256_set1_epi16(1);
   const __m256 dw8 = f16x8<L::B>(p);
   if constexpr (L::min || L::S != 0) {
     const __m256 mw8 = L::min ? f16x8<L::B>(p + 2) : _mm256_mul_ps(dw8, _mm256_set1_ps(-static_cast<float>(L::S)));
@@ -149,27 +175,14 @@ TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* a
     const uint8_t* pk = p + 2 * k * L::B;
     // 2 KB ahead: one core streams ~17.8 GB/s of q8_0 from DRAM at T = 1 (1 KB: ~16.5; Zen 3)
     if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + 2048), _MM_HINT_T0);
-    __m256i lo, hi, alo, ahi;
-    unpack2<F>(pk, lo, hi);
-    __m256i mlo, mhi;
-    if constexpr (F == Fmt::Q8_0) {
-      alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
-      mlo = _mm256_cmpgt_epi8(_mm256_setzero_si256(), lo), mhi = _mm256_cmpgt_epi8(_mm256_setzero_si256(), hi);
-    }
+    const PairW pw = load_pair<F>(pk);
     const __m256 dw = _mm256_permutevar8x32_ps(dw8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
     const int64_t q = legacy_q_index(b + 2 * k, 0);
 #pragma GCC unroll 4
     for (int t = 0; t < TT; t++) {
       const __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + q));
       const __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + q + 64));
-      __m256i is;
-      if constexpr (F == Fmt::Q8_0) {
-        const __m256i sl = _mm256_sub_epi8(_mm256_xor_si256(xl, mlo), mlo), sh = _mm256_sub_epi8(_mm256_xor_si256(xh, mhi), mhi);
-        is = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(alo, sl), ones),
-                              _mm256_madd_epi16(_mm256_maddubs_epi16(ahi, sh), ones));
-      } else {
-        is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones);
-      }
+      const __m256i is = pair_dot<F>(pw, xl, xh);
       // dx · dw off the integer chain (maddubs → madd → cvt → fma): 3 cycles less latency per pair and token,
       // +3-8 % on Zen 3, whose FP scheduler otherwise fills with ops waiting on that chain
       const __m256 s = _mm256_mul_ps(_mm256_load_ps(a[t].dl + 4 * (b + 2 * k)), dw);
@@ -207,7 +220,6 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
 template <Fmt F, bool PF = true>
 TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m256* acc) {
   using L = Lay<F>;
-  const __m256i ones = _mm256_set1_epi16(1);
   const __m256 dw8 = f16x8<L::B>(p);
   if constexpr (L::min || L::S != 0) {
     const __m256 mw8 = L::min ? f16x8<L::B>(p + 2) : _mm256_mul_ps(dw8, _mm256_set1_ps(-static_cast<float>(L::S)));
@@ -221,16 +233,7 @@ TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m25
     const int64_t q = legacy_q_index(b + 2 * k, 0);
     const __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + q));
     const __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + q + 64));
-    __m256i lo, hi, is;
-    unpack2<F>(pk, lo, hi);
-    if constexpr (F == Fmt::Q8_0) {  // signs moved onto x, as in group8
-      const __m256i mlo = _mm256_cmpgt_epi8(_mm256_setzero_si256(), lo), mhi = _mm256_cmpgt_epi8(_mm256_setzero_si256(), hi);
-      const __m256i sl = _mm256_sub_epi8(_mm256_xor_si256(xl, mlo), mlo), sh = _mm256_sub_epi8(_mm256_xor_si256(xh, mhi), mhi);
-      is = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), sl), ones),
-                            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), sh), ones));
-    } else {
-      is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones);
-    }
+    const __m256i is = pair_dot<F>(load_pair<F>(pk), xl, xh);
     const __m256 s = _mm256_permutevar8x32_ps(s8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
     acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), s, acc[k & 1]);
   }
