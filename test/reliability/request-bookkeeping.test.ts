@@ -56,7 +56,7 @@ async function stream(srv: RunningServer, body: object, chunks: number): Promise
   }
 }
 
-test("per-request bookkeeping returns to its idle counts after finished, aborted, queued and failed requests", async () => {
+test("per-request bookkeeping returns to its idle counts after finished, aborted, queued and failed requests", async (t) => {
   const srv = await startTestServer({ concurrency: 2, bodyTimeoutMs: 300, requestTimeoutMs: 1500 });
   const sched = srv.scheduler;
   try {
@@ -68,7 +68,14 @@ test("per-request bookkeeping returns to its idle counts after finished, aborted
     // long streams, one after another, keep both slots busy: the counts must rise while they run
     let stop = false;
     const long = { max_tokens: 100_000, ignore_eos: true };
-    const loops = [0, 1].map(async () => { const st: number[] = []; while (!stop) st.push(await stream(srv, long, Infinity)); return st; });
+    // (a POST on a pooled keep-alive socket can fail before any answer, rarely, when the socket closes under it; the
+    // loops only keep the slots busy, so such a try is noted and the loop goes on instead of failing the test)
+    const lost: string[] = [];
+    const loops = [0, 1].map(async () => {
+      const st: number[] = [];
+      while (!stop) st.push(await stream(srv, long, Infinity).catch((e: Error) => { lost.push(`${e.message}: ${String(e.cause)}`); return 0; }));
+      return st;
+    });
     const busy = await until("worker busy", () => ({ ...sched.workerMemory }), (m) => m.jobs >= 1 && m.decoding >= 1);
     assert.ok(busy.jobs >= 1 && busy.decoding >= 1);
     assert.ok(sched.bookkeeping().metricJobs >= 1, "the metrics time the running jobs");
@@ -80,7 +87,7 @@ test("per-request bookkeeping returns to its idle counts after finished, aborted
       return fetch(`${srv.url}/v1/completions`, { method: "POST", signal: ac.signal, headers: { "Content-Type": "application/json" }, body: '{"prompt": "Once", "max_tokens": 50}' })
         .then(async (r) => { await r.text(); return r.status; }, () => 499);
     };
-    const queued = [hangUp(30), hangUp(60), stream(srv, {}, 1), stream(srv, { max_tokens: 3 }, Infinity), post(srv, "/v1/completions", { prompt: "Once", max_tokens: 5 }).then((r) => r.status)];
+    const queued = [hangUp(30), hangUp(60), stream(srv, long, 1), stream(srv, { max_tokens: 3 }, Infinity), post(srv, "/v1/completions", { prompt: "Once", max_tokens: 5 }).then((r) => r.status)];
     const mixed = await Promise.all([
       ...queued,
       post(srv, "/v1/chat/completions", '{"messages": [').then((r) => r.status),
@@ -91,9 +98,13 @@ test("per-request bookkeeping returns to its idle counts after finished, aborted
     ]);
     stop = true;
     mixed.push(...(await Promise.all(loops)).flat());
+    if (lost.length) t.diagnostic(`connection-level failures in the busy loops: ${lost.join("; ")}`);
     // the statuses show each path was taken: hang-ups (499 = we cut), 400s, 200s
     assert.ok(mixed.includes(499) && mixed.includes(400) && mixed.includes(200), JSON.stringify(mixed));
-    for (let i = 0; i < 6; i++) await stream(srv, { max_tokens: 8 }, i % 2 ? 1 : Infinity);
+    // three that read to the end and three cut after their first chunk; the cut ones ask for far more tokens than
+    // --request-timeout allows, so the hang-up always lands mid-generation (8 tokens could finish first on a slow
+    // machine, and an end that wins the race counts as completed, not aborted)
+    for (let i = 0; i < 6; i++) await stream(srv, i % 2 ? long : { max_tokens: 8 }, i % 2 ? 1 : Infinity);
 
     await until("scheduler idle", () => sched.bookkeeping(), (b) => b.queued + b.active + b.tools + b.metricJobs === 0);
     const w = await until("worker idle", () => sched.workerMemory, (m) => m.jobs === 0 && m.decoding === 0);
