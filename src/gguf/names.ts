@@ -57,7 +57,9 @@ export function permuteRopeRows<T extends TensorData>(w: T, nHeads: number, cols
     throw new Error(`permuteRopeRows: ${rows} rows do not split into ${nHeads} heads of even size`);
   }
   const hd = rows / nHeads, half = hd / 2;
-  const out = new (w.constructor as { new (n: number): T })(w.length);
+  // bytes go to a plain Uint8Array: a mapped GGUF's bytes are a Buffer, whose constructor is the deprecated
+  // `new Buffer(n)` (warning DEP0005)
+  const out = (w instanceof Uint8Array ? new Uint8Array(w.length) : new (w.constructor as { new (n: number): T })(w.length)) as T;
   for (let hIdx = 0; hIdx < nHeads; hIdx++) {
     for (let s = 0; s < 2; s++) {
       for (let i = 0; i < half; i++) {
