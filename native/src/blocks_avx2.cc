@@ -257,48 +257,90 @@ TAVX2 void tile_dec(const WView& w, const char* qact, float* y, int64_t r) {
   y[r] = hsum256(_mm256_add_ps(acc[0], acc[1]));
 }
 
-// q8_0 prefill with rows as lanes: 8 rows' blocks are transposed (once per 8 rows, into per-thread scratch) so a
-// register holds 4 consecutive values of one block from each of the 8 rows; one token's 4 activation bytes,
-// broadcast, multiply it with vpmaddubsw (signs moved onto x), vpmaddwd by ones sums them into one int32 lane per
-// row, and a block's 8 such steps stay in int32. The scale step is then one cvt + fma per 8 rows' blocks and token
-// (dw of the 8 rows × the token's dx), against one per 2 blocks of one row in tile(): ~1.4-1.55x on Zen 3 at T ≥ 16.
-// Scratch per block: dw f32[8], then per 4-value chunk j: w int8[8 rows][4] and |w|; 544 bytes.
+// q8_0 prefill with rows as lanes: 8 rows' blocks are transposed (once per 8 rows, into per-thread scratch) so that
+// a register holds the same values of one block from each of the 8 rows, and one token's activations, broadcast,
+// multiply all 8 rows at once; a block's steps stay in int32, and the scale step is one cvt + fma per 8 rows'
+// blocks and token (dw of the 8 rows × the token's dx). Two kernels, exact integer sums in both:
+// - int8 (below kIl16MinT tokens): a register holds 4 values of each row; vpsignb moves the weights' signs onto x
+//   (q8_0's weights are signed), vpmaddubsw multiplies |w| by it, vpmaddwd by ones widens. Scratch per block: dw
+//   f32[8], then per 4-value chunk j: w int8[8 rows][4] and |w|; 544 bytes.
+// - int16 (from kIl16MinT tokens): a register holds a pair of values of each row, widened; vpmaddwd multiplies it
+//   by the token's pair (int16, broadcast) and sums the pair into the row's lane. Per 32 products and token that is
+//   2 vpmaddwd + 2 vpaddd + ¼ broadcast (4 groups of 8 rows share one), against int8's vpsignb + vpmaddubsw +
+//   vpmaddwd + vpaddd + a broadcast, whose first three share the same two vector-multiply pipes (Zen 3 / Skylake).
+//   Its transpose costs ~twice int8's, which only many tokens repay (Zen 3, one core, 4096²: int16 / int8 = 0.73
+//   at T = 4, 0.94 at 16, 1.02 at 24, 1.16 at 128 and 512). Scratch per block: dw f32[8], then per value pair p
+//   (values 2p, 2p + 1): int16 [8 rows][2]; the same 544 bytes.
 constexpr int64_t kIlBlock = 544;
 // From 4 tokens (Zen 3, 512×4096: q8_0 +3 % at T = 4, +33 % at 12; q4_0 +14 %, +48 %); at 2-3 tokens the
 // transpose costs more than it saves.
 constexpr int64_t kIlMinT = 4;
+constexpr int64_t kIl16MinT = 24;
 
-TAVX2 void q8_transpose8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
+// Block b of rows p, p + rb, … (8 rows): its 8 scales to o as f32, and c[j] = values 4j … 4j+3 of rows 0 … 7 (dword i
+// = row i's 4 int8), by an 8×8 transpose of dwords.
+TAVX2 INL void q8_chunks8(const uint8_t* p, int64_t rb, uint8_t* o, __m256i* c) {
+  __m256i R[8];
+  uint64_t lo = 0, hi = 0;
+  for (int i = 0; i < 8; i++) {
+    R[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * rb + 2));
+    (i < 4 ? lo : hi) |= static_cast<uint64_t>(le16(p + i * rb)) << (16 * (i & 3));
+  }
+  _mm256_store_ps(reinterpret_cast<float*>(o), _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(lo)), static_cast<long long>(hi), 1)));
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_epi32(R[i], R[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(R[i], R[i + 1]);
+  for (int g = 0; g < 8; g += 4) {
+    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int j = 0; j < 4; j++) c[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20), c[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+}
+
+TAVX2 void q8_transpose8_i8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
   for (int64_t b = 0; b < nb; b++) {
-    const uint8_t* p = w0 + b * 34;
-    __m256i R[8];
-    uint64_t lo = 0, hi = 0;
-    for (int i = 0; i < 8; i++) {
-      R[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * rb + 2));
-      (i < 4 ? lo : hi) |= static_cast<uint64_t>(le16(p + i * rb)) << (16 * (i & 3));
-    }
     uint8_t* o = s + b * kIlBlock;
-    _mm256_store_ps(reinterpret_cast<float*>(o), _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(lo)), static_cast<long long>(hi), 1)));
-    // 8×8 transpose of dwords: chunk j = [R0[j] … R7[j]]
-    __m256i t[8], u[8];
-    for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_epi32(R[i], R[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(R[i], R[i + 1]);
-    for (int g = 0; g < 8; g += 4) {
-      u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
-      u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-      const __m256i c0 = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20), c1 = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * j), c0);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * j), _mm256_sign_epi8(c0, c0));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * (j + 4)), c1);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * (j + 4)), _mm256_sign_epi8(c1, c1));
+    __m256i c[8];
+    q8_chunks8(w0 + b * 34, rb, o, c);
+    for (int j = 0; j < 8; j++) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * j), c[j]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * j), _mm256_sign_epi8(c[j], c[j]));
     }
   }
 }
 
-// Rows r … r + 7 × TT tokens from t0, from the transposed scratch s.
+TAVX2 void q8_transpose8_i16(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
+  const __m256i pairs = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = s + b * kIlBlock;
+    __m256i c[8];
+    q8_chunks8(w0 + b * 34, rb, o, c);
+    for (int j = 0; j < 8; j++) {
+      // rows 0-3 / 4-7 widened (qword i = row i's 4 values), their dwords sorted into pairs (4j, 4j+1) then (4j+2, 4j+3)
+      const __m256i e0 = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(c[j])), pairs);
+      const __m256i e1 = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(c[j], 1)), pairs);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * j), _mm256_permute2x128_si256(e0, e1, 0x20));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * j), _mm256_permute2x128_si256(e0, e1, 0x31));
+    }
+  }
+}
+
+// The tokens' activations as int16 in value order (x16[t · cols + i]), the pairs q8_rows8_i16 broadcasts.
+TAVX2 void q8_widen(const char* qa, int64_t per, int64_t cols, int64_t T, int16_t* x16) {
+  for (int64_t t = 0; t < T; t++) {
+    const int8_t* q = legacy_act(const_cast<char*>(qa) + t * per, cols).q;
+    int16_t* o = x16 + t * cols;
+    for (int64_t b = 0; b < cols / 32; b++) {
+      const __m128i l = _mm_load_si128(reinterpret_cast<const __m128i*>(q + legacy_q_index(b, 0)));
+      const __m128i h = _mm_load_si128(reinterpret_cast<const __m128i*>(q + legacy_q_index(b, 16)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32 * b), _mm256_cvtepi8_epi16(l));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32 * b + 16), _mm256_cvtepi8_epi16(h));
+    }
+  }
+}
+
+// int8: rows r … r + 7 × TT tokens from t0, from the transposed scratch s.
 template <int TT>
-TAVX2 void q8_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, int64_t cols, float* y, int64_t ldy,
+TAVX2 void q8_rows8_i8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, int64_t cols, float* y, int64_t ldy,
                     int64_t r, int64_t t0) {
   LegacyAct a[TT];
   for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qa) + (t0 + t) * per, cols);
@@ -325,6 +367,96 @@ TAVX2 void q8_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, i
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d[b])), acc[t]);
   }
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
+}
+
+// int16: rows r … r + 8G − 1 × TT tokens from t0, from G transposed scratches (s + g · nb · kIlBlock); token t's int16
+// activations at x16 + (t − x0) · cols.
+template <int TT, int G>
+TAVX2 void q8_rows8_i16(const uint8_t* s, int64_t nb, const int16_t* x16, int64_t x0, const char* qa, int64_t per,
+                    int64_t cols, float* y, int64_t ldy, int64_t r, int64_t t0) {
+  LegacyAct a[TT];
+  const int16_t* xt[TT];
+  for (int t = 0; t < TT; t++) a[t] = legacy_act(const_cast<char*>(qa) + (t0 + t) * per, cols), xt[t] = x16 + (t0 + t - x0) * cols;
+  __m256 acc[TT][G];
+  for (int t = 0; t < TT; t++)
+    for (int g = 0; g < G; g++) acc[t][g] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* sb = s + b * kIlBlock;
+    __m256i ai[TT][G];
+    for (int t = 0; t < TT; t++)
+      for (int g = 0; g < G; g++) ai[t][g] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) {
+      __m256i w[G];
+      for (int g = 0; g < G; g++) w[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + g * nb * kIlBlock + 32 + 32 * j));
+      for (int t = 0; t < TT; t++) {
+        int32_t xp;
+        std::memcpy(&xp, xt[t] + 32 * b + 2 * j, 4);
+        const __m256i xb = _mm256_set1_epi32(xp);
+        for (int g = 0; g < G; g++) {
+          ai[t][g] = _mm256_add_epi32(ai[t][g], _mm256_madd_epi16(w[g], xb));
+          __asm__("" : "+x"(ai[t][g]));  // a running sum (GCC would otherwise build a tree and spill the products)
+        }
+      }
+    }
+    for (int g = 0; g < G; g++) {
+      const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(sb + g * nb * kIlBlock));
+      for (int t = 0; t < TT; t++)
+        acc[t][g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t][g]), _mm256_mul_ps(dw, _mm256_set1_ps(a[t].d[b])), acc[t][g]);
+    }
+  }
+  for (int t = 0; t < TT; t++)
+    for (int g = 0; g < G; g++) _mm256_storeu_ps(y + (t0 + t) * ldy + r + 8 * g, acc[t][g]);
+}
+
+// Rows r … r + 8G − 1 transposed, then tokens [t0, t1) TT at a time (the int32 sums of G groups × TT tokens, the G
+// weight registers and the broadcast fill the 16 ymm registers; the f32 sums, touched once per block, may spill).
+template <int G, int TT>
+TAVX2 void q8_group_run(const WView& w, int64_t rb, uint8_t* s, const int16_t* x16, const char* qa, int64_t per,
+                        float* y, int64_t ldy, int64_t t0, int64_t t1, int64_t r) {
+  const int64_t nb = w.cols / 32;
+  const uint8_t* w0 = static_cast<const uint8_t*>(w.data) + r * rb;
+  for (int g = 0; g < G; g++) q8_transpose8_i16(w0 + 8 * g * rb, rb, nb, s + g * nb * kIlBlock);
+  int64_t t = t0;
+  for (; t + TT <= t1; t += TT) q8_rows8_i16<TT, G>(s, nb, x16, t0, qa, per, w.cols, y, ldy, r, t);
+  for (; t < t1; t++) q8_rows8_i16<1, G>(s, nb, x16, t0, qa, per, w.cols, y, ldy, r, t);
+}
+
+// q8_0's rows [r0, r1) in groups of 32, 16, then 8 rows (returns where the rest, for tile(), starts), over chunks of
+// kIlTokens tokens: a chunk's int16 activations (≤ 128 · cols · 2 bytes) stay in L2 / L3 while every group reads
+// them. Zen 3, one core, 4096²: 111 → 131 GOP/s at T = 512 (2 × 8 rows × 3 tokens: 128; 8 × 4: 110).
+constexpr int64_t kIlTokens = 128;
+TAVX2 int64_t q8_rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
+                         int64_t r1) {
+  const int64_t nb = w.cols / 32, rb = nb * Lay<Fmt::Q8_0>::B;
+  thread_local std::vector<uint8_t> buf;
+  thread_local std::vector<int16_t> x16;
+  if (T < kIl16MinT) {
+    if (buf.size() < static_cast<size_t>(nb * kIlBlock + 64)) buf.resize(nb * kIlBlock + 64);
+    uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    int64_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+      q8_transpose8_i8(static_cast<const uint8_t*>(w.data) + r * rb, rb, nb, s);
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4) q8_rows8_i8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
+      for (; t < T; t++) q8_rows8_i8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
+    }
+    return r;
+  }
+  if (buf.size() < static_cast<size_t>(4 * nb * kIlBlock + 64)) buf.resize(4 * nb * kIlBlock + 64);
+  const int64_t chunk = T < kIlTokens ? T : kIlTokens;
+  if (x16.size() < static_cast<size_t>(chunk * w.cols)) x16.resize(chunk * w.cols);
+  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  int64_t r = r0;
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t t1 = t0 + chunk < T ? t0 + chunk : T;
+    q8_widen(qa + t0 * per, per, w.cols, t1 - t0, x16.data());
+    r = r0;
+    for (; r + 32 <= r1; r += 32) q8_group_run<4, 2>(w, rb, s, x16.data(), qa, per, y, ldy, t0, t1, r);
+    if (r + 16 <= r1) q8_group_run<2, 3>(w, rb, s, x16.data(), qa, per, y, ldy, t0, t1, r), r += 16;
+    if (r + 8 <= r1) q8_group_run<1, 3>(w, rb, s, x16.data(), qa, per, y, ldy, t0, t1, r), r += 8;
+  }
+  return r;
 }
 
 // The same plan for q4_0 … q5_1: 8 rows' 16 code bytes transposed per dword, their nibbles split into the unsigned
@@ -417,27 +549,22 @@ TAVX2 void q4_rows8(const uint8_t* s, int64_t nb, const char* qa, int64_t per, i
 template <Fmt F>
 TAVX2 int64_t rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
                       int64_t r1) {
-  constexpr int64_t SB = F == Fmt::Q8_0 ? kIlBlock : kIl4Block;
-  const int64_t nb = w.cols / 32, rb = nb * Lay<F>::B;
-  thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(nb * SB + 64)) buf.resize(nb * SB + 64);
-  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-  int64_t r = r0;
-  for (; r + 8 <= r1; r += 8) {
-    const uint8_t* w0 = static_cast<const uint8_t*>(w.data) + r * rb;
-    if constexpr (F == Fmt::Q8_0) q8_transpose8(w0, rb, nb, s);
-    else q4_transpose8<F>(w0, rb, nb, s);
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) {
-      if constexpr (F == Fmt::Q8_0) q8_rows8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
-      else q4_rows8<4, Lay<F>::five>(s, nb, qa, per, w.cols, y, ldy, r, t);
+  if constexpr (F == Fmt::Q8_0) {
+    return q8_rows_il(w, qa, per, y, ldy, T, r0, r1);
+  } else {
+    const int64_t nb = w.cols / 32, rb = nb * Lay<F>::B;
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < static_cast<size_t>(nb * kIl4Block + 64)) buf.resize(nb * kIl4Block + 64);
+    uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    int64_t r = r0;
+    for (; r + 8 <= r1; r += 8) {
+      q4_transpose8<F>(static_cast<const uint8_t*>(w.data) + r * rb, rb, nb, s);
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4) q4_rows8<4, Lay<F>::five>(s, nb, qa, per, w.cols, y, ldy, r, t);
+      for (; t < T; t++) q4_rows8<1, Lay<F>::five>(s, nb, qa, per, w.cols, y, ldy, r, t);
     }
-    for (; t < T; t++) {
-      if constexpr (F == Fmt::Q8_0) q8_rows8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
-      else q4_rows8<1, Lay<F>::five>(s, nb, qa, per, w.cols, y, ldy, r, t);
-    }
+    return r;
   }
-  return r;
 }
 
 // Rows in blocks of kRowBlock (their weights, ≤ 32 · 34 · cols / 32 bytes, stay in L2), and per block every
