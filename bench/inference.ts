@@ -5,7 +5,8 @@
  *    ~ Q4_0), llama.cpp loads the matching GGUF;
  *  - q8_0, q4_0, q4_k_m, q5_k_m, q6_k: both engines load the SAME GGUF file (ours runs its blocks as stored).
  * Prefill tok/s (one forward over the prompt) and decode tok/s (greedy, one token per forward), median of N runs,
- * with the decode memory-bandwidth roofline; for GGUF precisions also load-to-first-token time (each engine in a
+ * with the decode memory-bandwidth roofline (memchr probes: best of three at the start, and one just before each run,
+ * which sees the same neighbours as the run on a shared machine); for GGUF precisions also load-to-first-token time (each engine in a
  * fresh child process, warm page cache, median of 3) and the child's RSS after load. The last lines are
  * `ratio_prefill_<p>` / `ratio_decode_<p>` (ours / llama.cpp: > 1 = ours faster) and `ratio_load_<p>` (llama.cpp's
  * load-to-first-token time / ours: > 1 = ours faster).
@@ -51,7 +52,8 @@ const OURS: Record<OwnPrecision, { quantize: 0 | 4 | 8; groupSize: number; label
 };
 const weightsLabel = (p: Precision): string => (isGguf(p) ? `the same ${p.toUpperCase()} GGUF` : OURS[p].label);
 
-interface Timing { prefill: number[]; decode: number[]; bytesPerToken: number; note?: string }
+/** Per run: tok/s, and the memory bandwidth probed just before that run (bytes/s). */
+interface Timing { prefill: number[]; decode: number[]; bw: number[]; bytesPerToken: number; note?: string }
 
 const log = (m: string) => process.stderr.write(m + "\n");
 
@@ -200,11 +202,13 @@ async function main(): Promise<void> {
     // Both engines stay loaded and their runs alternate, so load from other processes hits both alike.
     const llama = values["skip-llama"] ? null : await openLlama(ensureGguf(dir, p), prompt, gen, threads);
     const ours = values["skip-ours"] ? null : await openOurs(dir, p, prompt, gen, threads);
-    if (llama) r.llama = { prefill: [], decode: [], bytesPerToken: llama.bytesPerToken };
-    if (ours) r.ours = { prefill: [], decode: [], bytesPerToken: ours.bytesPerToken, backend: ours.name };
+    if (llama) r.llama = { prefill: [], decode: [], bw: [], bytesPerToken: llama.bytesPerToken };
+    if (ours) r.ours = { prefill: [], decode: [], bw: [], bytesPerToken: ours.bytesPerToken, backend: ours.name };
     for (let i = 0; i < runs; i++) {
       for (const [e, t] of [[llama, r.llama], [ours, r.ours]] as const) {
         if (!e || !t) continue;
+        // the probe next to the run sees the same neighbours on this shared machine as the run does
+        t.bw.push(await measureBandwidth(threads));
         const x = await e.run();
         t.prefill.push(x.prefill);
         t.decode.push(x.decode);
@@ -225,8 +229,8 @@ async function main(): Promise<void> {
   }
 
   console.log("");
-  console.log(`| precision | engine | weights | prefill tok/s | decode tok/s | MB read / token | decode GB/s achieved | decode roofline tok/s | % of roofline |`);
-  console.log(`|---|---|---|---|---|---|---|---|---|`);
+  console.log(`| precision | engine | weights | prefill tok/s | decode tok/s | MB read / token | decode GB/s achieved | decode roofline tok/s | % of roofline | % of the probe next to each run |`);
+  console.log(`|---|---|---|---|---|---|---|---|---|---|`);
   for (const r of results) {
     for (const [eng, t, label] of [
       [`ours (${r.ours?.backend ?? "-"})`, r.ours, weightsLabel(r.p)],
@@ -235,7 +239,8 @@ async function main(): Promise<void> {
       if (!t) continue;
       const roof = bw / t.bytesPerToken;
       const dec = median(t.decode);
-      console.log(`| ${r.p} | ${eng} | ${label} | ${median(t.prefill).toFixed(2)} | ${dec.toFixed(2)} | ${(t.bytesPerToken / 1e6).toFixed(0)} | ${((dec * t.bytesPerToken) / 1e9).toFixed(1)} | ${roof.toFixed(2)} | ${((100 * dec) / roof).toFixed(0)} % |`);
+      const near = median(t.decode.map((d, i) => (100 * d * t.bytesPerToken) / t.bw[i]));
+      console.log(`| ${r.p} | ${eng} | ${label} | ${median(t.prefill).toFixed(2)} | ${dec.toFixed(2)} | ${(t.bytesPerToken / 1e6).toFixed(0)} | ${((dec * t.bytesPerToken) / 1e9).toFixed(1)} | ${roof.toFixed(2)} | ${((100 * dec) / roof).toFixed(0)} % | ${near.toFixed(0)} % (${(median(t.bw) / 1e9).toFixed(1)} GB/s) |`);
       if (t.note) console.log(`note: ${t.note}`);
     }
   }
@@ -254,7 +259,9 @@ async function main(): Promise<void> {
   console.log("");
   console.log("Notes: llama.cpp's Q8_0 / Q4_0 files quantize token_embd and output (lm_head) too, as convert_hf_to_gguf does;");
   console.log("ours keeps lm_head in f16 (XVERSE's scheme), so it streams more bytes per decoded token at int8 / int4.");
-  console.log("Above 100 % of the roofline means the bandwidth probe (memchr under whatever else runs) measured low.");
+  console.log("% of roofline: against the best of three probes at the start. The last column divides each run's decode by");
+  console.log("the probe taken just before it (median over runs; the median probe in brackets): on a shared machine the");
+  console.log("neighbours that slow a run slow its probe too. Above 100 % means a probe measured low.");
   console.log(`load average at end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   console.log("");
   for (const r of results) {
