@@ -5,7 +5,7 @@
  *    ~ Q4_0), llama.cpp loads the matching GGUF;
  *  - q8_0, q4_0, q4_k_m, q5_k_m, q6_k: both engines load the SAME GGUF file (ours runs its blocks as stored).
  * Prefill tok/s (one forward over the prompt) and decode tok/s (greedy, one token per forward), median of N runs,
- * with the decode memory-bandwidth roofline (memchr probes: best of three at the start, and one just before each run,
+ * with the decode memory-bandwidth roofline (bytes: the weights and the KV cache read per step; memchr probes: best of three at the start, and one just before each run,
  * which sees the same neighbours as the run on a shared machine); for GGUF precisions also load-to-first-token time (each engine in a
  * fresh child process, warm page cache, median of 3) and the child's RSS after load. The last lines are
  * `ratio_prefill_<p>` / `ratio_decode_<p>` (ours / llama.cpp: > 1 = ours faster) and `ratio_load_<p>` (llama.cpp's
@@ -66,6 +66,15 @@ interface Engine {
   close(): Promise<void>;
 }
 
+/**
+ * KV cache bytes one decode step reads, on average over a run: step i (0 … gen − 1) attends to prompt + i + 1
+ * positions, each `perToken` bytes (K and V of every layer). At 512 + 128 tokens this is ~12 % of a q4_0 1.2 B
+ * model's weights: a decode roofline of the weights alone would ask for more than memory can give.
+ */
+function kvCacheBytes(perToken: number, prompt: number, gen: number): number {
+  return perToken * (prompt + (gen + 1) / 2);
+}
+
 async function openOurs(dir: string, p: Precision, prompt: number[], gen: number, threads: number): Promise<Engine> {
   const warnings: string[] = [];
   const t0 = performance.now();
@@ -83,8 +92,9 @@ async function openOurs(dir: string, p: Precision, prompt: number[], gen: number
   const backend = model.backend;
   const cfg = model.config;
   const W = model.weights;
-  // Bytes one decode step streams: the seven projections of every layer and lm_head (one embedding row is noise).
-  let bytes = weightBytes(W.lmHead);
+  // Bytes one decode step streams: the seven projections of every layer and lm_head (one embedding row is noise),
+  // and the KV cache up to the average decode position (f16 in both engines; kvCacheBytes below)
+  let bytes = weightBytes(W.lmHead) + kvCacheBytes(model.kvBytesPerToken, prompt.length, gen);
   for (const L of W.layers) for (const w of [L.q, L.k, L.v, L.o, L.gate, L.up, L.down]) bytes += weightBytes(w);
   const isa = (backend as { isa?: string }).isa;
   const name = `${backend.name}${isa ? ` (${isa})` : ""}`;
@@ -109,15 +119,16 @@ async function openOurs(dir: string, p: Precision, prompt: number[], gen: number
   };
 }
 
-async function openLlama(ggufPath: string, prompt: number[], gen: number, threads: number): Promise<Engine> {
+async function openLlama(ggufPath: string, prompt: number[], gen: number, threads: number, kvF16PerToken: number): Promise<Engine> {
   const { llama } = await openLlamaCpp(threads);
   const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
   const ctx = await model.createContext({
     contextSize: prompt.length + gen + 16, batchSize: prompt.length, threads: contextThreads(threads), sequences: 1,
   });
   const seq = ctx.getSequence();
-  // Bytes one decode step streams: every tensor but the embedding table (only one of its rows is read).
-  let bytes = 0;
+  // Bytes one decode step streams: every tensor but the embedding table (only one of its rows is read), and the
+  // KV cache (llama.cpp's default: f16 K and V, the same bytes as ours)
+  let bytes = kvCacheBytes(kvF16PerToken, prompt.length, gen);
   for (const t of readGguf(ggufPath).tensors) if (t.name !== "token_embd.weight") bytes += t.nbytes;
   await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 16));
   return {
@@ -195,12 +206,14 @@ async function main(): Promise<void> {
   for (let i = 0; i < 3; i++) bw = Math.max(bw, await measureBandwidth(threads));
   console.log(`memory read bandwidth: ${(bw / 1e9).toFixed(1)} GB/s (${threads} thread(s) scanning 1 GiB with memchr)`);
   const prompt = syntheticTokens(promptLen, spec.vocab);
+  // f16 K and V of every layer, per token (llama.cpp's default cache type, and ours)
+  const kvF16PerToken = 2 * spec.layers * spec.kvHeads * (spec.hidden / spec.heads) * 2;
 
   const results: { p: Precision; ours?: Timing & { backend: string }; llama?: Timing; load?: { ours: LoadResult; llama: LoadResult; fileMiB: number } }[] = [];
   for (const p of precisions) {
     const r: (typeof results)[number] = { p };
     // Both engines stay loaded and their runs alternate, so load from other processes hits both alike.
-    const llama = values["skip-llama"] ? null : await openLlama(ensureGguf(dir, p), prompt, gen, threads);
+    const llama = values["skip-llama"] ? null : await openLlama(ensureGguf(dir, p), prompt, gen, threads, kvF16PerToken);
     const ours = values["skip-ours"] ? null : await openOurs(dir, p, prompt, gen, threads);
     if (llama) r.llama = { prefill: [], decode: [], bw: [], bytesPerToken: llama.bytesPerToken };
     if (ours) r.ours = { prefill: [], decode: [], bw: [], bytesPerToken: ours.bytesPerToken, backend: ours.name };
@@ -259,6 +272,7 @@ async function main(): Promise<void> {
   console.log("");
   console.log("Notes: llama.cpp's Q8_0 / Q4_0 files quantize token_embd and output (lm_head) too, as convert_hf_to_gguf does;");
   console.log("ours keeps lm_head in f16 (XVERSE's scheme), so it streams more bytes per decoded token at int8 / int4.");
+  console.log("MB read / token: the weights a decode step streams and the KV cache (f16) up to the run's average position.");
   console.log("% of roofline: against the best of three probes at the start. The last column divides each run's decode by");
   console.log("the probe taken just before it (median over runs; the median probe in brackets): on a shared machine the");
   console.log("neighbours that slow a run slow its probe too. Above 100 % means a probe measured low.");
