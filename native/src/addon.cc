@@ -270,6 +270,23 @@ void Matmul(const Napi::CallbackInfo& info) {
   if (serial) chunk = rows;
   if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch, exact)) return;  // arm64 (src/arm/)
   if (!exact && run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
+  // int4 group 32 (`--quantize 4`) prompts on AVX2 without VNNI: the GGUF q4_0 rows-as-lanes kernel over Q8_0-style
+  // activations (blocks_avx2.cc), 1.9× the packed f32 GEMM below at T = 128 (one core, 4096²: 83 → 156 GOP/s; full-size prefill 99 → 172 tok/s)
+  if (!exact && s.isa == Isa::Avx2 && w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT) {
+    const BlockIsa bi{s.isa, false};
+    const int64_t per = legacy_act_bytes(cols);
+    if (s.qscratch.size() < static_cast<size_t>(per * T + 64)) s.qscratch.resize(per * T + 64);
+    char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(s.qscratch.data()) + 63) & ~uintptr_t(63));
+    auto quant = [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; t++) legacy_quantize(x + t * cols, cols, base + t * per, bi);
+    };
+    if (T * cols < 65536) quant(0, T, 0);
+    else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
+    // whole groups of 8 rows per chunk (a partial group costs a full one)
+    const int64_t chunk8 = std::max<int64_t>(8, (rows / (nt * 8)) & ~int64_t(7));
+    s.pool.parallel_for(rows, chunk8, [&](int64_t b, int64_t e, int) { q4g32_rows_avx2(w, base, y, rows, T, b, e); });
+    return;
+  }
   // f32-activation q4_group / q8_group (GPTQ / AWQ; q8_group is f32 on every non-AMX path anyway) on any AVX2+
   // x86: streams for decode (q8_group 4.3× group_zp.cc's kernel), a packed GEMM for prefill.
   // And on AVX2 without VNNI every int format's prompt (T ≥ kGroupF32GemmMinT) takes the packed f32 GEMM: 1.5× the

@@ -64,6 +64,9 @@ BlockRowsFn legacy_rows(Fmt f, BlockIsa isa);
 BlockRowsFn legacy_rows_avx2(Fmt f);
 BlockRowsFn legacy_rows_vnni(Fmt f);
 void legacy_quantize_avx2(const float* x, int64_t cols, const LegacyAct& a);
+// int4 group-32 weights (Fmt::Q4G, group 32: `--quantize 4`) with legacy activations, rows [r0, r1), AVX2: the q4_0
+// rows-as-lanes prefill kernel over a per-thread transposed copy of 8 rows at a time (blocks_avx2.cc).
+void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
 
 // --- K-quants (kquants.cc) ---
 // q2_k … q6_k (kquants.cc; activations Q8_K-style per 256). Same contract as the legacy family: act_bytes per

@@ -277,8 +277,19 @@ constexpr int64_t kIlBlock = 544;
 constexpr int64_t kIlMinT = 4;
 constexpr int64_t kIl16MinT = 24;
 
+// c[j] = dword j of R[0] … R[7] (an 8×8 transpose of dwords).
+TAVX2 INL void transpose8_epi32(const __m256i* R, __m256i* c) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_epi32(R[i], R[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(R[i], R[i + 1]);
+  for (int g = 0; g < 8; g += 4) {
+    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int j = 0; j < 4; j++) c[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20), c[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+}
+
 // Block b of rows p, p + rb, … (8 rows): its 8 scales to o as f32, and c[j] = values 4j … 4j+3 of rows 0 … 7 (dword i
-// = row i's 4 int8), by an 8×8 transpose of dwords.
+// = row i's 4 int8).
 TAVX2 INL void q8_chunks8(const uint8_t* p, int64_t rb, uint8_t* o, __m256i* c) {
   __m256i R[8];
   uint64_t lo = 0, hi = 0;
@@ -287,13 +298,7 @@ TAVX2 INL void q8_chunks8(const uint8_t* p, int64_t rb, uint8_t* o, __m256i* c) 
     (i < 4 ? lo : hi) |= static_cast<uint64_t>(le16(p + i * rb)) << (16 * (i & 3));
   }
   _mm256_store_ps(reinterpret_cast<float*>(o), _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(lo)), static_cast<long long>(hi), 1)));
-  __m256i t[8], u[8];
-  for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_epi32(R[i], R[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(R[i], R[i + 1]);
-  for (int g = 0; g < 8; g += 4) {
-    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
-    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
-  }
-  for (int j = 0; j < 4; j++) c[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20), c[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+  transpose8_epi32(R, c);
 }
 
 TAVX2 void q8_transpose8_i8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
@@ -567,6 +572,37 @@ TAVX2 int64_t rows_il(const WView& w, const char* qa, int64_t per, float* y, int
   }
 }
 
+// int4 group 32 (`--quantize 4`'s q4_group: byte k of a group holds its values 2k (low nibble) and 2k + 1 (high),
+// signed) prefill through q4_rows8: 8 rows' groups are turned into the q4_0 plan's scratch (the f32 group scales as
+// dw, exactly as stored; −8 · dw as the shift; the codes, xor 8 → unsigned, in value order, dword-transposed so chunk
+// j = values 4j … 4j+3 of the 8 rows). Rows past r1 in a last partial group are zeros, their outputs dropped.
+TAVX2 void q4g32_transpose8(const WView& w, int64_t r, int64_t n, uint8_t* s) {
+  const int64_t nb = w.cols / 32, rb = w.cols / 2;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  const __m128i m4 = _mm_set1_epi8(0x0f), flip = _mm_set1_epi8(static_cast<char>(0x88));
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = s + b * kIl4Block;
+    alignas(32) float dw[8];
+    __m256i R[8];
+    for (int i = 0; i < 8; i++) {
+      if (i >= n) {
+        dw[i] = 0.f, R[i] = _mm256_setzero_si256();
+        continue;
+      }
+      dw[i] = w.scales[(r + i) * nb + b];
+      const __m128i v = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + (r + i) * rb + 16 * b)), flip);
+      const __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+      R[i] = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));  // codes of values 0 … 31
+    }
+    const __m256 d = _mm256_load_ps(dw);
+    _mm256_store_ps(reinterpret_cast<float*>(o), d);
+    _mm256_store_ps(reinterpret_cast<float*>(o + 32), _mm256_mul_ps(d, _mm256_set1_ps(-8.f)));
+    __m256i c[8];
+    transpose8_epi32(R, c);
+    for (int j = 0; j < 8; j++) _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 32 * j), c[j]);
+  }
+}
+
 // Rows in blocks of kRowBlock (their weights, ≤ 32 · 34 · cols / 32 bytes, stay in L2), and per block every
 // 4-token group in turn over its rows: the group's activations (4 · legacy_act_bytes) stay in L1 while the
 // rows stream from L2. (Rows outside, tokens inside read ~100 activation bytes per block pair and token from L2,
@@ -603,6 +639,28 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
 }
 
 }  // namespace
+
+void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
+  const char* qa = static_cast<const char*>(qact);
+  const int64_t nb = w.cols / 32, per = legacy_act_bytes(w.cols);
+  thread_local std::vector<uint8_t> buf;
+  thread_local std::vector<float> part;
+  if (buf.size() < static_cast<size_t>(nb * kIl4Block + 64)) buf.resize(nb * kIl4Block + 64);
+  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  for (int64_t r = r0; r < r1; r += 8) {
+    const int64_t n = r1 - r < 8 ? r1 - r : 8;
+    q4g32_transpose8(w, r, n, s);
+    // a partial group writes its 8 lanes into `part` (T × 8), then keeps the first n
+    if (n < 8 && part.size() < static_cast<size_t>(8 * T)) part.resize(8 * T);
+    float* yo = n == 8 ? y : part.data();
+    const int64_t ld = n == 8 ? ldy : 8, ro = n == 8 ? r : 0;
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) q4_rows8<4, false>(s, nb, qa, per, w.cols, yo, ld, ro, t);
+    for (; t < T; t++) q4_rows8<1, false>(s, nb, qa, per, w.cols, yo, ld, ro, t);
+    if (n < 8)
+      for (int64_t tt = 0; tt < T; tt++) std::memcpy(y + tt * ldy + r, part.data() + tt * 8, n * sizeof(float));
+  }
+}
 
 BlockRowsFn legacy_rows_avx2(Fmt f) {
   switch (f) {

@@ -135,6 +135,8 @@ class ThreadPool;
 // q8_row / q4_row pass as q8_group / q4_group with group = cols (their one scale per row is one per group).
 // From kGroupF32GemmMinT tokens the packed GEMM runs (below: streams).
 constexpr int64_t kGroupF32GemmMinT = 10;
+// From kQ4g32RowsMinT tokens AVX2 (no VNNI) runs int4 group-32 weights through q4g32_rows_avx2 (blocks.h) instead.
+constexpr int64_t kQ4g32RowsMinT = 4;
 WView as_group(const WView& w);
 bool group_f32_avx2_supports(const WView& w);
 void group_f32_avx2(const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool);
