@@ -270,9 +270,12 @@ void Matmul(const Napi::CallbackInfo& info) {
   if (serial) chunk = rows;
   if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch, exact)) return;  // arm64 (src/arm/)
   if (!exact && run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
-  // int4 group 32 (`--quantize 4`) prompts on AVX2 without VNNI: the GGUF q4_0 rows-as-lanes kernel over Q8_0-style
-  // activations (blocks_avx2.cc), 1.9× the packed f32 GEMM below at T = 128 (one core, 4096²: 83 → 156 GOP/s; full-size prefill 99 → 172 tok/s)
-  if (!exact && s.isa == Isa::Avx2 && w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT) {
+  // `--quantize 4` / `--quantize 8` prompts on AVX2 without VNNI: the GGUF q4_0 / q8_0 rows-as-lanes kernels over
+  // Q8_0-style activations (blocks_avx2.cc), not the packed f32 GEMM below. One core, 4096², T = 128: int4 group 32
+  // 83 → 156 GOP/s (full-size prefill 99 → 172 tok/s), int8 per row 82 → 130 GOP/s.
+  const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT;
+  const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && T >= kQ8RowsMinT;
+  if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows)) {
     const BlockIsa bi{s.isa, false};
     const int64_t per = legacy_act_bytes(cols);
     if (s.qscratch.size() < static_cast<size_t>(per * T + 64)) s.qscratch.resize(per * T + 64);
@@ -282,9 +285,11 @@ void Matmul(const Napi::CallbackInfo& info) {
     };
     if (T * cols < 65536) quant(0, T, 0);
     else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
-    // whole groups of 8 rows per chunk (a partial group costs a full one)
-    const int64_t chunk8 = std::max<int64_t>(8, (rows / (nt * 8)) & ~int64_t(7));
-    s.pool.parallel_for(rows, chunk8, [&](int64_t b, int64_t e, int) { q4g32_rows_avx2(w, base, y, rows, T, b, e); });
+    // whole groups of rows per chunk (a partial group costs a full one): 8 for int4, 32 (the int16 kernel's widest)
+    // for int8
+    const int64_t g = q4g32_rows ? 8 : 32, chunk_g = std::max<int64_t>(g, (rows / (nt * 8)) & ~(g - 1));
+    auto rows_fn = q4g32_rows ? q4g32_rows_avx2 : q8row_rows_avx2;
+    s.pool.parallel_for(rows, chunk_g, [&](int64_t b, int64_t e, int) { rows_fn(w, base, y, rows, T, b, e); });
     return;
   }
   // f32-activation q4_group / q8_group (GPTQ / AWQ; q8_group is f32 on every non-AMX path anyway) on any AVX2+

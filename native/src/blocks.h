@@ -67,6 +67,9 @@ void legacy_quantize_avx2(const float* x, int64_t cols, const LegacyAct& a);
 // int4 group-32 weights (Fmt::Q4G, group 32: `--quantize 4`) with legacy activations, rows [r0, r1), AVX2: the q4_0
 // rows-as-lanes prefill kernel over a per-thread transposed copy of 8 rows at a time (blocks_avx2.cc).
 void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+// int8 row weights (Fmt::Q8: `--quantize 8`) the same way through q8_0's int16 rows-as-lanes kernel (each row's f32
+// scale as every block's dw). For prompts of kQ8RowsMinT tokens or more.
+void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
 
 // --- K-quants (kquants.cc) ---
 // q2_k … q6_k (kquants.cc; activations Q8_K-style per 256). Same contract as the legacy family: act_bytes per

@@ -313,19 +313,43 @@ TAVX2 void q8_transpose8_i8(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* 
   }
 }
 
-TAVX2 void q8_transpose8_i16(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
+// Chunks c (values 4j … 4j+3 of 8 rows, int8) as int16 pairs at o + 32 + 32p: rows 0-3 / 4-7 widened (qword i =
+// row i's 4 values), their dwords sorted into pairs (4j, 4j+1) then (4j+2, 4j+3).
+TAVX2 INL void store_pairs_i16(const __m256i* c, uint8_t* o) {
   const __m256i pairs = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int j = 0; j < 8; j++) {
+    const __m256i e0 = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(c[j])), pairs);
+    const __m256i e1 = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(c[j], 1)), pairs);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * j), _mm256_permute2x128_si256(e0, e1, 0x20));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * j), _mm256_permute2x128_si256(e0, e1, 0x31));
+  }
+}
+
+TAVX2 void q8_transpose8_i16(const uint8_t* w0, int64_t rb, int64_t nb, uint8_t* s) {
   for (int64_t b = 0; b < nb; b++) {
     uint8_t* o = s + b * kIlBlock;
     __m256i c[8];
     q8_chunks8(w0 + b * 34, rb, o, c);
-    for (int j = 0; j < 8; j++) {
-      // rows 0-3 / 4-7 widened (qword i = row i's 4 values), their dwords sorted into pairs (4j, 4j+1) then (4j+2, 4j+3)
-      const __m256i e0 = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(c[j])), pairs);
-      const __m256i e1 = _mm256_permutevar8x32_epi32(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(c[j], 1)), pairs);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 32 + 64 * j), _mm256_permute2x128_si256(e0, e1, 0x20));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(o + 64 + 64 * j), _mm256_permute2x128_si256(e0, e1, 0x31));
-    }
+    store_pairs_i16(c, o);
+  }
+}
+
+// The same scratch from `--quantize 8`'s int8 rows (Fmt::Q8: cols int8 per row, one f32 scale per row, which is
+// every block's dw): rows r … r + n − 1, zeros past n.
+TAVX2 void q8row_transpose8_i16(const WView& w, int64_t r, int64_t n, uint8_t* s) {
+  const int64_t nb = w.cols / 32;
+  const int8_t* base = static_cast<const int8_t*>(w.data);
+  alignas(32) float dw[8];
+  for (int i = 0; i < 8; i++) dw[i] = i < n ? w.scales[r + i] : 0.f;
+  const __m256 d = _mm256_load_ps(dw);
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = s + b * kIlBlock;
+    __m256i R[8], c[8];
+    for (int i = 0; i < 8; i++)
+      R[i] = i < n ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + (r + i) * w.cols + 32 * b)) : _mm256_setzero_si256();
+    _mm256_store_ps(reinterpret_cast<float*>(o), d);
+    transpose8_epi32(R, c);
+    store_pairs_i16(c, o);
   }
 }
 
@@ -414,52 +438,73 @@ TAVX2 void q8_rows8_i16(const uint8_t* s, int64_t nb, const int16_t* x16, int64_
     for (int g = 0; g < G; g++) _mm256_storeu_ps(y + (t0 + t) * ldy + r + 8 * g, acc[t][g]);
 }
 
-// Rows r … r + 8G − 1 transposed, then tokens [t0, t1) TT at a time (the int32 sums of G groups × TT tokens, the G
-// weight registers and the broadcast fill the 16 ymm registers; the f32 sums, touched once per block, may spill).
-template <int G, int TT>
-TAVX2 void q8_group_run(const WView& w, int64_t rb, uint8_t* s, const int16_t* x16, const char* qa, int64_t per,
+// Rows r … r + 8G − 1 transposed by src(first row, scratch), then tokens [t0, t1) TT at a time (the int32 sums of G
+// groups × TT tokens, the G weight registers and the broadcast fill the 16 ymm registers; the f32 sums, touched once
+// per block, may spill).
+template <int G, int TT, class Src>
+TAVX2 void q8_group_run(const Src& src, int64_t cols, uint8_t* s, const int16_t* x16, const char* qa, int64_t per,
                         float* y, int64_t ldy, int64_t t0, int64_t t1, int64_t r) {
-  const int64_t nb = w.cols / 32;
-  const uint8_t* w0 = static_cast<const uint8_t*>(w.data) + r * rb;
-  for (int g = 0; g < G; g++) q8_transpose8_i16(w0 + 8 * g * rb, rb, nb, s + g * nb * kIlBlock);
+  const int64_t nb = cols / 32;
+  for (int g = 0; g < G; g++) src(r + 8 * g, s + g * nb * kIlBlock);
   int64_t t = t0;
-  for (; t + TT <= t1; t += TT) q8_rows8_i16<TT, G>(s, nb, x16, t0, qa, per, w.cols, y, ldy, r, t);
-  for (; t < t1; t++) q8_rows8_i16<1, G>(s, nb, x16, t0, qa, per, w.cols, y, ldy, r, t);
+  for (; t + TT <= t1; t += TT) q8_rows8_i16<TT, G>(s, nb, x16, t0, qa, per, cols, y, ldy, r, t);
+  for (; t < t1; t++) q8_rows8_i16<1, G>(s, nb, x16, t0, qa, per, cols, y, ldy, r, t);
 }
 
-// q8_0's rows [r0, r1) in groups of 32, 16, then 8 rows (returns where the rest, for tile(), starts), over chunks of
+// The int16 kernel over rows [r0, r1) in groups of 32, 16, then 8 rows (returns where the rest starts), over chunks of
 // kIlTokens tokens: a chunk's int16 activations (≤ 128 · cols · 2 bytes) stay in L2 / L3 while every group reads
-// them. Zen 3, one core, 4096²: 111 → 131 GOP/s at T = 512 (2 × 8 rows × 3 tokens: 128; 8 × 4: 110).
+// them. Zen 3, one core, 4096² q8_0: 111 → 131 GOP/s at T = 512 (2 × 8 rows × 3 tokens: 128; 8 × 4: 110).
 constexpr int64_t kIlTokens = 128;
-TAVX2 int64_t q8_rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
-                         int64_t r1) {
-  const int64_t nb = w.cols / 32, rb = nb * Lay<Fmt::Q8_0>::B;
-  thread_local std::vector<uint8_t> buf;
-  thread_local std::vector<int16_t> x16;
-  if (T < kIl16MinT) {
-    if (buf.size() < static_cast<size_t>(nb * kIlBlock + 64)) buf.resize(nb * kIlBlock + 64);
-    uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-    int64_t r = r0;
-    for (; r + 8 <= r1; r += 8) {
-      q8_transpose8_i8(static_cast<const uint8_t*>(w.data) + r * rb, rb, nb, s);
-      int64_t t = 0;
-      for (; t + 4 <= T; t += 4) q8_rows8_i8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
-      for (; t < T; t++) q8_rows8_i8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
-    }
-    return r;
-  }
+// One per thread for every source (4 transposed groups and a chunk's int16 activations: ~1.8 MB at 5504 columns).
+struct I16Scratch {
+  std::vector<uint8_t> w;
+  std::vector<int16_t> x16;
+};
+inline I16Scratch& i16_scratch() {
+  thread_local I16Scratch s;
+  return s;
+}
+template <class Src>
+TAVX2 int64_t q8_i16_rows(const Src& src, int64_t cols, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T,
+                          int64_t r0, int64_t r1) {
+  const int64_t nb = cols / 32;
+  std::vector<uint8_t>& buf = i16_scratch().w;
+  std::vector<int16_t>& x16 = i16_scratch().x16;
   if (buf.size() < static_cast<size_t>(4 * nb * kIlBlock + 64)) buf.resize(4 * nb * kIlBlock + 64);
   const int64_t chunk = T < kIlTokens ? T : kIlTokens;
-  if (x16.size() < static_cast<size_t>(chunk * w.cols)) x16.resize(chunk * w.cols);
+  if (x16.size() < static_cast<size_t>(chunk * cols)) x16.resize(chunk * cols);
   uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   int64_t r = r0;
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
     const int64_t t1 = t0 + chunk < T ? t0 + chunk : T;
-    q8_widen(qa + t0 * per, per, w.cols, t1 - t0, x16.data());
+    q8_widen(qa + t0 * per, per, cols, t1 - t0, x16.data());
     r = r0;
-    for (; r + 32 <= r1; r += 32) q8_group_run<4, 2>(w, rb, s, x16.data(), qa, per, y, ldy, t0, t1, r);
-    if (r + 16 <= r1) q8_group_run<2, 3>(w, rb, s, x16.data(), qa, per, y, ldy, t0, t1, r), r += 16;
-    if (r + 8 <= r1) q8_group_run<1, 3>(w, rb, s, x16.data(), qa, per, y, ldy, t0, t1, r), r += 8;
+    for (; r + 32 <= r1; r += 32) q8_group_run<4, 2>(src, cols, s, x16.data(), qa, per, y, ldy, t0, t1, r);
+    if (r + 16 <= r1) q8_group_run<2, 3>(src, cols, s, x16.data(), qa, per, y, ldy, t0, t1, r), r += 16;
+    if (r + 8 <= r1) q8_group_run<1, 3>(src, cols, s, x16.data(), qa, per, y, ldy, t0, t1, r), r += 8;
+  }
+  return r;
+}
+
+// q8_0's rows [r0, r1) with rows as lanes (returns where the rest, for tile(), starts): int8 below kIl16MinT tokens,
+// int16 from there.
+TAVX2 int64_t q8_rows_il(const WView& w, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T, int64_t r0,
+                         int64_t r1) {
+  const int64_t nb = w.cols / 32, rb = nb * Lay<Fmt::Q8_0>::B;
+  const uint8_t* w0 = static_cast<const uint8_t*>(w.data);
+  if (T >= kIl16MinT) {
+    const auto src = [&](int64_t r, uint8_t* o) { q8_transpose8_i16(w0 + r * rb, rb, nb, o); };
+    return q8_i16_rows(src, w.cols, qa, per, y, ldy, T, r0, r1);
+  }
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < static_cast<size_t>(nb * kIlBlock + 64)) buf.resize(nb * kIlBlock + 64);
+  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    q8_transpose8_i8(w0 + r * rb, rb, nb, s);
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) q8_rows8_i8<4>(s, nb, qa, per, w.cols, y, ldy, r, t);
+    for (; t < T; t++) q8_rows8_i8<1>(s, nb, qa, per, w.cols, y, ldy, r, t);
   }
   return r;
 }
@@ -660,6 +705,21 @@ void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
     if (n < 8)
       for (int64_t tt = 0; tt < T; tt++) std::memcpy(y + tt * ldy + r, part.data() + tt * 8, n * sizeof(float));
   }
+}
+
+void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
+  const char* qa = static_cast<const char*>(qact);
+  const int64_t per = legacy_act_bytes(w.cols);
+  const auto src = [&](int64_t r, uint8_t* o) { q8row_transpose8_i16(w, r, 8, o); };
+  const int64_t r = q8_i16_rows(src, w.cols, qa, per, y, ldy, T, r0, r1);
+  if (r == r1) return;
+  // the last < 8 rows: one group padded with zero rows, its 8 lanes into `part` (T × 8), the first n kept
+  const int64_t n = r1 - r;
+  thread_local std::vector<float> part;
+  if (part.size() < static_cast<size_t>(8 * T)) part.resize(8 * T);
+  const auto pad = [&](int64_t, uint8_t* o) { q8row_transpose8_i16(w, r, n, o); };
+  q8_i16_rows(pad, w.cols, qa, per, part.data(), 8, T, 0, 8);
+  for (int64_t t = 0; t < T; t++) std::memcpy(y + t * ldy + r, part.data() + t * 8, n * sizeof(float));
 }
 
 BlockRowsFn legacy_rows_avx2(Fmt f) {

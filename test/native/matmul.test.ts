@@ -24,7 +24,7 @@ import type { Weight, WeightFormat } from "../../src/backend/backend.js";
 import { tsBackend } from "../../src/backend/ts/index.js";
 import { tryLoadNativeBackend, type NativeIsa } from "../../src/backend/native/index.js";
 import { readFileSync } from "node:fs";
-import { avx2GemmTakes, quantizeActsQ8_0, rint } from "./act-quant.js";
+import { avx2GemmTakes, avx2Q8RowsTakes, quantizeActsQ8_0, rint } from "./act-quant.js";
 import { normErr, randArray, randWeight, rng } from "./random.js";
 
 const load = tryLoadNativeBackend({ threads: 2 });
@@ -49,6 +49,8 @@ for (const format of ["f32", "bf16", "f16", "q8_row"] as const) {
     cases.push({ format, rows, cols });
   }
 }
+// AVX2 q8_row from 4 tokens (q8_0's int16 kernel): a 32-row group, an 8-row group and one row padded to 8 (T = 70)
+cases.push({ format: "q8_row", rows: 41, cols: 64 });
 for (const [rows, cols] of [[1, 2], [7, 38], [5, 64], [13, 130], [33, 200], [9, 1000], [6, 4098]]) {
   cases.push({ format: "q4_row", rows, cols });
 }
@@ -120,7 +122,7 @@ function roundActsF16(x: Float32Array, T: number, cols: number): Float32Array {
 function quantizedPath(c: Case, T: number, isa: NativeIsa): boolean {
   if (armIntActs(isa, c.format, c.group)) return true;
   const vnni = isa === "avx512_vnni" || isa === "avx512_amx"; // AMX is VNNI plus tiles for q4_group g32 prefill
-  if (c.format === "q8_row") return vnni && T > 1 && hasVbmi === true;
+  if (c.format === "q8_row") return (vnni && T > 1 && hasVbmi === true) || (isa === "avx2" && avx2Q8RowsTakes(c.cols, T));
   if (isa === "avx2" && avx2GemmTakes(c.format, c.cols, c.group, T)) return false; // the exact f32 GEMM
   return (vnni || isa === "avx2") && c.format.startsWith("q4");
 }
