@@ -5,9 +5,10 @@
  *    ~ Q4_0), llama.cpp loads the matching GGUF;
  *  - q8_0, q4_0, q4_k_m, q5_k_m, q6_k: both engines load the SAME GGUF file (ours runs its blocks as stored).
  * Prefill tok/s (one forward over the prompt) and decode tok/s (greedy, one token per forward), median of N runs,
- * with the decode memory-bandwidth roofline (bytes: the weights and the KV cache read per step; memchr probes: best of three at the start, and one just before each run,
- * which sees the same neighbours as the run on a shared machine); for GGUF precisions also load-to-first-token time (each engine in a
- * fresh child process, warm page cache, median of 3) and the child's RSS after load. The last lines are
+ * with the decode memory-bandwidth roofline (bytes: the weights and the KV cache read per step; memchr probes: best
+ * of three at the start, and one just before each run, which sees the same neighbours as the run on a shared
+ * machine); for GGUF precisions also load-to-first-token time (each engine in a fresh child process, warm page
+ * cache, median of 3) and the child's RSS after load. The last lines are
  * `ratio_prefill_<p>` / `ratio_decode_<p>` (ours / llama.cpp: > 1 = ours faster) and `ratio_load_<p>` (llama.cpp's
  * load-to-first-token time / ours: > 1 = ours faster).
  *
