@@ -56,9 +56,12 @@ async function stream(srv: RunningServer, body: object, chunks: number): Promise
   }
 }
 
-test("per-request bookkeeping returns to its idle counts after finished, aborted, queued and failed requests", async (t) => {
+// (a timeout: a failed check must not leave the busy loops below running forever)
+test("per-request bookkeeping returns to its idle counts after finished, aborted, queued and failed requests", { timeout: 120_000 }, async (t) => {
   const srv = await startTestServer({ concurrency: 2, bodyTimeoutMs: 300, requestTimeoutMs: 1500 });
   const sched = srv.scheduler;
+  // the busy loops run until this is set: on the way out too, when a check fails while they run
+  let stop = false;
   try {
     // idle baseline, after one request so lazy one-time state (JIT, parser pools, piece tables) exists
     assert.equal((await post(srv, "/v1/completions", { prompt: "Once", max_tokens: 2 })).status, 200);
@@ -66,7 +69,6 @@ test("per-request bookkeeping returns to its idle counts after finished, aborted
     const res0 = resources(), lis0 = listeners();
 
     // long streams, one after another, keep both slots busy: the counts must rise while they run
-    let stop = false;
     const long = { max_tokens: 100_000, ignore_eos: true };
     // (a POST on a pooled keep-alive socket can fail before any answer, rarely, when the socket closes under it; the
     // loops only keep the slots busy, so such a try is noted and the loop goes on instead of failing the test)
@@ -78,7 +80,9 @@ test("per-request bookkeeping returns to its idle counts after finished, aborted
     });
     const busy = await until("worker busy", () => ({ ...sched.workerMemory }), (m) => m.jobs >= 1 && m.decoding >= 1);
     assert.ok(busy.jobs >= 1 && busy.decoding >= 1);
-    assert.ok(sched.bookkeeping().metricJobs >= 1, "the metrics time the running jobs");
+    // (polled: the worker's report above may be a second old, and a long stream can end — cut by --request-timeout —
+    // in between, before its loop starts the next)
+    await until("the metrics time the running jobs", () => sched.bookkeeping().metricJobs, (n) => n >= 1);
     // behind them: two hang up while queued, one hangs up after its first chunk, one reads to the end, and one
     // waits past --request-timeout when the slots stay busy (504 queued, or cut with "length" running)
     const hangUp = async (ms: number) => {
@@ -119,6 +123,7 @@ test("per-request bookkeeping returns to its idle counts after finished, aborted
     assert.equal(res1.Timeout ?? 0, res0.Timeout ?? 0, `timers: ${JSON.stringify(res0)} → ${JSON.stringify(res1)}`);
     assert.deepEqual(listeners(), lis0);
   } finally {
+    stop = true;
     await srv.close();
   }
 });
