@@ -274,7 +274,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   // Q8_0-style activations (blocks_avx2.cc), not the packed f32 GEMM below. One core, 4096², T = 128: int4 group 32
   // 83 → 156 GOP/s (full-size prefill 99 → 172 tok/s), int8 per row 82 → 130 GOP/s.
   const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT;
-  const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && T >= kQ8RowsMinT;
+  const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kQ8RowsMinT || T == 1);
   if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows)) {
     const BlockIsa bi{s.isa, false};
     const int64_t per = legacy_act_bytes(cols);
@@ -288,6 +288,10 @@ void Matmul(const Napi::CallbackInfo& info) {
     // whole groups of rows per chunk (a partial group costs a full one): 8 for int4, 32 (the int16 kernel's widest)
     // for int8
     const int64_t g = q4g32_rows ? 8 : 32, chunk_g = std::max<int64_t>(g, (rows / (nt * 8)) & ~(g - 1));
+    if (T == 1 && !q4g32_rows) {  // int8 decode: one row stream per thread chunk
+      s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q8row_dec_avx2(w, base, y, b, e); });
+      return;
+    }
     auto rows_fn = q4g32_rows ? q4g32_rows_avx2 : q8row_rows_avx2;
     s.pool.parallel_for(rows, chunk_g, [&](int64_t b, int64_t e, int) { rows_fn(w, base, y, rows, T, b, e); });
     return;

@@ -70,6 +70,8 @@ void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
 // int8 row weights (Fmt::Q8: `--quantize 8`) the same way through q8_0's int16 rows-as-lanes kernel (each row's f32
 // scale as every block's dw). For prompts of kQ8RowsMinT tokens or more.
 void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+// … and their decode (one token, Q8_0-style activations at qact): rows [r0, r1) of y.
+void q8row_dec_avx2(const WView& w, const void* qact, float* y, int64_t r0, int64_t r1);
 
 // --- K-quants (kquants.cc) ---
 // q2_k … q6_k (kquants.cc; activations Q8_K-style per 256). Same contract as the legacy family: act_bytes per

@@ -32,9 +32,12 @@ export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Floa
  * units (a row format's group is its cols), but not int4 group 32 (from 4 tokens) and int8 rows (avx2Q8RowsTakes),
  * which take the GGUF q4_0 / q8_0 kernels.
  */
-/** Whether AVX2 (no VNNI) runs int8 row weights through q8_0's int16 rows-as-lanes kernel (int8 activations). */
+/**
+ * Whether AVX2 (no VNNI) runs int8 row weights on Q8_0-style activations: decode through q8_0's decode plan, prompts of
+ * 4 tokens or more through its int16 rows-as-lanes kernel (blocks_avx2.cc); 2-3 tokens stay exact.
+ */
 export function avx2Q8RowsTakes(cols: number, T: number): boolean {
-  return T >= 4 && cols % 32 === 0;
+  return (T >= 4 || T === 1) && cols % 32 === 0;
 }
 
 export function avx2GemmTakes(format: string, cols: number, group: number | undefined, T: number): boolean {

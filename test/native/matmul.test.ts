@@ -2,11 +2,12 @@
  * Native matmul vs the TS reference, every weight format × every instruction set the CPU has × odd shapes.
  *
  * Bounds (normalized: max|Δ| / max|ref|):
- * - f32 accumulation paths (f32, bf16, f16 always; q8_row on scalar, avx2, avx512 and in decode; int4 on
- *   scalar and avx512): 1e-5 — only the
+ * - f32 accumulation paths (f32, bf16, f16 always; q8_row on scalar and avx512, in decode on avx512_vnni, and on
+ *   avx2 at 2-3 tokens or without whole 32-column blocks; int4 on scalar and avx512): 1e-5 — only the
  *   summation order differs from the reference.
- * - int4 weights on avx512_vnni and avx2 (on avx2 below 10 tokens or without whole 32-column groups: from 10 tokens
- *   group_f32_avx2.cc's packed f32 GEMM runs q4 / q8 rows and groups exactly), and int8 (q8_row) weights in prefill (T > 1) on avx512_vnni
+ * - int4 weights on avx512_vnni and avx2 (on avx2 from 10 tokens group_f32_avx2.cc's packed f32 GEMM runs q4 rows
+ *   and groups other than group 32 exactly), int8 (q8_row) weights on avx2 in decode and from 4 tokens
+ *   (avx2Q8RowsTakes), and q8_row in prefill (T > 1) on avx512_vnni
  *   when the CPU also has AVX-512 VBMI, integer dot products: activations are quantized to int8 in
  *   blocks of 32 (llama.cpp's Q8_0 scheme: scale = max|x| / 127, q = x · (127 / max|x|) rounded half to
  *   even). Two checks: against the reference run on the same quantize-dequantized x, 1e-5 (the kernel itself
@@ -49,8 +50,9 @@ for (const format of ["f32", "bf16", "f16", "q8_row"] as const) {
     cases.push({ format, rows, cols });
   }
 }
-// AVX2 q8_row from 4 tokens (q8_0's int16 kernel): a 32-row group, an 8-row group and one row padded to 8 (T = 70)
-cases.push({ format: "q8_row", rows: 41, cols: 64 });
+// AVX2 q8_row from 4 tokens (q8_0's int16 kernel): a 32-row group, an 8-row group and one row padded to 8 (T = 70);
+// its decode with an odd number of 32-column blocks (the last one alone)
+cases.push({ format: "q8_row", rows: 41, cols: 64 }, { format: "q8_row", rows: 3, cols: 96 });
 for (const [rows, cols] of [[1, 2], [7, 38], [5, 64], [13, 130], [33, 200], [9, 1000], [6, 4098]]) {
   cases.push({ format: "q4_row", rows, cols });
 }
