@@ -270,9 +270,10 @@ void Matmul(const Napi::CallbackInfo& info) {
   if (serial) chunk = rows;
   if (s.isa >= Isa::Neon && arm::matmul(w, x, y, T, s.isa, s.pool, s.qscratch, exact)) return;  // arm64 (src/arm/)
   if (!exact && run_amx(s, w, x, y, T)) return;  // any int4 / int8 format, T ≥ 16, on AMX
-  // `--quantize 4` / `--quantize 8` prompts on AVX2 without VNNI: the GGUF q4_0 / q8_0 rows-as-lanes kernels over
-  // Q8_0-style activations (blocks_avx2.cc), not the packed f32 GEMM below. One core, 4096², T = 128: int4 group 32
-  // 83 → 156 GOP/s (full-size prefill 99 → 172 tok/s), int8 per row 82 → 130 GOP/s.
+  // `--quantize 4` / `--quantize 8` prompts and `--quantize 8` decode on AVX2 without VNNI: the GGUF q4_0 / q8_0
+  // kernels over Q8_0-style activations (blocks_avx2.cc), not the packed f32 GEMM / exact row kernel below. One core,
+  // 4096², T = 128: int4 group 32 83 → 156 GOP/s (full-size prefill 99 → 172 tok/s), int8 per row 82 → 130 GOP/s;
+  // int8 decode 12 → 21 GB/s.
   const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT;
   const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kQ8RowsMinT || T == 1);
   if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows)) {
@@ -287,7 +288,7 @@ void Matmul(const Napi::CallbackInfo& info) {
     else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
     // whole groups of rows per chunk (a partial group costs a full one): 8 for int4, 32 (the int16 kernel's widest)
     // for int8
-    const int64_t g = q4g32_rows ? 8 : 32, chunk_g = std::max<int64_t>(g, (rows / (nt * 8)) & ~(g - 1));
+    const int64_t g = q4g32_rows ? 8 : 32, chunk_g = serial ? rows : std::max<int64_t>(g, (rows / (nt * 8)) & ~(g - 1));
     if (T == 1 && !q4g32_rows) {  // int8 decode: one row stream per thread chunk
       s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q8row_dec_avx2(w, base, y, b, e); });
       return;

@@ -78,6 +78,10 @@ bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa
   // Rows in chunks of a multiple of 4 (8 per thread, so a descheduled thread delays little); small products run
   // on the calling thread (waking the pool costs microseconds).
   int64_t chunk = std::max<int64_t>(4, (rows / (nt * 8)) & ~int64_t(3));
+  // From 4 tokens the AVX2 legacy kernels take whole groups of 8 rows as lanes (q8_0 from 24 tokens: 32, 16, 8) and
+  // leave the rest of a chunk to a slower plan: chunks of a multiple of 32 rows, or many threads (rows / (threads · 8)
+  // under 8) would never reach them
+  if (T >= 4) chunk = std::max<int64_t>(32, chunk & ~int64_t(31));
   if (rows * cols * T < 65536) chunk = rows;
   const BlockRowsFn rows_fn = fam.rows;
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { rows_fn(w, base, y, rows, T, b, e); });

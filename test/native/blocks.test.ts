@@ -65,8 +65,9 @@ function errVsMagnitude(got: Float32Array, ref: Float32Array, w: Weight, type: n
 // one (160), whole 16-block groups (512, 4096), a group + whole steps + a partial step (736 = 23 blocks) and a
 // group + whole steps only (768 = 24 blocks). The rows-as-lanes prefill kernels (AVX2, from 4 tokens) take whole
 // groups of 8 rows (q8_0 from 24 tokens: 32, then 16, then 8) out of a thread's chunk of rows, which is 4 rows in
-// the shapes above (2 threads). Small products run on the calling thread: [57, 32] up to 35 tokens (groups of 32,
-// 16, 8 and one row left), [41, 64] at 24 (32, 8, 1); [264, 64] runs in chunks of 16 rows, [520, 32] of 32.
+// the shapes above (2 threads) before blocks.cc gave prompts chunks of 32 rows. Small products run on the calling
+// thread: [57, 32] up to 35 tokens (groups of 32, 16, 8 and one row left), [41, 64] at 24 (32, 8, 1); [264, 64] and
+// [520, 32] run in chunks of 32 rows and a last one of 8.
 const SHAPES: [number, number][] = [[1, 32], [7, 64], [33, 96], [5, 160], [64, 512], [13, 4096], [3, 736], [6, 768], [57, 32], [41, 64], [264, 64], [520, 32]];
 // Token counts: decode (1), the small-T tiles (2 … 15, partial 4-token tiles), prefill past a 32-token block, and
 // AVX2 q8_0's int16 kernel (from 24 tokens) with partial token tiles (25) and a second 128-token chunk (130).
