@@ -276,27 +276,9 @@ void Matmul(const Napi::CallbackInfo& info) {
   // int8 decode 12 → 21 GB/s.
   const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT;
   const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kQ8RowsMinT || T == 1);
-  if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows)) {
-    const BlockIsa bi{s.isa, false};
-    const int64_t per = legacy_act_bytes(cols);
-    if (s.qscratch.size() < static_cast<size_t>(per * T + 64)) s.qscratch.resize(per * T + 64);
-    char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(s.qscratch.data()) + 63) & ~uintptr_t(63));
-    auto quant = [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; t++) legacy_quantize(x + t * cols, cols, base + t * per, bi);
-    };
-    if (T * cols < 65536) quant(0, T, 0);
-    else s.pool.parallel_for(T, std::max<int64_t>(1, T / (nt * 4)), quant);
-    // whole groups of rows per chunk (a partial group costs a full one): 8 for int4, 32 (the int16 kernel's widest)
-    // for int8
-    const int64_t g = q4g32_rows ? 8 : 32, chunk_g = serial ? rows : std::max<int64_t>(g, (rows / (nt * 8)) & ~(g - 1));
-    if (T == 1 && !q4g32_rows) {  // int8 decode: one row stream per thread chunk
-      s.pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q8row_dec_avx2(w, base, y, b, e); });
-      return;
-    }
-    auto rows_fn = q4g32_rows ? q4g32_rows_avx2 : q8row_rows_avx2;
-    s.pool.parallel_for(rows, chunk_g, [&](int64_t b, int64_t e, int) { rows_fn(w, base, y, rows, T, b, e); });
-    return;
-  }
+  if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows))
+    return matmul_legacy_acts(w, x, y, T, BlockIsa{s.isa, false}, s.pool, s.qscratch,
+                              q4g32_rows ? q4g32_rows_avx2 : q8row_rows_avx2);
   // f32-activation q4_group / q8_group (GPTQ / AWQ; q8_group is f32 on every non-AMX path anyway) on any AVX2+
   // x86: streams for decode (q8_group 4.3× group_zp.cc's kernel), a packed GEMM for prefill.
   // And on AVX2 without VNNI every int format's prompt (T ≥ kGroupF32GemmMinT) takes the packed f32 GEMM: 1.5× the

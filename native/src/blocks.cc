@@ -58,11 +58,12 @@ bool blocks_native(Fmt f, BlockIsa isa) {
   return family_for(f, isa, fam);
 }
 
-bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
-                   std::vector<char>& scratch) {
-  Family fam;
-  if (!family_for(w.fmt, isa, fam)) return false;
-  if (T == 0 || w.rows == 0) return true;
+namespace {
+
+// A family's matmul: every token quantized once (all threads share the result), then fam.rows over chunks of rows.
+void run_family(const Family& fam, const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
+                std::vector<char>& scratch) {
+  if (T == 0 || w.rows == 0) return;
   const int64_t cols = w.cols, rows = w.rows;
   // Quantize every token once; all threads share the result.
   const int64_t per = fam.act_bytes(cols);
@@ -78,14 +79,29 @@ bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa
   // Rows in chunks of a multiple of 4 (8 per thread, so a descheduled thread delays little); small products run
   // on the calling thread (waking the pool costs microseconds).
   int64_t chunk = std::max<int64_t>(4, (rows / (nt * 8)) & ~int64_t(3));
-  // From 4 tokens the AVX2 legacy kernels take whole groups of 8 rows as lanes (q8_0 from 24 tokens: 32, 16, 8) and
+  // From 4 tokens the AVX2 legacy kernels (and q4g32 / q8row) take whole groups of 8 rows as lanes (q8_0 / q8row's
+  // int16 kernel: 32, 16, 8) and
   // leave the rest of a chunk to a slower plan: chunks of a multiple of 32 rows, or many threads (rows / (threads · 8)
   // under 8) would never reach them
   if (T >= 4) chunk = std::max<int64_t>(32, chunk & ~int64_t(31));
   if (rows * cols * T < 65536) chunk = rows;
   const BlockRowsFn rows_fn = fam.rows;
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { rows_fn(w, base, y, rows, T, b, e); });
+}
+
+}  // namespace
+
+bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
+                   std::vector<char>& scratch) {
+  Family fam;
+  if (!family_for(w.fmt, isa, fam)) return false;
+  run_family(fam, w, x, y, T, isa, pool, scratch);
   return true;
+}
+
+void matmul_legacy_acts(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
+                        std::vector<char>& scratch, BlockRowsFn rows) {
+  run_family(Family{legacy_act_bytes, legacy_quantize, rows}, w, x, y, T, isa, pool, scratch);
 }
 
 // --- legacy family ---

@@ -64,14 +64,18 @@ BlockRowsFn legacy_rows(Fmt f, BlockIsa isa);
 BlockRowsFn legacy_rows_avx2(Fmt f);
 BlockRowsFn legacy_rows_vnni(Fmt f);
 void legacy_quantize_avx2(const float* x, int64_t cols, const LegacyAct& a);
-// int4 group-32 weights (Fmt::Q4G, group 32: `--quantize 4`) with legacy activations, rows [r0, r1), AVX2: the q4_0
-// rows-as-lanes prefill kernel over a per-thread transposed copy of 8 rows at a time (blocks_avx2.cc).
+// Our own int formats on the legacy kernels (`--quantize 4 / 8` on AVX2 without VNNI; addon.cc picks them), as
+// BlockRowsFn over legacy activations:
+// - q4g32_rows_avx2: int4 group-32 weights (Fmt::Q4G, group 32), prompts: the q4_0 rows-as-lanes kernel over a
+//   per-thread transposed copy of 8 rows at a time;
+// - q8row_rows_avx2: int8 row weights (Fmt::Q8): decode through q8_0's decode plan, prompts through its int16
+//   rows-as-lanes kernel (each row's f32 scale as every block's dw).
 void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
-// int8 row weights (Fmt::Q8: `--quantize 8`) the same way through q8_0's int16 rows-as-lanes kernel (each row's f32
-// scale as every block's dw). For prompts of kQ8RowsMinT tokens or more.
 void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
-// … and their decode (one token, Q8_0-style activations at qact): rows [r0, r1) of y.
-void q8row_dec_avx2(const WView& w, const void* qact, float* y, int64_t r0, int64_t r1);
+// y (T, rows) = x · Wᵀ by `rows` over every token's legacy activations, quantized once, in chunks of rows as
+// matmul_blocks runs a family.
+void matmul_legacy_acts(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
+                        std::vector<char>& scratch, BlockRowsFn rows);
 
 // --- K-quants (kquants.cc) ---
 // q2_k … q6_k (kquants.cc; activations Q8_K-style per 256). Same contract as the legacy family: act_bytes per

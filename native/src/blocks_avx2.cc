@@ -94,6 +94,12 @@ TAVX2 INL __m256i load2(const uint8_t* a, const uint8_t* b) {
                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
 }
 
+// A per-thread buffer of at least `bytes`, 64-byte aligned (the transposed scratches below).
+INL uint8_t* scratch64(std::vector<uint8_t>& buf, int64_t bytes) {
+  if (buf.size() < static_cast<size_t>(bytes + 64)) buf.resize(bytes + 64);
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+}
+
 // Bit j of m → 0x10 in byte j: spread m's bytes 8 ways, test one bit each.
 TAVX2 INL __m256i bits_to_0x10(uint32_t m) {
   const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(m)),
@@ -470,12 +476,10 @@ template <class Src>
 TAVX2 int64_t q8_i16_rows(const Src& src, int64_t cols, const char* qa, int64_t per, float* y, int64_t ldy, int64_t T,
                           int64_t r0, int64_t r1) {
   const int64_t nb = cols / 32;
-  std::vector<uint8_t>& buf = i16_scratch().w;
+  uint8_t* s = scratch64(i16_scratch().w, 4 * nb * kIlBlock);
   std::vector<int16_t>& x16 = i16_scratch().x16;
-  if (buf.size() < static_cast<size_t>(4 * nb * kIlBlock + 64)) buf.resize(4 * nb * kIlBlock + 64);
   const int64_t chunk = T < kIlTokens ? T : kIlTokens;
   if (x16.size() < static_cast<size_t>(chunk * cols)) x16.resize(chunk * cols);
-  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   int64_t r = r0;
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
     const int64_t t1 = t0 + chunk < T ? t0 + chunk : T;
@@ -499,8 +503,7 @@ TAVX2 int64_t q8_rows_il(const WView& w, const char* qa, int64_t per, float* y, 
     return q8_i16_rows(src, w.cols, qa, per, y, ldy, T, r0, r1);
   }
   thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(nb * kIlBlock + 64)) buf.resize(nb * kIlBlock + 64);
-  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  uint8_t* s = scratch64(buf, nb * kIlBlock);
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) {
     q8_transpose8_i8(w0 + r * rb, rb, nb, s);
@@ -606,8 +609,7 @@ TAVX2 int64_t rows_il(const WView& w, const char* qa, int64_t per, float* y, int
   } else {
     const int64_t nb = w.cols / 32, rb = nb * Lay<F>::B;
     thread_local std::vector<uint8_t> buf;
-    if (buf.size() < static_cast<size_t>(nb * kIl4Block + 64)) buf.resize(nb * kIl4Block + 64);
-    uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    uint8_t* s = scratch64(buf, nb * kIl4Block);
     int64_t r = r0;
     for (; r + 8 <= r1; r += 8) {
       q4_transpose8<F>(static_cast<const uint8_t*>(w.data) + r * rb, rb, nb, s);
@@ -685,7 +687,7 @@ TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, in
   }
 }
 
-// One step of q8row_dec_avx2: blocks b, b + 1 of an int8 row at p (64 bytes) × the token, into acc.
+// One step of q8row_dec: blocks b, b + 1 of an int8 row at p (64 bytes) × the token, into acc.
 TAVX2 INL __m256 q8row_pair(const uint8_t* p, int64_t b, const LegacyAct& a, __m256 acc) {
   PairW pw;
   pw.lo = load2(p, p + 32), pw.hi = load2(p + 16, p + 48);
@@ -696,50 +698,11 @@ TAVX2 INL __m256 q8row_pair(const uint8_t* p, int64_t b, const LegacyAct& a, __m
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(pair_dot<Fmt::Q8_0>(pw, xl, xh)), _mm256_load_ps(a.dl + 4 * b), acc);
 }
 
-}  // namespace
-
-void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
-  const char* qa = static_cast<const char*>(qact);
-  const int64_t nb = w.cols / 32, per = legacy_act_bytes(w.cols);
-  thread_local std::vector<uint8_t> buf;
-  thread_local std::vector<float> part;
-  if (buf.size() < static_cast<size_t>(nb * kIl4Block + 64)) buf.resize(nb * kIl4Block + 64);
-  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-  for (int64_t r = r0; r < r1; r += 8) {
-    const int64_t n = r1 - r < 8 ? r1 - r : 8;
-    q4g32_transpose8(w, r, n, s);
-    // a partial group writes its 8 lanes into `part` (T × 8), then keeps the first n
-    if (n < 8 && part.size() < static_cast<size_t>(8 * T)) part.resize(8 * T);
-    float* yo = n == 8 ? y : part.data();
-    const int64_t ld = n == 8 ? ldy : 8, ro = n == 8 ? r : 0;
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) q4_rows8<4, false>(s, nb, qa, per, w.cols, yo, ld, ro, t);
-    for (; t < T; t++) q4_rows8<1, false>(s, nb, qa, per, w.cols, yo, ld, ro, t);
-    if (n < 8)
-      for (int64_t tt = 0; tt < T; tt++) std::memcpy(y + tt * ldy + r, part.data() + tt * 8, n * sizeof(float));
-  }
-}
-
-void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
-  const char* qa = static_cast<const char*>(qact);
-  const int64_t per = legacy_act_bytes(w.cols);
-  const auto src = [&](int64_t r, uint8_t* o) { q8row_transpose8_i16(w, r, 8, o); };
-  const int64_t r = q8_i16_rows(src, w.cols, qa, per, y, ldy, T, r0, r1);
-  if (r == r1) return;
-  // the last < 8 rows: one group padded with zero rows, its 8 lanes into `part` (T × 8), the first n kept
-  const int64_t n = r1 - r;
-  thread_local std::vector<float> part;
-  if (part.size() < static_cast<size_t>(8 * T)) part.resize(8 * T);
-  const auto pad = [&](int64_t, uint8_t* o) { q8row_transpose8_i16(w, r, n, o); };
-  q8_i16_rows(pad, w.cols, qa, per, part.data(), 8, T, 0, 8);
-  for (int64_t t = 0; t < T; t++) std::memcpy(y + t * ldy + r, part.data() + t * 8, n * sizeof(float));
-}
-
 // `--quantize 8`'s int8 rows in decode (T = 1) with Q8_0-style activations: group8_dec's q8_0 plan without the
 // per-block weight scales (a pair of 32-value blocks per step, its halves in lanes as unpack2 gives them, the token's
 // d per lane; the row's f32 scale once at the end). The exact f32 row kernel converts every weight to f32 and tops
 // out near 12 GB/s per Zen 3 core; this streams like q8_0 (~20).
-TAVX2 void q8row_dec_avx2(const WView& w, const void* qact, float* y, int64_t r0, int64_t r1) {
+TAVX2 void q8row_dec(const WView& w, const void* qact, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / 32, np = nb / 2;
   const LegacyAct a = legacy_act(const_cast<void*>(qact), w.cols);
   for (int64_t r = r0; r < r1; r++) {
@@ -756,6 +719,48 @@ TAVX2 void q8row_dec_avx2(const WView& w, const void* qact, float* y, int64_t r0
     }
     y[r] = hsum256(_mm256_add_ps(acc[0], acc[1])) * w.scales[r];
   }
+}
+
+// run(yo, ld, ro) writes rows ro … ro + 7 of every token into yo (row stride ld): for a whole group of 8 rows
+// (n = 8) that is y itself at row r; a last partial group (n < 8) writes a per-thread T × 8 buffer, whose first n
+// lanes are kept.
+template <class Run>
+void into_rows(float* y, int64_t ldy, int64_t T, int64_t r, int64_t n, const Run& run) {
+  if (n == 8) return run(y, ldy, r);
+  thread_local std::vector<float> part;
+  if (part.size() < static_cast<size_t>(8 * T)) part.resize(8 * T);
+  run(part.data(), int64_t(8), int64_t(0));
+  for (int64_t t = 0; t < T; t++) std::memcpy(y + t * ldy + r, part.data() + t * 8, n * sizeof(float));
+}
+
+}  // namespace
+
+void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
+  const char* qa = static_cast<const char*>(qact);
+  const int64_t nb = w.cols / 32, per = legacy_act_bytes(w.cols);
+  thread_local std::vector<uint8_t> buf;
+  uint8_t* s = scratch64(buf, nb * kIl4Block);
+  for (int64_t r = r0; r < r1; r += 8) {
+    const int64_t n = r1 - r < 8 ? r1 - r : 8;
+    q4g32_transpose8(w, r, n, s);
+    into_rows(y, ldy, T, r, n, [&](float* yo, int64_t ld, int64_t ro) {
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4) q4_rows8<4, false>(s, nb, qa, per, w.cols, yo, ld, ro, t);
+      for (; t < T; t++) q4_rows8<1, false>(s, nb, qa, per, w.cols, yo, ld, ro, t);
+    });
+  }
+}
+
+void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
+  if (T == 1) return q8row_dec(w, qact, y, r0, r1);
+  const char* qa = static_cast<const char*>(qact);
+  const int64_t per = legacy_act_bytes(w.cols);
+  const auto src = [&](int64_t r, uint8_t* o) { q8row_transpose8_i16(w, r, 8, o); };
+  const int64_t r = q8_i16_rows(src, w.cols, qa, per, y, ldy, T, r0, r1);
+  if (r == r1) return;
+  // the last < 8 rows: one group padded with zero rows
+  const auto pad = [&](int64_t, uint8_t* o) { q8row_transpose8_i16(w, r, r1 - r, o); };
+  into_rows(y, ldy, T, r, r1 - r, [&](float* yo, int64_t ld, int64_t) { q8_i16_rows(pad, w.cols, qa, per, yo, ld, T, 0, 8); });
 }
 
 BlockRowsFn legacy_rows_avx2(Fmt f) {
