@@ -69,7 +69,7 @@ interface Engine {
 
 /**
  * KV cache bytes one decode step reads, on average over a run: step i (0 … gen − 1) attends to prompt + i + 1
- * positions, each `perToken` bytes (K and V of every layer). At 512 + 128 tokens this is ~12 % of a q4_0 1.2 B
+ * positions, each `perToken` bytes (K and V of every layer). At 512 + 128 tokens this is ~13 % of a q4_0 1.2 B
  * model's weights: a decode roofline of the weights alone would ask for more than memory can give.
  */
 function kvCacheBytes(perToken: number, prompt: number, gen: number): number {

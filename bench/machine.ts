@@ -60,11 +60,22 @@ for (let r = 0; r < reps; r++) found += b.indexOf(1);
 parentPort.postMessage(found);
 `;
 
+let probe: SharedArrayBuffer | undefined;
+/**
+ * The zero-filled buffer the probes scan, every page touched; kept for the next probe (`npm run bench` probes before
+ * each run: a fresh GiB each time was 48 GiB of allocation and page faults per full run).
+ */
+function probeBuffer(bytes: number): SharedArrayBuffer {
+  if (probe?.byteLength === bytes) return probe;
+  probe = new SharedArrayBuffer(bytes);
+  const u8 = new Uint8Array(probe);
+  for (let i = 0; i < bytes; i += 4096) u8[i] = 0; // touch every page
+  return probe;
+}
+
 /** Read bandwidth in bytes/s with `threads` workers scanning a buffer of `bytes` (well past the caches). */
 export async function measureBandwidth(threads: number, bytes = 1 << 30, reps = 8): Promise<number> {
-  const sab = new SharedArrayBuffer(bytes);
-  const u8 = new Uint8Array(sab);
-  for (let i = 0; i < bytes; i += 4096) u8[i] = 0; // touch every page
+  const sab = probeBuffer(bytes);
   const flag = new SharedArrayBuffer(4);
   const per = Math.floor(bytes / threads / 4096) * 4096;
   const workers = Array.from({ length: threads }, (_, t) => new Worker(WORKER, {
