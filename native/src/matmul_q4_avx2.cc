@@ -36,9 +36,9 @@ struct HalfScales {
     const int64_t col = c * 128 + 64 * hf;
     if (G >= 128) return _mm256_set1_ps(s[col / G]);
     const int64_t first = col >> shift, per = 64 >> shift;
-    // group 32 (Q4_0-like, `--quantize 4`): lanes 0-3 take group `first`, 4-7 the next, two broadcast loads; the
-    // masked load below (~3x the work) only where the row's last group is the first
-    if (G == 32 && first + 1 < ng) return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(s + first)), _mm_broadcast_ss(s + first + 1), 1);
+    // 8 scales from `first` still inside the row: a plain load (the lanes use the first `per` of them); the masked
+    // load (~3x the work) only for the row's last few groups, where 8 would run past the row's scales
+    if (first + 8 <= ng) return _mm256_permutevar8x32_ps(_mm256_loadu_ps(s + first), idx);
     const int64_t cnt = ng - first < per ? ng - first : per;
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(cnt)), iota);
     return _mm256_permutevar8x32_ps(_mm256_maskload_ps(s + first, m), idx);

@@ -58,7 +58,8 @@ for (const [rows, cols] of [[1, 2], [7, 38], [5, 64], [13, 130], [33, 200], [9, 
 }
 // group sizes: 8 and 16 exercise the fallbacks, 32/64/128/256 the fast paths; cols ≠ multiple of 128 the tails;
 // group 32 with 640 / 1152 / 5504 columns: the 512-column prefill kernel with a partial last block
-for (const [group, cols] of [[8, 40], [16, 48], [32, 160], [32, 640], [32, 1152], [32, 4096], [32, 5504], [64, 320], [128, 384], [128, 640], [256, 768]]) {
+// groups 8 / 16 / 64 with 256 / 512 / 1024 columns: AVX2 int4's plain scale loads (8 scales inside the row) too
+for (const [group, cols] of [[8, 40], [8, 256], [16, 48], [16, 512], [32, 160], [32, 640], [32, 1152], [32, 4096], [32, 5504], [64, 320], [64, 1024], [128, 384], [128, 640], [256, 768]]) {
   cases.push({ format: "q4_group", rows: 11, cols, group });
 }
 
