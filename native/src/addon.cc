@@ -274,8 +274,8 @@ void Matmul(const Napi::CallbackInfo& info) {
   // kernels over Q8_0-style activations (blocks_avx2.cc), not the packed f32 GEMM / exact row kernel below. One core,
   // 4096², T = 128: int4 group 32 83 → 156 GOP/s (full-size prefill 99 → 172 tok/s), int8 per row 82 → 130 GOP/s;
   // int8 decode 12 → 21 GB/s.
-  const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kQ4g32RowsMinT;
-  const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kQ8RowsMinT || T == 1);
+  const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kIlMinT;
+  const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kIlMinT || T == 1);  // 2-3 tokens: exact
   if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows))
     return matmul_legacy_acts(w, x, y, T, BlockIsa{s.isa, false}, s.pool, s.qscratch,
                               q4g32_rows ? q4g32_rows_avx2 : q8row_rows_avx2);

@@ -83,7 +83,7 @@ void run_family(const Family& fam, const WView& w, const float* x, float* y, int
   // int16 kernel: 32, 16, 8) and
   // leave the rest of a chunk to a slower plan: chunks of a multiple of 32 rows, or many threads (rows / (threads · 8)
   // under 8) would never reach them
-  if (T >= 4) chunk = std::max<int64_t>(32, chunk & ~int64_t(31));
+  if (T >= kIlMinT) chunk = std::max<int64_t>(32, chunk & ~int64_t(31));
   if (rows * cols * T < 65536) chunk = rows;
   const BlockRowsFn rows_fn = fam.rows;
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { rows_fn(w, base, y, rows, T, b, e); });

@@ -64,6 +64,10 @@ BlockRowsFn legacy_rows(Fmt f, BlockIsa isa);
 BlockRowsFn legacy_rows_avx2(Fmt f);
 BlockRowsFn legacy_rows_vnni(Fmt f);
 void legacy_quantize_avx2(const float* x, int64_t cols, const LegacyAct& a);
+// From kIlMinT tokens the AVX2 legacy kernels take whole groups of 8 rows with rows as lanes (blocks_avx2.cc), and so
+// do our own int formats below (Zen 3, 512×4096: q8_0 +3 % at T = 4, +33 % at 12; q4_0 +14 %, +48 %; 4096², int8 rows
+// vs the exact f32 kernel: 38 → 50 GOP/s at 4, 44 → 74 at 8); at 2-3 tokens the transpose costs more than it saves.
+constexpr int64_t kIlMinT = 4;
 // Our own int formats on the legacy kernels (`--quantize 4 / 8` on AVX2 without VNNI; addon.cc picks them), as
 // BlockRowsFn over legacy activations:
 // - q4g32_rows_avx2: int4 group-32 weights (Fmt::Q4G, group 32), prompts: the q4_0 rows-as-lanes kernel over a

@@ -280,9 +280,6 @@ TAVX2 void tile_dec(const WView& w, const char* qact, float* y, int64_t r) {
 //   at T = 4, 0.94 at 16, 1.02 at 24, 1.16 at 128 and 512). Scratch per block: dw f32[8], then per value pair p
 //   (values 2p, 2p + 1): int16 [8 rows][2]; the same 544 bytes.
 constexpr int64_t kIlBlock = 544;
-// From 4 tokens (Zen 3, 512×4096: q8_0 +3 % at T = 4, +33 % at 12; q4_0 +14 %, +48 %); at 2-3 tokens the
-// transpose costs more than it saves.
-constexpr int64_t kIlMinT = 4;
 constexpr int64_t kIl16MinT = 24;
 
 // c[j] = dword j of R[0] … R[7] (an 8×8 transpose of dwords).
@@ -660,8 +657,8 @@ constexpr int64_t kRowBlock = 32;
 constexpr int kTT = 4;
 
 // Decode (T = 1): tile_dec. Small T: one row × up to 4 tokens per tile (4 accumulators, the unpacked pair, its scales
-// and one token's x fit the 16 ymm registers; each pair is unpacked once per 4 tokens). From kIlMinT tokens the
-// rows-as-lanes path takes every whole group of 8 rows; tile() the rest.
+// and one token's x fit the 16 ymm registers; each pair is unpacked once per 4 tokens). From kIlMinT tokens
+// (blocks.h) the rows-as-lanes path takes every whole group of 8 rows; tile() the rest.
 template <Fmt F>
 TAVX2 void rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
   const char* qa = static_cast<const char*>(qact);

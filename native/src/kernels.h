@@ -135,11 +135,6 @@ class ThreadPool;
 // q8_row / q4_row pass as q8_group / q4_group with group = cols (their one scale per row is one per group).
 // From kGroupF32GemmMinT tokens the packed GEMM runs (below: streams).
 constexpr int64_t kGroupF32GemmMinT = 10;
-// From kQ4g32RowsMinT tokens AVX2 (no VNNI) runs int4 group-32 weights through q4g32_rows_avx2 (blocks.h) instead.
-constexpr int64_t kQ4g32RowsMinT = 4;
-// … and int8 row weights through q8row_rows_avx2 from kQ8RowsMinT tokens (q8_0's int16 kernel; one core, 4096²,
-// T = 4: 38 → 50 GOP/s, T = 8: 44 → 74) and q8row_dec_avx2 at one token; 2-3 tokens keep the exact f32 row kernel.
-constexpr int64_t kQ8RowsMinT = 4;
 WView as_group(const WView& w);
 bool group_f32_avx2_supports(const WView& w);
 void group_f32_avx2(const WView& w, const float* x, float* y, int64_t T, ThreadPool& pool);
