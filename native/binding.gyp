@@ -22,6 +22,7 @@
         "src/blocks_vnni.cc",
         "src/kquants.cc",
         "src/kquants_avx2.cc",
+        "src/kquants_lanes_avx2.cc",
         "src/kquants_avx512.cc",
         "src/mmap.cc",
         "src/arm/detect.cc",

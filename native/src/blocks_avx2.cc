@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include "hsum_avx.h"
+#include "transpose_avx2.h"
 
 #include <cstring>
 #include <vector>
@@ -281,17 +282,6 @@ TAVX2 void tile_dec(const WView& w, const char* qact, float* y, int64_t r) {
 //   (values 2p, 2p + 1): int16 [8 rows][2]; the same 544 bytes.
 constexpr int64_t kIlBlock = 544;
 constexpr int64_t kIl16MinT = 24;
-
-// c[j] = dword j of R[0] … R[7] (an 8×8 transpose of dwords).
-TAVX2 INL void transpose8_epi32(const __m256i* R, __m256i* c) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_epi32(R[i], R[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(R[i], R[i + 1]);
-  for (int g = 0; g < 8; g += 4) {
-    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]), u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
-    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]), u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
-  }
-  for (int j = 0; j < 4; j++) c[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20), c[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
-}
 
 // Block b of rows p, p + rb, … (8 rows): its 8 scales to o as f32, and c[j] = values 4j … 4j+3 of rows 0 … 7 (dword i
 // = row i's 4 int8).

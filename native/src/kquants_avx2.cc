@@ -183,6 +183,7 @@ TAVX2 void rows_k(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_
 
 void rows_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
                int64_t r1) {
+  if (T >= kLanesMinT) r0 = rows_lanes_avx2(kt, w, cols, x, y, ldy, T, r0, r1);
   switch (kt) {
     case KType::Q2K: return rows_k<Q2K>(w, cols, x, y, ldy, T, r0, r1);
     case KType::Q3K: return rows_k<Q3K>(w, cols, x, y, ldy, T, r0, r1);

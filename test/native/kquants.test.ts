@@ -156,6 +156,14 @@ test("K-quant parity on a threaded product (rows split across the pool) and a 64
   }
 });
 
+test("K-quant prefill with rows as lanes (AVX2 q4_k / q5_k from 5 tokens): whole groups of 8 rows, a ragged rest, long prompts", { skip }, () => {
+  addon!.setThreads(2);
+  let seed = 1300;
+  for (const name of ["q4_k", "q5_k", "q6_k"]) {
+    for (const [rows, cols, T] of [[8, 256, 5], [13, 512, 6], [40, 768, 24], [64, 256, 130], [21, 1024, 9]]) runCase(name, rows, cols, T, seed++);
+  }
+});
+
 test("K-quant edge values: zero activations, a huge and a tiny activation block", { skip }, () => {
   for (const name of Object.keys(KTYPES)) {
     const [type, code] = KTYPES[name];

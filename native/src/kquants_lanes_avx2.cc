@@ -1,0 +1,167 @@
+// q4_k / q5_k prefill on AVX2 with rows as lanes (from kLanesMinT tokens; kquants_avx2.cc's row plan below that and
+// for the last rows % 8). The row plan spends vpmaddubsw + vpmaddwd + vpaddd per 32 products and token; here 8
+// rows' super-blocks are unpacked once into per-thread scratch so that one register holds 4 codes of each of the 8
+// rows, one token's 4 activations are a dword broadcast, and vpmaddubsw + vpaddw (int16 sums) cover 32 products:
+//   sub-block s, chunk j (values 4j … 4j+3): p16 += maddubs(codes[s][j], bcast(x.qs[32s + 4j]))   (8 chunks)
+//   ai += madd(p16, sc[s])                      int16 pair sums × the rows' 6-bit scale → int32 per row
+//   per super-block: acc += cvt(ai) · d · dx − cvt(Σ_s madd(m[s], bcast(x.bsums[2s]))) · dmin · dx
+// p16 stays in range: 8 chunks · 2 · 15 · 127 = 30480 (q5_k's 5-bit codes: two sums of 4 chunks, 31496 each).
+// These are the row plan's own integers (the Q8K activations, the same sums per super-block), so the results
+// differ from it only in the order of the f32 additions.
+// Scratch per super-block of 8 rows (kLaneBlock bytes): d f32[8], dmin f32[8], sc[8 sub-blocks] and m[8] as int16
+// pairs (v, v) per row lane, then codes[8 sub-blocks][8 chunks] of [8 rows][4] bytes.
+#include "kquants.h"
+#if XV_X86
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+#include "transpose_avx2.h"
+
+#define TAVX2 __attribute__((target("avx2,fma,f16c")))
+#define INL inline __attribute__((always_inline))
+
+namespace xv {
+namespace kq {
+namespace {
+
+constexpr int64_t kD = 0, kDmin = 32, kSc = 64, kMin = 320, kCodes = 576, kLaneBlock = 2624;
+
+TAVX2 INL __m256i ld(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+TAVX2 INL void st(uint8_t* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
+TAVX2 INL int32_t le32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Byte k of every dword of c as an int16 pair (v, v) in that dword (the scales and mins are 6-bit, unsigned).
+TAVX2 INL __m256i dup_byte16(__m256i c, int k) {
+  const __m256i base = _mm256_setr_epi8(0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0, -128, 0,
+                                        -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128);
+  // adding k to the −128 (0x80) bytes keeps their high bit set: they still pick 0
+  return _mm256_shuffle_epi8(c, _mm256_add_epi8(base, _mm256_set1_epi8(static_cast<char>(k))));
+}
+
+// q5_k's fifth bits of sub-block s: bit s of each qh byte → bit 4.
+TAVX2 INL __m256i fifth(__m256i h, int s) {
+  const __m256i at = s <= 4 ? _mm256_sll_epi16(h, _mm_cvtsi32_si128(4 - s)) : _mm256_srl_epi16(h, _mm_cvtsi32_si128(s - 4));
+  return _mm256_and_si256(at, _mm256_set1_epi8(0x10));
+}
+
+// Rows w, w + rowBytes, … (8 rows) → the scratch s, every super-block.
+template <bool Q5>
+TAVX2 void transpose8(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) {
+  constexpr int B = Q5 ? 176 : 144, QS = Q5 ? 48 : 16;
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = s + b * kLaneBlock;
+    const uint8_t* p[8];
+    alignas(32) float d[8], dm[8];
+    __m256i R[8], c[8], h[8];
+    for (int i = 0; i < 8; i++) {
+      p[i] = w + i * rowBytes + b * B;
+      d[i] = _cvtsh_ss(static_cast<unsigned short>(p[i][0] | (p[i][1] << 8)));
+      dm[i] = _cvtsh_ss(static_cast<unsigned short>(p[i][2] | (p[i][3] << 8)));
+      const __m128i sm = scale_min_k4_sse(p[i] + 4);  // bytes 0-7 scales, 8-15 mins
+      R[i] = _mm256_set_m128i(sm, sm);
+    }
+    std::memcpy(o + kD, d, 32);
+    std::memcpy(o + kDmin, dm, 32);
+    transpose8_epi32(R, c);  // c[0] / c[1]: scales 0-3 / 4-7 of row i in dword i; c[2] / c[3] the mins
+    for (int sb = 0; sb < 8; sb++) {
+      st(o + kSc + 32 * sb, dup_byte16(c[sb >> 2], sb & 3));
+      st(o + kMin + 32 * sb, dup_byte16(c[2 + (sb >> 2)], sb & 3));
+    }
+    if constexpr (Q5) {
+      for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 16);
+      transpose8_epi32(R, h);
+    }
+    // 32 code bytes hold sub-blocks 2n (low nibbles) and 2n + 1 (high) of values 0 … 31
+    for (int n = 0; n < 4; n++) {
+      for (int i = 0; i < 8; i++) R[i] = ld(p[i] + QS + 32 * n);
+      transpose8_epi32(R, c);  // c[j]: bytes 4j … 4j+3 of each row
+      for (int j = 0; j < 8; j++) {
+        __m256i lo = _mm256_and_si256(c[j], m4), hi = _mm256_and_si256(_mm256_srli_epi16(c[j], 4), m4);
+        if constexpr (Q5) lo = _mm256_or_si256(lo, fifth(h[j], 2 * n)), hi = _mm256_or_si256(hi, fifth(h[j], 2 * n + 1));
+        st(o + kCodes + 32 * (8 * (2 * n) + j), lo);
+        st(o + kCodes + 32 * (8 * (2 * n + 1) + j), hi);
+      }
+    }
+  }
+}
+
+// 8 rows (the scratch s) × TT tokens from t0 → y[(t0 + t) · ldy + r …].
+template <bool Q5, int TT>
+TAVX2 void rows8(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
+  const Q8K* xt[TT];
+  __m256 acc[TT];
+  for (int t = 0; t < TT; t++) xt[t] = x + (t0 + t) * nb, acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* sb = s + b * kLaneBlock;
+    __m256i ai[TT];
+    for (int t = 0; t < TT; t++) ai[t] = _mm256_setzero_si256();
+    for (int sub = 0; sub < 8; sub++) {
+      const uint8_t* cs = sb + kCodes + 256 * sub;
+      __m256i p16[TT];
+      for (int t = 0; t < TT; t++) p16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; j++) {
+        const __m256i u = _mm256_load_si256(reinterpret_cast<const __m256i*>(cs + 32 * j));
+        for (int t = 0; t < TT; t++) {
+          const __m256i xb = _mm256_set1_epi32(le32(xt[t][b].qs + 32 * sub + 4 * j));
+          p16[t] = _mm256_add_epi16(p16[t], _mm256_maddubs_epi16(u, xb));
+          __asm__("" : "+x"(p16[t]));  // a running sum (GCC would otherwise build a tree and spill the products)
+        }
+        if (Q5 && j == 3) {
+          const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kSc + 32 * sub));
+          for (int t = 0; t < TT; t++) ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(p16[t], sc)), p16[t] = _mm256_setzero_si256();
+        }
+      }
+      const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kSc + 32 * sub));
+      for (int t = 0; t < TT; t++) ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(p16[t], sc));
+    }
+    const __m256 d8 = _mm256_load_ps(reinterpret_cast<const float*>(sb + kD));
+    const __m256 dm8 = _mm256_load_ps(reinterpret_cast<const float*>(sb + kDmin));
+    for (int t = 0; t < TT; t++) {
+      __m256i mi = _mm256_setzero_si256();
+      for (int sub = 0; sub < 8; sub++)
+        mi = _mm256_add_epi32(mi, _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kMin + 32 * sub)),
+                                                    _mm256_set1_epi32(le32(xt[t][b].bsums + 2 * sub))));
+      const __m256 dx = _mm256_set1_ps(xt[t][b].d);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_mul_ps(d8, dx), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mi), _mm256_mul_ps(dm8, dx), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
+}
+
+template <bool Q5>
+TAVX2 int64_t lanes(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
+  const int64_t nb = cols / QK, rowBytes = nb * (Q5 ? 176 : 144);
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < static_cast<size_t>(nb * kLaneBlock + 64)) buf.resize(nb * kLaneBlock + 64);
+  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    transpose8<Q5>(w + r * rowBytes, rowBytes, nb, s);
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) rows8<Q5, 4>(s, nb, x, y, ldy, r, t);
+    for (; t < T; t++) rows8<Q5, 1>(s, nb, x, y, ldy, r, t);
+  }
+  return r;
+}
+
+}  // namespace
+
+int64_t rows_lanes_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T,
+                        int64_t r0, int64_t r1) {
+  if (kt == KType::Q4K) return lanes<false>(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q5K) return lanes<true>(w, cols, x, y, ldy, T, r0, r1);
+  return r0;
+}
+
+}  // namespace kq
+}  // namespace xv
+#endif  // XV_X86
