@@ -100,8 +100,8 @@ bool matmul_blocks(const WView& w, const float* x, float* y, int64_t T, BlockIsa
 }
 
 void matmul_legacy_acts(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
-                        std::vector<char>& scratch, BlockRowsFn rows) {
-  run_family(Family{legacy_act_bytes, legacy_quantize, rows}, w, x, y, T, isa, pool, scratch);
+                        std::vector<char>& scratch, BlockRowsFn rows, ActQuantizeFn quantize) {
+  run_family(Family{legacy_act_bytes, quantize, rows}, w, x, y, T, isa, pool, scratch);
 }
 
 // --- legacy family ---
@@ -165,6 +165,15 @@ void legacy_quantize(const float* x, int64_t cols, void* qact, BlockIsa isa) {
   if (isa.isa >= Isa::Avx2) return legacy_quantize_avx2(x, cols, a);
 #endif
   quantize_scalar(x, cols, a);
+}
+
+void legacy_quantize_even_odd(const float* x, int64_t cols, void* qact, BlockIsa isa) {
+  thread_local std::vector<float> perm;
+  if (perm.size() < static_cast<size_t>(cols)) perm.resize(cols);
+  for (int64_t b = 0; b + 32 <= cols; b += 32)
+    for (int i = 0; i < 16; i++) perm[b + i] = x[b + 2 * i], perm[b + 16 + i] = x[b + 2 * i + 1];
+  for (int64_t i = cols / 32 * 32; i < cols; i++) perm[i] = x[i];  // a partial block (none for group 32) as it is
+  legacy_quantize(perm.data(), cols, qact, isa);
 }
 
 namespace {

@@ -74,12 +74,22 @@ constexpr int64_t kIlMinT = 4;
 //   per-thread transposed copy of 8 rows at a time;
 // - q8row_rows_avx2: int8 row weights (Fmt::Q8): decode through q8_0's decode plan, prompts through its int16
 //   rows-as-lanes kernel (each row's f32 scale as every block's dw).
+// - int4_dec_avx2: int4 decode (T = 1; q4_row, q4_group of 32, 64 or k · 128 columns: int4_dec_avx2_supports):
+//   q4_0's decode plan over activations from legacy_quantize_even_odd, so that 16 code bytes (32 values) load as
+//   they are stored.
 void q4g32_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
+bool int4_dec_avx2_supports(const WView& w);
+void int4_dec_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
 void q8row_rows_avx2(const WView& w, const void* qact, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1);
-// y (T, rows) = x · Wᵀ by `rows` over every token's legacy activations, quantized once, in chunks of rows as
-// matmul_blocks runs a family.
+// Legacy activations with each 32-value block's values taken in the order 0, 2, …, 30, 1, 3, …, 31: LegacyAct::q's
+// low half of a block then holds the values q4g32's low nibbles meet (byte j: values 2j, 2j + 1), its high half the
+// high nibbles'. d, sd and the rounding are those of legacy_quantize (a block's amax and Σ q do not depend on order).
+void legacy_quantize_even_odd(const float* x, int64_t cols, void* qact, BlockIsa isa);
+// y (T, rows) = x · Wᵀ by `rows` over every token's legacy activations (legacy_quantize, or `quantize`), quantized
+// once, in chunks of rows as matmul_blocks runs a family.
+using ActQuantizeFn = void (*)(const float* x, int64_t cols, void* qact, BlockIsa isa);
 void matmul_legacy_acts(const WView& w, const float* x, float* y, int64_t T, BlockIsa isa, ThreadPool& pool,
-                        std::vector<char>& scratch, BlockRowsFn rows);
+                        std::vector<char>& scratch, BlockRowsFn rows, ActQuantizeFn quantize = legacy_quantize);
 
 // --- K-quants (kquants.cc) ---
 // q2_k … q6_k (kquants.cc; activations Q8_K-style per 256). Same contract as the legacy family: act_bytes per
