@@ -1,9 +1,11 @@
 // K-quants on AVX2 (CPUs without AVX-512): the plan of kquants_avx512.inc in 256-bit registers. A super-block
 // is 8 chunks of 32 columns; each chunk's codes unpack to 32 unsigned bytes in column order, vpmaddubsw with the
 // Q8K activations gives 16 s16 pair sums (no saturation: ≤ 2 · 63 · 127), vpmaddwd multiplies them by their
-// sub-block scale and adds neighbours into int32 lanes. The scale register comes from one vpshufb of the block's
-// 16 int8 scales (held in both 128-bit lanes): each pair lane picks its scale byte into its high byte, and an
-// arithmetic shift right by 8 sign-extends it.
+// sub-block scale and adds neighbours into int32 lanes. The scale register is one vpshufb per chunk of a table the
+// block's scales are widened into once (int16; q4_k / q5_k's 8 in both 128-bit lanes, the 16-value types' even
+// scales in the low lane and odd ones in the high lane, which hold values 0-15 / 16-31 of a chunk): every pair lane
+// picks its chunk's slot. (A vpshufb of the int8 scales into each word's high byte and a vpsraw to sign-extend cost
+// one more op per chunk: decode 4-11 % slower on one Zen 3 core, q4_k 18.6 → 16.7 GB/s.)
 #include "kquants.h"
 #if XV_X86
 #include <immintrin.h>
@@ -30,8 +32,15 @@ TAVX2 INL __m256i field_to(__m256i v, int a, int to, int mask) {
   return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(a - to)), m);
 }
 
-// Per block: the 16 int8 scales (both lanes), the 16 int16 `side` values multiplied with the bsums (mins, or the
-// scales for the offset types), d, dmin.
+// 16 int8 scales of 16-value sub-blocks → the table: even scales (int16) in the low lane, odd ones in the high.
+TAVX2 INL __m256i table16(__m128i s) {
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+}
+// 8 unsigned scales of 32-value sub-blocks (bytes 0-7 of s) → the table: int16, in both lanes.
+TAVX2 INL __m256i table32(__m128i s) { return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(s)); }
+
+// Per block: the int16 scale table (see the header), the 16 int16 `side` values multiplied with the bsums (mins, or
+// the scales for the offset types), d, dmin.
 struct Prep {
   __m256i table, side;
   float d, dmin;
@@ -39,10 +48,9 @@ struct Prep {
 
 struct Q2K {
   static constexpr int bytes = 84, offset_shift = -1;
-  static constexpr bool per32 = false;
   TAVX2 static INL Prep prep(const uint8_t* q) {
     const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), m4 = _mm_set1_epi8(15);
-    return {_mm256_broadcastsi128_si256(_mm_and_si128(s, m4)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4)),
+    return {table16(_mm_and_si128(s, m4)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), m4)),
             f16(q + 80), f16(q + 82)};
   }
   // chunk c = columns 32c … 32c+31: bits 2(c % 4) of qs[32(c / 4) …]
@@ -51,10 +59,9 @@ struct Q2K {
 
 struct Q3K {
   static constexpr int bytes = 110, offset_shift = 2;
-  static constexpr bool per32 = false;
   TAVX2 static INL Prep prep(const uint8_t* q) {
     const __m128i s = scales_q3k_sse(q + 96);
-    return {_mm256_broadcastsi128_si256(s), _mm256_cvtepi8_epi16(s), f16(q + 108), 0.f};
+    return {table16(s), _mm256_cvtepi8_epi16(s), f16(q + 108), 0.f};
   }
   TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
     const int n = c / 4, j = c % 4;
@@ -65,10 +72,9 @@ struct Q3K {
 template <bool Q5>
 struct Q45K {
   static constexpr int bytes = Q5 ? 176 : 144, offset_shift = -1;
-  static constexpr bool per32 = true;
   TAVX2 static INL Prep prep(const uint8_t* q) {
     const __m128i s = scale_min_k4_sse(q + 4);
-    return {_mm256_broadcastsi128_si256(s), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s, s)), f16(q), f16(q + 2)};
+    return {table32(s), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(s, s)), f16(q), f16(q + 2)};
   }
   // chunk c: nibble c % 2 of qs[32(c / 2) …] (q5_k: plus bit c of qh as the fifth bit)
   TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
@@ -80,10 +86,9 @@ struct Q45K {
 
 struct Q6K {
   static constexpr int bytes = 210, offset_shift = 5;
-  static constexpr bool per32 = false;
   TAVX2 static INL Prep prep(const uint8_t* q) {
     const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 192));
-    return {_mm256_broadcastsi128_si256(s), _mm256_cvtepi8_epi16(s), f16(q + 208), 0.f};
+    return {table16(s), _mm256_cvtepi8_epi16(s), f16(q + 208), 0.f};
   }
   // chunk c: half n = c / 4, k = c % 4: nibble k / 2 of ql[64n + 32(k % 2) …], bits 2k of qh[32n …]
   TAVX2 static INL __m256i chunk(const uint8_t* q, int c) {
@@ -93,16 +98,8 @@ struct Q6K {
   }
 };
 
-// vpshufb indices for chunk c's scale: per pair lane [0x80, slot] (0x80 → 0), so the word is scale << 8.
-template <bool PER32>
-TAVX2 INL __m256i scale_idx(int c) {
-  const __m256i base = PER32 ? _mm256_set1_epi16(static_cast<short>(0x0080))
-                             : _mm256_setr_epi64x(0x0080008000800080ll, 0x0080008000800080ll, 0x0180018001800180ll,
-                                                  0x0180018001800180ll);
-  // adding the slot to the 0x80 bytes keeps their high bit set
-  return _mm256_add_epi8(base, _mm256_set1_epi8(static_cast<char>(PER32 ? c : 2 * c)));
-}
-
+// vpshufb indices for chunk c's scale: slot c of the table (its bytes 2c, 2c + 1) in every pair lane.
+TAVX2 INL __m256i scale_idx(int c) { return _mm256_set1_epi16(static_cast<short>((2 * c + 1) << 8 | 2 * c)); }
 
 // Software prefetch distance of the row kernel in bytes (every line of the block this far ahead): at T = 1 one Zen 3
 // core streams q4_k at ~14.7 GB/s and q6_k at ~18.5 GB/s from DRAM, against ~10.5 for both with one prefetch per
@@ -125,7 +122,7 @@ TAVX2 INL void row(const uint8_t* w, int64_t nb, const Q8K* const* x, float* out
 #pragma GCC unroll 8
     for (int c = 0; c < 8; c++) {
       const __m256i wq = K::chunk(q, c);
-      const __m256i sc = _mm256_srai_epi16(_mm256_shuffle_epi8(p.table, scale_idx<K::per32>(c)), 8);
+      const __m256i sc = _mm256_shuffle_epi8(p.table, scale_idx(c));
       for (int t = 0; t < TT; t++) {
         const __m256i pr = _mm256_maddubs_epi16(wq, ld(reinterpret_cast<const uint8_t*>(x[t][b].qs + 32 * c)));
         ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(pr, sc));
