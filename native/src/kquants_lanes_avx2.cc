@@ -1,4 +1,4 @@
-// q4_k / q5_k prefill on AVX2 with rows as lanes (from kLanesMinT tokens; kquants_avx2.cc's row plan below that and
+// q4_k / q5_k / q6_k prefill on AVX2 with rows as lanes (from kLanesMinT tokens; kquants_avx2.cc's row plan below that and
 // for the last rows % 8). The row plan spends vpmaddubsw + vpmaddwd + vpaddd per 32 products and token; here 8
 // rows' super-blocks are unpacked once into per-thread scratch so that one register holds 4 codes of each of the 8
 // rows, one token's 4 activations are a dword broadcast, and vpmaddubsw + vpaddw (int16 sums) cover 32 products:
@@ -10,6 +10,11 @@
 // differ from it only in the order of the f32 additions.
 // Scratch per super-block of 8 rows (kLaneBlock bytes): d f32[8], dmin f32[8], sc[8 sub-blocks] and m[8] as int16
 // pairs (v, v) per row lane, then codes[8 sub-blocks][8 chunks] of [8 rows][4] bytes.
+//
+// q6_k the same way, with its 6-bit codes u (0 … 63, value = u − 32) and 16 signed scales per 16 values: a pair of
+// chunks fills p16 (2 · 2 · 63 · 127 = 32004), so p16 meets its sub-block's scale every 2 chunks; the − 32 moves out
+// as the row plan does it, − 32 · Σ_s sc_s · bsum_s in the integers (bsums are per 16 values: one per sub-block).
+// Scratch per super-block (kQ6Block): d f32[8], sc[16] as (v, v), sc pairs (sc_2p, sc_2p+1) [8], codes as above.
 #include "kquants.h"
 #if XV_X86
 #include <immintrin.h>
@@ -137,6 +142,111 @@ TAVX2 void rows8(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t l
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
 }
 
+constexpr int64_t kQ6Sc = 32, kQ6Pair = 544, kQ6Codes = 800, kQ6Block = 2848;
+
+// int8 byte k (0 … 3) of every dword of c, sign-extended into both words (v, v); or bytes k, k + 1 as (v_k, v_k+1).
+TAVX2 INL __m256i dup_sbyte16(__m256i c, int k, bool pair) {
+  const int k2 = pair ? k + 1 : k;
+  const __m256i idx = _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0, -128, 0,
+                                       -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
+  const __m256i add = _mm256_setr_epi8(0, static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
+                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
+                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
+                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2));
+  return _mm256_srai_epi16(_mm256_shuffle_epi8(c, _mm256_add_epi8(idx, add)), 8);
+}
+
+// q6_k rows w, w + rowBytes, … (8 rows) → the scratch s.
+TAVX2 void transpose8_q6(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = s + b * kQ6Block;
+    const uint8_t* p[8];
+    alignas(32) float d[8];
+    __m256i R[8], c[8], h[8];
+    for (int i = 0; i < 8; i++) {
+      p[i] = w + i * rowBytes + b * 210;
+      d[i] = _cvtsh_ss(static_cast<unsigned short>(p[i][208] | (p[i][209] << 8)));
+      R[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + 192)));
+    }
+    std::memcpy(o, d, 32);
+    transpose8_epi32(R, c);  // c[q]: scales 4q … 4q+3 of row i in dword i
+    for (int sb = 0; sb < 16; sb++) st(o + kQ6Sc + 32 * sb, dup_sbyte16(c[sb >> 2], sb & 3, false));
+    for (int pr = 0; pr < 8; pr++) st(o + kQ6Pair + 32 * pr, dup_sbyte16(c[pr >> 1], 2 * (pr & 1), true));
+    // chunk 4n + k (values 32 (4n + k) …): nibble k / 2 of ql[64n + 32 (k % 2) …], bits 2k of qh[32n …]
+    for (int n = 0; n < 2; n++) {
+      for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 128 + 32 * n);
+      transpose8_epi32(R, h);
+      for (int kk = 0; kk < 2; kk++) {
+        for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 64 * n + 32 * kk);
+        transpose8_epi32(R, c);
+        for (int j = 0; j < 8; j++) {
+          for (int half = 0; half < 2; half++) {
+            const int k = kk + 2 * half;  // low nibbles: chunk k = kk, high: kk + 2
+            const __m256i lo = half ? _mm256_and_si256(_mm256_srli_epi16(c[j], 4), m4) : _mm256_and_si256(c[j], m4);
+            // bits 2k, 2k + 1 of qh → bits 4, 5
+            const __m256i hb = k <= 2 ? _mm256_sll_epi16(h[j], _mm_cvtsi32_si128(4 - 2 * k)) : _mm256_srl_epi16(h[j], _mm_cvtsi32_si128(2 * k - 4));
+            st(o + kQ6Codes + 32 * (8 * (4 * n + k) + j), _mm256_or_si256(lo, _mm256_and_si256(hb, m30)));
+          }
+        }
+      }
+    }
+  }
+}
+
+template <int TT>
+TAVX2 void rows8_q6(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
+  const Q8K* xt[TT];
+  __m256 acc[TT];
+  for (int t = 0; t < TT; t++) xt[t] = x + (t0 + t) * nb, acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* sb = s + b * kQ6Block;
+    __m256i ai[TT];
+    for (int t = 0; t < TT; t++) ai[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+      const uint8_t* cs = sb + kQ6Codes + 256 * c;
+#pragma GCC unroll 4
+      for (int jp = 0; jp < 4; jp++) {  // chunks 2jp, 2jp + 1: values 8jp … 8jp+7 of sub-block 2c + jp / 2
+        const __m256i u0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(cs + 64 * jp));
+        const __m256i u1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(cs + 64 * jp + 32));
+        const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kQ6Sc + 32 * (2 * c + (jp >> 1))));
+        for (int t = 0; t < TT; t++) {
+          const int8_t* q = xt[t][b].qs + 32 * c + 8 * jp;
+          const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, _mm256_set1_epi32(le32(q))),
+                                               _mm256_maddubs_epi16(u1, _mm256_set1_epi32(le32(q + 4))));
+          ai[t] = _mm256_add_epi32(ai[t], _mm256_madd_epi16(p16, sc));
+          __asm__("" : "+x"(ai[t]));
+        }
+      }
+    }
+    const __m256 d8 = _mm256_load_ps(reinterpret_cast<const float*>(sb));
+    for (int t = 0; t < TT; t++) {
+      __m256i side = _mm256_setzero_si256();
+      for (int pr = 0; pr < 8; pr++)
+        side = _mm256_add_epi32(side, _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kQ6Pair + 32 * pr)),
+                                                        _mm256_set1_epi32(le32(xt[t][b].bsums + 2 * pr))));
+      const __m256i is = _mm256_sub_epi32(ai[t], _mm256_slli_epi32(side, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(xt[t][b].d)), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
+}
+
+TAVX2 int64_t lanes_q6(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
+  const int64_t nb = cols / QK, rowBytes = nb * 210;
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < static_cast<size_t>(nb * kQ6Block + 64)) buf.resize(nb * kQ6Block + 64);
+  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    transpose8_q6(w + r * rowBytes, rowBytes, nb, s);
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) rows8_q6<4>(s, nb, x, y, ldy, r, t);
+    for (; t < T; t++) rows8_q6<1>(s, nb, x, y, ldy, r, t);
+  }
+  return r;
+}
+
 template <bool Q5>
 TAVX2 int64_t lanes(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
   const int64_t nb = cols / QK, rowBytes = nb * (Q5 ? 176 : 144);
@@ -159,6 +269,7 @@ int64_t rows_lanes_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, 
                         int64_t r0, int64_t r1) {
   if (kt == KType::Q4K) return lanes<false>(w, cols, x, y, ldy, T, r0, r1);
   if (kt == KType::Q5K) return lanes<true>(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q6K && T >= kLanesQ6MinT) return lanes_q6(w, cols, x, y, ldy, T, r0, r1);
   return r0;
 }
 
