@@ -232,33 +232,38 @@ TAVX2 void rows8_q6(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
 }
 
-TAVX2 int64_t lanes_q6(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
-  const int64_t nb = cols / QK, rowBytes = nb * 210;
-  thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(nb * kQ6Block + 64)) buf.resize(nb * kQ6Block + 64);
-  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-  int64_t r = r0;
-  for (; r + 8 <= r1; r += 8) {
-    transpose8_q6(w + r * rowBytes, rowBytes, nb, s);
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) rows8_q6<4>(s, nb, x, y, ldy, r, t);
-    for (; t < T; t++) rows8_q6<1>(s, nb, x, y, ldy, r, t);
-  }
-  return r;
-}
-
+// A type's plan: its block bytes, the scratch bytes per super-block of 8 rows, its transpose and its kernel.
 template <bool Q5>
+struct Q45Plan {
+  static constexpr int64_t kBytes = Q5 ? 176 : 144, kScratch = kLaneBlock;
+  TAVX2 static void transpose(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) { transpose8<Q5>(w, rowBytes, nb, s); }
+  template <int TT>
+  TAVX2 static void rows(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
+    rows8<Q5, TT>(s, nb, x, y, ldy, r, t0);
+  }
+};
+struct Q6Plan {
+  static constexpr int64_t kBytes = 210, kScratch = kQ6Block;
+  TAVX2 static void transpose(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) { transpose8_q6(w, rowBytes, nb, s); }
+  template <int TT>
+  TAVX2 static void rows(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
+    rows8_q6<TT>(s, nb, x, y, ldy, r, t0);
+  }
+};
+
+// Whole groups of 8 rows from r0: each transposed once into per-thread scratch, then every token, 4 at a time.
+template <class P>
 TAVX2 int64_t lanes(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
-  const int64_t nb = cols / QK, rowBytes = nb * (Q5 ? 176 : 144);
+  const int64_t nb = cols / QK, rowBytes = nb * P::kBytes;
   thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(nb * kLaneBlock + 64)) buf.resize(nb * kLaneBlock + 64);
+  if (buf.size() < static_cast<size_t>(nb * P::kScratch + 64)) buf.resize(nb * P::kScratch + 64);
   uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) {
-    transpose8<Q5>(w + r * rowBytes, rowBytes, nb, s);
+    P::transpose(w + r * rowBytes, rowBytes, nb, s);
     int64_t t = 0;
-    for (; t + 4 <= T; t += 4) rows8<Q5, 4>(s, nb, x, y, ldy, r, t);
-    for (; t < T; t++) rows8<Q5, 1>(s, nb, x, y, ldy, r, t);
+    for (; t + 4 <= T; t += 4) P::template rows<4>(s, nb, x, y, ldy, r, t);
+    for (; t < T; t++) P::template rows<1>(s, nb, x, y, ldy, r, t);
   }
   return r;
 }
@@ -267,9 +272,9 @@ TAVX2 int64_t lanes(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int6
 
 int64_t rows_lanes_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T,
                         int64_t r0, int64_t r1) {
-  if (kt == KType::Q4K) return lanes<false>(w, cols, x, y, ldy, T, r0, r1);
-  if (kt == KType::Q5K) return lanes<true>(w, cols, x, y, ldy, T, r0, r1);
-  if (kt == KType::Q6K && T >= kLanesQ6MinT) return lanes_q6(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q4K) return lanes<Q45Plan<false>>(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q5K) return lanes<Q45Plan<true>>(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q6K && T >= kLanesQ6MinT) return lanes<Q6Plan>(w, cols, x, y, ldy, T, r0, r1);
   return r0;
 }
 
