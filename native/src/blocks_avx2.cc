@@ -192,8 +192,8 @@ TAVX2 INL void group8(const uint8_t* p, int64_t b, const LegacyAct* a, __m256* a
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
     const uint8_t* pk = p + 2 * k * L::B;
-    // 2 KB ahead: one core streams ~17.8 GB/s of q8_0 from DRAM at T = 1 (1 KB: ~16.5; Zen 3)
-    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + 2048), _MM_HINT_T0);
+    // kAvx2Prefetch ahead (1 KB: one core streamed q8_0 at ~16.5 GB/s from DRAM at T = 1, 2 KB ~17.8; Zen 3)
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + kAvx2Prefetch), _MM_HINT_T0);
     const PairW pw = load_pair<F>(pk);
     const __m256 dw = _mm256_permutevar8x32_ps(dw8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
     const int64_t q = legacy_q_index(b + 2 * k, 0);
@@ -248,7 +248,7 @@ TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m25
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
     const uint8_t* pk = p + 2 * k * L::B;
-    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + 2048), _MM_HINT_T0);
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + kAvx2Prefetch), _MM_HINT_T0);
     const int64_t q = legacy_q_index(b + 2 * k, 0);
     const __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + q));
     const __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + q + 64));
@@ -706,7 +706,7 @@ TAVX2 void q8row_dec(const WView& w, const void* qact, float* y, int64_t r0, int
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.cols;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < np; i++) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + 64 * i + 2048), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(row + 64 * i + kAvx2Prefetch), _MM_HINT_T0);
       acc[i & 1] = q8row_pair(row + 64 * i, 2 * i, a, acc[i & 1]);
     }
     if (nb & 1) {  // a last lone block against a zero block (the activations are zero padded)
@@ -763,7 +763,7 @@ TAVX2 INL void int4_group8_dec(const uint8_t* p, __m256 dw8, int64_t b, const Le
   const int8_t* qb = a.q + 32 * b;  // b is a multiple of 8: block b + 2k's halves at 128 (k / 2) + 32 (k % 2) (+ 64)
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
-    if (PF && k % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + 32 * k + 2048), _MM_HINT_T0);
+    if (PF && k % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + 32 * k + kAvx2Prefetch), _MM_HINT_T0);
     const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * k)), flip);
     const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     const int8_t* q = qb + 128 * (k >> 1) + 32 * (k & 1);

@@ -101,10 +101,10 @@ struct Q6K {
 // vpshufb indices for chunk c's scale: slot c of the table (its bytes 2c, 2c + 1) in every pair lane.
 TAVX2 INL __m256i scale_idx(int c) { return _mm256_set1_epi16(static_cast<short>((2 * c + 1) << 8 | 2 * c)); }
 
-// Software prefetch distance of the row kernel in bytes (every line of the block this far ahead): at T = 1 one Zen 3
-// core streams q4_k at ~14.7 GB/s and q6_k at ~18.5 GB/s from DRAM, against ~10.5 for both with one prefetch per
+// The row kernel prefetches every line of the block kAvx2Prefetch bytes ahead: at T = 1 one Zen 3 core streamed
+// q4_k at ~14.7 GB/s and q6_k at ~18.5 GB/s from DRAM (2 KB ahead), against ~10.5 for both with one prefetch per
 // block 8 blocks ahead (a block spans 2.25-3.3 lines, so that left lines to the hardware prefetcher).
-constexpr int64_t kPf = 2048;
+constexpr int64_t kPf = kAvx2Prefetch;
 
 // One row × TT tokens. Per super-block each token's integer sum stays in int32 lanes; it and the side term (mins:
 // − dmin · dx · Σ m · bsum; offsets: in the integers) go into one f32 accumulator per token.

@@ -64,7 +64,7 @@ TAVX2 void row_q4(const WView& w, const QuantX* qx, float* y, int64_t ldy, int64
       std::memcpy(last, wb, rb - c * 64);
       wb = last;
     }
-    _mm_prefetch(reinterpret_cast<const char*>(base + c * 64 + 2048), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(base + c * 64 + kAvx2Prefetch), _MM_HINT_T0);
 #pragma GCC unroll 2
     for (int hf = 0; hf < 2; hf++) {
       const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 32 * hf)), flip);
