@@ -49,14 +49,15 @@ void rows_avx512(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* 
 void rows_vnni(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0,
                int64_t r1);
 
-// q4_k / q5_k / q6_k rows [r0, r1) with rows as lanes (kquants_lanes_avx2.cc), whole groups of 8 rows; returns
-// where the rest starts (every row for the other types, and for q6_k below kLanesQ6MinT tokens). From kLanesMinT
-// tokens: one Zen 3 core, 4096², lanes / row plan = 1.02 (q4_k) and 0.93 (q5_k) at T = 4, 1.21 / 1.16 at 5,
-// 1.45 / 1.53 at 128; q6_k (its transpose costs more) 0.90 at 8, 1.05 at 16, 1.25 at 128. (blocks.cc chunks rows
-// in multiples of 32 from kIlMinT ≤ kLanesMinT tokens, so the threads' chunks hold whole groups of 8.)
+// K-quant rows [r0, r1) with rows as lanes (kquants_lanes_avx2.cc), whole groups of 8 rows; returns where the rest
+// starts (every row below the type's threshold). One Zen 3 core, 4096², lanes / row plan: q4_k / q5_k from
+// kLanesMinT tokens (1.02 / 0.93 at T = 4, 1.21 / 1.16 at 5, 1.45 / 1.53 at 128); the 16-value sub-block types, whose
+// transpose costs more, from kLanesS16MinT (q6_k 0.90 at 8, 1.05 at 16, 1.25 at 128; q2_k 1.00 / 1.08 / 1.28; q3_k
+// 1.00 / 1.11 / 1.31). (blocks.cc chunks rows in multiples of 32 from kIlMinT ≤ kLanesMinT tokens, so the threads'
+// chunks hold whole groups of 8.)
 int64_t rows_lanes_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T,
                         int64_t r0, int64_t r1);
-constexpr int64_t kLanesMinT = 5, kLanesQ6MinT = 16;
+constexpr int64_t kLanesMinT = 5, kLanesS16MinT = 16;
 
 // x (cols values, cols % 256 == 0) → cols / 256 Q8K blocks. All variants give identical bytes.
 void quantize_scalar(const float* x, int64_t cols, Q8K* out);

@@ -1,4 +1,4 @@
-// q4_k / q5_k / q6_k prefill on AVX2 with rows as lanes (from kLanesMinT tokens; kquants_avx2.cc's row plan below that and
+// K-quant prefill on AVX2 with rows as lanes (q4_k / q5_k below; q2_k / q3_k / q6_k further down) (from kLanesMinT tokens; kquants_avx2.cc's row plan below that and
 // for the last rows % 8). The row plan spends vpmaddubsw + vpmaddwd + vpaddd per 32 products and token; here 8
 // rows' super-blocks are unpacked once into per-thread scratch so that one register holds 4 codes of each of the 8
 // rows, one token's 4 activations are a dword broadcast, and vpmaddubsw + vpaddw (int16 sums) cover 32 products:
@@ -14,7 +14,8 @@
 // q6_k the same way, with its 6-bit codes u (0 … 63, value = u − 32) and 16 signed scales per 16 values: a pair of
 // chunks fills p16 (2 · 2 · 63 · 127 = 32004), so p16 meets its sub-block's scale every 2 chunks; the − 32 moves out
 // as the row plan does it, − 32 · Σ_s sc_s · bsum_s in the integers (bsums are per 16 values: one per sub-block).
-// Scratch per super-block (kQ6Block): d f32[8], sc[16] as (v, v), sc pairs (sc_2p, sc_2p+1) [8], codes as above.
+// q3_k (3-bit codes, value = u − 4, signed scales) and q2_k (2-bit codes, unsigned scales, − dmin · m per 16 values
+// as a float term) share that plan (kS16Block below).
 #include "kquants.h"
 #if XV_X86
 #include <immintrin.h>
@@ -142,7 +143,10 @@ TAVX2 void rows8(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t l
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
 }
 
-constexpr int64_t kQ6Sc = 32, kQ6Pair = 544, kQ6Codes = 800, kQ6Block = 2848;
+// The 16-value sub-block types (q2_k, q3_k, q6_k). Scratch per super-block (kS16Block): d f32[8], dmin f32[8]
+// (q2_k), sc[16] as (v, v), the side pairs (v_2p, v_2p+1) [8] (q6_k / q3_k: the scales, for the code offset; q2_k:
+// the mins), codes[8 chunks][8] of [8 rows][4] as for q4_k.
+constexpr int64_t kS16Dmin = 32, kS16Sc = 64, kS16Side = 576, kS16Codes = 832, kS16Block = 2880;
 
 // int8 byte k (0 … 3) of every dword of c, sign-extended into both words (v, v); or bytes k, k + 1 as (v_k, v_k+1).
 TAVX2 INL __m256i dup_sbyte16(__m256i c, int k, bool pair) {
@@ -156,60 +160,130 @@ TAVX2 INL __m256i dup_sbyte16(__m256i c, int k, bool pair) {
   return _mm256_srai_epi16(_mm256_shuffle_epi8(c, _mm256_add_epi8(idx, add)), 8);
 }
 
-// q6_k rows w, w + rowBytes, … (8 rows) → the scratch s.
-TAVX2 void transpose8_q6(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) {
-  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-  for (int64_t b = 0; b < nb; b++) {
-    uint8_t* o = s + b * kQ6Block;
-    const uint8_t* p[8];
-    alignas(32) float d[8];
-    __m256i R[8], c[8], h[8];
-    for (int i = 0; i < 8; i++) {
-      p[i] = w + i * rowBytes + b * 210;
-      d[i] = _cvtsh_ss(static_cast<unsigned short>(p[i][208] | (p[i][209] << 8)));
-      R[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + 192)));
-    }
-    std::memcpy(o, d, 32);
-    transpose8_epi32(R, c);  // c[q]: scales 4q … 4q+3 of row i in dword i
-    for (int sb = 0; sb < 16; sb++) st(o + kQ6Sc + 32 * sb, dup_sbyte16(c[sb >> 2], sb & 3, false));
-    for (int pr = 0; pr < 8; pr++) st(o + kQ6Pair + 32 * pr, dup_sbyte16(c[pr >> 1], 2 * (pr & 1), true));
-    // chunk 4n + k (values 32 (4n + k) …): nibble k / 2 of ql[64n + 32 (k % 2) …], bits 2k of qh[32n …]
-    for (int n = 0; n < 2; n++) {
-      for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 128 + 32 * n);
-      transpose8_epi32(R, h);
-      for (int kk = 0; kk < 2; kk++) {
-        for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 64 * n + 32 * kk);
-        transpose8_epi32(R, c);
-        for (int j = 0; j < 8; j++) {
-          for (int half = 0; half < 2; half++) {
-            const int k = kk + 2 * half;  // low nibbles: chunk k = kk, high: kk + 2
-            const __m256i lo = half ? _mm256_and_si256(_mm256_srli_epi16(c[j], 4), m4) : _mm256_and_si256(c[j], m4);
-            // bits 2k, 2k + 1 of qh → bits 4, 5
-            const __m256i hb = k <= 2 ? _mm256_sll_epi16(h[j], _mm_cvtsi32_si128(4 - 2 * k)) : _mm256_srl_epi16(h[j], _mm_cvtsi32_si128(2 * k - 4));
-            st(o + kQ6Codes + 32 * (8 * (4 * n + k) + j), _mm256_or_si256(lo, _mm256_and_si256(hb, m30)));
-          }
+// bits a … of each byte moved to bit `to` (mask bits wide), as kquants_avx2.cc's field_to
+TAVX2 INL __m256i bits_to(__m256i v, int a, int to, int mask) {
+  const __m256i m = _mm256_set1_epi8(static_cast<char>(mask << to));
+  if (a <= to) return _mm256_and_si256(_mm256_sll_epi16(v, _mm_cvtsi32_si128(to - a)), m);
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(a - to)), m);
+}
+
+// Per type: block bytes, where d (and dmin) sit, the 16 scale bytes and the 16 side bytes of a block, the code offset
+// (side << shift comes off the integers) or, for q2_k, the mins' float term.
+template <KType K>
+struct S16;
+template <>
+struct S16<KType::Q6K> {
+  static constexpr int kBytes = 210, kShift = 5;
+  TAVX2 static INL float d(const uint8_t* p) { return _cvtsh_ss(static_cast<unsigned short>(p[208] | (p[209] << 8))); }
+  TAVX2 static INL float dmin(const uint8_t*) { return 0.f; }
+  TAVX2 static INL __m128i scales(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192)); }
+  TAVX2 static INL __m128i side(const uint8_t* p) { return scales(p); }
+};
+template <>
+struct S16<KType::Q3K> {
+  static constexpr int kBytes = 110, kShift = 2;
+  TAVX2 static INL float d(const uint8_t* p) { return _cvtsh_ss(static_cast<unsigned short>(p[108] | (p[109] << 8))); }
+  TAVX2 static INL float dmin(const uint8_t*) { return 0.f; }
+  TAVX2 static INL __m128i scales(const uint8_t* p) { return scales_q3k_sse(p + 96); }
+  TAVX2 static INL __m128i side(const uint8_t* p) { return scales(p); }
+};
+template <>
+struct S16<KType::Q2K> {
+  static constexpr int kBytes = 84, kShift = -1;
+  TAVX2 static INL float d(const uint8_t* p) { return _cvtsh_ss(static_cast<unsigned short>(p[80] | (p[81] << 8))); }
+  TAVX2 static INL float dmin(const uint8_t* p) { return _cvtsh_ss(static_cast<unsigned short>(p[82] | (p[83] << 8))); }
+  TAVX2 static INL __m128i scales(const uint8_t* p) {
+    return _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(15));
+  }
+  TAVX2 static INL __m128i side(const uint8_t* p) {
+    return _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), 4), _mm_set1_epi8(15));
+  }
+};
+
+// 8 rows' codes of a super-block (p[i]: row i's block) into o, chunk c of values 32c … in column order.
+// q6_k: chunk 4n + k = nibble k / 2 of ql[64n + 32 (k % 2) …] | bits 2k of qh[32n …] << 4.
+TAVX2 INL void codes_q6(const uint8_t* const* p, uint8_t* o) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  __m256i R[8], c[8], h[8];
+  for (int n = 0; n < 2; n++) {
+    for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 128 + 32 * n);
+    transpose8_epi32(R, h);
+    for (int kk = 0; kk < 2; kk++) {
+      for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 64 * n + 32 * kk);
+      transpose8_epi32(R, c);  // c[j]: bytes 4j … 4j+3 of each row
+      for (int j = 0; j < 8; j++) {
+        for (int half = 0; half < 2; half++) {
+          const int k = kk + 2 * half;  // low nibbles: chunk k = kk, high: kk + 2
+          const __m256i lo = half ? _mm256_and_si256(_mm256_srli_epi16(c[j], 4), m4) : _mm256_and_si256(c[j], m4);
+          st(o + 32 * (8 * (4 * n + k) + j), _mm256_or_si256(lo, bits_to(h[j], 2 * k, 4, 3)));
         }
       }
     }
   }
 }
+// q3_k: chunk 4n + j = bits 2j of qs[32 + 32n …] | bit 4n + j of hmask[0 …] << 2; q2_k: bits 2j of qs[16 + 32n …].
+template <KType K>
+TAVX2 INL void codes_q23(const uint8_t* const* p, uint8_t* o) {
+  constexpr int QS = K == KType::Q3K ? 32 : 16;
+  __m256i R[8], c[8], h[8];
+  if constexpr (K == KType::Q3K) {
+    for (int i = 0; i < 8; i++) R[i] = ld(p[i]);
+    transpose8_epi32(R, h);
+  }
+  for (int n = 0; n < 2; n++) {
+    for (int i = 0; i < 8; i++) R[i] = ld(p[i] + QS + 32 * n);
+    transpose8_epi32(R, c);
+    for (int jj = 0; jj < 8; jj++) {
+      for (int j = 0; j < 4; j++) {
+        __m256i u = bits_to(c[jj], 2 * j, 0, 3);
+        if constexpr (K == KType::Q3K) u = _mm256_or_si256(u, bits_to(h[jj], 4 * n + j, 2, 1));
+        st(o + 32 * (8 * (4 * n + j) + jj), u);
+      }
+    }
+  }
+}
 
-template <int TT>
-TAVX2 void rows8_q6(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
+// q2_k / q3_k / q6_k rows w, w + rowBytes, … (8 rows) → the scratch s.
+template <KType K>
+TAVX2 void transpose8_s16(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) {
+  using T = S16<K>;
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = s + b * kS16Block;
+    const uint8_t* p[8];
+    alignas(32) float d[8], dm[8];
+    __m256i R[8], c[8];
+    for (int i = 0; i < 8; i++) {
+      p[i] = w + i * rowBytes + b * T::kBytes;
+      d[i] = T::d(p[i]), dm[i] = T::dmin(p[i]);
+      R[i] = _mm256_set_m128i(T::side(p[i]), T::scales(p[i]));
+    }
+    std::memcpy(o, d, 32);
+    std::memcpy(o + kS16Dmin, dm, 32);
+    // c[q] / c[4 + q]: scales / side values 4q … 4q+3 of row i in dword i
+    transpose8_epi32(R, c);
+    for (int sb = 0; sb < 16; sb++) st(o + kS16Sc + 32 * sb, dup_sbyte16(c[sb >> 2], sb & 3, false));
+    for (int pr = 0; pr < 8; pr++) st(o + kS16Side + 32 * pr, dup_sbyte16(c[4 + (pr >> 1)], 2 * (pr & 1), true));
+    if constexpr (K == KType::Q6K) codes_q6(p, o + kS16Codes);
+    else codes_q23<K>(p, o + kS16Codes);
+  }
+}
+
+template <KType K, int TT>
+TAVX2 void rows8_s16(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
   const Q8K* xt[TT];
   __m256 acc[TT];
   for (int t = 0; t < TT; t++) xt[t] = x + (t0 + t) * nb, acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
-    const uint8_t* sb = s + b * kQ6Block;
+    const uint8_t* sb = s + b * kS16Block;
     __m256i ai[TT];
     for (int t = 0; t < TT; t++) ai[t] = _mm256_setzero_si256();
     for (int c = 0; c < 8; c++) {
-      const uint8_t* cs = sb + kQ6Codes + 256 * c;
+      const uint8_t* cs = sb + kS16Codes + 256 * c;
 #pragma GCC unroll 4
       for (int jp = 0; jp < 4; jp++) {  // chunks 2jp, 2jp + 1: values 8jp … 8jp+7 of sub-block 2c + jp / 2
         const __m256i u0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(cs + 64 * jp));
         const __m256i u1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(cs + 64 * jp + 32));
-        const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kQ6Sc + 32 * (2 * c + (jp >> 1))));
+        const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kS16Sc + 32 * (2 * c + (jp >> 1))));
         for (int t = 0; t < TT; t++) {
           const int8_t* q = xt[t][b].qs + 32 * c + 8 * jp;
           const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, _mm256_set1_epi32(le32(q))),
@@ -223,10 +297,16 @@ TAVX2 void rows8_q6(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_
     for (int t = 0; t < TT; t++) {
       __m256i side = _mm256_setzero_si256();
       for (int pr = 0; pr < 8; pr++)
-        side = _mm256_add_epi32(side, _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kQ6Pair + 32 * pr)),
+        side = _mm256_add_epi32(side, _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(sb + kS16Side + 32 * pr)),
                                                         _mm256_set1_epi32(le32(xt[t][b].bsums + 2 * pr))));
-      const __m256i is = _mm256_sub_epi32(ai[t], _mm256_slli_epi32(side, 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(d8, _mm256_set1_ps(xt[t][b].d)), acc[t]);
+      const __m256 dx = _mm256_set1_ps(xt[t][b].d);
+      if constexpr (S16<K>::kShift >= 0) {
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ai[t], _mm256_slli_epi32(side, S16<K>::kShift))), _mm256_mul_ps(d8, dx), acc[t]);
+      } else {
+        const __m256 dm8 = _mm256_load_ps(reinterpret_cast<const float*>(sb + kS16Dmin));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai[t]), _mm256_mul_ps(d8, dx), acc[t]);
+        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(side), _mm256_mul_ps(dm8, dx), acc[t]);
+      }
     }
   }
   for (int t = 0; t < TT; t++) _mm256_storeu_ps(y + (t0 + t) * ldy + r, acc[t]);
@@ -242,12 +322,13 @@ struct Q45Plan {
     rows8<Q5, TT>(s, nb, x, y, ldy, r, t0);
   }
 };
-struct Q6Plan {
-  static constexpr int64_t kBytes = 210, kScratch = kQ6Block;
-  TAVX2 static void transpose(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) { transpose8_q6(w, rowBytes, nb, s); }
+template <KType K>
+struct S16Plan {
+  static constexpr int64_t kBytes = S16<K>::kBytes, kScratch = kS16Block;
+  TAVX2 static void transpose(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s) { transpose8_s16<K>(w, rowBytes, nb, s); }
   template <int TT>
   TAVX2 static void rows(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t ldy, int64_t r, int64_t t0) {
-    rows8_q6<TT>(s, nb, x, y, ldy, r, t0);
+    rows8_s16<K, TT>(s, nb, x, y, ldy, r, t0);
   }
 };
 
@@ -274,7 +355,10 @@ int64_t rows_lanes_avx2(KType kt, const uint8_t* w, int64_t cols, const Q8K* x, 
                         int64_t r0, int64_t r1) {
   if (kt == KType::Q4K) return lanes<Q45Plan<false>>(w, cols, x, y, ldy, T, r0, r1);
   if (kt == KType::Q5K) return lanes<Q45Plan<true>>(w, cols, x, y, ldy, T, r0, r1);
-  if (kt == KType::Q6K && T >= kLanesQ6MinT) return lanes<Q6Plan>(w, cols, x, y, ldy, T, r0, r1);
+  if (T < kLanesS16MinT) return r0;  // the 16-value sub-block types transpose more per row
+  if (kt == KType::Q6K) return lanes<S16Plan<KType::Q6K>>(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q3K) return lanes<S16Plan<KType::Q3K>>(w, cols, x, y, ldy, T, r0, r1);
+  if (kt == KType::Q2K) return lanes<S16Plan<KType::Q2K>>(w, cols, x, y, ldy, T, r0, r1);
   return r0;
 }
 

@@ -156,10 +156,10 @@ test("K-quant parity on a threaded product (rows split across the pool) and a 64
   }
 });
 
-test("K-quant prefill with rows as lanes (AVX2 q4_k / q5_k from 5 tokens, q6_k from 16): whole groups of 8 rows, a ragged rest, long prompts", { skip }, () => {
+test("K-quant prefill with rows as lanes (AVX2 q4_k / q5_k from 5 tokens, q2_k / q3_k / q6_k from 16): whole groups of 8 rows, a ragged rest, long prompts", { skip }, () => {
   addon!.setThreads(2);
   let seed = 1300;
-  for (const name of ["q4_k", "q5_k", "q6_k"]) {
+  for (const name of ["q4_k", "q5_k", "q6_k", "q3_k", "q2_k"]) {
     for (const [rows, cols, T] of [[8, 256, 5], [13, 512, 6], [40, 768, 24], [64, 256, 130], [21, 1024, 9], [16, 512, 16], [11, 256, 17]]) {
       runCase(name, rows, cols, T, seed++);
     }
