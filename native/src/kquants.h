@@ -117,6 +117,15 @@ KQ_SSE __m128i scale_min_k4_sse(const uint8_t* s) {
   return _mm_or_si128(lo, hi);
 }
 
+// Bits a … a + width of each byte of v moved to bit `to` (mask: `width` ones), the rest zero: one 16-bit shift (a
+// byte's own bits stay in its masked field) and an and. The K-quant code unpackers (kquants_avx2.cc,
+// kquants_lanes_avx2.cc).
+KQ_SSE __m256i field_to(__m256i v, int a, int to, int mask) {
+  const __m256i m = _mm256_set1_epi8(static_cast<char>(mask << to));
+  if (a <= to) return _mm256_and_si256(_mm256_sll_epi16(v, _mm_cvtsi32_si128(to - a)), m);
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(a - to)), m);
+}
+
 // → 16 int8 scales of q3_k, bias taken off (as unpack_scales_q3k). Reads exactly the 12 bytes.
 KQ_SSE __m128i scales_q3k_sse(const uint8_t* s) {
   const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s));  // bytes 0–7

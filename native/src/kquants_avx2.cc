@@ -24,13 +24,6 @@ TAVX2 INL __m256i ld(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_c
 TAVX2 INL __m256i bits(__m256i v, int shift, int mask) {
   return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(static_cast<char>(mask)));
 }
-// bits a … of each byte straight to bit `to` (one shift and a mask; a 16-bit lane shift only moves each byte's own
-// bits into the masked field)
-TAVX2 INL __m256i field_to(__m256i v, int a, int to, int mask) {
-  const __m256i m = _mm256_set1_epi8(static_cast<char>(mask << to));
-  if (a <= to) return _mm256_and_si256(_mm256_sll_epi16(v, _mm_cvtsi32_si128(to - a)), m);
-  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(a - to)), m);
-}
 
 // 16 int8 scales of 16-value sub-blocks → the table: even scales (int16) in the low lane, odd ones in the high.
 TAVX2 INL __m256i table16(__m128i s) {

@@ -160,13 +160,6 @@ TAVX2 INL __m256i dup_sbyte16(__m256i c, int k, bool pair) {
   return _mm256_srai_epi16(_mm256_shuffle_epi8(c, _mm256_add_epi8(idx, add)), 8);
 }
 
-// bits a … of each byte moved to bit `to` (mask bits wide), as kquants_avx2.cc's field_to
-TAVX2 INL __m256i bits_to(__m256i v, int a, int to, int mask) {
-  const __m256i m = _mm256_set1_epi8(static_cast<char>(mask << to));
-  if (a <= to) return _mm256_and_si256(_mm256_sll_epi16(v, _mm_cvtsi32_si128(to - a)), m);
-  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(a - to)), m);
-}
-
 // Per type: block bytes, where d (and dmin) sit, the 16 scale bytes and the 16 side bytes of a block, the code offset
 // (side << shift comes off the integers) or, for q2_k, the mins' float term.
 template <KType K>
@@ -215,7 +208,7 @@ TAVX2 INL void codes_q6(const uint8_t* const* p, uint8_t* o) {
         for (int half = 0; half < 2; half++) {
           const int k = kk + 2 * half;  // low nibbles: chunk k = kk, high: kk + 2
           const __m256i lo = half ? _mm256_and_si256(_mm256_srli_epi16(c[j], 4), m4) : _mm256_and_si256(c[j], m4);
-          st(o + 32 * (8 * (4 * n + k) + j), _mm256_or_si256(lo, bits_to(h[j], 2 * k, 4, 3)));
+          st(o + 32 * (8 * (4 * n + k) + j), _mm256_or_si256(lo, field_to(h[j], 2 * k, 4, 3)));
         }
       }
     }
@@ -235,8 +228,8 @@ TAVX2 INL void codes_q23(const uint8_t* const* p, uint8_t* o) {
     transpose8_epi32(R, c);
     for (int jj = 0; jj < 8; jj++) {
       for (int j = 0; j < 4; j++) {
-        __m256i u = bits_to(c[jj], 2 * j, 0, 3);
-        if constexpr (K == KType::Q3K) u = _mm256_or_si256(u, bits_to(h[jj], 4 * n + j, 2, 1));
+        __m256i u = field_to(c[jj], 2 * j, 0, 3);
+        if constexpr (K == KType::Q3K) u = _mm256_or_si256(u, field_to(h[jj], 4 * n + j, 2, 1));
         st(o + 32 * (8 * (4 * n + j) + jj), u);
       }
     }
