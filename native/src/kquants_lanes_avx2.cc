@@ -1,5 +1,6 @@
-// K-quant prefill on AVX2 with rows as lanes (q4_k / q5_k below; q2_k / q3_k / q6_k further down) (from kLanesMinT tokens; kquants_avx2.cc's row plan below that and
-// for the last rows % 8). The row plan spends vpmaddubsw + vpmaddwd + vpaddd per 32 products and token; here 8
+// K-quant prefill on AVX2 with rows as lanes: q4_k / q5_k first, then q2_k / q3_k / q6_k (thresholds in kquants.h;
+// kquants_avx2.cc's row plan runs below them and the last rows % 8). q4_k / q5_k: the row plan spends vpmaddubsw +
+// vpmaddwd + vpaddd per 32 products and token; here 8
 // rows' super-blocks are unpacked once into per-thread scratch so that one register holds 4 codes of each of the 8
 // rows, one token's 4 activations are a dword broadcast, and vpmaddubsw + vpaddw (int16 sums) cover 32 products:
 //   sub-block s, chunk j (values 4j … 4j+3): p16 += maddubs(codes[s][j], bcast(x.qs[32s + 4j]))   (8 chunks)
