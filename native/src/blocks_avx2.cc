@@ -95,12 +95,6 @@ TAVX2 INL __m256i load2(const uint8_t* a, const uint8_t* b) {
                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
 }
 
-// A per-thread buffer of at least `bytes`, 64-byte aligned (the transposed scratches below).
-INL uint8_t* scratch64(std::vector<uint8_t>& buf, int64_t bytes) {
-  if (buf.size() < static_cast<size_t>(bytes + 64)) buf.resize(bytes + 64);
-  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-}
-
 // The fifth bits of two q5 blocks' values as 0x10 bytes, in unpack2's order: lo = values 0-15 of block 0 (lane 0)
 // and block 1 (lane 1), hi = values 16-31. m holds qh of block 0 (low dword) and block 1; both lanes see all of it
 // (one broadcast), each byte picks its qh byte and tests one bit. (A broadcast per register, each built from a
@@ -236,26 +230,38 @@ TAVX2 void tile(const WView& w, const char* qact, int64_t per, float* y, int64_t
 // q4_0 to ~14.6 GB/s and q8_0 to ~17.3 GB/s per Zen 3 core; with two, ~15.5 and ~19.3. The scales dw · dx of the 8
 // blocks are one multiply, a pair's lanes one permute of it (q4_0 ~16.1 GB/s). (Two rows at once, sharing the
 // token's loads, measured slower: ~12 GB/s for q8_0, two streams a row apart.)
-template <Fmt F, bool PF = true>
-TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m256* acc) {
+// The decode step of blocks b … b + 7 given their scales dw8 (q4_1 / q5_1: mins mw8) and load(k), which returns pair
+// k (blocks b + 2k, b + 2k + 1) as load_pair gives it: the GGUF blocks below, and `--quantize 4`'s int4 rows
+// (int4_group8_dec).
+template <Fmt F, class LoadPair>
+TAVX2 INL void dec8(__m256 dw8, __m256 mw8, int64_t b, const LegacyAct& a, __m256* acc, const LoadPair& load) {
   using L = Lay<F>;
-  const __m256 dw8 = f16x8<L::B>(p);
   if constexpr (L::min || L::S != 0) {
-    const __m256 mw8 = L::min ? f16x8<L::B>(p + 2) : _mm256_mul_ps(dw8, _mm256_set1_ps(-static_cast<float>(L::S)));
+    if constexpr (!L::min) mw8 = _mm256_mul_ps(dw8, _mm256_set1_ps(-static_cast<float>(L::S)));
     acc[0] = _mm256_fmadd_ps(mw8, _mm256_load_ps(a.sd + b), acc[0]);
   }
   const __m256 s8 = _mm256_mul_ps(dw8, _mm256_load_ps(a.d + b));  // dw · dx of the 8 blocks
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
-    const uint8_t* pk = p + 2 * k * L::B;
-    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + kAvx2Prefetch), _MM_HINT_T0);
+    const PairW pw = load(k);
     const int64_t q = legacy_q_index(b + 2 * k, 0);
     const __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + q));
     const __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + q + 64));
-    const __m256i is = pair_dot<F>(load_pair<F>(pk), xl, xh);
+    const __m256i is = pair_dot<F>(pw, xl, xh);
     const __m256 s = _mm256_permutevar8x32_ps(s8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
     acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), s, acc[k & 1]);
   }
+}
+
+template <Fmt F, bool PF = true>
+TAVX2 INL void group8_dec(const uint8_t* p, int64_t b, const LegacyAct& a, __m256* acc) {
+  using L = Lay<F>;
+  const __m256 dw8 = f16x8<L::B>(p), mw8 = L::min ? f16x8<L::B>(p + 2) : _mm256_setzero_ps();
+  dec8<F>(dw8, mw8, b, a, acc, [&](int k) TAVX2 {
+    const uint8_t* pk = p + 2 * k * L::B;
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(pk + kAvx2Prefetch), _MM_HINT_T0);
+    return load_pair<F>(pk);
+  });
 }
 
 // Row r for the one token (decode); a last partial group of blocks as in tile().
@@ -754,25 +760,17 @@ namespace {
 // byte j holds values 2j (low nibble) and 2j + 1), their 8 f32 scales dw8. Pair k (blocks 2k, 2k + 1) is one 32-byte
 // load whose lanes are the two blocks; low nibbles meet LegacyAct::q's low halves (the even values,
 // legacy_quantize_even_odd), high nibbles the odd ones. Signed codes xor 8 → unsigned, the −8 · dw · dx · Σ q shift
-// through sd, as q4_0's.
+// through sd: q4_0's decode step (dec8) with this pair load.
 template <bool PF = true>
 TAVX2 INL void int4_group8_dec(const uint8_t* p, __m256 dw8, int64_t b, const LegacyAct& a, __m256* acc) {
-  acc[0] = _mm256_fmadd_ps(_mm256_mul_ps(dw8, _mm256_set1_ps(-8.f)), _mm256_load_ps(a.sd + b), acc[0]);
-  const __m256 s8 = _mm256_mul_ps(dw8, _mm256_load_ps(a.d + b));
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x88)), m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-  const int8_t* qb = a.q + 32 * b;  // b is a multiple of 8: block b + 2k's halves at 128 (k / 2) + 32 (k % 2) (+ 64)
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; k++) {
+  dec8<Fmt::Q4_0>(dw8, _mm256_setzero_ps(), b, a, acc, [&](int k) TAVX2 {
     if (PF && k % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + 32 * k + kAvx2Prefetch), _MM_HINT_T0);
-    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * k)), flip);
-    const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    const int8_t* q = qb + 128 * (k >> 1) + 32 * (k & 1);
-    const __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(q));
-    const __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64));
-    const __m256i is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones);
-    const __m256 s = _mm256_permutevar8x32_ps(s8, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
-    acc[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), s, acc[k & 1]);
-  }
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 * k)), _mm256_set1_epi8(static_cast<char>(0x88)));
+    PairW pw;
+    pw.lo = _mm256_and_si256(v, m4), pw.hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    return pw;
+  });
 }
 
 // The scales of blocks b … b + 7 of a row (b a multiple of 8, b + 8 ≤ the row's blocks) when one scale covers m

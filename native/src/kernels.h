@@ -1,6 +1,7 @@
 // Kernel entry points shared by the ISA variants. Everything here works on raw pointers; the binding (addon.cc)
 // has already checked every length, so kernels never bounds-check.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -45,6 +46,13 @@ struct WView {
 // 24576×4096 matrices, 0-2 % on 16 rotating 5504×2048 ones; 8192 no better than 4096; none at all −20 %. (The f16 row
 // kernel, matmul_avx2.cc, has none: a line 4 KB ahead per 32 weights made it 5-7 % slower at 5504×2048.)
 constexpr int64_t kAvx2Prefetch = 4096;
+
+// `bytes` of buf, grown as needed, from a 64-byte boundary: the per-thread transposed scratches of the "rows as
+// lanes" kernels (blocks_avx2.cc, kquants_lanes_avx2.cc).
+inline uint8_t* scratch64(std::vector<uint8_t>& buf, int64_t bytes) {
+  if (buf.size() < static_cast<size_t>(bytes + 64)) buf.resize(bytes + 64);
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+}
 
 // What the CPU can run, detected once (cpu.cc).
 struct CpuCaps {

@@ -43,18 +43,17 @@ TAVX2 INL int32_t le32(const void* p) {
   return v;
 }
 
-// Byte k of every dword of c as an int16 pair (v, v) in that dword (the scales and mins are 6-bit, unsigned).
-TAVX2 INL __m256i dup_byte16(__m256i c, int k) {
-  const __m256i base = _mm256_setr_epi8(0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0, -128, 0,
-                                        -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128);
-  // adding k to the −128 (0x80) bytes keeps their high bit set: they still pick 0
-  return _mm256_shuffle_epi8(c, _mm256_add_epi8(base, _mm256_set1_epi8(static_cast<char>(k))));
-}
-
-// q5_k's fifth bits of sub-block s: bit s of each qh byte → bit 4.
-TAVX2 INL __m256i fifth(__m256i h, int s) {
-  const __m256i at = s <= 4 ? _mm256_sll_epi16(h, _mm_cvtsi32_si128(4 - s)) : _mm256_srl_epi16(h, _mm_cvtsi32_si128(s - 4));
-  return _mm256_and_si256(at, _mm256_set1_epi8(0x10));
+// int8 byte k (0 … 3) of every dword of c, sign-extended into both words (v, v); or bytes k, k + 1 as (v_k, v_k+1).
+// (q4_k / q5_k's 6-bit scales and mins are below 128, so sign extension keeps them.)
+TAVX2 INL __m256i dup_sbyte16(__m256i c, int k, bool pair) {
+  const int k2 = pair ? k + 1 : k;
+  const __m256i idx = _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0, -128, 0,
+                                       -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
+  const __m256i add = _mm256_setr_epi8(0, static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
+                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
+                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
+                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2));
+  return _mm256_srai_epi16(_mm256_shuffle_epi8(c, _mm256_add_epi8(idx, add)), 8);
 }
 
 // Rows w, w + rowBytes, … (8 rows) → the scratch s, every super-block.
@@ -78,8 +77,8 @@ TAVX2 void transpose8(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s
     std::memcpy(o + kDmin, dm, 32);
     transpose8_epi32(R, c);  // c[0] / c[1]: scales 0-3 / 4-7 of row i in dword i; c[2] / c[3] the mins
     for (int sb = 0; sb < 8; sb++) {
-      st(o + kSc + 32 * sb, dup_byte16(c[sb >> 2], sb & 3));
-      st(o + kMin + 32 * sb, dup_byte16(c[2 + (sb >> 2)], sb & 3));
+      st(o + kSc + 32 * sb, dup_sbyte16(c[sb >> 2], sb & 3, false));
+      st(o + kMin + 32 * sb, dup_sbyte16(c[2 + (sb >> 2)], sb & 3, false));
     }
     if constexpr (Q5) {
       for (int i = 0; i < 8; i++) R[i] = ld(p[i] + 16);
@@ -91,7 +90,7 @@ TAVX2 void transpose8(const uint8_t* w, int64_t rowBytes, int64_t nb, uint8_t* s
       transpose8_epi32(R, c);  // c[j]: bytes 4j … 4j+3 of each row
       for (int j = 0; j < 8; j++) {
         __m256i lo = _mm256_and_si256(c[j], m4), hi = _mm256_and_si256(_mm256_srli_epi16(c[j], 4), m4);
-        if constexpr (Q5) lo = _mm256_or_si256(lo, fifth(h[j], 2 * n)), hi = _mm256_or_si256(hi, fifth(h[j], 2 * n + 1));
+        if constexpr (Q5) lo = _mm256_or_si256(lo, field_to(h[j], 2 * n, 4, 1)), hi = _mm256_or_si256(hi, field_to(h[j], 2 * n + 1, 4, 1));
         st(o + kCodes + 32 * (8 * (2 * n) + j), lo);
         st(o + kCodes + 32 * (8 * (2 * n + 1) + j), hi);
       }
@@ -148,18 +147,6 @@ TAVX2 void rows8(const uint8_t* s, int64_t nb, const Q8K* x, float* y, int64_t l
 // (q2_k), sc[16] as (v, v), the side pairs (v_2p, v_2p+1) [8] (q6_k / q3_k: the scales, for the code offset; q2_k:
 // the mins), codes[8 chunks][8] of [8 rows][4] as for q4_k.
 constexpr int64_t kS16Dmin = 32, kS16Sc = 64, kS16Side = 576, kS16Codes = 832, kS16Block = 2880;
-
-// int8 byte k (0 … 3) of every dword of c, sign-extended into both words (v, v); or bytes k, k + 1 as (v_k, v_k+1).
-TAVX2 INL __m256i dup_sbyte16(__m256i c, int k, bool pair) {
-  const int k2 = pair ? k + 1 : k;
-  const __m256i idx = _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0, -128, 0,
-                                       -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
-  const __m256i add = _mm256_setr_epi8(0, static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
-                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
-                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2), 0,
-                                       static_cast<char>(k), 0, static_cast<char>(k2), 0, static_cast<char>(k), 0, static_cast<char>(k2));
-  return _mm256_srai_epi16(_mm256_shuffle_epi8(c, _mm256_add_epi8(idx, add)), 8);
-}
 
 // Per type: block bytes, where d (and dmin) sit, the 16 scale bytes and the 16 side bytes of a block, the code offset
 // (side << shift comes off the integers) or, for q2_k, the mins' float term.
@@ -331,8 +318,7 @@ template <class P>
 TAVX2 int64_t lanes(const uint8_t* w, int64_t cols, const Q8K* x, float* y, int64_t ldy, int64_t T, int64_t r0, int64_t r1) {
   const int64_t nb = cols / QK, rowBytes = nb * P::kBytes;
   thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(nb * P::kScratch + 64)) buf.resize(nb * P::kScratch + 64);
-  uint8_t* s = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  uint8_t* s = scratch64(buf, nb * P::kScratch);
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) {
     P::transpose(w + r * rowBytes, rowBytes, nb, s);
