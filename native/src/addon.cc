@@ -274,15 +274,15 @@ void Matmul(const Napi::CallbackInfo& info) {
   // kernels over Q8_0-style activations (blocks_avx2.cc), not the packed f32 GEMM / exact row kernel below. One core,
   // 4096², T = 128: int4 group 32 83 → 156 GOP/s (full-size prefill 99 → 172 tok/s), int8 per row 82 → 130 GOP/s;
   // int8 decode 12 → 21 GB/s.
-  const bool q4g32_rows = w.fmt == Fmt::Q4G && w.group == 32 && T >= kIlMinT;
-  const bool int4_dec = T == 1 && int4_dec_avx2_supports(w);
-  const bool q8row_rows = w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kIlMinT || T == 1);  // 2-3 tokens: exact
-  if (!exact && s.isa == Isa::Avx2 && int4_dec)  // int4 decode: 1.2-1.8× matmul_q4_avx2_rows (blocks_avx2.cc)
-    return matmul_legacy_acts(w, x, y, T, BlockIsa{s.isa, false}, s.pool, s.qscratch, int4_dec_avx2,
-                              legacy_quantize_even_odd);
-  if (!exact && s.isa == Isa::Avx2 && (q4g32_rows || q8row_rows))
-    return matmul_legacy_acts(w, x, y, T, BlockIsa{s.isa, false}, s.pool, s.qscratch,
-                              q4g32_rows ? q4g32_rows_avx2 : q8row_rows_avx2);
+  if (!exact && s.isa == Isa::Avx2) {
+    const BlockIsa bisa{s.isa, false};
+    if (T == 1 && int4_dec_avx2_supports(w))  // int4 decode: 1.2-1.8× matmul_q4_avx2_rows (blocks_avx2.cc)
+      return matmul_legacy_acts(w, x, y, T, bisa, s.pool, s.qscratch, int4_dec_avx2, legacy_quantize_even_odd);
+    if (w.fmt == Fmt::Q4G && w.group == 32 && T >= kIlMinT)
+      return matmul_legacy_acts(w, x, y, T, bisa, s.pool, s.qscratch, q4g32_rows_avx2);
+    if (w.fmt == Fmt::Q8 && cols % 32 == 0 && (T >= kIlMinT || T == 1))  // 2-3 tokens: exact
+      return matmul_legacy_acts(w, x, y, T, bisa, s.pool, s.qscratch, q8row_rows_avx2);
+  }
   // f32-activation q4_group / q8_group (GPTQ / AWQ; q8_group is f32 on every non-AMX path anyway) on any AVX2+
   // x86: streams for decode (q8_group 4.3× group_zp.cc's kernel), a packed GEMM for prefill.
   // And on AVX2 without VNNI every int format's prompt (T ≥ kGroupF32GemmMinT) takes the packed f32 GEMM: 1.5× the
