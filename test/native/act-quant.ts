@@ -27,12 +27,6 @@ export function quantizeActsQ8_0(x: Float32Array, T: number, cols: number): Floa
 }
 
 /**
- * Whether the AVX2 (no VNNI) prompt path takes an int weight through the packed f32 GEMM instead of int8
- * activations (native/src/group_f32_avx2.cc, addon.cc): T ≥ 10 tokens, q4 / q8 rows or groups of whole 32-column
- * units (a row format's group is its cols), but not int4 group 32 (from 4 tokens) and int8 rows (avx2Q8RowsTakes),
- * which take the GGUF q4_0 / q8_0 kernels.
- */
-/**
  * Whether AVX2 (no VNNI) runs int8 row weights on Q8_0-style activations: decode through q8_0's decode plan, prompts of
  * 4 tokens or more through its int16 rows-as-lanes kernel (blocks_avx2.cc); 2-3 tokens stay exact.
  */
@@ -40,6 +34,12 @@ export function avx2Q8RowsTakes(cols: number, T: number): boolean {
   return (T >= 4 || T === 1) && cols % 32 === 0;
 }
 
+/**
+ * Whether the AVX2 (no VNNI) prompt path takes an int weight through the packed f32 GEMM instead of int8
+ * activations (native/src/group_f32_avx2.cc, addon.cc): T ≥ 10 tokens, q4 / q8 rows or groups of whole 32-column
+ * units (a row format's group is its cols), but not int4 group 32 (from 4 tokens) and int8 rows (avx2Q8RowsTakes),
+ * which take the GGUF q4_0 / q8_0 kernels.
+ */
 export function avx2GemmTakes(format: string, cols: number, group: number | undefined, T: number): boolean {
   // int4 group 32 from 4 tokens runs the q4_0 rows-as-lanes kernel instead (q4g32_rows_avx2: int8 activations)
   if (format === "q4_group" && group === 32 && T >= 4) return false;
